@@ -1,0 +1,366 @@
+"""The `tix` command line: a thin client of the daemon (it never opens the database).
+
+Every command takes the workspace from `--home DIR`, else `TIX_HOME`, else `~/.tix`. Errors are
+one line on stderr: exit status 2 for bad input (an invalid experiment, a refused or wrong SQL
+query, an unknown run), 1 for a failed operation, 0 for success.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from engine.client import Client, DaemonUnavailable, RequestFailed, daemon_running, start_daemon
+from engine.workspace import Workspace
+
+INPUT_ERRORS = {"refused", "query_error", "bad_request", "not_found"}
+STATUS_COLUMNS = ("id", "experiment", "name", "kind", "state", "progress", "started", "finished")
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+class Failure(click.ClickException):
+    """A one-line error with an exit status."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"tix: error: {self.message}", err=True)
+
+
+def workspace(ctx: click.Context) -> Workspace:
+    return ctx.find_root().obj
+
+
+def connect(ctx: click.Context) -> Client:
+    return Client(workspace(ctx))
+
+
+def call(ctx: click.Context, op: str, **args: Any) -> Any:
+    """One request on a fresh connection, with daemon errors turned into one-line failures."""
+    with connect(ctx) as client:
+        return client.request(op, **args)
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", type=click.Path(file_okay=False), envvar="TIX_HOME",
+              help="Workspace folder (default: TIX_HOME, else ~/.tix).")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None) -> None:
+    """tix: a terminal experiment manager for LLM post-training research.
+
+    Bare `tix` will open the TUI; until then it prints this help.
+    """
+    ctx.obj = Workspace.resolve(home)
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+# -- experiments ----------------------------------------------------------------------------------
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def check(files: tuple[str, ...]) -> None:
+    """Validate experiment files: prints `ok` or one line per error (exit 2 when invalid)."""
+    from engine.spec import check_file
+
+    bad = False
+    for file in files:
+        errors = check_file(file)
+        for error in errors:
+            click.echo(str(error), err=True)
+        if not errors:
+            click.echo(f"{file}: ok" if len(files) > 1 else "ok")
+        bad = bad or bool(errors)
+    if bad:
+        sys.exit(2)
+
+
+def load_plan(file: str, only: tuple[str, ...]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from engine.plan import content_hash, plan_experiment
+    from engine.spec import SpecErrors, load_experiment
+
+    try:
+        exp = load_experiment(file)
+    except SpecErrors as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    record = {"name": exp.name, "path": str(exp.path), "spec": exp.text,
+              "spec_hash": content_hash(exp.text)}
+    return record, plan_experiment(exp, set(only) or None)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--wait", is_flag=True,
+              help="Show progress until every run ends; exit 0 only if all succeeded.")
+@click.option("--only", multiple=True, type=click.Choice(["build", "train", "eval", "analyse"]),
+              help="Queue only runs of this kind (and what they depend on). Repeatable.")
+@click.pass_context
+def run(ctx: click.Context, file: str, wait: bool, only: tuple[str, ...]) -> None:
+    """Queue an experiment's runs (identical runs already done are reused)."""
+    record, runs = load_plan(file, only)
+    with connect(ctx) as client:
+        if wait:
+            client.subscribe()
+        queued = client.request("submit", experiment=record, runs=runs)
+        for item in queued:
+            note = " (reused)" if item["reused"] else ""
+            click.echo(f"{item['id']}  {item['state']}{note}")
+        if wait:
+            ok = wait_for(client, [item["id"] for item in queued])
+            sys.exit(0 if ok else 1)
+
+
+def wait_for(client: Client, run_ids: list[str]) -> bool:
+    """Print state changes and progress until every run is terminal; True if all succeeded."""
+    runs = {r["id"]: r for r in client.request("status", ids=run_ids)}
+    shown: dict[str, tuple[str, int]] = {}
+    for run in runs.values():
+        report(run, shown)
+    while not all(r["state"] in TERMINAL for r in runs.values()):
+        for message in client.pushes(timeout=5.0):
+            run = message.get("run")
+            if run and run["id"] in runs:
+                runs[run["id"]] = run
+                report(run, shown)
+            if all(r["state"] in TERMINAL for r in runs.values()):
+                break
+        else:
+            runs.update({r["id"]: r for r in client.request("status", ids=run_ids)})
+    failed = [r for r in runs.values() if r["state"] != "succeeded"]
+    for run in failed:
+        click.echo(f"{run['id']} {run['state']}: {run['error'] or ''}".rstrip(), err=True)
+    return not failed
+
+
+def report(run: dict[str, Any], shown: dict[str, tuple[str, int]]) -> None:
+    """One line when a run changes state or passes another tenth of its progress."""
+    tenth = int((run.get("progress") or 0) * 10)
+    if shown.get(run["id"]) == (run["state"], tenth):
+        return
+    shown[run["id"]] = (run["state"], tenth)
+    stamp = time.strftime("%H:%M:%S")
+    progress = f" {run['progress_text']}" if run["state"] == "running" and run.get("progress_text") else ""
+    click.echo(f"[{stamp}] {run['id']} {run['name'] or ''} {run['kind']}: {run['state']}{progress}")
+
+
+@cli.command()
+@click.pass_context
+def demo(ctx: click.Context) -> None:
+    """Run the tiny lab (experiments/tiny-lab.yaml) through the daemon, end to end as far as built."""
+    file = Path(__file__).resolve().parent.parent / "experiments" / "tiny-lab.yaml"
+    if not file.is_file():
+        raise Failure(f"{file} not found: run `tix demo` from an editable install (make demo)")
+    click.echo(f"tix demo: {file} (workspace {workspace(ctx).home})")
+    click.echo("this version builds and pre-trains the tiny lab's base model; training, "
+               "evaluation and the TI table arrive with the next issues")
+    ctx.invoke(run, file=str(file), wait=True, only=("build",))
+
+
+# -- runs -----------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of run objects.")
+@click.option("--experiment", "-e", help="Only runs of this experiment.")
+@click.option("--state", "states", multiple=True,
+              type=click.Choice(["queued", "running", "succeeded", "failed", "cancelled"]),
+              help="Only runs in this state. Repeatable.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool, experiment: str | None, states: tuple[str, ...]) -> None:
+    """List runs: id, experiment, kind, state, progress, started, finished."""
+    runs = call(ctx, "status", experiment=experiment, states=list(states))
+    if as_json:
+        click.echo(json.dumps(runs, indent=1))
+        return
+    rows = [[run["id"], run["experiment"] or "", run["name"] or "", run["kind"], run["state"],
+             progress_cell(run), run["started_at"] or "", run["finished_at"] or ""] for run in runs]
+    click.echo(render_table(list(STATUS_COLUMNS), rows) if rows else "no runs")
+
+
+def progress_cell(run: dict[str, Any]) -> str:
+    if run["state"] == "succeeded":
+        return "done"
+    if run.get("progress") is not None:
+        return f"{run['progress'] * 100:.0f}%"
+    return run.get("progress_text") or ""
+
+
+@cli.command()
+@click.argument("target")
+@click.pass_context
+def cancel(ctx: click.Context, target: str) -> None:
+    """Cancel a run (id or unique prefix) or every unfinished run of an experiment."""
+    done = call(ctx, "cancel", target=target)
+    click.echo("\n".join(f"cancelling {run_id}" for run_id in done) if done else "nothing to cancel")
+
+
+@cli.command()
+@click.argument("run_ref", metavar="RUN")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new output until the run ends.")
+@click.option("--stream", type=click.Choice(["both", "stdout", "stderr"]), default="both", show_default=True)
+@click.pass_context
+def logs(ctx: click.Context, run_ref: str, follow: bool, stream: str) -> None:
+    """Print a run's stdout and stderr logs (from its run folder)."""
+    with connect(ctx) as client:
+        run_info = client.request("run", id=run_ref)
+        run_dir = Path(run_info["run_dir"] or workspace(ctx).run_dir(run_info["id"]))
+        names = ["stdout.log", "stderr.log"] if stream == "both" else [f"{stream}.log"]
+        offsets = {name: 0 for name in names}
+        pump_logs(run_dir, offsets)
+        while follow and run_info["state"] not in TERMINAL:
+            time.sleep(0.5)
+            pump_logs(run_dir, offsets)
+            run_info = client.request("run", id=run_info["id"])
+        pump_logs(run_dir, offsets)
+
+
+def pump_logs(run_dir: Path, offsets: dict[str, int]) -> None:
+    for name, offset in offsets.items():
+        try:
+            with open(run_dir / name, "rb") as f:
+                f.seek(offset)
+                data = f.read()
+        except FileNotFoundError:
+            continue
+        offsets[name] = offset + len(data)
+        if data:
+            sys.stdout.write(data.decode("utf-8", "replace"))
+            sys.stdout.flush()
+
+
+# -- SQL ------------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("query")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)
+@click.option("--max-rows", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="Rows to fetch at most.")
+@click.pass_context
+def sql(ctx: click.Context, query: str, fmt: str, max_rows: int) -> None:
+    """Run a read-only SQL query on the database (`-` reads it from stdin)."""
+    if query == "-":
+        query = sys.stdin.read()
+    result = call(ctx, "sql", query=query, max_rows=max_rows)
+    click.echo(FORMATTERS[fmt](result["columns"], result["rows"]), nl=fmt != "csv")
+    if result["truncated"]:
+        click.echo(f"(first {max_rows} rows shown; raise --max-rows for more)", err=True)
+
+
+def render_table(columns: list[str], rows: Iterable[list[Any]]) -> str:
+    cells = [[text_cell(v) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def text_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def render_csv(columns: list[str], rows: list[list[Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([[v if isinstance(v, str) or v is None else json.dumps(v) for v in r] for r in rows])
+    return out.getvalue()
+
+
+def render_json(columns: list[str], rows: list[list[Any]]) -> str:
+    return json.dumps([dict(zip(columns, r, strict=True)) for r in rows], indent=1)
+
+
+FORMATTERS: dict[str, Callable[[list[str], list[list[Any]]], str]] = {
+    "table": lambda c, r: render_table(c, r) + f"\n({len(r)} row{'s' if len(r) != 1 else ''})",
+    "csv": render_csv,
+    "json": render_json,
+}
+
+
+# -- daemon ---------------------------------------------------------------------------------------
+@cli.group()
+def daemon() -> None:
+    """Start, stop or inspect the daemon (clients start it on demand anyway)."""
+
+
+@daemon.command("start")
+@click.option("--foreground", is_flag=True, help="Run in this terminal (for systemd or debugging).")
+@click.pass_context
+def daemon_start(ctx: click.Context, foreground: bool) -> None:
+    """Start the daemon if none is running."""
+    ws = workspace(ctx)
+    if foreground:
+        from engine.server import main as server_main
+
+        sys.exit(server_main(["--home", str(ws.home)]))
+    if not daemon_running(ws):
+        start_daemon(ws)
+    info = call(ctx, "ping")
+    click.echo(f"daemon running: pid {info['pid']}, {ws.socket}")
+
+
+@daemon.command("stop")
+@click.pass_context
+def daemon_stop(ctx: click.Context) -> None:
+    """Stop the daemon; running workers keep going and the next daemon adopts them."""
+    ws = workspace(ctx)
+    if not daemon_running(ws):
+        click.echo("daemon not running")
+        return
+    with Client(ws, autostart=False) as client:
+        info = client.request("shutdown")
+    deadline = time.time() + 15
+    while ws.socket.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    click.echo(f"daemon stopped ({info['workers_left_running']} workers left running)")
+
+
+@daemon.command("status")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def daemon_status(ctx: click.Context, as_json: bool) -> None:
+    """Show the daemon's pid, uptime, clients, GPUs and run counts (exit 3 if it is not running)."""
+    ws = workspace(ctx)
+    try:
+        with Client(ws, autostart=False, timeout=10) as client:
+            info = client.request("ping")
+    except (DaemonUnavailable, OSError):
+        click.echo(json.dumps({"running": False}) if as_json else f"daemon not running ({ws.home})")
+        sys.exit(3)
+    if as_json:
+        click.echo(json.dumps({"running": True, **info}))
+        return
+    runs = ", ".join(f"{n} {s}" for s, n in sorted(info["runs"].items())) or "no runs"
+    click.echo(f"daemon running: pid {info['pid']} on {info['host']}, up {info['uptime']:.0f}s, "
+               f"{info['clients']} client(s), {info['gpus']} GPU(s), {info['cpu_slots']} CPU slot(s), "
+               f"idle exit after {info['idle_timeout']:.0f}s; runs: {runs}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: maps daemon and connection errors to one-line messages."""
+    try:
+        cli.main(args=argv, prog_name="tix", standalone_mode=True)
+    except RequestFailed as exc:
+        click.echo(f"tix: error: {exc}", err=True)
+        sys.exit(2 if exc.code in INPUT_ERRORS else 1)
+    except DaemonUnavailable as exc:
+        click.echo(f"tix: error: {exc}", err=True)
+        sys.exit(1)
+    except BrokenPipeError:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Local executor: start a worker detached from every terminal, signal it, and tell if it lives.
+
+Each worker is `python -m engine.worker RUN_DIR` in its own session (so an SSH hang-up or the
+daemon's death does not reach it), with stdout and stderr appended to files in its run folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from engine.events import STDERR_FILE, STDOUT_FILE
+
+
+@dataclass
+class WorkerHandle:
+    """A worker process; `popen` is set only when this daemon started it (so it can be reaped)."""
+
+    pid: int
+    started: float
+    popen: subprocess.Popen[bytes] | None = None
+
+    def alive(self) -> bool:
+        """True while the process runs; guards against pid reuse with its start time."""
+        if self.popen is not None:
+            return self.popen.poll() is None
+        try:
+            proc = psutil.Process(self.pid)
+            same = abs(proc.create_time() - self.started) < 1.0
+            return same and proc.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    def signal(self, sig: int) -> None:
+        """Signal the worker's whole process group (it leads its own session)."""
+        if not self.alive():
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+
+def spawn_worker(run_dir: Path, home: Path, cuda_visible: str) -> WorkerHandle:
+    """Start the worker for `run_dir`; returns once the process exists."""
+    env = dict(os.environ)
+    env.update({"TIX_HOME": str(home), "CUDA_VISIBLE_DEVICES": cuda_visible, "PYTHONUNBUFFERED": "1"})
+    with open(run_dir / STDOUT_FILE, "ab") as out, open(run_dir / STDERR_FILE, "ab") as err:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "engine.worker", str(run_dir)],
+            cwd=run_dir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+            start_new_session=True, close_fds=True,
+        )
+    try:
+        started = psutil.Process(popen.pid).create_time()
+    except psutil.Error:
+        started = 0.0
+    return WorkerHandle(popen.pid, started, popen)
+
+
+def terminate(handle: WorkerHandle) -> None:
+    handle.signal(signal.SIGTERM)
+
+
+def kill(handle: WorkerHandle) -> None:
+    handle.signal(signal.SIGKILL)

@@ -1,0 +1,188 @@
+"""Ingest: the daemon tails each run's JSON-lines files into DuckDB.
+
+Reading starts at the byte offset stored with the previous batch and takes complete lines only,
+so a line still being written (or torn by a crash) waits. Rows and the new offset are committed
+in one transaction (`Store.write_batch`), so every line is stored exactly once, across daemon
+restarts too. Each line lands in exactly one table: `metric` lines in `metrics` (one row per
+value), `score` lines in `scores`, `shift` lines in `shift_results`, samples in `samples`,
+everything else in `events`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.events import EVENTS_FILE, FINAL_EVENTS, SAMPLES_FILE, read_complete_lines
+from storage.store import IngestBatch, Store, from_epoch, utcnow
+
+
+@dataclass
+class EventSummary:
+    """What one pass learned about a run's state: the scheduler turns it into run updates."""
+
+    lines: int = 0
+    progress: tuple[int, int | None, str] | None = None
+    heartbeat: float | None = None
+    final: dict[str, Any] | None = None
+
+
+def ingest_run(store: Store, run_id: str, run_dir: Path, max_bytes: int = 8 << 20) -> EventSummary:
+    """One pass over a run's events and samples files."""
+    summary = EventSummary()
+    batch = _events_batch(store, run_id, run_dir / EVENTS_FILE, max_bytes, summary)
+    if batch is not None:
+        store.write_batch(batch)
+    batch = _samples_batch(store, run_id, run_dir / SAMPLES_FILE, max_bytes)
+    if batch is not None:
+        store.write_batch(batch)
+    return summary
+
+
+def ingest_until_drained(store: Store, run_id: str, run_dir: Path) -> EventSummary:
+    """Ingest everything complete now on disk (used when a worker has exited)."""
+    total = EventSummary()
+    while True:
+        step = ingest_run(store, run_id, run_dir)
+        _merge(total, step)
+        if step.lines == 0:
+            return total
+
+
+def _merge(total: EventSummary, step: EventSummary) -> None:
+    total.lines += step.lines
+    total.progress = step.progress or total.progress
+    total.heartbeat = step.heartbeat or total.heartbeat
+    total.final = step.final or total.final
+
+
+def _events_batch(store: Store, run_id: str, path: Path, max_bytes: int,
+                  summary: EventSummary) -> IngestBatch | None:
+    offset = store.ingest_offset(run_id, EVENTS_FILE)
+    lines, new_offset = read_complete_lines(path, offset, max_bytes)
+    if new_offset == offset:
+        return None
+    batch = IngestBatch(run_id, EVENTS_FILE, new_offset)
+    position = offset
+    for line in lines:
+        event = _parse(line)
+        if event is None or not isinstance(event.get("type"), str):
+            batch.bad_lines += bool(line.strip())
+        else:
+            _route_event(batch, run_id, position, event, summary)
+        position += len(line) + 1
+    summary.lines += len(lines)
+    return batch
+
+
+def _route_event(batch: IngestBatch, run_id: str, offset: int, event: dict[str, Any],
+                 summary: EventSummary) -> None:
+    kind = event["type"]
+    t = _time(event.get("t"))
+    if kind == "metric":
+        values = event.get("values")
+        for name, value in (values.items() if isinstance(values, dict) else ()):
+            batch.add("metrics", {"run_id": run_id, "step": _int(event.get("step")), "name": str(name),
+                                  "value": _float(value), "t": t})
+        return
+    if kind == "score":
+        batch.add("scores", {"run_id": run_id, "model": _str(event.get("model")),
+                             "benchmark": _str(event.get("benchmark")), "group": _str(event.get("group")),
+                             "metric": _str(event.get("metric")) or "score",
+                             "value": _float(event.get("value")),
+                             "n": _int(event.get("n")), "t": t})
+        return
+    if kind == "shift":
+        batch.add("shift_results", {"run_id": run_id, "analysis": _str(event.get("analysis")) or "?",
+                                    "benchmark": _str(event.get("benchmark")),
+                                    "group": _str(event.get("group")),
+                                    "layer": _int(event.get("layer")),
+                                    "metric": _str(event.get("metric")) or "?",
+                                    "value": _float(event.get("value")),
+                                    "payload": json.dumps(event.get("payload")), "t": t})
+        return
+    _summarise(summary, kind, event)
+    payload = {k: v for k, v in event.items() if k not in ("t", "type")}
+    batch.add("events", {"run_id": run_id, "offset": offset, "t": t, "type": kind,
+                         "payload": json.dumps(payload, default=str)})
+
+
+def _summarise(summary: EventSummary, kind: str, event: dict[str, Any]) -> None:
+    if kind == "progress":
+        summary.progress = (_int(event.get("step")) or 0, _int(event.get("total")),
+                            str(event.get("desc") or ""))
+    elif kind == "heartbeat":
+        summary.heartbeat = event.get("t")
+    elif kind in FINAL_EVENTS:
+        summary.final = event
+
+
+def _samples_batch(store: Store, run_id: str, path: Path, max_bytes: int) -> IngestBatch | None:
+    offset = store.ingest_offset(run_id, SAMPLES_FILE)
+    lines, new_offset = read_complete_lines(path, offset, max_bytes)
+    if new_offset == offset:
+        return None
+    batch = IngestBatch(run_id, SAMPLES_FILE, new_offset)
+    position = offset
+    for line in lines:
+        sample = _parse(line)
+        if sample is None:
+            batch.bad_lines += bool(line.strip())
+        else:
+            batch.add("samples", _sample_row(run_id, position, sample))
+        position += len(line) + 1
+    return batch
+
+
+_SAMPLE_FIELDS = ("benchmark", "item_id", "sample_idx", "prompt", "completion", "extracted",
+                  "verdict", "tokens", "finish_reason", "flags")
+
+
+def _sample_row(run_id: str, offset: int, sample: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {"run_id": run_id, "offset": offset}
+    for key in _SAMPLE_FIELDS:
+        row[key] = sample.get(key)
+    for key in ("benchmark", "item_id", "prompt", "completion", "extracted", "finish_reason"):
+        row[key] = None if row[key] is None else str(row[key])
+    row["sample_idx"], row["tokens"] = _int(row["sample_idx"]), _int(row["tokens"])
+    row["verdict"] = _float(row["verdict"])
+    flags = row["flags"]
+    row["flags"] = [str(f) for f in flags] if isinstance(flags, list) else None
+    extra = {k: v for k, v in sample.items() if k not in _SAMPLE_FIELDS}
+    row["extra"] = json.dumps(extra, default=str) if extra else None
+    return row
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return None if value is None or isinstance(value, bool) else int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _time(value: Any) -> Any:
+    try:
+        return from_epoch(value) or utcnow()
+    except (TypeError, ValueError, OverflowError, OSError):
+        return utcnow()
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None

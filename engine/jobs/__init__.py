@@ -1,0 +1,58 @@
+"""Job kinds a worker can run: each module exposes `run(ctx) -> dict` and a `VERSION`.
+
+The returned dict is the run's result (for example `{"model_path": ...}`); it travels in the
+final `finished` event, and runs that depend on this one receive it in their resolved spec.
+Modules are imported lazily so that a `probe` worker never pays for torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from engine.events import EventWriter, JsonlWriter
+
+#: kind -> module under engine.jobs; `train`, `eval` and `analyse` arrive with their issues.
+JOB_MODULES: dict[str, str] = {
+    "build": "engine.jobs.build",
+    "probe": "engine.jobs.probe",
+}
+
+#: Kinds an experiment expands into, whether or not this version can run them yet.
+PLANNED_KINDS = ("build", "train", "eval", "analyse")
+
+
+@dataclass
+class JobContext:
+    """What a job gets: its resolved parameters, its folders and the event stream."""
+
+    run_id: str
+    kind: str
+    params: dict[str, Any]
+    run_dir: Path
+    home: Path
+    events: EventWriter
+    inputs: dict[str, Any] = field(default_factory=dict)
+    _samples: JsonlWriter | None = None
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def samples(self) -> JsonlWriter:
+        """`samples.jsonl`, opened on first use so jobs without samples leave no empty file."""
+        if self._samples is None:
+            self._samples = JsonlWriter(self.run_dir / "samples.jsonl")
+        return self._samples
+
+
+def job_module(kind: str) -> ModuleType:
+    """The module implementing `kind`, or a one-line error naming what exists."""
+    if kind not in JOB_MODULES:
+        known = ", ".join(sorted(JOB_MODULES))
+        raise LookupError(f"job kind {kind!r} is not implemented in this version (available: {known})")
+    return importlib.import_module(JOB_MODULES[kind])

@@ -1,0 +1,35 @@
+"""The `probe` job: a light, real worker for checking the daemon, the scheduler and a box.
+
+It imports nothing heavy, reports progress and metrics like a training job, records the
+environment it was given (CUDA_VISIBLE_DEVICES), and can sleep, fail or write samples on
+request. `tix` uses it in its integration tests and benchmarks; users can use it to check that
+a box schedules work (`params: {steps: 10, sleep: 0.5}`).
+
+Run: `python -m engine.worker RUN_DIR` with `kind: probe` in `RUN_DIR/spec.yaml`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from engine.jobs import JobContext
+
+VERSION = "1"
+
+
+def run(ctx: JobContext) -> dict[str, Any]:
+    """Step `steps` times, sleeping `sleep` s each; optionally write samples or fail at the end."""
+    steps = int(ctx.params.get("steps", 5))
+    for step in range(1, steps + 1):
+        time.sleep(float(ctx.params.get("sleep", 0.0)))
+        ctx.events.metric(step, loss=1.0 / step, seq=step)
+        ctx.events.progress(step, steps, "probe")
+        for i in range(int(ctx.params.get("samples_per_step", 0))):
+            ctx.samples.write({"benchmark": "probe", "item_id": f"{step}-{i}", "sample_idx": 0,
+                               "completion": f"answer {step}", "verdict": float(i % 2)})
+    if ctx.params.get("fail"):
+        raise RuntimeError(str(ctx.params["fail"]))
+    return {"steps": steps, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "model_path": ctx.params.get("model_path")}

@@ -1,0 +1,148 @@
+"""Expansion of a validated experiment into runs with dependencies and content hashes.
+
+An experiment becomes: a `build` run when the base is the built-in tiny lab; a `train` run per
+tuned variant (after its source model); an `eval` run for the base and every variant (after the
+run that makes its model); an `analyse` run per variant against the base (after both models and
+the variant's evaluation, whose samples token shift re-scores). A run's id is its kind plus a
+hash of its parameters, its dependencies' ids and the code version, so an identical run asked
+for twice (or by two experiments) is one run, reused rather than repeated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from engine import __version__
+from engine.registry import BUILTIN_MODELS
+from engine.spec import Experiment
+
+#: Bumped when a job's outputs change meaning, so old results are not reused for new code.
+JOB_VERSIONS = {"build": "1", "train": "1", "eval": "1", "analyse": "1", "probe": "1"}
+#: GPUs a run of each kind asks for on a GPU box (CPU-only boxes run everything in CPU slots).
+DEFAULT_GPUS = {"build": 0, "train": 1, "eval": 1, "analyse": 1, "probe": 0}
+
+
+def content_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def make_run(kind: str, name: str, experiment: str, params: dict[str, Any], deps: list[str],
+             max_retries: int = 0) -> dict[str, Any]:
+    """A planned run; its id hashes everything that determines its outputs."""
+    digest = content_hash({"kind": kind, "params": params, "deps": sorted(deps),
+                           "code": f"{__version__}/{JOB_VERSIONS.get(kind, '0')}"})
+    return {"id": f"{kind}-{digest[:10]}", "kind": kind, "name": name, "experiment": experiment,
+            "params": params, "deps": sorted(set(deps)), "gpus_needed": DEFAULT_GPUS.get(kind, 0),
+            "max_retries": max_retries}
+
+
+class Planner:
+    """Walks the experiment once, remembering how each model is produced."""
+
+    def __init__(self, exp: Experiment) -> None:
+        self.exp = exp
+        self.data = exp.data
+        self.runs: dict[str, dict[str, Any]] = {}
+        self.models: dict[str, tuple[Any, list[str]]] = {}  # variant -> (model param, deps)
+
+    def add(self, run: dict[str, Any]) -> dict[str, Any]:
+        self.runs.setdefault(run["id"], run)
+        return run
+
+    def plan(self) -> list[dict[str, Any]]:
+        self.models["base"] = self.base_model()
+        for name in variant_order(self.data["models"]):
+            self.models[name] = self.variant_model(name, self.data["models"][name])
+        evals = {name: self.eval_run(name) for name in self.models}
+        for name in self.data["models"]:
+            self.analyse_run(name, evals[name])
+        return list(self.runs.values())
+
+    def base_model(self) -> tuple[Any, list[str]]:
+        base = self.data["base"]
+        if base["model"] in BUILTIN_MODELS:
+            run = self.add(make_run("build", "base", self.exp.name,
+                                    {"model": base["model"], "seed": base.get("seed", 0)}, []))
+            return {"from_run": run["id"], "key": "model_path"}, [run["id"]]
+        return self.external_model(base), []
+
+    def external_model(self, section: dict[str, Any]) -> dict[str, Any]:
+        ref = model_ref(section["model"], self.exp.path.parent)
+        return {"name": ref, "revision": section.get("revision"), "signature": path_signature(ref)}
+
+    def variant_model(self, name: str, variant: dict[str, Any]) -> tuple[Any, list[str]]:
+        if variant.get("model"):
+            return self.external_model(variant), []
+        source, deps = self.models[variant.get("from") or "base"]
+        train = variant["train"]
+        data = model_ref(train["data"], self.exp.path.parent)
+        params = {"model": source, "method": train["method"], "data": data,
+                  "data_signature": path_signature(data), "reward": train.get("reward"),
+                  "args": train.get("args") or {}, "lora": train.get("lora")}
+        run = self.add(make_run("train", name, self.exp.name, params, deps, int(train.get("retries", 0))))
+        return {"from_run": run["id"], "key": "model_path"}, [run["id"]]
+
+    def eval_run(self, name: str) -> dict[str, Any]:
+        model, deps = self.models[name]
+        return self.add(make_run("eval", name, self.exp.name, {"model": model, **self.data["eval"]}, deps))
+
+    def analyse_run(self, name: str, evaluation: dict[str, Any]) -> None:
+        analysis = self.data.get("analysis") or {}
+        if not analysis:
+            return
+        base, base_deps = self.models["base"]
+        model, deps = self.models[name]
+        params = {"base_model": base, "model": model, "samples_from": evaluation["id"], **analysis}
+        self.add(make_run("analyse", name, self.exp.name, params, [*base_deps, *deps, evaluation["id"]]))
+
+
+def variant_order(models: dict[str, dict[str, Any]]) -> list[str]:
+    """Variants with every `from` source before the variants built on it (validation forbids cycles)."""
+    order: list[str] = []
+
+    def visit(name: str) -> None:
+        parent = models[name].get("from") or "base"
+        if parent != "base" and parent not in order:
+            visit(parent)
+        if name not in order:
+            order.append(name)
+
+    for name in models:
+        visit(name)
+    return order
+
+
+def model_ref(ref: str, folder: Path) -> str:
+    """Local paths become absolute (relative to the experiment file); other refs stay as written."""
+    if ref.startswith(("/", "./", "../", "~")):
+        return str((folder / Path(ref).expanduser()).resolve())
+    return ref
+
+
+def path_signature(ref: str) -> str | None:
+    """Size and mtime of a local file or folder, so edited local data or weights are not reused."""
+    path = Path(ref)
+    if not path.is_absolute() or not path.exists():
+        return None
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return content_hash([(str(p.relative_to(path.parent)), p.stat().st_size, p.stat().st_mtime_ns)
+                         for p in files[:10_000]])[:16]
+
+
+def plan_experiment(exp: Experiment, only: set[str] | None = None) -> list[dict[str, Any]]:
+    """The experiment's runs; with `only`, runs of those kinds plus everything they depend on."""
+    runs = Planner(exp).plan()
+    if not only:
+        return runs
+    by_id = {r["id"]: r for r in runs}
+    keep: set[str] = set()
+    stack = [r["id"] for r in runs if r["kind"] in only]
+    while stack:
+        run_id = stack.pop()
+        if run_id not in keep:
+            keep.add(run_id)
+            stack.extend(by_id[run_id]["deps"])
+    return [r for r in runs if r["id"] in keep]

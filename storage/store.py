@@ -1,0 +1,280 @@
+"""The Store: every read and write of tix's DuckDB database goes through these typed methods.
+
+Bulk writes (events, metrics, samples, scores, shift results) go through Arrow tables in one
+transaction together with the ingest offset they cover, so a row is stored exactly once even
+when the daemon is killed halfway.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from storage.migrations import migrate
+
+RUN_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
+#: Statement types `tix sql` may run; anything else would change data or settings.
+READ_ONLY_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
+
+RUN_COLUMNS = (
+    "id", "experiment", "name", "kind", "state", "params", "deps", "gpus_needed", "gpus", "pid",
+    "pid_started", "host", "run_dir", "created_at", "started_at", "finished_at", "heartbeat_at",
+    "progress", "progress_text", "error", "result", "attempt", "max_retries", "cancel_requested",
+)
+_JSON_COLUMNS = ("params", "result")
+_TIME_COLUMNS = ("created_at", "started_at", "finished_at", "heartbeat_at")
+
+# Arrow schemas of the ingested tables, column order as in the migrations.
+INGEST_SCHEMAS: dict[str, pa.Schema] = {
+    "events": pa.schema([("run_id", pa.string()), ("offset", pa.int64()), ("t", pa.timestamp("us")),
+                         ("type", pa.string()), ("payload", pa.string())]),
+    "metrics": pa.schema([("run_id", pa.string()), ("step", pa.int64()), ("name", pa.string()),
+                          ("value", pa.float64()), ("t", pa.timestamp("us"))]),
+    "samples": pa.schema([("run_id", pa.string()), ("offset", pa.int64()), ("benchmark", pa.string()),
+                          ("item_id", pa.string()), ("sample_idx", pa.int32()), ("prompt", pa.string()),
+                          ("completion", pa.string()), ("extracted", pa.string()),
+                          ("verdict", pa.float64()), ("tokens", pa.int32()),
+                          ("finish_reason", pa.string()), ("flags", pa.list_(pa.string())),
+                          ("extra", pa.string())]),
+    "scores": pa.schema([("run_id", pa.string()), ("model", pa.string()), ("benchmark", pa.string()),
+                         ("group", pa.string()), ("metric", pa.string()), ("value", pa.float64()),
+                         ("n", pa.int32()), ("t", pa.timestamp("us"))]),
+    "shift_results": pa.schema([("run_id", pa.string()), ("analysis", pa.string()),
+                                ("benchmark", pa.string()), ("group", pa.string()),
+                                ("layer", pa.int32()), ("metric", pa.string()),
+                                ("value", pa.float64()), ("payload", pa.string()),
+                                ("t", pa.timestamp("us"))]),
+}
+
+
+class ReadOnlyQueryError(ValueError):
+    """A `tix sql` statement that would change data or settings."""
+
+
+@dataclass
+class IngestBatch:
+    """Rows parsed from one run file, plus the byte offset they end at."""
+
+    run_id: str
+    file: str
+    offset: int
+    bad_lines: int = 0
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def add(self, table: str, row: dict[str, Any]) -> None:
+        self.rows.setdefault(table, []).append(row)
+
+    def count(self) -> int:
+        return sum(len(r) for r in self.rows.values())
+
+
+def utcnow() -> datetime:
+    """Naive UTC, the convention of every TIMESTAMP column."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def from_epoch(t: float | None) -> datetime | None:
+    return None if t is None else datetime.fromtimestamp(float(t), UTC).replace(tzinfo=None)
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat(sep=" ", timespec="seconds") if isinstance(value, datetime) else value
+
+
+class Store:
+    """One read-write DuckDB connection, owned by the daemon."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path | None) -> None:
+        self.con = con
+        self.path = path
+
+    @classmethod
+    def open(cls, path: str | Path | None, upto: int | None = None) -> Store:
+        """Open (creating if needed) and migrate; `upto` stops at a schema version (tests)."""
+        con = duckdb.connect(str(path) if path else ":memory:")
+        con.execute("SET TimeZone = 'UTC'")
+        migrate(con, upto)
+        return cls(con, Path(path) if path else None)
+
+    def close(self) -> None:
+        self.con.close()
+
+    # -- experiments -------------------------------------------------------------------------
+    def upsert_experiment(self, name: str, path: str, spec: str, spec_hash: str) -> None:
+        self.con.execute(
+            """INSERT INTO experiments (name, path, spec, spec_hash, created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET
+               path = excluded.path, spec = excluded.spec, spec_hash = excluded.spec_hash,
+               updated_at = excluded.updated_at""",
+            [name, path, spec, spec_hash, utcnow(), utcnow()],
+        )
+
+    def experiment_names(self) -> list[str]:
+        return [r[0] for r in self.con.execute("SELECT name FROM experiments ORDER BY name").fetchall()]
+
+    def link_runs(self, experiment: str, run_ids: Iterable[str]) -> None:
+        rows = [(experiment, rid) for rid in run_ids]
+        if rows:
+            self.con.executemany(
+                "INSERT INTO experiment_runs VALUES (?, ?) ON CONFLICT DO NOTHING", rows
+            )
+
+    # -- runs --------------------------------------------------------------------------------
+    def insert_run(self, run: dict[str, Any]) -> None:
+        """Insert a new queued run; `run` holds id, experiment, name, kind, params, deps, ..."""
+        cols = [c for c in RUN_COLUMNS if c in run]
+        values = [json.dumps(run[c]) if c in _JSON_COLUMNS else run[c] for c in cols]
+        placeholders = ", ".join("?" for _ in cols)
+        self.con.execute(f"INSERT INTO runs ({', '.join(cols)}) VALUES ({placeholders})", values)
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        if not fields:
+            return
+        unknown = set(fields) - set(RUN_COLUMNS)
+        if unknown:
+            raise KeyError(f"unknown run columns: {sorted(unknown)}")
+        sets = ", ".join(f"{c} = ?" for c in fields)
+        values = [json.dumps(v) if c in _JSON_COLUMNS and v is not None else v for c, v in fields.items()]
+        self.con.execute(f"UPDATE runs SET {sets} WHERE id = ?", [*values, run_id])
+
+    def runs(self, where: str = "", params: Sequence[Any] = (), order: str = "created_at, id",
+             limit: int | None = None) -> list[dict[str, Any]]:
+        """Runs as JSON-friendly dicts; `where` is a trusted SQL fragment with `?` parameters."""
+        sql = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
+        if where:
+            sql += f" WHERE {where}"
+        sql += f" ORDER BY {order}"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [self._run_row(r) for r in self.con.execute(sql, list(params)).fetchall()]
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        found = self.runs("id = ?", [run_id])
+        return found[0] if found else None
+
+    def runs_in(self, states: Iterable[str]) -> list[dict[str, Any]]:
+        states = list(states)
+        return self.runs(f"state IN ({', '.join('?' for _ in states)})", states)
+
+    def experiment_run_ids(self, experiment: str) -> list[str]:
+        rows = self.con.execute(
+            "SELECT run_id FROM experiment_runs WHERE experiment = ? ORDER BY run_id", [experiment]
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def count_runs(self) -> dict[str, int]:
+        rows = self.con.execute("SELECT state, count(*) FROM runs GROUP BY state").fetchall()
+        return {state: int(n) for state, n in rows}
+
+    @staticmethod
+    def _run_row(values: Sequence[Any]) -> dict[str, Any]:
+        row = dict(zip(RUN_COLUMNS, values, strict=True))
+        for c in _JSON_COLUMNS:
+            row[c] = json.loads(row[c]) if row[c] else None
+        for c in _TIME_COLUMNS:
+            row[c] = _jsonable(row[c])
+        row["deps"] = list(row["deps"] or [])
+        return row
+
+    # -- ingest ------------------------------------------------------------------------------
+    def ingest_offset(self, run_id: str, file: str) -> int:
+        row = self.con.execute(
+            'SELECT "offset" FROM ingest_offsets WHERE run_id = ? AND file = ?', [run_id, file]
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def write_batch(self, batch: IngestBatch) -> None:
+        """Insert the batch's rows and move the file's offset, atomically."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for table, rows in batch.rows.items():
+                if rows:
+                    self._append_arrow(table, pa.Table.from_pylist(rows, schema=INGEST_SCHEMAS[table]))
+            self.con.execute(
+                """INSERT INTO ingest_offsets VALUES (?, ?, ?, ?) ON CONFLICT (run_id, file)
+                   DO UPDATE SET "offset" = excluded."offset",
+                   bad_lines = ingest_offsets.bad_lines + excluded.bad_lines""",
+                [batch.run_id, batch.file, batch.offset, batch.bad_lines],
+            )
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def _append_arrow(self, table: str, data: pa.Table) -> None:
+        cols = ", ".join(f'"{c}"' for c in data.column_names)
+        self.con.register("_tix_batch", data)
+        try:
+            self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _tix_batch")
+        finally:
+            self.con.unregister("_tix_batch")
+
+    # -- read-only SQL console --------------------------------------------------------------
+    def query_readonly(self, sql: str, max_rows: int = 10_000) -> dict[str, Any]:
+        """Run a read-only statement (see `readonly_query`) on a fresh cursor."""
+        return readonly_query(self.con.cursor(), sql, max_rows)
+
+    def schema(self) -> list[dict[str, str]]:
+        """Tables, views and columns, for `tix sql --schema` and the TUI's schema browser."""
+        rows = self.con.execute(
+            """SELECT c.table_name, t.table_type, c.column_name, c.data_type
+               FROM information_schema.columns c JOIN information_schema.tables t
+               USING (table_catalog, table_schema, table_name)
+               WHERE c.table_schema = 'main' ORDER BY c.table_name, c.ordinal_position"""
+        ).fetchall()
+        return [{"table": t, "type": k, "column": c, "data_type": d} for t, k, c, d in rows]
+
+
+def readonly_query(cur: duckdb.DuckDBPyConnection, sql: str, max_rows: int = 10_000) -> dict[str, Any]:
+    """Run one SELECT/EXPLAIN on `cur` inside a transaction that is rolled back, then close `cur`.
+
+    `cur` must be a cursor of its own (DuckDB connections are not shared between threads), so the
+    daemon can run this in a thread while it keeps ingesting. Returns columns, at most
+    `max_rows` rows, and whether more rows exist.
+    """
+    try:
+        check_read_only(cur, sql)
+        cur.execute("SET TimeZone = 'UTC'")
+        cur.execute("BEGIN TRANSACTION")
+        cur.execute(sql)
+        columns = [d[0] for d in cur.description or []]
+        rows = cur.fetchmany(max_rows + 1)
+        cur.execute("ROLLBACK")
+    finally:
+        cur.close()
+    return {"columns": columns, "rows": [[_cell(v) for v in r] for r in rows[:max_rows]],
+            "truncated": len(rows) > max_rows}
+
+
+def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Refuse anything but SELECT/EXPLAIN; a parse error surfaces as DuckDB's own message."""
+    statements = con.extract_statements(sql)
+    if not statements:
+        raise ReadOnlyQueryError("empty query")
+    for st in statements:
+        kind = str(st.type).rsplit(".", 1)[-1]
+        if kind not in READ_ONLY_STATEMENTS:
+            raise ReadOnlyQueryError(f"refused: {kind} statements change data; the SQL console is read-only")
+    if len(statements) > 1:
+        raise ReadOnlyQueryError("one statement at a time, please")
+
+
+def _cell(value: Any) -> Any:
+    """A JSON-friendly cell: timestamps as ISO text, other non-JSON types as their text."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, (list, tuple)):
+        return [_cell(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _cell(v) for k, v in value.items()}
+    return str(value)

@@ -1,0 +1,1 @@
+"""tix TUI (Textual). Arrives with the TUI issue; it talks to the daemon through engine.client only."""
