@@ -45,7 +45,8 @@ def run(run_dir: Path) -> int:
         spec = load_spec(run_dir)
         ctx = JobContext(run_id=spec["run_id"], kind=spec["kind"], params=spec.get("params") or {},
                          run_dir=run_dir, home=Path(spec.get("home") or run_dir.parent.parent),
-                         events=events, inputs=spec.get("inputs") or {})
+                         events=events, inputs=spec.get("inputs") or {},
+                         attempt=int(spec.get("attempt") or 1))
         events.emit("started", pid=os.getpid(), attempt=spec.get("attempt"), kind=spec["kind"],
                     cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
         with Heartbeat(events, float(os.environ.get("TIX_HEARTBEAT", "2"))):

@@ -36,6 +36,7 @@ class JobContext:
     home: Path
     events: EventWriter
     inputs: dict[str, Any] = field(default_factory=dict)
+    attempt: int = 1
     _samples: JsonlWriter | None = None
 
     @property

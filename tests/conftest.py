@@ -1,0 +1,113 @@
+"""Shared fixtures: a throw-away workspace per test, the `tix` CLI as a subprocess, and cleanup
+that stops the daemon and any worker it left, so tests never leak processes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.client import Client, daemon_running
+from engine.plan import make_run
+from engine.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture
+def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
+    """A fresh workspace; daemons started in it tick fast and exit after 60 s idle."""
+    home = tmp_path / "tix-home"
+    monkeypatch.setenv("TIX_HOME", str(home))
+    monkeypatch.setenv("TIX_TICK", "0.1")
+    monkeypatch.setenv("TIX_IDLE_TIMEOUT", os.environ.get("TEST_IDLE_TIMEOUT", "60"))
+    monkeypatch.setenv("TIX_CANCEL_GRACE", "2")
+    monkeypatch.setenv("TIX_HEARTBEAT", "0.5")
+    monkeypatch.setenv("TIX_GPUS", "0")
+    workspace = Workspace.resolve(home)
+    yield workspace
+    stop_everything(workspace)
+
+
+def stop_everything(ws: Workspace) -> None:
+    """Shut the daemon down, then kill workers still recorded as running."""
+    if daemon_running(ws):
+        with contextlib.suppress(Exception), Client(ws, autostart=False) as client:
+            client.request("shutdown")
+        deadline = time.time() + 10
+        while ws.socket.exists() and time.time() < deadline:
+            time.sleep(0.05)
+    for pid in worker_pids(ws):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def worker_pids(ws: Workspace) -> list[int]:
+    pids = []
+    for spec in ws.runs.glob("*/stdout.log") if ws.runs.exists() else []:
+        events = spec.parent / "events.jsonl"
+        if events.exists():
+            pids += [int(p) for p in _started_pids(events)]
+    return pids
+
+
+def _started_pids(events: Path) -> list[str]:
+    import json
+
+    out = []
+    for line in events.read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            obj = json.loads(line)
+            if obj.get("type") == "started":
+                out.append(obj["pid"])
+    return out
+
+
+@pytest.fixture
+def tix(ws: Workspace) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the CLI as a user would, in a subprocess, with the test's workspace."""
+
+    def run(*args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True,
+                              text=True, input=input, timeout=timeout, cwd=ROOT)
+
+    return run
+
+
+@pytest.fixture
+def client(ws: Workspace) -> Iterator[Client]:
+    with Client(ws) as c:
+        yield c
+
+
+def probe(name: str, deps: list[str] | None = None, **params: Any) -> dict[str, Any]:
+    """A planned `probe` run (a light real worker) with the given parameters."""
+    return make_run("probe", name, "probe-exp", {"label": name, **params}, deps or [])
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 30, every: float = 0.1) -> Any:
+    """Poll until `predicate()` is truthy; fails the test with the timeout otherwise."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def run_state(client: Client, run_id: str) -> dict[str, Any]:
+    return client.request("run", id=run_id)
+
+
+def wait_state(client: Client, run_id: str, states: set[str], timeout: float = 30) -> dict[str, Any]:
+    return wait_until(lambda: (r := run_state(client, run_id))["state"] in states and r, timeout)

@@ -1,0 +1,208 @@
+"""The daemon with real processes: auto-start, idle exit, concurrent clients, dead workers,
+a killed daemon, cancellation, retries, dependencies and GPU slots."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+import duckdb
+import psutil
+import pytest
+
+from engine.client import Client, daemon_running
+from engine.workspace import Workspace
+from tests.conftest import ROOT, probe, run_state, wait_state, wait_until
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+def daemon_pid(ws: Workspace) -> int:
+    return int(ws.lock.read_text())
+
+
+def daemon_processes(ws: Workspace) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if "engine.server" in cmd and str(ws.home) in cmd and proc.info["status"] != "zombie":
+            found.append(proc)
+    return found
+
+
+def test_autostart_permissions_and_idle_exit(ws: Workspace, tix, monkeypatch) -> None:
+    monkeypatch.setenv("TIX_IDLE_TIMEOUT", "1.0")
+    result = tix("status", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+    assert stat.S_IMODE(ws.home.stat().st_mode) == 0o700
+    assert stat.S_IMODE(ws.socket.stat().st_mode) == 0o600
+    pid = daemon_pid(ws)
+    assert psutil.pid_exists(pid)
+    wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", timeout=15)
+    assert not ws.socket.exists()
+    con = duckdb.connect(str(ws.db))  # released: another tool can open the file read-write
+    assert con.execute("SELECT max(version) FROM schema_version").fetchone()[0] >= 2
+    con.close()
+
+
+def test_daemon_stays_while_a_client_is_connected(ws: Workspace, monkeypatch) -> None:
+    monkeypatch.setenv("TIX_IDLE_TIMEOUT", "0.5")
+    with Client(ws) as client:
+        time.sleep(1.5)
+        assert client.request("ping")["clients"] == 1
+
+
+def test_two_clients_start_one_daemon_and_both_see_pushes(ws: Workspace, tix) -> None:
+    procs = [subprocess.Popen([sys.executable, "-m", "engine.cli", "status", "--json"], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    # A losing launcher finds the lock held and exits by itself; one daemon stays.
+    wait_until(lambda: len(daemon_processes(ws)) == 1, timeout=15)
+    assert daemon_processes(ws)[0].pid == daemon_pid(ws)
+    with Client(ws) as watcher, Client(ws) as submitter:
+        watcher.subscribe()
+        run = probe("p", steps=3, sleep=0.05)
+        submitter.request("submit", experiment=None, runs=[run])
+        states = []
+        for message in watcher.pushes(timeout=20):
+            if message["run"]["id"] == run["id"]:
+                states.append(message["run"]["state"])
+                if states[-1] in TERMINAL:
+                    break
+        assert states[-1] == "succeeded" and len(states) >= 2  # pushes coalesce within a tick
+        assert submitter.request("run", id=run["id"])["state"] == "succeeded"
+
+
+def test_killed_worker_is_marked_failed_with_stderr_tail(ws: Workspace, client: Client) -> None:
+    run = probe("victim", steps=1000, sleep=0.1, stderr_message="loading the victim model")
+    client.request("submit", experiment=None, runs=[run])
+    running = wait_state(client, run["id"], {"running"})
+    wait_until(lambda: (ws.run_dir(run["id"]) / "stderr.log").read_text().strip())
+    os.kill(running["pid"], signal.SIGKILL)
+    killed_at = time.time()
+    failed = wait_state(client, run["id"], TERMINAL, timeout=10)
+    assert time.time() - killed_at < 10
+    assert failed["state"] == "failed"
+    assert "worker died without a final event" in failed["error"]
+    assert "loading the victim model" in failed["error"]
+
+
+def test_killed_daemon_leaves_worker_running_and_new_daemon_ingests_each_line_once(ws: Workspace) -> None:
+    run = probe("survivor", steps=40, sleep=0.1)
+    with Client(ws) as client:
+        client.request("submit", experiment=None, runs=[run])
+        worker = wait_state(client, run["id"], {"running"})
+        wait_until(lambda: run_state(client, run["id"])["progress"])
+    os.kill(daemon_pid(ws), signal.SIGKILL)
+    assert psutil.pid_exists(worker["pid"])
+    wait_until(lambda: not psutil.pid_exists(worker["pid"]) or
+               psutil.Process(worker["pid"]).status() == "zombie", timeout=30)
+    with Client(ws) as client:  # a new daemon adopts the finished worker
+        done = wait_state(client, run["id"], TERMINAL)
+        assert done["state"] == "succeeded"
+        lines = [json.loads(x) for x in (ws.run_dir(run["id"]) / "events.jsonl").read_text().splitlines()]
+        metric_lines = [x for x in lines if x["type"] == "metric"]
+        q = client.request("sql", query=f"SELECT count(*), count(DISTINCT value) FROM metrics "
+                                        f"WHERE run_id = '{run['id']}' AND name = 'seq'")
+        assert q["rows"] == [[40, 40]] and len(metric_lines) == 40
+        q = client.request("sql", query=f"SELECT count(*), count(DISTINCT \"offset\") FROM events "
+                                        f"WHERE run_id = '{run['id']}'")
+        assert q["rows"] == [[len(lines) - 40, len(lines) - 40]]
+
+
+def test_cancel_escalates_to_sigkill_and_cancels_dependents(ws: Workspace, tix, client: Client) -> None:
+    stubborn = probe("stubborn", steps=1000, sleep=0.1, ignore_sigterm=True)
+    child = probe("child", deps=[stubborn["id"]])
+    client.request("submit", experiment={"name": "exp-c"}, runs=[stubborn, child])
+    running = wait_state(client, stubborn["id"], {"running"})
+    wait_until(lambda: run_state(client, stubborn["id"])["progress"])
+    result = tix("cancel", "exp-c")
+    assert result.returncode == 0, result.stderr
+    assert stubborn["id"] in result.stdout
+    done = wait_state(client, stubborn["id"], TERMINAL, timeout=10)  # grace is 2 s
+    assert done["state"] == "cancelled"
+    assert not psutil.pid_exists(running["pid"]) or psutil.Process(running["pid"]).status() == "zombie"
+    assert wait_state(client, child["id"], TERMINAL)["state"] == "cancelled"
+
+
+def test_dependency_failure_cancels_downstream_and_retries_are_used(ws: Workspace, client: Client) -> None:
+    flaky = probe("flaky", steps=1, fail_attempts=1)
+    flaky["max_retries"] = 1
+    broken = probe("broken", steps=1, fail="no luck")
+    after_broken = probe("after", deps=[broken["id"]])
+    client.request("submit", experiment=None, runs=[flaky, broken, after_broken])
+    ok = wait_state(client, flaky["id"], TERMINAL)
+    assert ok["state"] == "succeeded" and ok["attempt"] == 2
+    failed = wait_state(client, broken["id"], TERMINAL)
+    assert failed["state"] == "failed" and "no luck" in failed["error"]
+    downstream = wait_state(client, after_broken["id"], TERMINAL)
+    assert downstream["state"] == "cancelled" and broken["id"] in downstream["error"]
+
+
+def test_cpu_box_runs_one_job_at_a_time(ws: Workspace, client: Client) -> None:
+    runs = [probe(f"cpu{i}", steps=3, sleep=0.1) for i in range(3)]
+    client.request("submit", experiment=None, runs=runs)
+    done = [wait_state(client, r["id"], TERMINAL) for r in runs]
+    spans = sorted((r["started_at"], r["finished_at"]) for r in done)
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
+    assert all(r["result"]["cuda_visible_devices"] == "" for r in done)
+
+
+def test_gpu_slots_assign_distinct_devices(ws: Workspace, monkeypatch) -> None:
+    monkeypatch.setenv("TIX_GPUS", "2")
+    runs = [probe(f"gpu{i}", steps=5, sleep=0.2) for i in range(3)]
+    for r in runs:
+        r["gpus_needed"] = 1
+    too_big = probe("huge", steps=1)
+    too_big["gpus_needed"] = 4
+    with Client(ws) as client:
+        client.request("submit", experiment=None, runs=[*runs, too_big])
+        seen = wait_until(lambda: [r for r in client.request("status", states=["running"])
+                                   if r["kind"] == "probe"] if len(
+            client.request("status", states=["running"])) == 2 else None)
+        assert sorted(r["gpus"] for r in seen) == ["0", "1"]
+        done = [wait_state(client, r["id"], TERMINAL) for r in runs]
+        assert {r["result"]["cuda_visible_devices"] for r in done} == {"0", "1"}
+        huge = wait_state(client, too_big["id"], TERMINAL)
+        assert huge["state"] == "failed" and "needs 4 GPUs" in huge["error"]
+
+
+def test_identical_runs_are_reused_and_failed_ones_requeued(ws: Workspace, client: Client) -> None:
+    run = probe("same", steps=1)
+    first = client.request("submit", experiment=None, runs=[run])
+    wait_state(client, run["id"], TERMINAL)
+    again = client.request("submit", experiment=None, runs=[run])
+    assert first[0]["reused"] is False and again[0] == {"id": run["id"], "state": "succeeded", "reused": True}
+    bad = probe("bad", steps=1, fail="x")
+    client.request("submit", experiment=None, runs=[bad])
+    wait_state(client, bad["id"], TERMINAL)
+    assert client.request("submit", experiment=None, runs=[bad])[0]["state"] == "queued"
+
+
+def test_daemon_stop_and_status_commands(ws: Workspace, tix) -> None:
+    assert tix("daemon", "status").returncode == 3
+    started = tix("daemon", "start")
+    assert started.returncode == 0 and "pid" in started.stdout
+    status = tix("daemon", "status", "--json")
+    assert json.loads(status.stdout)["running"] is True
+    assert tix("daemon", "stop").returncode == 0
+    assert not daemon_running(ws)
+
+
+@pytest.mark.parametrize("stream", ["both", "stderr"])
+def test_logs_shows_worker_output(ws: Workspace, tix, client: Client, stream: str) -> None:
+    run = probe("chatty", steps=2, stderr_message=f"hello from the worker {stream}")
+    client.request("submit", experiment=None, runs=[run])
+    wait_state(client, run["id"], TERMINAL)
+    result = tix("logs", run["id"][:12], "--stream", stream)
+    assert result.returncode == 0, result.stderr
+    assert f"hello from the worker {stream}" in result.stdout
+    followed = tix("logs", run["id"], "-f")
+    assert followed.returncode == 0 and "hello from the worker" in followed.stdout
