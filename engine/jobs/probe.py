@@ -2,8 +2,8 @@
 
 It imports nothing heavy, reports progress and metrics like a training job, records the
 environment it was given (CUDA_VISIBLE_DEVICES), and on request sleeps, writes samples or a
-line to stderr, ignores SIGTERM, or fails (always, or on its first attempts). `tix` uses it in its integration tests and benchmarks; users can use it to check that
-a box schedules work (`params: {steps: 10, sleep: 0.5}`).
+line to stderr, ignores SIGTERM, or fails (always, or on its first attempts). tix uses it in
+its integration tests and benchmarks; users can use it to check that a box schedules work.
 
 Run: `python -m engine.worker RUN_DIR` with `kind: probe` in `RUN_DIR/spec.yaml`.
 """

@@ -3,6 +3,7 @@ a killed daemon, cancellation, retries, dependencies and GPU slots."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -151,7 +152,7 @@ def test_cpu_box_runs_one_job_at_a_time(ws: Workspace, client: Client) -> None:
     client.request("submit", experiment=None, runs=runs)
     done = [wait_state(client, r["id"], TERMINAL) for r in runs]
     spans = sorted((r["started_at"], r["finished_at"]) for r in done)
-    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
     assert all(r["result"]["cuda_visible_devices"] == "" for r in done)
 
 
