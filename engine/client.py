@@ -35,12 +35,14 @@ class RequestFailed(Exception):
 def start_daemon(ws: Workspace) -> None:
     """Launch `python -m engine.server --detach` and reap the launcher (the daemon is its child)."""
     ws.ensure()
-    with open(ws.log, "ab") as logf:
-        launcher = subprocess.Popen(
-            [sys.executable, "-m", "engine.server", "--home", str(ws.home), "--detach"],
-            stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True,
-        )
-    launcher.wait(timeout=30)
+    launcher = subprocess.run(
+        [sys.executable, "-m", "engine.server", "--home", str(ws.home), "--detach"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        start_new_session=True, timeout=60, text=True,
+    )
+    if launcher.returncode != 0:
+        reason = (launcher.stderr.strip().splitlines() or ["no reason given"])[-1]
+        raise DaemonUnavailable(f"the daemon could not start: {reason} (log: {ws.log})")
 
 
 def _connect(path: str, timeout: float) -> socket.socket:

@@ -21,9 +21,11 @@ import sys
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import duckdb
+import yaml
 
 from engine import __version__
 from engine.gpus import gpu_count
@@ -47,8 +49,10 @@ class RequestError(Exception):
 class Daemon:
     """Socket server + scheduler loop around one Store."""
 
-    def __init__(self, ws: Workspace, store: Store, settings: DaemonSettings) -> None:
+    def __init__(self, ws: Workspace, store: Store, settings: DaemonSettings,
+                 ready: Callable[[str], None] = lambda _: None) -> None:
         self.ws = ws
+        self.ready = ready
         self.store = store
         self.settings = settings
         gpus = settings.gpus if settings.gpus is not None else gpu_count()
@@ -72,6 +76,7 @@ class Daemon:
             self.ws.socket.unlink()
         server = await asyncio.start_unix_server(self.handle, path=str(self.ws.socket), limit=MAX_LINE)
         os.chmod(self.ws.socket, 0o600)
+        self.ready("ok")
         log.info("daemon %s pid %d serving %s (gpus=%d)", __version__, os.getpid(), self.ws.socket,
                  self.scheduler.gpu_total)
         loop = asyncio.get_running_loop()
@@ -269,31 +274,54 @@ def acquire_lock(ws: Workspace) -> int | None:
     return fd
 
 
-def run_daemon(ws: Workspace) -> int:
+def run_daemon(ws: Workspace, settings: DaemonSettings, ready: Callable[[str], None]) -> int:
     """Run until idle or stopped; 0 also when another daemon already serves this workspace."""
-    ws.ensure()
     lock = acquire_lock(ws)
     if lock is None:
         log.info("another daemon holds %s", ws.lock)
+        ready("ok: already running")
         return 0
     try:
-        settings = DaemonSettings.load(ws.config)
         store = Store.open(ws.db)
-    except (ValueError, duckdb.Error) as exc:
-        log.error("cannot start: %s", one_line(str(exc)))
+    except duckdb.Error as exc:
+        message = f"cannot open {ws.db}: {one_line(str(exc))}"
+        log.error(message)
+        ready(message)
         return 1
     try:
-        asyncio.run(Daemon(ws, store, settings).serve())
+        asyncio.run(Daemon(ws, store, settings, ready).serve())
     finally:
         store.close()
         os.close(lock)
     return 0
 
 
-def detach() -> None:
-    """Fork so the starting client can reap its child at once; the grandchild is the daemon."""
+def detach(log_file: Path) -> Callable[[str], None]:
+    """Fork; the parent exits once the child reports ready (0) or why it could not start (1).
+
+    This lets `tix` say at once why no daemon came up instead of waiting for a socket.
+    """
+    read_end, write_end = os.pipe()
     if os.fork() > 0:
-        os._exit(0)
+        os.close(write_end)
+        message = os.read(read_end, 4096).decode(errors="replace")
+        if not message.startswith("ok"):
+            print(message or "the daemon exited during start-up", file=sys.stderr)
+        os._exit(0 if message.startswith("ok") else 1)
+    os.close(read_end)
+    log_fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    for fd in (1, 2):  # release the launcher's pipes: the starting client waits for their EOF
+        os.dup2(log_fd, fd)
+    os.close(log_fd)
+
+    def ready(message: str) -> None:
+        nonlocal write_end
+        if write_end >= 0:
+            os.write(write_end, message.encode())
+            os.close(write_end)
+            write_end = -1
+
+    return ready
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -302,12 +330,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detach", action="store_true", help="fork into the background")
     args = parser.parse_args(argv)
     ws = Workspace.resolve(args.home).ensure()
-    if args.detach:
-        detach()
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     logging.basicConfig(filename=ws.log, level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run_daemon(ws)
+    try:
+        settings = DaemonSettings.load(ws.config)
+    except (ValueError, OSError, yaml.YAMLError) as exc:
+        log.error("cannot start: %s", exc)
+        print(f"cannot start: {one_line(str(exc))}", file=sys.stderr)
+        return 1
+    ready = detach(ws.log) if args.detach else (lambda _: None)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    code = run_daemon(ws, settings, ready)
+    ready("the daemon stopped during start-up")
+    return code
 
 
 if __name__ == "__main__":

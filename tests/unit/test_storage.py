@@ -1,0 +1,79 @@
+"""Storage: migrations upgrade old databases, batches are atomic, the SQL console is read-only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from storage import ReadOnlyQueryError, Store
+from storage.migrations import available, current_version
+from storage.store import IngestBatch
+
+
+def test_migrations_are_numbered_without_gaps() -> None:
+    versions = [m.version for m in available()]
+    assert versions == list(range(1, len(versions) + 1)) and len(versions) >= 2
+
+
+def test_database_from_an_earlier_schema_is_upgraded(tmp_path: Path) -> None:
+    db = tmp_path / "old.duckdb"
+    old = Store.open(db, upto=1)
+    old.insert_run({"id": "r1", "kind": "probe", "state": "succeeded", "params": {"x": 1}, "deps": []})
+    tables = {r[0] for r in old.con.execute("SHOW TABLES").fetchall()}
+    assert "samples" not in tables and current_version(old.con) == 1
+    old.close()
+    new = Store.open(db)
+    assert current_version(new.con) == len(available())
+    assert new.run("r1")["params"] == {"x": 1}
+    assert new.con.execute("SELECT count(*) FROM samples").fetchone() == (0,)
+    new.close()
+
+
+def test_run_rows_round_trip(tmp_path: Path) -> None:
+    store = Store.open(None)
+    store.insert_run({"id": "a", "kind": "train", "state": "queued", "params": {"lr": 0.1}, "deps": ["b"]})
+    store.update_run("a", state="running", pid=42, result={"model_path": "/m"})
+    run = store.run("a")
+    assert (run["state"], run["pid"], run["deps"], run["result"]) == ("running", 42, ["b"], {"model_path": "/m"})
+    with pytest.raises(KeyError):
+        store.update_run("a", nonsense=1)
+
+
+def test_write_batch_moves_rows_and_offset_together() -> None:
+    store = Store.open(None)
+    batch = IngestBatch("r", "events.jsonl", 120)
+    batch.add("metrics", {"run_id": "r", "step": 1, "name": "loss", "value": 2.0, "t": None})
+    store.write_batch(batch)
+    assert store.ingest_offset("r", "events.jsonl") == 120
+    broken = IngestBatch("r", "events.jsonl", 999)
+    broken.add("metrics", {"run_id": None, "step": 2, "name": None, "value": 1.0, "t": None})  # NOT NULL
+    with pytest.raises(duckdb.Error):
+        store.write_batch(broken)
+    assert store.ingest_offset("r", "events.jsonl") == 120  # rolled back with the rows
+    assert store.con.execute("SELECT count(*) FROM metrics").fetchone() == (1,)
+
+
+@pytest.mark.parametrize("sql", [
+    "DELETE FROM runs", "DROP TABLE runs", "INSERT INTO runs (id, kind, state) VALUES ('x','p','q')",
+    "UPDATE runs SET state = 'x'", "CREATE TABLE t (a INT)", "COPY runs TO '/tmp/x.csv'",
+    "ATTACH ':memory:' AS other", "SET threads = 1", "CHECKPOINT", "INSTALL httpfs",
+    "SELECT 1; DELETE FROM runs",
+])
+def test_sql_console_refuses_writes(sql: str) -> None:
+    store = Store.open(None)
+    with pytest.raises(ReadOnlyQueryError):
+        store.query_readonly(sql)
+
+
+def test_sql_console_reads_and_caps_rows() -> None:
+    store = Store.open(None)
+    result = store.query_readonly("SELECT range AS i FROM range(25)", max_rows=10)
+    assert result["columns"] == ["i"] and len(result["rows"]) == 10 and result["truncated"]
+    assert store.query_readonly("EXPLAIN SELECT 1")["rows"]
+
+
+def test_schema_lists_tables_and_views() -> None:
+    tables = {row["table"] for row in Store.open(None).schema()}
+    assert {"runs", "events", "metrics", "samples", "scores", "shift_results", "run_summary"} <= tables
