@@ -132,13 +132,21 @@ class Scheduler:
 
     # -- starting runs -----------------------------------------------------------------------
     def _start_runnable(self) -> None:
-        states = {r["id"]: r for r in self.store.runs()}
-        for run in (r for r in states.values() if r["state"] == "queued"):
+        queued = self.store.runs_in(["queued"])
+        if not queued:
+            return
+        dep_ids = sorted({d for r in queued for d in r["deps"]})
+        states = {r["id"]: r for r in queued}
+        if dep_ids:
+            states.update({r["id"]: r for r in self.store.runs(
+                f"id IN ({', '.join('?' for _ in dep_ids)})", dep_ids)})
+        for run in queued:  # in creation order, so upstream cancellations cascade in one pass
             verdict = self._deps_verdict(run, states)
             if verdict == "wait":
                 continue
             if verdict != "ok":
                 self._update(run["id"], state="cancelled", error=verdict, finished_at=utcnow())
+                states[run["id"]]["state"] = "cancelled"
                 continue
             gpus = self._allocate(run)
             if gpus is not None:

@@ -121,11 +121,15 @@ class Store:
         return [r[0] for r in self.con.execute("SELECT name FROM experiments ORDER BY name").fetchall()]
 
     def link_runs(self, experiment: str, run_ids: Iterable[str]) -> None:
-        rows = [(experiment, rid) for rid in run_ids]
-        if rows:
-            self.con.executemany(
-                "INSERT INTO experiment_runs VALUES (?, ?) ON CONFLICT DO NOTHING", rows
-            )
+        ids = list(dict.fromkeys(run_ids))
+        if ids:
+            links = pa.table({"experiment": [experiment] * len(ids), "run_id": ids})
+            self.con.register("_tix_links", links)
+            try:
+                self.con.execute(
+                    "INSERT INTO experiment_runs SELECT * FROM _tix_links ON CONFLICT DO NOTHING")
+            finally:
+                self.con.unregister("_tix_links")
 
     # -- runs --------------------------------------------------------------------------------
     def insert_run(self, run: dict[str, Any]) -> None:

@@ -1,0 +1,202 @@
+"""Build the tiny lab's base model: corpus -> tokenizer -> Qwen2 -> pre-training -> models/.
+
+Run it as any job, through a worker on a run directory whose `spec.yaml` has kind `build`:
+
+    python -m engine.worker RUN_DIR        # spec: {kind: build, params: {model: tiny-lab, seed: 0}}
+
+The story: make a seeded corpus of maths / other-reasoning / non-reasoning questions, train a
+byte-level BPE tokenizer on it, initialise a Qwen2 of about a million parameters and pre-train
+it on the corpus (half plain text, half ChatML), then save tokenizer and model with
+`save_pretrained` under `TIX_HOME/models/tiny-lab-<hash>`. The hash covers every parameter
+(defaults included) and `VERSION`, so an identical build is reused instead of repeated. The model
+is written to a temporary sibling folder and renamed into place with a `.complete` marker last, so
+a killed build never leaves a folder that looks finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.jobs import JobContext
+from engine.lab import DEFAULT_SIZE
+
+if TYPE_CHECKING:  # torch and transformers load only when a build actually runs
+    from engine.lab.corpus import Item
+    from engine.lab.model import OnStep
+
+VERSION = "1"
+
+#: Every parameter the build accepts, with its default; anything else is a ValueError.
+DEFAULTS: dict[str, Any] = {
+    "model": "tiny-lab",
+    "seed": 0,
+    "vocab_size": 1024,
+    "size": {},
+    "pretrain_steps": 300,
+    "batch_size": 32,
+    "lr": 3e-3,
+    "corpus_items": 20000,
+}
+COMPLETE = ".complete"
+INFO_FILE = "tix_build.json"
+METRIC_EVERY = 10
+
+
+def run(ctx: JobContext) -> dict[str, Any]:
+    """Build (or reuse) the tiny lab model described by `ctx.params`; returns where it lives."""
+    params = resolve(ctx.params)
+    path = ctx.models_dir / f"tiny-lab-{content_hash(params)}"
+    if (path / COMPLETE).exists():
+        ctx.events.log(f"reusing {path}: an identical build is already complete")
+        return _result(path, reused=True)
+    _set_threads()
+    tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        _build(ctx, params, tmp)
+        return _result(_move_into_place(ctx, tmp, path), reused=False)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def resolve(params: dict[str, Any]) -> dict[str, Any]:
+    """`params` over DEFAULTS, size included; unknown keys or models are a ValueError."""
+    unknown = sorted(set(params) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown build parameter(s): {', '.join(unknown)} (known: {', '.join(DEFAULTS)})")
+    resolved = {**DEFAULTS, **params}
+    if resolved["model"] != "tiny-lab":
+        raise ValueError(f"build can only make model 'tiny-lab', not {resolved['model']!r}")
+    resolved["size"] = {**DEFAULT_SIZE, **(resolved["size"] or {})}
+    _check_types(resolved)
+    return resolved
+
+
+def _check_types(params: dict[str, Any]) -> None:
+    """Each parameter must have its default's type (an int is fine where a float is expected)."""
+    for key, default in DEFAULTS.items():
+        expected = (int, float) if isinstance(default, float) else type(default)
+        if not isinstance(params[key], expected) or isinstance(params[key], bool):
+            raise ValueError(f"build parameter {key!r} must be {type(default).__name__}, not {params[key]!r}")
+
+
+def content_hash(params: dict[str, Any]) -> str:
+    """First 12 hex digits of sha256 over the canonical JSON of resolved params and VERSION."""
+    canonical = json.dumps({"params": params, "version": VERSION}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def _set_threads() -> None:
+    """A tiny model gains nothing from many threads; two keep CPU runs fast and repeatable."""
+    import torch
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def _build(ctx: JobContext, params: dict[str, Any], out: Path) -> None:
+    """The build itself, top to bottom, writing a complete model folder at `out`."""
+    from engine.lab import corpus
+    from engine.lab.model import build_model, build_tokenizer, parameter_count, pretrain
+
+    started = time.time()
+    ctx.events.log(f"generating {params['corpus_items']} corpus items (seed {params['seed']})")
+    texts = pretrain_texts(corpus.items(params["seed"], params["corpus_items"]))
+
+    ctx.events.log(f"training a {params['vocab_size']}-token byte-level BPE tokenizer")
+    tokenizer = build_tokenizer(texts, params["vocab_size"])
+
+    model = build_model(tokenizer, params["size"], params["seed"])
+    parameters = parameter_count(model)
+    ctx.events.log(f"pre-training {parameters:,} parameters for {params['pretrain_steps']} steps")
+    losses = pretrain(
+        model,
+        tokenizer,
+        texts,
+        params["pretrain_steps"],
+        params["batch_size"],
+        params["lr"],
+        params["seed"],
+        on_step=_reporter(ctx, params["lr"]),
+    )
+
+    ctx.events.log(f"saving to {out.name}")
+    out.mkdir(parents=True)
+    tokenizer.save_pretrained(out)
+    model.save_pretrained(out, safe_serialization=True)
+    info = {
+        "params": params,
+        "version": VERSION,
+        "parameters": parameters,
+        "initial_loss": losses[0],
+        "final_loss": final_loss(losses),
+        "seconds": round(time.time() - started, 2),
+    }
+    (out / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    (out / COMPLETE).write_text("")
+
+
+def pretrain_texts(items: list[Item]) -> list[str]:
+    """Half the items as plain text, half as ChatML with an empty think block.
+
+    The lab evaluates with the chat template (`enable_thinking: false`), so, like Qwen's base
+    models, the base model must know that format to show any skill before tuning.
+    """
+    from engine.lab.model import render_chat
+
+    chats = iter(render_chat([_conversation(it) for it in items[1::2]]))
+    return [next(chats) if i % 2 else it.text for i, it in enumerate(items)]
+
+
+def _conversation(item: Item) -> list[dict[str, str]]:
+    return [{"role": "user", "content": item.question}, {"role": "assistant", "content": item.answer}]
+
+
+def _reporter(ctx: JobContext, peak_lr: float) -> OnStep:
+    """An `on_step` callback writing progress and metric events every METRIC_EVERY steps."""
+    from engine.lab.model import learning_rate
+
+    def on_step(step: int, total: int, loss: float, tokens_per_s: float) -> None:
+        if step == 1 or step % METRIC_EVERY == 0 or step == total:
+            ctx.events.progress(step, total, "pretrain")
+            ctx.events.metric(
+                step, loss=loss, tokens_per_s=tokens_per_s, learning_rate=learning_rate(step, total, peak_lr)
+            )
+
+    return on_step
+
+
+def final_loss(losses: list[float]) -> float:
+    """Mean loss of the last METRIC_EVERY steps: one batch's loss alone is too noisy to compare."""
+    tail = losses[-METRIC_EVERY:]
+    return sum(tail) / len(tail)
+
+
+def _move_into_place(ctx: JobContext, tmp: Path, path: Path) -> Path:
+    """Rename `tmp` to `path`; a leftover without `.complete` is replaced, a racing build wins."""
+    if path.exists() and not (path / COMPLETE).exists():
+        ctx.events.log(f"removing incomplete leftover {path.name}")
+        shutil.rmtree(path)
+    try:
+        tmp.rename(path)
+    except OSError:
+        if not (path / COMPLETE).exists():
+            raise
+        ctx.events.log(f"{path.name} was completed by another build meanwhile; using it")
+    return path
+
+
+def _result(path: Path, reused: bool) -> dict[str, Any]:
+    """The run's result, read back from the saved `tix_build.json`."""
+    info = json.loads((path / INFO_FILE).read_text())
+    return {
+        "model_path": str(path),
+        "parameters": info["parameters"],
+        "reused": reused,
+        "final_loss": info["final_loss"],
+    }
