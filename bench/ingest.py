@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from datetime import datetime
@@ -44,31 +45,44 @@ def arrow_rows(lines: int) -> pa.Table:
     }, schema=INGEST_SCHEMAS["metrics"])
 
 
+def time_ingest(tmp: Path, run_dir: Path, i: int) -> tuple[float, int]:
+    store = Store.open(tmp / f"ingest{i}.duckdb")
+    t0 = time.perf_counter()
+    ingest_until_drained(store, "bench", run_dir)
+    seconds = time.perf_counter() - t0
+    stored = store.con.execute("SELECT count(*) FROM metrics").fetchone()[0]
+    store.close()
+    return seconds, stored
+
+
+def time_raw(tmp: Path, table: pa.Table, i: int) -> float:
+    raw = Store.open(tmp / f"raw{i}.duckdb")
+    t0 = time.perf_counter()
+    raw.con.register("bench_rows", table)
+    raw.con.execute("INSERT INTO metrics SELECT * FROM bench_rows")
+    seconds = time.perf_counter() - t0
+    raw.close()
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
-    rows = parser.parse_args().rows
-    lines = rows // len(METRICS)
-    with tempfile.TemporaryDirectory() as tmp:
-        run_dir = Path(tmp) / "run"
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    lines = args.rows // len(METRICS)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        run_dir = tmp / "run"
         run_dir.mkdir()
         write_events(run_dir / "events.jsonl", lines)
         size_mb = (run_dir / "events.jsonl").stat().st_size / 1e6
-        store = Store.open(Path(tmp) / "ingest.duckdb")
-        t0 = time.perf_counter()
-        ingest_until_drained(store, "bench", run_dir)
-        ingest_s = time.perf_counter() - t0
-        stored = store.con.execute("SELECT count(*) FROM metrics").fetchone()[0]
-        store.close()
-
+        timed = [time_ingest(tmp, run_dir, i) for i in range(args.repeat)]
         table = arrow_rows(lines)
-        raw = Store.open(Path(tmp) / "raw.duckdb")
-        t0 = time.perf_counter()
-        raw.con.register("bench_rows", table)
-        raw.con.execute("INSERT INTO metrics SELECT * FROM bench_rows")
-        raw_s = time.perf_counter() - t0
-        raw.close()
-    print(f"rows: {stored:,} from {lines:,} event lines ({size_mb:.0f} MB of JSON)")
+        raw_s = statistics.median(time_raw(tmp, table, i) for i in range(args.repeat))
+    ingest_s, stored = statistics.median(t for t, _ in timed), timed[0][1]
+    print(f"rows: {stored:,} from {lines:,} event lines ({size_mb:.0f} MB of JSON); "
+          f"median of {args.repeat} runs each, fresh database each time")
     print(f"daemon ingest path: {ingest_s:.2f} s = {stored / ingest_s:,.0f} rows/s")
     print(f"raw Arrow insert:   {raw_s:.2f} s = {stored / raw_s:,.0f} rows/s")
     print(f"ratio (ingest / raw time): {ingest_s / raw_s:.1f}x")

@@ -116,8 +116,17 @@ def run(ctx: click.Context, file: str, wait: bool, only: tuple[str, ...]) -> Non
             note = " (reused)" if item["reused"] else ""
             click.echo(f"{item['id']}  {item['state']}{note}")
         if wait:
-            ok = wait_for(client, [item["id"] for item in queued])
+            ok = watch(client, [item["id"] for item in queued])
             sys.exit(0 if ok else 1)
+
+
+def watch(client: Client, run_ids: list[str]) -> bool:
+    """`wait_for`, with Ctrl-C detaching from the runs instead of stopping them."""
+    try:
+        return wait_for(client, run_ids)
+    except KeyboardInterrupt:
+        click.echo("\nstopped watching; the runs go on (`tix status`, `tix cancel`)", err=True)
+        sys.exit(130)
 
 
 def wait_for(client: Client, run_ids: list[str]) -> bool:
@@ -163,7 +172,14 @@ def demo(ctx: click.Context) -> None:
     click.echo(f"tix demo: {file} (workspace {workspace(ctx).home})")
     click.echo("this version builds and pre-trains the tiny lab's base model; training, "
                "evaluation and the TI table arrive with the next issues")
-    ctx.invoke(run, file=str(file), wait=True, only=("build",))
+    try:
+        ctx.invoke(run, file=str(file), wait=True, only=("build",))
+    except SystemExit as exc:
+        if exc.code:
+            raise
+    click.echo("\nnext: `tix status` lists the runs, `tix logs RUN` shows a worker's output,\n"
+               "      `tix sql \"SELECT step, value FROM metrics WHERE name = 'loss' ORDER BY step\"` "
+               "shows the pre-training curve")
 
 
 # -- runs -----------------------------------------------------------------------------------------
@@ -215,10 +231,13 @@ def logs(ctx: click.Context, run_ref: str, follow: bool, stream: str) -> None:
         names = ["stdout.log", "stderr.log"] if stream == "both" else [f"{stream}.log"]
         offsets = {name: 0 for name in names}
         pump_logs(run_dir, offsets)
-        while follow and run_info["state"] not in TERMINAL:
-            time.sleep(0.5)
-            pump_logs(run_dir, offsets)
-            run_info = client.request("run", id=run_info["id"])
+        try:
+            while follow and run_info["state"] not in TERMINAL:
+                time.sleep(0.5)
+                pump_logs(run_dir, offsets)
+                run_info = client.request("run", id=run_info["id"])
+        except KeyboardInterrupt:
+            sys.exit(130)
         pump_logs(run_dir, offsets)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.events import EVENTS_FILE, FINAL_EVENTS, SAMPLES_FILE, read_complete_lines
-from storage.store import IngestBatch, Store, from_epoch, utcnow
+from storage.store import IngestBatch, Store
 
 
 @dataclass
@@ -174,11 +174,11 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def _time(value: Any) -> Any:
-    try:
-        return from_epoch(value) or utcnow()
-    except (TypeError, ValueError, OverflowError, OSError):
-        return utcnow()
+def _time(value: Any) -> float | None:
+    """Unix seconds of an event (None = now); nonsense times count as now."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1e11:
+        return float(value)
+    return None
 
 
 def _float(value: Any) -> float | None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from storage.migrations import migrate
 
@@ -61,19 +62,39 @@ class ReadOnlyQueryError(ValueError):
 
 @dataclass
 class IngestBatch:
-    """Rows parsed from one run file, plus the byte offset they end at."""
+    """Rows parsed from one run file, column-wise, plus the byte offset they end at.
+
+    Column lists turn into Arrow arrays without a Python object per row; `t` columns hold Unix
+    seconds and become timestamps in Arrow (`None` = now).
+    """
 
     run_id: str
     file: str
     offset: int
     bad_lines: int = 0
-    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    columns: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
     def add(self, table: str, row: dict[str, Any]) -> None:
-        self.rows.setdefault(table, []).append(row)
+        cols = self.columns.get(table)
+        if cols is None:
+            cols = self.columns[table] = {name: [] for name in INGEST_SCHEMAS[table].names}
+        for name, values in cols.items():
+            values.append(row.get(name))
 
     def count(self) -> int:
-        return sum(len(r) for r in self.rows.values())
+        return sum(len(next(iter(c.values()))) for c in self.columns.values())
+
+    def arrow(self, table: str) -> pa.Table:
+        schema = INGEST_SCHEMAS[table]
+        arrays = [_epoch_array(values) if name == "t" else pa.array(values, schema.field(name).type)
+                  for name, values in self.columns[table].items()]
+        return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _epoch_array(seconds: list[float | None]) -> pa.Array:
+    now = datetime.now(UTC).timestamp()
+    micros = pa.array([now if s is None else s for s in seconds], pa.float64())
+    return pc.cast(pc.multiply(micros, 1e6), pa.int64(), safe=False).cast(pa.timestamp("us"))
 
 
 def utcnow() -> datetime:
@@ -199,9 +220,8 @@ class Store:
         """Insert the batch's rows and move the file's offset, atomically."""
         self.con.execute("BEGIN TRANSACTION")
         try:
-            for table, rows in batch.rows.items():
-                if rows:
-                    self._append_arrow(table, pa.Table.from_pylist(rows, schema=INGEST_SCHEMAS[table]))
+            for table in batch.columns:
+                self._append_arrow(table, batch.arrow(table))
             self.con.execute(
                 """INSERT INTO ingest_offsets VALUES (?, ?, ?, ?) ON CONFLICT (run_id, file)
                    DO UPDATE SET "offset" = excluded."offset",
