@@ -1,0 +1,49 @@
+"""The one real job of this version end to end through the daemon: building the tiny lab."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.client import Client
+from engine.plan import make_run
+from engine.workspace import Workspace
+from tests.conftest import wait_state
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+@pytest.mark.slow
+def test_build_run_through_the_daemon(ws: Workspace, client: Client, tix) -> None:
+    params = {"model": "tiny-lab", "seed": 1, "pretrain_steps": 20, "corpus_items": 2000,
+              "vocab_size": 512, "batch_size": 16}
+    build = make_run("build", "base", "lab-e2e", params, [])
+    dependent = make_run("probe", "after-build", "lab-e2e",
+                         {"model_path": {"from_run": build["id"], "key": "model_path"}}, [build["id"]])
+    client.request("submit", experiment={"name": "lab-e2e"}, runs=[build, dependent])
+    done = wait_state(client, build["id"], TERMINAL, timeout=240)
+    assert done["state"] == "succeeded", done["error"]
+    model_path = Path(done["result"]["model_path"])
+    assert model_path.parent == ws.models and (model_path / ".complete").exists()
+    assert (model_path / "config.json").exists() and (model_path / "tokenizer.json").exists()
+    # the dependent run received the model path resolved from the build's result
+    after = wait_state(client, dependent["id"], TERMINAL)
+    assert after["state"] == "succeeded" and after["result"]["model_path"] == str(model_path)
+    curve = json.loads(tix("sql", f"SELECT step, value FROM metrics WHERE run_id = '{build['id']}' "
+                                  "AND name = 'loss' ORDER BY step", "--format", "json").stdout)
+    assert len(curve) >= 3 and curve[-1]["value"] < curve[0]["value"]
+    events = json.loads(tix("sql", f"SELECT type FROM events WHERE run_id = '{build['id']}'",
+                            "--format", "json").stdout)
+    assert {"started", "progress", "finished"} <= {e["type"] for e in events}
+
+
+@pytest.mark.slow
+def test_demo_builds_the_base_model(ws: Workspace, tix) -> None:
+    result = tix("demo", timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "succeeded" in result.stdout and "next:" in result.stdout
+    runs = json.loads(tix("status", "--json").stdout)
+    assert [(r["kind"], r["state"]) for r in runs] == [("build", "succeeded")]
+    assert list(ws.models.glob("tiny-lab-*/.complete"))
