@@ -11,6 +11,7 @@ everything else in `events`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,19 +26,26 @@ class EventSummary:
 
     lines: int = 0
     progress: tuple[int, int | None, str] | None = None
-    heartbeat: float | None = None
+    heartbeat: float | bool | None = None
     final: dict[str, Any] | None = None
 
 
 def ingest_run(store: Store, run_id: str, run_dir: Path, max_bytes: int = 8 << 20) -> EventSummary:
     """One pass over a run's events and samples files."""
     summary = EventSummary()
-    batch = _events_batch(store, run_id, run_dir / EVENTS_FILE, max_bytes, summary)
-    if batch is not None:
-        store.write_batch(batch)
-    batch = _samples_batch(store, run_id, run_dir / SAMPLES_FILE, max_bytes)
-    if batch is not None:
-        store.write_batch(batch)
+
+    def route_event(batch: IngestBatch, offset: int, obj: dict[str, Any]) -> bool:
+        if not isinstance(obj.get("type"), str):
+            return False
+        _route_event(batch, run_id, offset, obj, summary)
+        return True
+
+    def route_sample(batch: IngestBatch, offset: int, obj: dict[str, Any]) -> bool:
+        batch.add("samples", _sample_row(run_id, offset, obj))
+        return True
+
+    summary.lines = _ingest_file(store, run_id, run_dir, EVENTS_FILE, max_bytes, route_event)
+    _ingest_file(store, run_id, run_dir, SAMPLES_FILE, max_bytes, route_sample)
     return summary
 
 
@@ -58,23 +66,26 @@ def _merge(total: EventSummary, step: EventSummary) -> None:
     total.final = step.final or total.final
 
 
-def _events_batch(store: Store, run_id: str, path: Path, max_bytes: int,
-                  summary: EventSummary) -> IngestBatch | None:
-    offset = store.ingest_offset(run_id, EVENTS_FILE)
-    lines, new_offset = read_complete_lines(path, offset, max_bytes)
+def _ingest_file(store: Store, run_id: str, run_dir: Path, file: str, max_bytes: int,
+                 route: Callable[[IngestBatch, int, dict[str, Any]], bool]) -> int:
+    """Store the complete new lines of one run file; returns how many lines were read.
+
+    `route` adds a parsed line's rows to the batch (False = malformed). Each row keeps the byte
+    offset of its line, which identifies it across restarts.
+    """
+    offset = store.ingest_offset(run_id, file)
+    lines, new_offset = read_complete_lines(run_dir / file, offset, max_bytes)
     if new_offset == offset:
-        return None
-    batch = IngestBatch(run_id, EVENTS_FILE, new_offset)
+        return 0
+    batch = IngestBatch(run_id, file, new_offset)
     position = offset
     for line in lines:
-        event = _parse(line)
-        if event is None or not isinstance(event.get("type"), str):
+        obj = _parse(line)
+        if obj is None or not route(batch, position, obj):
             batch.bad_lines += bool(line.strip())
-        else:
-            _route_event(batch, run_id, position, event, summary)
         position += len(line) + 1
-    summary.lines += len(lines)
-    return batch
+    store.write_batch(batch)
+    return len(lines)
 
 
 def _route_event(batch: IngestBatch, run_id: str, offset: int, event: dict[str, Any],
@@ -114,26 +125,9 @@ def _summarise(summary: EventSummary, kind: str, event: dict[str, Any]) -> None:
         summary.progress = (_int(event.get("step")) or 0, _int(event.get("total")),
                             str(event.get("desc") or ""))
     elif kind == "heartbeat":
-        summary.heartbeat = event.get("t")
+        summary.heartbeat = event.get("t") or True
     elif kind in FINAL_EVENTS:
         summary.final = event
-
-
-def _samples_batch(store: Store, run_id: str, path: Path, max_bytes: int) -> IngestBatch | None:
-    offset = store.ingest_offset(run_id, SAMPLES_FILE)
-    lines, new_offset = read_complete_lines(path, offset, max_bytes)
-    if new_offset == offset:
-        return None
-    batch = IngestBatch(run_id, SAMPLES_FILE, new_offset)
-    position = offset
-    for line in lines:
-        sample = _parse(line)
-        if sample is None:
-            batch.bad_lines += bool(line.strip())
-        else:
-            batch.add("samples", _sample_row(run_id, position, sample))
-        position += len(line) + 1
-    return batch
 
 
 _SAMPLE_FIELDS = ("benchmark", "item_id", "sample_idx", "prompt", "completion", "extracted",
