@@ -182,6 +182,84 @@ def demo(ctx: click.Context) -> None:
                "shows the pre-training curve")
 
 
+# -- benchmarks and re-scoring --------------------------------------------------------------------
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def benchmarks(as_json: bool) -> None:
+    """List benchmarks: name, group, source, scorer and size (local copies are counted)."""
+    from engine.benchmarks import REGISTRY, BenchmarkError, describe
+
+    try:
+        rows = [describe(b) for b in REGISTRY.values()]
+    except BenchmarkError as exc:
+        raise Failure(str(exc), 2) from None
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    cols = ["name", "group", "source", "scorer", "size"]
+    click.echo(render_table(cols, [[r[c] if r[c] is not None else "?" for c in cols] for r in rows]))
+
+
+@cli.command()
+@click.option("--benchmark", "-b", required=True, help="Benchmark name (see `tix benchmarks`).")
+@click.option("--generations", "-g", required=True, type=click.Path(dir_okay=False),
+              help="JSONL: output|completion|response, and id|index|input|prompt per line.")
+@click.option("--data", type=click.Path(dir_okay=False),
+              help="Local copy of the benchmark in its own format.")
+@click.option("--scorer", help="Score with this scorer instead of the benchmark's.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--experiment", "-e",
+              help="Store the scores and samples under this experiment (needs --model).")
+@click.option("--model", "-m", help="The model name the generations came from (with --experiment).")
+@click.pass_context
+def score(ctx: click.Context, benchmark: str, generations: str, data: str | None, scorer: str | None,
+          fmt: str, experiment: str | None, model: str | None) -> None:
+    """Re-score saved generations without regenerating them."""
+    if bool(experiment) != bool(model):
+        raise Failure("--experiment and --model go together", 2)
+    summary = (store_score(ctx, benchmark, generations, data, scorer, experiment, model) if experiment
+               else local_score(benchmark, generations, data, scorer))
+    click.echo(json.dumps(summary, indent=1) if fmt == "json" else render_score(summary))
+
+
+def local_score(benchmark: str, generations: str, data: str | None, scorer: str | None) -> dict[str, Any]:
+    from engine.benchmarks import BenchmarkError
+    from engine.rescore import rescore
+
+    try:
+        return rescore(benchmark, Path(generations), Path(data) if data else None, scorer).summary
+    except (BenchmarkError, LookupError) as exc:
+        raise Failure(str(exc).strip("'\""), 2) from None
+
+
+def store_score(ctx: click.Context, benchmark: str, generations: str, data: str | None,
+                scorer: str | None, experiment: str, model: str) -> dict[str, Any]:
+    """Queue a `score` run filed under the experiment, wait for it, return its summary."""
+    from engine.plan import make_run, path_signature
+
+    gens = str(Path(generations).resolve())
+    params = {"benchmark": benchmark, "generations": gens, "generations_signature": path_signature(gens),
+              "data": str(Path(data).resolve()) if data else None, "scorer": scorer, "label": model}
+    run_plan = make_run("score", model, experiment, params, [])
+    with connect(ctx) as client:
+        client.subscribe()
+        client.request("submit", experiment={"name": experiment}, runs=[run_plan])
+        if not wait_for(client, [run_plan["id"]]):
+            sys.exit(1)
+        return client.request("run", id=run_plan["id"])["result"]["summary"]
+
+
+def render_score(summary: dict[str, Any]) -> str:
+    rows = [[k, f"{v:.2f}"] for k, v in summary["metrics"].items()]
+    rows.append(["stderr", f"{summary['stderr']:.2f}"])
+    rows += [[f"health: {k}", str(v)] for k, v in summary["health"].items()]
+    head = (f"{summary['benchmark']} ({summary['scorer']}): {summary['n']} items, "
+            f"{summary['samples']} samples")
+    if summary.get("unmatched_lines"):
+        head += f", {summary['unmatched_lines']} unmatched lines"
+    return head + "\n" + render_table(["metric", "value"], rows)
+
+
 # -- runs -----------------------------------------------------------------------------------------
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of run objects.")
@@ -207,6 +285,21 @@ def progress_cell(run: dict[str, Any]) -> str:
     if run.get("progress") is not None:
         return f"{run['progress'] * 100:.0f}%"
     return run.get("progress_text") or ""
+
+
+@cli.command()
+@click.argument("run_ref", metavar="RUN")
+@click.option("--wait", is_flag=True, help="Show progress until the run ends.")
+@click.pass_context
+def resume(ctx: click.Context, run_ref: str, wait: bool) -> None:
+    """Queue a failed or cancelled run again; it continues from what it already recorded."""
+    with connect(ctx) as client:
+        if wait:
+            client.subscribe()
+        run_info = client.request("resume", id=run_ref)
+        click.echo(f"{run_info['id']}  queued (resuming)")
+        if wait:
+            sys.exit(0 if watch(client, [run_info["id"]]) else 1)
 
 
 @cli.command()

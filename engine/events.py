@@ -76,8 +76,9 @@ class EventWriter(JsonlWriter):
     def log(self, message: str) -> None:
         self.emit("log", message=message)
 
-    def score(self, benchmark: str, group: str, metric: str, value: float, n: int) -> None:
-        self.emit("score", benchmark=benchmark, group=group, metric=metric, value=value, n=n)
+    def score(self, benchmark: str, group: str, metric: str, value: float, n: int,
+              model: str | None = None) -> None:
+        self.emit("score", benchmark=benchmark, group=group, metric=metric, value=value, n=n, model=model)
 
 
 class Heartbeat:

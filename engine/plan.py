@@ -20,9 +20,9 @@ from engine.registry import BUILTIN_MODELS
 from engine.spec import Experiment
 
 #: Bumped when a job's outputs change meaning, so old results are not reused for new code.
-JOB_VERSIONS = {"build": "1", "train": "1", "eval": "1", "analyse": "1", "probe": "1"}
+JOB_VERSIONS = {"build": "1", "train": "1", "eval": "1", "analyse": "1", "probe": "1", "score": "1"}
 #: GPUs a run of each kind asks for on a GPU box (CPU-only boxes run everything in CPU slots).
-DEFAULT_GPUS = {"build": 0, "train": 1, "eval": 1, "analyse": 1, "probe": 0}
+DEFAULT_GPUS = {"build": 0, "train": 1, "eval": 1, "analyse": 1, "probe": 0, "score": 0}
 
 
 def content_hash(obj: Any) -> str:
@@ -87,7 +87,17 @@ class Planner:
 
     def eval_run(self, name: str) -> dict[str, Any]:
         model, deps = self.models[name]
-        return self.add(make_run("eval", name, self.exp.name, {"model": model, **self.data["eval"]}, deps))
+        params = {"model": model, **self.data["eval"]}
+        if params.get("benchmarks"):
+            params["benchmarks"] = [self.local_benchmark(b) for b in params["benchmarks"]]
+        return self.add(make_run("eval", name, self.exp.name, params, deps))
+
+    def local_benchmark(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """A benchmark entry with its local copy made absolute and fingerprinted."""
+        if not entry.get("data"):
+            return entry
+        data = model_ref(entry["data"], self.exp.path.parent)
+        return {**entry, "data": data, "data_signature": path_signature(data)}
 
     def analyse_run(self, name: str, evaluation: dict[str, Any]) -> None:
         analysis = self.data.get("analysis") or {}
@@ -117,7 +127,7 @@ def variant_order(models: dict[str, dict[str, Any]]) -> list[str]:
 
 def model_ref(ref: str, folder: Path) -> str:
     """Local paths become absolute (relative to the experiment file); other refs stay as written."""
-    if ref.startswith(("/", "./", "../", "~")):
+    if ref.startswith(("/", "./", "../", "~")) or (folder / ref).exists():
         return str((folder / Path(ref).expanduser()).resolve())
     return ref
 

@@ -7,14 +7,22 @@ later issues extend them with real models, benchmarks and rewards.
 
 from __future__ import annotations
 
+from engine import benchmarks
+
 BUILTIN_MODELS: set[str] = {"tiny-lab"}
 """Models tix can build itself; anything else is an HF id or a local path."""
 
 BUILTIN_DATASETS: set[str] = {"lab/math-train"}
 """Training data sets tix ships or generates itself."""
 
-SUITES: set[str] = {"lab"}
+SUITES: set[str] = set(benchmarks.SUITES)
 """Named evaluation suites (a fixed list of benchmarks with their groups)."""
+
+BENCHMARKS: set[str] = set(benchmarks.REGISTRY)
+"""Benchmarks an experiment's `eval.benchmarks` may name (`tix benchmarks` lists them)."""
+
+BACKENDS: tuple[str, ...] = ("auto", "hf", "vllm")
+"""Generation backends: auto = vLLM when importable with CUDA, else Hugging Face."""
 
 REWARDS: set[str] = {"math"}
 """Reward functions a GRPO variant may name."""

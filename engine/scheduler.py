@@ -200,9 +200,11 @@ class Scheduler:
     # -- requests ----------------------------------------------------------------------------
     def submit(self, experiment: dict[str, Any] | None, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Queue planned runs; identical runs (same id) are reused, failed ones queued again."""
-        if experiment:
+        if experiment and experiment.get("spec"):
             self.store.upsert_experiment(experiment["name"], experiment.get("path", ""),
-                                         experiment.get("spec", ""), experiment.get("spec_hash", ""))
+                                         experiment["spec"], experiment.get("spec_hash", ""))
+        elif experiment:  # runs filed under a name with no file (`tix score --experiment`)
+            self.store.ensure_experiment(experiment["name"])
         out = [self._submit_one(plan) for plan in runs]
         if experiment:
             self.store.link_runs(experiment["name"], [plan["id"] for plan in runs])
@@ -219,6 +221,16 @@ class Scheduler:
                          cancel_requested=False, progress=None, progress_text=None)
             return {"id": plan["id"], "state": "queued", "reused": True}
         return {"id": plan["id"], "state": existing["state"], "reused": True}
+
+    def resume(self, run_id: str) -> str | None:
+        """Queue a failed or cancelled run again; its worker continues from what it recorded."""
+        run = self.store.run(run_id)
+        if run is None or run["state"] not in ("failed", "cancelled"):
+            state = run["state"] if run else "unknown"
+            return f"run {run_id} is {state}: only failed or cancelled runs can be resumed"
+        self._update(run_id, state="queued", error=None, finished_at=None, cancel_requested=False,
+                     progress_text="resuming")
+        return None
 
     def cancel(self, run_ids: list[str]) -> list[str]:
         """Cancel queued runs at once; SIGTERM running ones, SIGKILL after the grace period."""

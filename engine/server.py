@@ -65,7 +65,7 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.ops: dict[str, Callable[[dict[str, Any], asyncio.StreamWriter], Awaitable[Any]]] = {
             "ping": self.op_ping, "status": self.op_status, "run": self.op_run,
-            "submit": self.op_submit, "cancel": self.op_cancel, "sql": self.op_sql,
+            "submit": self.op_submit, "cancel": self.op_cancel, "resume": self.op_resume, "sql": self.op_sql,
             "schema": self.op_schema, "subscribe": self.op_subscribe, "shutdown": self.op_shutdown,
         }
 
@@ -230,6 +230,14 @@ class Daemon:
         self.scheduler.changed.clear()
         self.wake.set()
         return done
+
+    async def op_resume(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        run_id = self.resolve_run(str(args.get("id", "")))
+        problem = self.scheduler.resume(run_id)
+        if problem:
+            raise RequestError(problem)
+        self.wake.set()
+        return self.store.run(run_id)
 
     async def op_sql(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
         cursor = self.store.con.cursor()

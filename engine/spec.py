@@ -245,6 +245,10 @@ def _string(value: Any) -> _Problem | None:
     return None if isinstance(value, str) else _expected("a string", value)
 
 
+def _mapping_check(value: Any) -> _Problem | None:
+    return None if isinstance(value, dict) else _expected("a mapping", value)
+
+
 def _boolean(value: Any) -> _Problem | None:
     return None if isinstance(value, bool) else _expected("true or false", value)
 
@@ -392,18 +396,16 @@ _POSITIVE = _integer(1)
 _TOP_KEYS = ("name", "description", "base", "models", "eval", "analysis", "ti")
 _TOP = {"name": _Field(_name, required=True), "description": _Field(_string, "")}
 _VARIANT_KEYS = ("from", "model", "revision", "train")
+#: Unset sampling keys stay None: each benchmark then uses its own default (AIME avg@10 ...).
 _GENERATION = {
-    "max_new_tokens": _Field(_POSITIVE, 64),
-    "temperature": _Field(_number(0), 0.0, to_float=True),
-    "top_p": _Field(_number(0, 1, lo_open=True), 1.0, to_float=True),
-    "n": _Field(_POSITIVE, 1),
+    "max_new_tokens": _Field(_POSITIVE),
+    "temperature": _Field(_number(0), to_float=True),
+    "top_p": _Field(_number(0, 1, lo_open=True), to_float=True),
+    "n": _Field(_POSITIVE),
     "enable_thinking": _Field(_boolean, False),
     "seed": _Field(_integer(), 0),
 }
-_BENCHMARK = {
-    "name": _Field(_string, required=True),
-    "group": _Field(_choice(registry.GROUPS, "group"), required=True),
-}
+_BENCHMARK_KEYS = ("name", "group", "data", "limit", "scorer")
 _ANALYSES = {
     "pca_shift": {
         "items": _Field(_POSITIVE, 100),
@@ -718,7 +720,9 @@ class _Checker:
     def eval(self, value: Any) -> dict[str, Any] | None:
         """One suite or an explicit benchmark list (the lab suite when neither is given)."""
         path: KeyPath = ("eval",)
-        fields = {"suite": _Field(_choice(sorted(registry.SUITES), "suite")), "limit": _Field(_POSITIVE)}
+        fields = {"suite": _Field(_choice(sorted(registry.SUITES), "suite")), "limit": _Field(_POSITIVE),
+                  "backend": _Field(_choice(registry.BACKENDS, "backend"), "auto"),
+                  "backend_options": _Field(_mapping_check, {})}
         found = self.section(path, value, fields, extra=("benchmarks", "generation"))
         if found is None:
             return None
@@ -737,7 +741,7 @@ class _Checker:
             return None
         benchmarks, first_line = [], {}
         for index, item in enumerate(value):
-            benchmark = self.section((*path, index), item, _BENCHMARK)
+            benchmark = self.section((*path, index), item, self.benchmark_fields())
             benchmarks.append(benchmark)
             name = benchmark and benchmark["name"]
             if isinstance(name, str) and name in first_line:
@@ -746,6 +750,24 @@ class _Checker:
             elif isinstance(name, str):
                 first_line[name] = self.lines[(*path, index, "name")][1]
         return benchmarks
+
+    def benchmark_fields(self) -> dict[str, _Field]:
+        """One `eval.benchmarks` entry: a registered name; group, scorer and a local copy optional."""
+        from engine.scorers.names import SCORER_NAMES
+
+        return {
+            "name": _Field(_choice(sorted(registry.BENCHMARKS), "benchmark"), required=True),
+            "group": _Field(_choice(registry.GROUPS, "group")),
+            "data": _Field(self.local_file),
+            "limit": _Field(_POSITIVE),
+            "scorer": _Field(_choice(SCORER_NAMES, "scorer")),
+        }
+
+    def local_file(self, value: Any) -> _Problem | None:
+        if not isinstance(value, str):
+            return _expected("a string", value)
+        path = (self.folder / Path(value).expanduser()).resolve()
+        return None if path.is_file() else _Problem(f"data file not found: {path}")
 
     def analysis(self, value: Any) -> dict[str, Any] | None:
         """Absent: every analysis with defaults. Present: only those listed (`name:` alone = defaults)."""

@@ -46,7 +46,7 @@ def run(run_dir: Path) -> int:
         ctx = JobContext(run_id=spec["run_id"], kind=spec["kind"], params=spec.get("params") or {},
                          run_dir=run_dir, home=Path(spec.get("home") or run_dir.parent.parent),
                          events=events, inputs=spec.get("inputs") or {},
-                         attempt=int(spec.get("attempt") or 1))
+                         attempt=int(spec.get("attempt") or 1), name=spec.get("name"))
         events.emit("started", pid=os.getpid(), attempt=spec.get("attempt"), kind=spec["kind"],
                     cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
         with Heartbeat(events, float(os.environ.get("TIX_HEARTBEAT", "2"))):

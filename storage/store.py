@@ -138,6 +138,10 @@ class Store:
             [name, path, spec, spec_hash, utcnow(), utcnow()],
         )
 
+    def ensure_experiment(self, name: str) -> None:
+        self.con.execute("INSERT INTO experiments (name, created_at, updated_at) VALUES (?, ?, ?) "
+                         "ON CONFLICT DO NOTHING", [name, utcnow(), utcnow()])
+
     def experiment_names(self) -> list[str]:
         return [r[0] for r in self.con.execute("SELECT name FROM experiments ORDER BY name").fetchall()]
 

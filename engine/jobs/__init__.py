@@ -18,6 +18,8 @@ from engine.events import EventWriter, JsonlWriter
 #: kind -> module under engine.jobs; `train`, `eval` and `analyse` arrive with their issues.
 JOB_MODULES: dict[str, str] = {
     "build": "engine.jobs.build",
+    "eval": "engine.jobs.eval",
+    "score": "engine.jobs.score",
     "probe": "engine.jobs.probe",
 }
 
@@ -37,6 +39,7 @@ class JobContext:
     events: EventWriter
     inputs: dict[str, Any] = field(default_factory=dict)
     attempt: int = 1
+    name: str | None = None  # the variant ("base", "sft", ...) this run belongs to
     _samples: JsonlWriter | None = None
 
     @property

@@ -50,9 +50,10 @@ def test_example_file_loads() -> None:
 
 def test_example_defaults_are_filled() -> None:
     data = load_experiment(EXAMPLE).data
-    assert data["eval"]["generation"] == {
-        "max_new_tokens": 64, "temperature": 0.0, "top_p": 1.0, "n": 1, "enable_thinking": False, "seed": 0,
+    assert data["eval"]["generation"] == {  # unset sampling keys: each benchmark's own default
+        "max_new_tokens": 64, "temperature": 0.0, "top_p": None, "n": None, "enable_thinking": False, "seed": 0,
     }
+    assert (data["eval"]["backend"], data["eval"]["backend_options"]) == ("auto", {})
     pca = {"items": 50, "max_tokens": 64, "pooling": "paper", "layers": "all"}
     assert data["analysis"]["pca_shift"] == pca
     assert data["models"]["rl"]["train"]["reward"] == "math"
@@ -66,7 +67,7 @@ def test_minimal_file_gets_every_default() -> None:
     assert data["base"] == {"model": "tiny-lab", "revision": None, "seed": 0}
     assert data["models"] == {}
     assert (data["eval"]["suite"], data["eval"]["benchmarks"], data["eval"]["limit"]) == ("lab", None, None)
-    assert data["eval"]["generation"]["temperature"] == 0.0
+    assert data["eval"]["generation"]["temperature"] is None
     assert data["analysis"] == {
         "pca_shift": {"items": 100, "max_tokens": 128, "pooling": "paper", "layers": "all"},
         "token_shift": {"items": 100},
@@ -78,7 +79,7 @@ def test_variant_defaults_and_partial_sections() -> None:
     text = sft("        num_train_epochs: 1\n") + (
         "      lora: {r: 8}\n"
         "analysis:\n  token_shift:\n"
-        "eval:\n  benchmarks: [{name: gsm8k, group: math}]\n  generation: {temperature: 1}\n"
+        "eval:\n  benchmarks: [{name: math500, group: math}]\n  generation: {temperature: 1}\n"
     )
     data = load_experiment_text(text).data
     train = data["models"]["s"]["train"]
@@ -86,7 +87,8 @@ def test_variant_defaults_and_partial_sections() -> None:
     assert train["retries"] == 0
     assert data["analysis"] == {"token_shift": {"items": 100}}
     assert data["eval"]["suite"] is None
-    assert data["eval"]["benchmarks"] == [{"name": "gsm8k", "group": "math"}]
+    assert data["eval"]["benchmarks"] == [{"name": "math500", "group": "math", "data": None, "limit": None,
+                                           "scorer": None}]
     assert data["eval"]["generation"]["temperature"] == 1.0
     assert isinstance(data["eval"]["generation"]["temperature"], float)
 
@@ -168,8 +170,13 @@ MALFORMED = [
     ("variant-named-base", BASE + "models:\n  base: {model: org/a}\n", 5, "models.base", "reserved", None),
     ("unknown-suite", BASE + "eval:\n  suite: labb\n", 5, "eval.suite", "unknown suite 'labb'", "lab"),
     ("duplicate-benchmark",
-     BASE + "eval:\n  benchmarks:\n    - {name: a, group: math}\n    - {name: a, group: non}\n",
-     7, "eval.benchmarks[1].name", "duplicate benchmark 'a' (first at line 6)", None),
+     BASE + "eval:\n  benchmarks:\n    - {name: aime24, group: math}\n    - {name: aime24, group: non}\n",
+     7, "eval.benchmarks[1].name", "duplicate benchmark 'aime24' (first at line 6)", None),
+    ("unknown-benchmark", BASE + "eval:\n  benchmarks:\n    - {name: math5000}\n", 6, "eval.benchmarks[0].name",
+     "unknown benchmark 'math5000'", "math500"),
+    ("missing-benchmark-data", BASE + "eval:\n  benchmarks:\n    - {name: math500, data: ./nope.jsonl}\n", 6,
+     "eval.benchmarks[0].data", "data file not found", None),
+    ("unknown-backend", BASE + "eval:\n  backend: vlm\n", 5, "eval.backend", "unknown backend 'vlm'", "vllm"),
     ("top-p-range", BASE + "eval:\n  generation:\n    top_p: 1.5\n", 6, "eval.generation.top_p",
      "must be in (0, 1], got 1.5", None),
     ("sigma-typo", BASE + "ti:\n  sigma: pooledd\n", 5, "ti.sigma",

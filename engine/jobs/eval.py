@@ -1,0 +1,243 @@
+"""The `eval` job: generate, score and record every sample of every benchmark, resumably.
+
+Run it as any job: `python -m engine.worker RUN_DIR` with `kind: eval` in `spec.yaml`; the
+daemon does that for each model of an experiment (`tix run`). Parameters: `model` (a local
+folder or hub id, or {name, revision}), `suite` or `benchmarks` ([{name, group?, data?,
+limit?, scorer?}]), `limit`, `generation` (overrides of each benchmark's defaults), `backend`
+(auto | hf | vllm) and `backend_options`.
+
+The story, per benchmark: load the items; render each prompt (chat template with
+`enable_thinking`, or raw); skip the (item, sample) pairs already in `samples.jsonl` (a resumed
+run); take what the generation cache already has; generate the rest in chunks, caching them;
+strip the think block where the benchmark asks; score; append one line per sample. At the end
+the scores are computed from `samples.jsonl` itself, so a resumed run ends with exactly the
+scores an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.backends import Backend, Generation, ModelRef, SamplingParams, load_backend
+from engine.backends.cache import GenerationCache, cache_key, model_identity
+from engine.benchmarks import Benchmark, get_benchmark, load_items, suite_benchmarks
+from engine.events import SAMPLES_FILE
+from engine.jobs import JobContext
+from engine.scorers.base import NO_ANSWER, TRUNCATED, UNCLOSED_THINK, Verdict, get_scorer
+from engine.scorers.textutil import strip_think
+
+VERSION = "1"
+CHUNK = 64
+HEALTH_FLAGS = (NO_ANSWER, TRUNCATED, UNCLOSED_THINK)
+
+
+@dataclass
+class Task:
+    """One benchmark as this run evaluates it."""
+
+    bench: Benchmark
+    group: str
+    scorer: str
+    items: list[dict[str, Any]]
+    sampling: SamplingParams
+    enable_thinking: bool
+
+
+def run(ctx: JobContext) -> dict[str, Any]:
+    params = ctx.params
+    ref = model_ref(params["model"], params.get("backend_options") or {})
+    tasks = plan_tasks(params)
+    ctx.events.log(f"evaluating {ref.path} on {len(tasks)} benchmark(s)")
+    backend = load_backend(ref, params.get("backend", "auto"))
+    cache = GenerationCache(ctx.home / "cache" / "generations.sqlite")
+    evaluator = Evaluator(ctx, backend, cache, model_identity(ref.path, ref.revision))
+    for task in tasks:
+        evaluator.evaluate(task)
+    backend.close()
+    results = {t.bench.name: summarise(t, read_samples(ctx.run_dir, t.bench.name)) for t in tasks}
+    for name, result in results.items():
+        emit_scores(ctx, name, result)
+    return {"model": ref.path, "backend": backend.name, "scores": results, "groups": group_means(results)}
+
+
+def model_ref(model: Any, options: dict[str, Any]) -> ModelRef:
+    if isinstance(model, dict):
+        return ModelRef(str(model["name"]), model.get("revision"), options)
+    if not model:
+        raise ValueError("eval needs a model")
+    return ModelRef(str(model), None, options)
+
+
+def plan_tasks(params: dict[str, Any]) -> list[Task]:
+    """Benchmarks with their items, scorer, group and sampling, from the run's parameters."""
+    if params.get("benchmarks"):
+        entries = [dict(e) for e in params["benchmarks"]]
+    else:
+        entries = [{"name": b.name} for b in suite_benchmarks(params.get("suite") or "lab")]
+    generation = {k: v for k, v in (params.get("generation") or {}).items() if v is not None}
+    return [make_task(e, generation, params.get("limit")) for e in entries]
+
+
+def make_task(entry: dict[str, Any], generation: dict[str, Any], limit: int | None) -> Task:
+    bench = get_benchmark(entry["name"])
+    items = load_items(bench, entry.get("data"), entry.get("limit") or limit)
+    gen = {"max_new_tokens": 256, "temperature": 0.0, "top_p": 1.0, "n": 1, "seed": 0,
+           **bench.generation, **generation}
+    sampling = SamplingParams(int(gen["max_new_tokens"]), float(gen["temperature"]), float(gen["top_p"]),
+                              int(gen["n"]), int(gen["seed"]), tuple(gen.get("stop") or ()))
+    return Task(bench, entry.get("group") or bench.group, entry.get("scorer") or bench.scorer, items,
+                sampling, bool(gen.get("enable_thinking", False)))
+
+
+class Evaluator:
+    """Generates and scores the missing samples of each task, appending them to samples.jsonl."""
+
+    def __init__(self, ctx: JobContext, backend: Backend, cache: GenerationCache, model_id: str) -> None:
+        self.ctx = ctx
+        self.backend = backend
+        self.cache = cache
+        self.model_id = model_id
+
+    def evaluate(self, task: Task) -> None:
+        done = {(s["item_id"], s["sample_idx"]) for s in read_samples(self.ctx.run_dir, task.bench.name)}
+        todo = [it for it in task.items
+                if any((it["id"], k) not in done for k in range(task.sampling.n))]
+        self.ctx.events.log(f"{task.bench.name}: {len(task.items) - len(todo)} of {len(task.items)} "
+                            "items already recorded")
+        for start in range(0, len(todo), CHUNK):
+            chunk = todo[start : start + CHUNK]
+            if task.bench.method == "loglikelihood":
+                self.score_choices(task, chunk)
+            else:
+                self.score_generations(task, chunk, done)
+            finished = len(task.items) - len(todo) + start + len(chunk)
+            self.ctx.events.progress(finished, len(task.items), task.bench.name)
+
+    def score_generations(self, task: Task, chunk: list[dict[str, Any]], done: set[tuple[str, int]]) -> None:
+        prompts = [self.render(task, item) for item in chunk]
+        generations = self.generate(prompts, task.sampling)
+        scorer = get_scorer(task.scorer)
+        for item, prompt, gens in zip(chunk, prompts, generations, strict=True):
+            for k, gen in enumerate(gens):
+                if (item["id"], k) not in done:
+                    self.write(task, item, k, prompt, gen, score_one(scorer, task.bench, gen, item))
+
+    def render(self, task: Task, item: dict[str, Any]) -> str:
+        question = task.bench.prompt.format_map(_Template(item))
+        return self.backend.render(question, chat=task.bench.chat, enable_thinking=task.enable_thinking)
+
+    def generate(self, prompts: list[str], sampling: SamplingParams) -> list[list[Generation]]:
+        """Cached generations where the cache has them; the rest generated and cached."""
+        keys = [cache_key(self.model_id, p, sampling) for p in prompts]
+        found = self.cache.get_many(keys)
+        missing = list(dict.fromkeys(p for p, k in zip(prompts, keys, strict=True) if k not in found))
+        if missing:
+            made = self.backend.generate(missing, sampling)
+            fresh = {cache_key(self.model_id, p, sampling): g for p, g in zip(missing, made, strict=True)}
+            self.cache.put_many(fresh)
+            found.update(fresh)
+        return [found[k] for k in keys]
+
+    def score_choices(self, task: Task, chunk: list[dict[str, Any]]) -> None:
+        scorer = get_scorer(task.scorer)
+        prompts = [self.render(task, item) for item in chunk]
+        pairs = [(p, " " + str(c)) for p, item in zip(prompts, chunk, strict=True) for c in item["choices"]]
+        scores = iter(self.backend.loglikelihood(pairs))
+        for item, prompt in zip(chunk, prompts, strict=True):
+            lls = [next(scores) for _ in item["choices"]]
+            best = str(item["choices"][max(range(len(lls)), key=lls.__getitem__)])
+            verdict = scorer(best, item)
+            verdict.detail = {"loglikelihoods": lls}
+            self.write(task, item, 0, prompt, Generation(best, 0, "stop"), verdict)
+
+    def write(self, task: Task, item: dict[str, Any], k: int, prompt: str, gen: Generation,
+              verdict: Verdict) -> None:
+        self.ctx.samples.write({
+            "benchmark": task.bench.name, "group": task.group, "item_id": item["id"], "sample_idx": k,
+            "prompt": prompt, "completion": gen.text, "extracted": verdict.extracted,
+            "verdict": verdict.score, "tokens": gen.tokens, "finish_reason": gen.finish_reason,
+            "flags": verdict.flags, "metrics": verdict.metrics, "detail": verdict.detail,
+            "scorer": task.scorer, "scorer_version": get_scorer(task.scorer).version,
+        })
+
+
+class _Template(dict):
+    """Prompt templates see the item's fields; a missing field renders empty, not KeyError."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def score_one(scorer: Any, bench: Benchmark, gen: Generation, item: dict[str, Any]) -> Verdict:
+    """Strip the think block where the benchmark asks, score, and add the health flags."""
+    text, unclosed = strip_think(gen.text) if bench.strip_think else (gen.text, False)
+    verdict = scorer(text, item)
+    flags = set(verdict.flags)
+    if unclosed:
+        flags.add(UNCLOSED_THINK)
+    if gen.finish_reason == "length":
+        flags.add(TRUNCATED)
+    verdict.flags = sorted(flags)
+    return verdict
+
+
+def read_samples(run_dir: Path, benchmark: str) -> list[dict[str, Any]]:
+    """The recorded samples of one benchmark (complete lines only; last record of a pair wins)."""
+    path = run_dir / SAMPLES_FILE
+    if not path.exists():
+        return []
+    found: dict[tuple[str, int], dict[str, Any]] = {}
+    data = path.read_bytes()
+    for line in data[: data.rfind(b"\n") + 1].splitlines():
+        try:
+            sample = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(sample, dict) and sample.get("benchmark") == benchmark:
+            found[(str(sample["item_id"]), int(sample["sample_idx"]))] = sample
+    return list(found.values())
+
+
+def summarise(task: Task, samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """The benchmark's metrics (the scorer's aggregate), n items, standard error and health counts."""
+    scorer = get_scorer(task.scorer)
+    verdicts = [Verdict(float(s["verdict"]), s.get("extracted"), s.get("flags") or [],
+                        s.get("metrics") or {}, s.get("detail")) for s in samples]
+    per_item: dict[str, list[float]] = {}
+    for s in samples:
+        per_item.setdefault(str(s["item_id"]), []).append(float(s["verdict"]))
+    means = [sum(v) / len(v) for v in per_item.values()]
+    health = {flag: sum(flag in (s.get("flags") or []) for s in samples) for flag in HEALTH_FLAGS}
+    return {"group": task.group, "scorer": scorer.name, "n": len(per_item), "samples": len(samples),
+            "metrics": scorer.aggregate(verdicts) if verdicts else {}, "stderr": 100 * stderr(means),
+            "health": health}
+
+
+def stderr(values: list[float]) -> float:
+    """Standard error of the mean (sample standard deviation / sqrt(n)); 0 for fewer than 2 values."""
+    n = len(values)
+    if n < 2:
+        return 0.0
+    mean = sum(values) / n
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
+
+
+def emit_scores(ctx: JobContext, name: str, result: dict[str, Any]) -> None:
+    """One `score` event per metric (percent), labelled with the run's model (variant) name."""
+    model = ctx.params.get("label") or ctx.name
+    for metric, value in result["metrics"].items():
+        ctx.events.score(name, result["group"], metric, value, result["n"], model)
+    ctx.events.score(name, result["group"], "accuracy_stderr", result["stderr"], result["n"], model)
+
+
+def group_means(results: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Mean accuracy per group over its benchmarks (each benchmark weighs the same)."""
+    by_group: dict[str, list[float]] = {}
+    for result in results.values():
+        if "accuracy" in result["metrics"]:
+            by_group.setdefault(result["group"], []).append(result["metrics"]["accuracy"])
+    return {g: sum(v) / len(v) for g, v in by_group.items()}
