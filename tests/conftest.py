@@ -111,3 +111,31 @@ def run_state(client: Client, run_id: str) -> dict[str, Any]:
 
 def wait_state(client: Client, run_id: str, states: set[str], timeout: float = 30) -> dict[str, Any]:
     return wait_until(lambda: (r := run_state(client, run_id))["state"] in states and r, timeout)
+
+
+TINY_BUILD = {"model": "tiny-lab", "seed": 3, "vocab_size": 512, "pretrain_steps": 30, "batch_size": 16,
+              "corpus_items": 2000}
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny-lab model built once per test session (about 6 s), for backend and eval tests."""
+    from engine.events import EventWriter
+    from engine.jobs import JobContext, build
+
+    home = tmp_path_factory.mktemp("tiny-home")
+    run_dir = home / "runs" / "build"
+    run_dir.mkdir(parents=True)
+    ctx = JobContext("build", "build", dict(TINY_BUILD), run_dir, home, EventWriter(run_dir / "events.jsonl"))
+    return Path(build.run(ctx)["model_path"])
+
+
+def job_context(home: Path, kind: str, params: dict[str, Any], run_id: str = "run-1",
+                name: str | None = None) -> Any:
+    """A real JobContext in `home`, as the worker would make it."""
+    from engine.events import EventWriter
+    from engine.jobs import JobContext
+
+    run_dir = home / "runs" / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return JobContext(run_id, kind, params, run_dir, home, EventWriter(run_dir / "events.jsonl"), name=name)

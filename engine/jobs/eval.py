@@ -61,7 +61,8 @@ def run(ctx: JobContext) -> dict[str, Any]:
     results = {t.bench.name: summarise(t, read_samples(ctx.run_dir, t.bench.name)) for t in tasks}
     for name, result in results.items():
         emit_scores(ctx, name, result)
-    return {"model": ref.path, "backend": backend.name, "scores": results, "groups": group_means(results)}
+    return {"model": ref.path, "backend": backend.name, "scores": results, "groups": group_means(results),
+            "generated": evaluator.generated, "from_cache": evaluator.from_cache}
 
 
 def model_ref(model: Any, options: dict[str, Any]) -> ModelRef:
@@ -101,6 +102,8 @@ class Evaluator:
         self.backend = backend
         self.cache = cache
         self.model_id = model_id
+        self.generated = 0  # prompts sent to the backend
+        self.from_cache = 0  # prompts the generation cache answered
 
     def evaluate(self, task: Task) -> None:
         done = {(s["item_id"], s["sample_idx"]) for s in read_samples(self.ctx.run_dir, task.bench.name)}
@@ -135,6 +138,8 @@ class Evaluator:
         keys = [cache_key(self.model_id, p, sampling) for p in prompts]
         found = self.cache.get_many(keys)
         missing = list(dict.fromkeys(p for p, k in zip(prompts, keys, strict=True) if k not in found))
+        self.generated += len(missing)
+        self.from_cache += len(prompts) - len(missing)
         if missing:
             made = self.backend.generate(missing, sampling)
             fresh = {cache_key(self.model_id, p, sampling): g for p, g in zip(missing, made, strict=True)}
