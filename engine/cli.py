@@ -84,7 +84,8 @@ def check(files: tuple[str, ...]) -> None:
         sys.exit(2)
 
 
-def load_plan(file: str, only: tuple[str, ...]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def load_plan(file: str, only: tuple[str, ...],
+              models: tuple[str, ...] = ()) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from engine.plan import content_hash, plan_experiment
     from engine.spec import SpecErrors, load_experiment
 
@@ -95,7 +96,11 @@ def load_plan(file: str, only: tuple[str, ...]) -> tuple[dict[str, Any], list[di
         sys.exit(2)
     record = {"name": exp.name, "path": str(exp.path), "spec": exp.text,
               "spec_hash": content_hash(exp.text)}
-    return record, plan_experiment(exp, set(only) or None)
+    unknown = sorted(set(models) - {"base", *exp.data["models"]})
+    if unknown:
+        raise Failure(f"{file}: no model named {', '.join(unknown)} (models: base, "
+                      f"{', '.join(exp.data['models']) or 'none'})", 2)
+    return record, plan_experiment(exp, set(only) or None, set(models) or None)
 
 
 @cli.command()
@@ -104,10 +109,12 @@ def load_plan(file: str, only: tuple[str, ...]) -> tuple[dict[str, Any], list[di
               help="Show progress until every run ends; exit 0 only if all succeeded.")
 @click.option("--only", multiple=True, type=click.Choice(["build", "train", "eval", "analyse"]),
               help="Queue only runs of this kind (and what they depend on). Repeatable.")
+@click.option("--model", "models", multiple=True,
+              help="Queue only runs of this model: base or a variant (and their dependencies). Repeatable.")
 @click.pass_context
-def run(ctx: click.Context, file: str, wait: bool, only: tuple[str, ...]) -> None:
+def run(ctx: click.Context, file: str, wait: bool, only: tuple[str, ...], models: tuple[str, ...]) -> None:
     """Queue an experiment's runs (identical runs already done are reused)."""
-    record, runs = load_plan(file, only)
+    record, runs = load_plan(file, only, models)
     with connect(ctx) as client:
         if wait:
             client.subscribe()
@@ -162,6 +169,13 @@ def report(run: dict[str, Any], shown: dict[str, tuple[str, int]]) -> None:
     click.echo(f"[{stamp}] {run['id']} {run['name'] or ''} {run['kind']}: {run['state']}{progress}")
 
 
+DEMO_SCORES = """
+SELECT s."group", s.benchmark, round(s.value, 1) AS accuracy, s.n
+FROM scores s JOIN runs r ON r.id = s.run_id
+WHERE r.experiment = 'tiny-lab' AND r.kind = 'eval' AND r.name = 'base' AND s.metric = 'accuracy'
+ORDER BY s."group", s.benchmark"""
+
+
 @cli.command()
 @click.pass_context
 def demo(ctx: click.Context) -> None:
@@ -170,13 +184,16 @@ def demo(ctx: click.Context) -> None:
     if not file.is_file():
         raise Failure(f"{file} not found: run `tix demo` from an editable install (make demo)")
     click.echo(f"tix demo: {file} (workspace {workspace(ctx).home})")
-    click.echo("this version builds and pre-trains the tiny lab's base model; training, "
-               "evaluation and the TI table arrive with the next issues")
+    click.echo("this version builds the tiny lab's base model and evaluates it on the lab suite; "
+               "SFT/GRPO training, the analyses and the TI table arrive with the next issues")
     try:
-        ctx.invoke(run, file=str(file), wait=True, only=("build",))
+        ctx.invoke(run, file=str(file), wait=True, only=("build", "eval"), models=("base",))
     except SystemExit as exc:
         if exc.code:
             raise
+    scores = call(ctx, "sql", query=DEMO_SCORES)
+    click.echo("\nbase model on the lab suite (accuracy %, greedy):")
+    click.echo(render_table(scores["columns"], scores["rows"]))
     click.echo("\nnext: `tix status` lists the runs, `tix logs RUN` shows a worker's output,\n"
                "      `tix sql \"SELECT step, value FROM metrics WHERE name = 'loss' ORDER BY step\"` "
                "shows the pre-training curve")

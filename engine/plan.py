@@ -142,14 +142,16 @@ def path_signature(ref: str) -> str | None:
                          for p in files[:10_000]])[:16]
 
 
-def plan_experiment(exp: Experiment, only: set[str] | None = None) -> list[dict[str, Any]]:
-    """The experiment's runs; with `only`, runs of those kinds plus everything they depend on."""
+def plan_experiment(exp: Experiment, only: set[str] | None = None,
+                    models: set[str] | None = None) -> list[dict[str, Any]]:
+    """The experiment's runs; `only` keeps runs of those kinds, `models` runs of those variants
+    ("base" included), each with everything they depend on."""
     runs = Planner(exp).plan()
-    if not only:
+    if not only and not models:
         return runs
     by_id = {r["id"]: r for r in runs}
     keep: set[str] = set()
-    stack = [r["id"] for r in runs if r["kind"] in only]
+    stack = [r["id"] for r in runs if (not only or r["kind"] in only) and (not models or r["name"] in models)]
     while stack:
         run_id = stack.pop()
         if run_id not in keep:

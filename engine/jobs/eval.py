@@ -55,8 +55,10 @@ def run(ctx: JobContext) -> dict[str, Any]:
     backend = load_backend(ref, params.get("backend", "auto"))
     cache = GenerationCache(ctx.home / "cache" / "generations.sqlite")
     evaluator = Evaluator(ctx, backend, cache, model_identity(ref.path, ref.revision))
+    evaluator.total = sum(len(t.items) for t in tasks)
     for task in tasks:
         evaluator.evaluate(task)
+        evaluator.done_before += len(task.items)
     backend.close()
     results = {t.bench.name: summarise(t, read_samples(ctx.run_dir, t.bench.name)) for t in tasks}
     for name, result in results.items():
@@ -104,6 +106,8 @@ class Evaluator:
         self.model_id = model_id
         self.generated = 0  # prompts sent to the backend
         self.from_cache = 0  # prompts the generation cache answered
+        self.total = 0  # items over all benchmarks, for run-level progress
+        self.done_before = 0  # items of the benchmarks already finished
 
     def evaluate(self, task: Task) -> None:
         done = {(s["item_id"], s["sample_idx"]) for s in read_samples(self.ctx.run_dir, task.bench.name)}
@@ -117,8 +121,8 @@ class Evaluator:
                 self.score_choices(task, chunk)
             else:
                 self.score_generations(task, chunk, done)
-            finished = len(task.items) - len(todo) + start + len(chunk)
-            self.ctx.events.progress(finished, len(task.items), task.bench.name)
+            finished = self.done_before + len(task.items) - len(todo) + start + len(chunk)
+            self.ctx.events.progress(finished, max(self.total, finished), task.bench.name)
 
     def score_generations(self, task: Task, chunk: list[dict[str, Any]], done: set[tuple[str, int]]) -> None:
         prompts = [self.render(task, item) for item in chunk]
