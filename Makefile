@@ -28,6 +28,8 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/status.py
+	$(BIN)/python bench/backend.py
+	$(BIN)/python bench/scorers.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check engine storage tui tests bench
