@@ -40,10 +40,12 @@ def test_build_run_through_the_daemon(ws: Workspace, client: Client, tix) -> Non
 
 
 @pytest.mark.slow
-def test_demo_builds_the_base_model(ws: Workspace, tix) -> None:
+def test_demo_builds_and_evaluates_the_base_model(ws: Workspace, tix) -> None:
     result = tix("demo", timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "succeeded" in result.stdout and "next:" in result.stdout
     runs = json.loads(tix("status", "--json").stdout)
-    assert [(r["kind"], r["state"]) for r in runs] == [("build", "succeeded")]
+    assert sorted((r["kind"], r["state"]) for r in runs) == [("build", "succeeded"), ("eval", "succeeded")]
     assert list(ws.models.glob("tiny-lab-*/.complete"))
+    for benchmark in ("lab_add", "lab_mul", "lab_larger", "lab_sequence", "lab_copy", "lab_fact"):
+        assert benchmark in result.stdout
