@@ -33,11 +33,12 @@ class Benchmark:
     group: str
     scorer: str
     prompt: str = "{question}"
-    fields: dict[str, str] = field(default_factory=dict)  # normalised key -> source field
+    fields: dict[str, str] = field(default_factory=dict)  # normalised key -> source field(s), "a|b"
     file: str | None = None  # local copy's file name in a data folder
     hf: tuple[str, str | None, str] | None = None  # (dataset id, config, split)
     package: str | None = None  # loader for a package's bundled data
     lab_task: str | None = None
+    rg_task: str | None = None  # a reasoning-gym dataset, generated offline from a fixed seed
     method: str = "generate"  # or "loglikelihood": pick the likeliest of the item's `choices`
     generation: dict[str, Any] = field(default_factory=dict)
     strip_think: bool = True
@@ -49,6 +50,8 @@ class Benchmark:
     def source(self) -> str:
         if self.lab_task:
             return f"lab:{self.lab_task}"
+        if self.rg_task:
+            return f"reasoning-gym:{self.rg_task}"
         if self.package:
             return f"package:{self.package}"
         return f"hf:{self.hf[0]}" if self.hf else f"file:{self.file}"
@@ -56,6 +59,11 @@ class Benchmark:
 
 LAB_TASKS = {"math": ("add", "mul"), "other": ("larger", "sequence"), "non": ("copy", "fact")}
 LAB_ITEMS = 100
+RG_TASKS = {"math": ("basic_arithmetic", "chain_sum"), "other": ("syllogism", "letter_counting"),
+            "non": ("spell_backward", "word_sorting")}
+RG_ITEMS = 100
+RG_SEED = 20250701
+RG_SUFFIX = "Give your final answer inside <answer></answer> tags."
 
 REGISTRY: dict[str, Benchmark] = {
     b.name: b for b in [
@@ -65,7 +73,8 @@ REGISTRY: dict[str, Benchmark] = {
                   generation={"max_new_tokens": 32768, "temperature": 0.7, "top_p": 0.8},
                   description="MATH-500, competition maths (Lightman et al. subset)"),
         Benchmark("aime24", "math", "math_hendrycks", "{question}\n" + BOXED,
-                  {"id": "id", "question": "problem", "answer": "answer"}, file="aime24.jsonl",
+                  {"id": "id", "question": "problem", "answer": "answer|expected_answer"},
+                  file="aime24.jsonl",
                   hf=("HuggingFaceH4/aime_2024", None, "train"), size=30,
                   generation={"max_new_tokens": 32768, "temperature": 0.7, "top_p": 0.8, "n": 10},
                   description="AIME 2024, avg@10"),
@@ -89,6 +98,10 @@ REGISTRY: dict[str, Benchmark] = {
                     generation={"max_new_tokens": 16, "temperature": 0.0},
                     description=f"tiny lab: {task} ({group})")
           for group, tasks in LAB_TASKS.items() for task in tasks],
+        *[Benchmark(f"rg_{task}", group, "reasoning_gym", "{question}\n" + RG_SUFFIX, rg_task=task,
+                    size=RG_ITEMS, generation={"max_new_tokens": 1024, "temperature": 0.0},
+                    description=f"reasoning-gym {task}, its own verifier")
+          for group, tasks in RG_TASKS.items() for task in tasks],
         Benchmark("lab_larger_choice", "other", "choice_index", "{question}\nAnswer:", lab_task="larger",
                   method="loglikelihood", chat=False, size=LAB_ITEMS,
                   description="tiny lab: larger of two numbers, scored by log-likelihood of each choice"),
@@ -98,6 +111,7 @@ REGISTRY: dict[str, Benchmark] = {
 SUITES: dict[str, tuple[str, ...]] = {
     "lab": tuple(f"lab_{t}" for tasks in LAB_TASKS.values() for t in tasks),
     "core": ("math500", "aime24", "aime25", "ifeval", "humaneval"),
+    "reasoning-gym": tuple(f"rg_{t}" for tasks in RG_TASKS.values() for t in tasks),
 }
 
 
@@ -141,6 +155,8 @@ def _raw_items(bench: Benchmark, data: Path | None) -> list[dict[str, Any]]:
         return read_records(data)
     if bench.lab_task:
         return lab_items(bench.lab_task)
+    if bench.rg_task:
+        return rg_items(bench.rg_task)
     if bench.package:
         from engine.benchmarks_humaneval import load_humaneval
 
@@ -194,9 +210,10 @@ def _json_rows(data: Any, path: Path) -> list[dict[str, Any]]:
 def normalise(bench: Benchmark, row: dict[str, Any], index: int) -> dict[str, Any]:
     """Source fields plus `id`, `question`, `answer` (mapped by the benchmark's `fields`)."""
     item = dict(row)
-    for key, source in bench.fields.items():
-        if source in row and row[source] is not None:
-            item[key] = row[source]
+    for key, sources in bench.fields.items():
+        found = next((row[s] for s in sources.split("|") if row.get(s) is not None), None)
+        if found is not None:
+            item[key] = found
     item["id"] = str(item.get("id", index))
     if "answer" in item and item["answer"] is not None:
         item["answer"] = str(item["answer"])
@@ -216,6 +233,15 @@ def lab_items(task: str, seed: int = 1_000_003, n: int = LAB_ITEMS) -> list[dict
         for row in rows:
             row["choices"] = [c.strip(" ?") for c in row["question"].split(", ")[-1].split(" or ")]
     return rows
+
+
+def rg_items(task: str, seed: int = RG_SEED, n: int = RG_ITEMS) -> list[dict[str, Any]]:
+    """A reasoning-gym task's items; each keeps its entry's metadata for the task's own verifier."""
+    import reasoning_gym
+
+    dataset = reasoning_gym.create_dataset(task, size=n, seed=seed)
+    return [{"id": f"{task}-{i}", "question": e["question"], "answer": str(e["answer"]),
+             "metadata": json.loads(json.dumps(e["metadata"], default=str))} for i, e in enumerate(dataset)]
 
 
 def suite_benchmarks(suite: str) -> list[Benchmark]:

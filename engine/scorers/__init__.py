@@ -4,7 +4,7 @@ Light on purpose (no torch, no sympy, no lm-eval at import): the heavy libraries
 `math_verify` and `ifeval` load on their first scored sample, so `tix benchmarks` stays fast.
 """
 
-from engine.scorers import choice, code, ifeval, loglik, maths, text
+from engine.scorers import choice, code, ifeval, loglik, maths, rgym, text
 from engine.scorers.base import (
     NO_ANSWER,
     SCORERS,
@@ -20,5 +20,5 @@ from engine.scorers.base import (
 
 __all__ = [
     "NO_ANSWER", "SCORERS", "TRUNCATED", "UNCLOSED_THINK", "ScoreFn", "Scorer", "Verdict",
-    "choice", "code", "get_scorer", "ifeval", "loglik", "maths", "mean_metrics", "register", "text",
+    "choice", "code", "get_scorer", "ifeval", "loglik", "maths", "mean_metrics", "register", "rgym", "text",
 ]
