@@ -328,6 +328,12 @@ def _target_modules(value: Any) -> _Problem | None:
     return _expected("'all-linear' or a list of module names", value)
 
 
+def _strings(value: Any) -> _Problem | None:
+    if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
+        return None
+    return _expected("a list of non-empty strings", value)
+
+
 def _name(value: Any) -> _Problem | None:
     if not isinstance(value, str):
         return _expected("a string", value)
@@ -404,6 +410,7 @@ _GENERATION = {
     "n": _Field(_POSITIVE),
     "enable_thinking": _Field(_boolean, False),
     "seed": _Field(_integer(), 0),
+    "stop": _Field(_strings),
 }
 _BENCHMARK_KEYS = ("name", "group", "data", "limit", "scorer")
 _ANALYSES = {

@@ -52,6 +52,7 @@ def test_example_defaults_are_filled() -> None:
     data = load_experiment(EXAMPLE).data
     assert data["eval"]["generation"] == {  # unset sampling keys: each benchmark's own default
         "max_new_tokens": 64, "temperature": 0.0, "top_p": None, "n": None, "enable_thinking": False, "seed": 0,
+        "stop": None,
     }
     assert (data["eval"]["backend"], data["eval"]["backend_options"]) == ("auto", {})
     pca = {"items": 50, "max_tokens": 64, "pooling": "paper", "layers": "all"}
@@ -176,6 +177,8 @@ MALFORMED = [
      "unknown benchmark 'math5000'", "math500"),
     ("missing-benchmark-data", BASE + "eval:\n  benchmarks:\n    - {name: math500, data: ./nope.jsonl}\n", 6,
      "eval.benchmarks[0].data", "data file not found", None),
+    ("stop-not-list", BASE + "eval:\n  generation: {stop: 3}\n", 5, "eval.generation.stop",
+     "expected a list of non-empty strings", None),
     ("unknown-backend", BASE + "eval:\n  backend: vlm\n", 5, "eval.backend", "unknown backend 'vlm'", "vllm"),
     ("top-p-range", BASE + "eval:\n  generation:\n    top_p: 1.5\n", 6, "eval.generation.top_p",
      "must be in (0, 1], got 1.5", None),
