@@ -15,10 +15,11 @@ from typing import Any
 
 from engine.events import EventWriter, JsonlWriter
 
-#: kind -> module under engine.jobs; `train`, `eval` and `analyse` arrive with their issues.
+#: kind -> module under engine.jobs; `analyse` arrives with the analytics issue.
 JOB_MODULES: dict[str, str] = {
     "build": "engine.jobs.build",
     "eval": "engine.jobs.eval",
+    "train": "engine.jobs.train",
     "score": "engine.jobs.score",
     "probe": "engine.jobs.probe",
 }

@@ -1,0 +1,113 @@
+"""The train job with trl on a real tiny model: SFT and GRPO, events, checkpoints, the final
+model, rewards from the evaluation's scorers, and a killed run resumed from its checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, job_context, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def train_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from engine.lab.corpus import items
+
+    path = tmp_path_factory.mktemp("data") / "math.jsonl"
+    path.write_text("\n".join(json.dumps({"question": it.question, "answer": it.answer})
+                              for it in items(5, 400, ("math",))) + "\n")
+    return path
+
+
+def events_of(run_dir: Path) -> list[dict]:
+    return [json.loads(x) for x in (run_dir / "events.jsonl").read_text().splitlines()]
+
+
+def test_sft_trains_checkpoints_and_saves_a_loadable_model(tmp_path: Path, tiny_model: Path, train_file: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from engine.jobs import train
+
+    args = {"max_steps": 8, "per_device_train_batch_size": 8, "learning_rate": 2e-3, "save_steps": 4}
+    ctx = job_context(tmp_path, "train", {"model": str(tiny_model), "method": "sft", "data": str(train_file),
+                                          "args": args}, run_id="train-sft")
+    result = train.run(ctx)
+    assert result["steps"] == 8 and result["resumed_from"] is None
+    assert (ctx.run_dir / "checkpoint-4").is_dir() and (ctx.run_dir / "checkpoint-8").is_dir()
+    final = Path(result["model_path"])
+    assert final == tmp_path / "models" / "train-sft"
+    AutoModelForCausalLM.from_pretrained(final)
+    metrics = [e for e in events_of(ctx.run_dir) if e["type"] == "metric"]
+    losses = [m["values"]["loss"] for m in metrics if "loss" in m["values"]]
+    assert len(losses) == 8 and losses[-1] < losses[0]
+    assert {"learning_rate", "grad_norm", "tokens_per_s", "eta_seconds"} <= set().union(*(m["values"] for m in metrics))
+    progress = [e for e in events_of(ctx.run_dir) if e["type"] == "progress"]
+    assert progress[-1]["step"] == progress[-1]["total"] == 8
+
+
+def test_grpo_rewards_come_from_the_evaluation_scorers(tmp_path: Path, tiny_model: Path, train_file: Path) -> None:
+    from engine.jobs import train
+
+    reward = train.make_reward("math")
+    item = json.dumps({"question": "What is 2 + 2?", "answer": "4"})
+    completions = [[{"role": "assistant", "content": c}] for c in ["\\boxed{4}", "5", "<think>4", "The answer is $4$."]]
+    assert reward(prompts=[None] * 4, completions=completions, item=[item] * 4) == [1.0, 0.0, 0.0, 1.0]
+    with pytest.raises(ValueError, match="unknown reward"):
+        train.make_reward("vibes")
+    args = {"max_steps": 3, "per_device_train_batch_size": 4, "num_generations": 4, "max_completion_length": 8,
+            "learning_rate": 1e-5, "save_steps": 3}
+    ctx = job_context(tmp_path, "train", {"model": str(tiny_model), "method": "grpo", "data": str(train_file),
+                                          "reward": "math", "args": args}, run_id="train-grpo")
+    result = train.run(ctx)
+    assert result["steps"] == 3 and Path(result["model_path"]).is_dir()
+    values = set().union(*(e["values"] for e in events_of(ctx.run_dir) if e["type"] == "metric"))
+    assert {"reward", "reward_std", "learning_rate"} <= values
+
+
+def start_worker(home: Path, run_dir: Path, params: dict) -> subprocess.Popen:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    spec = {"run_id": run_dir.name, "kind": "train", "attempt": 1, "home": str(home), "params": params}
+    (run_dir / "spec.yaml").write_text(yaml.safe_dump(spec))
+    return subprocess.Popen([sys.executable, "-m", "engine.worker", str(run_dir)], cwd=ROOT,
+                            env={**os.environ, "TIX_HOME": str(home)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def test_killed_training_resumes_from_its_last_checkpoint(tmp_path: Path, tiny_model: Path, train_file: Path) -> None:
+    params = {"model": str(tiny_model), "method": "sft", "data": str(train_file),
+              "args": {"max_steps": 40, "per_device_train_batch_size": 8, "save_steps": 2, "learning_rate": 1e-3}}
+    run_dir = tmp_path / "runs" / "train-resume"
+    worker = start_worker(tmp_path, run_dir, params)
+    wait_until(lambda: (run_dir / "checkpoint-4" / "trainer_state.json").exists(), timeout=240, every=0.2)
+    os.killpg(worker.pid, signal.SIGKILL)
+    assert worker.wait() == -signal.SIGKILL
+    again = start_worker(tmp_path, run_dir, params)
+    assert again.wait(timeout=400) == 0
+    final = [e for e in events_of(run_dir) if e["type"] == "finished"][-1]["result"]
+    assert final["steps"] == 40 and final["resumed_from"].startswith("checkpoint-")
+    assert int(final["resumed_from"].split("-")[1]) >= 4
+    starts = [e for e in events_of(run_dir) if e["type"] == "log" and "resuming from" in e["message"]]
+    assert len(starts) == 1
+
+
+def test_sigterm_saves_a_checkpoint_and_stops(tmp_path: Path, tiny_model: Path, train_file: Path) -> None:
+    params = {"model": str(tiny_model), "method": "sft", "data": str(train_file),
+              "args": {"max_steps": 200, "per_device_train_batch_size": 8, "save_steps": 1000}}
+    run_dir = tmp_path / "runs" / "train-term"
+    worker = start_worker(tmp_path, run_dir, params)
+    wait_until(lambda: any(e["type"] == "progress" for e in events_of(run_dir)) if (run_dir / "events.jsonl").exists()
+               else False, timeout=240, every=0.2)
+    os.killpg(worker.pid, signal.SIGTERM)
+    assert worker.wait(timeout=60) == 1
+    failed = events_of(run_dir)[-1]
+    assert failed["type"] == "failed" and "stopped by SIGTERM" in failed["error"]
+    assert list(run_dir.glob("checkpoint-*/trainer_state.json"))  # saved although save_steps is 1000
