@@ -107,7 +107,7 @@ def load_plan(file: str, only: tuple[str, ...],
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--wait", is_flag=True,
               help="Show progress until every run ends; exit 0 only if all succeeded.")
-@click.option("--only", multiple=True, type=click.Choice(["build", "train", "eval", "analyse"]),
+@click.option("--only", multiple=True, type=click.Choice(["build", "datagen", "train", "eval", "analyse"]),
               help="Queue only runs of this kind (and what they depend on). Repeatable.")
 @click.option("--model", "models", multiple=True,
               help="Queue only runs of this model: base or a variant (and their dependencies). Repeatable.")

@@ -20,9 +20,10 @@ from engine.registry import BUILTIN_MODELS
 from engine.spec import Experiment
 
 #: Bumped when a job's outputs change meaning, so old results are not reused for new code.
-JOB_VERSIONS = {"build": "1", "train": "1", "eval": "1", "analyse": "1", "probe": "1", "score": "1"}
+JOB_VERSIONS = {"build": "1", "train": "1", "eval": "1", "analyse": "1", "probe": "1", "score": "1",
+                "datagen": "1"}
 #: GPUs a run of each kind asks for on a GPU box (CPU-only boxes run everything in CPU slots).
-DEFAULT_GPUS = {"build": 0, "train": 1, "eval": 1, "analyse": 1, "probe": 0, "score": 0}
+DEFAULT_GPUS = {"build": 0, "train": 1, "eval": 1, "analyse": 1, "probe": 0, "score": 0, "datagen": 1}
 
 
 def content_hash(obj: Any) -> str:
@@ -78,12 +79,31 @@ class Planner:
             return self.external_model(variant), []
         source, deps = self.models[variant.get("from") or "base"]
         train = variant["train"]
-        data = model_ref(train["data"], self.exp.path.parent)
+        data: Any = model_ref(train["data"], self.exp.path.parent)
         params = {"model": source, "method": train["method"], "data": data,
                   "data_signature": path_signature(data), "reward": train.get("reward"),
                   "args": train.get("args") or {}, "lora": train.get("lora")}
-        run = self.add(make_run("train", name, self.exp.name, params, deps, int(train.get("retries", 0))))
+        train_deps = list(deps)
+        if train.get("teacher"):
+            generated = self.datagen_run(name, train, data, source, deps)
+            params["data"] = {"from_run": generated["id"], "key": "data_path"}
+            train_deps.append(generated["id"])
+        retries = int(train.get("retries", 0))
+        run = self.add(make_run("train", name, self.exp.name, params, train_deps, retries))
         return {"from_run": run["id"], "key": "model_path"}, [run["id"]]
+
+    def datagen_run(self, name: str, train: dict[str, Any], data: str, source: Any,
+                    source_deps: list[str]) -> dict[str, Any]:
+        """Rejection sampling: the teacher (or, on-policy, the source model itself) answers the
+        training questions and the scorer keeps the correct answers as SFT data."""
+        teacher = dict(train["teacher"])
+        if teacher["model"] == "self":
+            model, deps = source, source_deps
+        else:
+            model, deps = self.external_model(teacher), []
+        params = {"teacher": model, "data": data, "data_signature": path_signature(data),
+                  **{k: v for k, v in teacher.items() if k != "model"}}
+        return self.add(make_run("datagen", name, self.exp.name, params, deps))
 
     def eval_run(self, name: str) -> dict[str, Any]:
         model, deps = self.models[name]

@@ -658,14 +658,33 @@ class _Checker:
             "data": _Field(self.data_ref, required=True),
             "retries": _Field(_integer(0), 0),
         }
-        train = self.section(path, value, fields, extra=("reward", "args", "lora"))
+        train = self.section(path, value, fields, extra=("reward", "args", "lora", "teacher"))
         if train is None:
             return None
+        teacher = value.get("teacher")
+        train["teacher"] = self.teacher((*path, "teacher"), teacher) if teacher is not None else None
+        if train["teacher"] is not None and train["method"] != "sft":
+            self.error((*path, "teacher"), "teacher: only applies to method sft (GRPO samples itself)")
         method = train["method"] if train["method"] in METHODS else None
         train["reward"] = self.reward(path, value, method)
         train["args"] = self.args((*path, "args"), value.get("args", {}), method)
         train["lora"] = self.section((*path, "lora"), value["lora"], _LORA) if "lora" in value else None
         return train
+
+    def teacher(self, path: KeyPath, value: Any) -> dict[str, Any] | None:
+        """SFT data the paper's way: sample a teacher ("self" = on-policy), keep correct answers."""
+        fields = {
+            "model": _Field(self.teacher_ref, required=True),
+            "samples": _Field(_POSITIVE, 4),
+            "enable_thinking": _Field(_boolean, False),
+            "max_new_tokens": _Field(_POSITIVE, 256),
+            "temperature": _Field(_number(0), 0.7, to_float=True),
+            "keep": _Field(_choice(("first", "all"), "keep"), "first"),
+        }
+        return self.section(path, value, fields)
+
+    def teacher_ref(self, value: Any) -> _Problem | None:
+        return None if value == "self" else self.model_ref(value)
 
     def reward(self, path: KeyPath, train: dict[str, Any], method: str | None) -> str | None:
         """GRPO needs a reward (default "math"); SFT has none."""

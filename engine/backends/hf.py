@@ -54,11 +54,13 @@ class HFBackend:
         out = self.model.generate(**enc, **self._generate_kwargs(params))
         new = out[:, enc["input_ids"].shape[1] :].tolist()
         prompt_lens = enc["attention_mask"].sum(dim=1).tolist()
-        return [[self._finish(new[p * params.n + k], params, prompt_lens[p]) for k in range(params.n)]
-                for p in range(len(prompts))]
+        per = params.n if params.temperature > 0 else 1  # greedy samples are identical: decode once
+        return [[self._finish(new[p * per + (k if per > 1 else 0)], params, prompt_lens[p])
+                 for k in range(params.n)] for p in range(len(prompts))]
 
     def _generate_kwargs(self, params: SamplingParams) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "num_return_sequences": params.n,
+        kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens,
+                                  "num_return_sequences": params.n if params.temperature > 0 else 1,
                                   "pad_token_id": self.tokenizer.pad_token_id, "eos_token_id": self.eos_ids}
         if params.temperature > 0:
             kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)

@@ -20,6 +20,7 @@ JOB_MODULES: dict[str, str] = {
     "build": "engine.jobs.build",
     "eval": "engine.jobs.eval",
     "train": "engine.jobs.train",
+    "datagen": "engine.jobs.datagen",
     "score": "engine.jobs.score",
     "probe": "engine.jobs.probe",
 }
