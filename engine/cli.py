@@ -199,6 +199,20 @@ def demo(ctx: click.Context) -> None:
                "shows the pre-training curve")
 
 
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as a JSON array.")
+@click.option("--quick", is_flag=True, help="Skip the one-step SFT and GRPO runs.")
+@click.pass_context
+def doctor(ctx: click.Context, as_json: bool, quick: bool) -> None:
+    """Check this box: versions, CUDA and GPU memory, vLLM, a tiny generation per backend,
+    one-step SFT and GRPO runs, disk space (exit 1 if a required check fails)."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "engine.doctor", "--home", str(workspace(ctx).home)]
+    cmd += ["--json"] * as_json + ["--quick"] * quick
+    sys.exit(subprocess.run(cmd, stderr=subprocess.DEVNULL if as_json else None).returncode)
+
+
 # -- benchmarks and re-scoring --------------------------------------------------------------------
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")

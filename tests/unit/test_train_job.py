@@ -54,6 +54,19 @@ def test_sft_trains_checkpoints_and_saves_a_loadable_model(tmp_path: Path, tiny_
     assert progress[-1]["step"] == progress[-1]["total"] == 8
 
 
+def test_lora_sft_saves_a_merged_model(tmp_path: Path, tiny_model: Path, train_file: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from engine.jobs import train
+
+    params = {"model": str(tiny_model), "method": "sft", "data": str(train_file),
+              "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear"},
+              "args": {"max_steps": 2, "per_device_train_batch_size": 4, "learning_rate": 1e-3}}
+    result = train.run(job_context(tmp_path, "train", params, run_id="train-lora"))
+    merged = AutoModelForCausalLM.from_pretrained(result["model_path"])
+    assert not any("lora" in name for name, _ in merged.named_parameters())
+
+
 def test_grpo_rewards_come_from_the_evaluation_scorers(tmp_path: Path, tiny_model: Path, train_file: Path) -> None:
     from engine.jobs import train
 
