@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/status.py
 	$(BIN)/python bench/backend.py
 	$(BIN)/python bench/scorers.py
+	$(BIN)/python bench/train.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check engine storage tui tests bench
