@@ -94,7 +94,7 @@ def main() -> None:
             params = {"model": model, "data": str(data), **spec}
             direct(home, params, tag + "-warm")  # import and first-use costs out of the way
             (ours, wall), theirs = through_tix(home, params, tag), direct(home, params, tag)
-            print(f"{tag}: {steps} steps; trainer.train() inside tix {ours:.2f} s, trl direct {theirs:.2f} s: "
+            print(f"{tag}: {steps} steps; train() in tix {ours:.2f} s, trl direct {theirs:.2f} s: "
                   f"overhead ratio {ours / theirs:.2f}; whole tix job (load, train, save) {wall:.2f} s")
 
 
