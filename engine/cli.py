@@ -169,34 +169,32 @@ def report(run: dict[str, Any], shown: dict[str, tuple[str, int]]) -> None:
     click.echo(f"[{stamp}] {run['id']} {run['name'] or ''} {run['kind']}: {run['state']}{progress}")
 
 
-DEMO_SCORES = """
-SELECT s."group", s.benchmark, round(s.value, 1) AS accuracy, s.n
-FROM scores s JOIN runs r ON r.id = s.run_id
-WHERE r.experiment = 'tiny-lab' AND r.kind = 'eval' AND r.name = 'base' AND s.metric = 'accuracy'
-ORDER BY s."group", s.benchmark"""
-
-
 @cli.command()
 @click.pass_context
 def demo(ctx: click.Context) -> None:
-    """Run the tiny lab (experiments/tiny-lab.yaml) through the daemon, end to end as far as built."""
+    """Run the tiny lab end to end: build, SFT and GRPO on maths, evaluate, print the TI table."""
+    from engine import demo as lab_demo
+
     file = Path(__file__).resolve().parent.parent / "experiments" / "tiny-lab.yaml"
     if not file.is_file():
         raise Failure(f"{file} not found: run `tix demo` from an editable install (make demo)")
     click.echo(f"tix demo: {file} (workspace {workspace(ctx).home})")
-    click.echo("this version builds the tiny lab's base model and evaluates it on the lab suite; "
-               "SFT/GRPO training, the analyses and the TI table arrive with the next issues")
+    started = time.time()
     try:
-        ctx.invoke(run, file=str(file), wait=True, only=("build", "eval"), models=("base",))
+        ctx.invoke(run, file=str(file), wait=True, only=("build", "datagen", "train", "eval"), models=())
     except SystemExit as exc:
         if exc.code:
             raise
-    scores = call(ctx, "sql", query=DEMO_SCORES)
-    click.echo("\nbase model on the lab suite (accuracy %, greedy):")
-    click.echo(render_table(scores["columns"], scores["rows"]))
+    result = call(ctx, "sql", query=lab_demo.scores_query("tiny-lab"))
+    scores, groups = lab_demo.collect(result["rows"])
+    models = ["base", *sorted(m for m in scores if m != "base")]
+    click.echo(f"\naccuracy (%, greedy) after {time.time() - started:.0f} s:")
+    click.echo(render_table(["group", "benchmark", *models], lab_demo.accuracy_rows(scores, groups, models)))
+    click.echo("\nTransferability Index against the base (group means base -> model):")
+    click.echo(render_table(lab_demo.TI_COLUMNS, lab_demo.ti_rows(scores, groups)))
     click.echo("\nnext: `tix status` lists the runs, `tix logs RUN` shows a worker's output,\n"
-               "      `tix sql \"SELECT step, value FROM metrics WHERE name = 'loss' ORDER BY step\"` "
-               "shows the pre-training curve")
+               "      `tix sql \"SELECT r.name, m.step, m.value FROM metrics m JOIN runs r "
+               "ON r.id = m.run_id WHERE m.name = 'loss'\"` shows the training curves")
 
 
 @cli.command()
