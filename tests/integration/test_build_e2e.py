@@ -40,6 +40,7 @@ def test_build_run_through_the_daemon(ws: Workspace, client: Client, tix) -> Non
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_demo_end_to_end(ws: Workspace, tix) -> None:
     """The whole `tix demo`: build, SFT and GRPO on maths, three evaluations, the TI table."""
     result = tix("demo", timeout=1500)
