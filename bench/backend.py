@@ -18,20 +18,10 @@ import time
 from pathlib import Path
 
 import torch
+from common import tiny_model  # bench/common.py (scripts run as `python bench/NAME.py`)
 
 from engine.backends import ModelRef, SamplingParams, load_backend
 from engine.benchmarks import SUITES, get_benchmark, load_items
-from engine.events import EventWriter
-from engine.jobs import JobContext, build
-
-
-def tiny_model(home: Path) -> str:
-    run_dir = home / "runs" / "b"
-    run_dir.mkdir(parents=True)
-    # barely trained on purpose: it rarely emits EOS, so every prompt decodes the full length
-    params = {"model": "tiny-lab", "seed": 0, "pretrain_steps": 2, "corpus_items": 4000}
-    ctx = JobContext("b", "build", params, run_dir, home, EventWriter(run_dir / "events.jsonl"))
-    return build.run(ctx)["model_path"]
 
 
 def bare_loop(model, tokenizer, prompts: list[str], batch: int, tokens: int) -> int:
@@ -56,7 +46,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
-        path = tiny_model(Path(tmp))
+        # barely trained on purpose: it rarely emits EOS, so every prompt decodes the full length
+        path = tiny_model(Path(tmp), pretrain_steps=2)
         backend = load_backend(ModelRef(path, options={"batch_size": args.batch}), "hf")
         questions = [it["question"] for name in SUITES["lab"] for it in load_items(get_benchmark(name))]
         # raw "Question: ...\nAnswer:" prompts: the tiny model continues them to the token limit,

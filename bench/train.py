@@ -18,18 +18,11 @@ import time
 from pathlib import Path
 
 import torch
+from common import tiny_model  # bench/common.py (scripts run as `python bench/NAME.py`)
 
 from engine.events import EventWriter
-from engine.jobs import JobContext, build, train
+from engine.jobs import JobContext, train
 from engine.lab.corpus import items
-
-
-def tiny_model(home: Path) -> str:
-    run_dir = home / "runs" / "b"
-    run_dir.mkdir(parents=True)
-    params = {"model": "tiny-lab", "seed": 0, "pretrain_steps": 20, "corpus_items": 4000}
-    ctx = JobContext("b", "build", params, run_dir, home, EventWriter(run_dir / "events.jsonl"))
-    return build.run(ctx)["model_path"]
 
 
 def context(home: Path, run_id: str, params: dict) -> JobContext:
@@ -79,7 +72,7 @@ def main() -> None:
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        model = tiny_model(home)
+        model = tiny_model(home, pretrain_steps=20)
         data = home / "math.jsonl"
         data.write_text("\n".join(json.dumps({"question": i.question, "answer": i.answer})
                                   for i in items(1, 2000, ("math",))))
