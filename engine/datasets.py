@@ -30,14 +30,9 @@ def load_train_data(ref: str, limit: int | None = None) -> list[dict[str, Any]]:
 
 
 def lab_math_train() -> list[dict[str, Any]]:
-    """The tiny lab's maths training set (engine.lab.data when present, else the corpus tasks)."""
-    try:
-        from engine.lab.data import math_train
-    except ImportError:
-        from engine.lab.corpus import items
+    """The tiny lab's maths training set (`lab/math-train`), disjoint from every lab evaluation item."""
+    from engine.lab.data import math_train
 
-        return [{"id": f"math-train-{i}", "question": it.question, "answer": it.answer,
-                 "scorer": "exact_match"} for i, it in enumerate(items(424242, 2000, ("math",)))]
     return math_train()
 
 

@@ -4,13 +4,15 @@ Run it as any job, through a worker on a run directory whose `spec.yaml` has kin
 
     python -m engine.worker RUN_DIR        # spec: {kind: build, params: {model: tiny-lab, seed: 0}}
 
-The story: make a seeded corpus of maths / other-reasoning / non-reasoning questions, train a
-byte-level BPE tokenizer on it, initialise a Qwen2 of about a million parameters and pre-train
-it on the corpus (half plain text, half ChatML), then save tokenizer and model with
-`save_pretrained` under `TIX_HOME/models/tiny-lab-<hash>`. The hash covers every parameter
-(defaults included) and `VERSION`, so an identical build is reused instead of repeated. The model
-is written to a temporary sibling folder and renamed into place with a `.complete` marker last, so
-a killed build never leaves a folder that looks finished.
+The story: draw a seeded corpus of maths / other-reasoning / non-reasoning questions from the lab's
+reasoning-gym tasks (training seeds, no evaluation question; engine.lab.data), train a byte-level
+BPE tokenizer on it, initialise a small Qwen2 and pre-train it on the corpus (a quarter plain
+text, the rest the evaluation's chat format with the loss on the answer; about two minutes on 2
+cores with bf16 autocast), then save tokenizer and model with `save_pretrained` under
+`TIX_HOME/models/tiny-lab-<hash>`. The hash covers every parameter (defaults included) and
+`VERSION`, so an identical build is reused instead of repeated. The model is written to a
+temporary sibling folder and renamed into place with a `.complete` marker last, so a killed build
+never leaves a folder that looks finished.
 """
 
 from __future__ import annotations
@@ -28,10 +30,9 @@ from engine.jobs import JobContext
 from engine.lab import DEFAULT_SIZE
 
 if TYPE_CHECKING:  # torch and transformers load only when a build actually runs
-    from engine.lab.corpus import Item
     from engine.lab.model import OnStep
 
-VERSION = "1"
+VERSION = "2"
 
 #: Every parameter the build accepts, with its default; anything else is a ValueError.
 DEFAULTS: dict[str, Any] = {
@@ -39,11 +40,14 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "vocab_size": 1024,
     "size": {},
-    "pretrain_steps": 300,
+    "pretrain_steps": 1000,
     "batch_size": 32,
     "lr": 3e-3,
-    "corpus_items": 20000,
+    "corpus_items": 70000,
+    "precision": "auto",
 }
+#: `precision` values: bf16 autocast, fp32, or `auto` (bf16 where the CPU has native bf16).
+PRECISIONS = ("auto", "bf16", "fp32")
 COMPLETE = ".complete"
 INFO_FILE = "tix_build.json"
 METRIC_EVERY = 10
@@ -75,6 +79,8 @@ def resolve(params: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"build can only make model 'tiny-lab', not {resolved['model']!r}")
     resolved["size"] = {**DEFAULT_SIZE, **(resolved["size"] or {})}
     _check_types(resolved)
+    if resolved["precision"] not in PRECISIONS:
+        raise ValueError(f"build parameter 'precision' must be one of {', '.join(PRECISIONS)}")
     return resolved
 
 
@@ -102,27 +108,30 @@ def _set_threads() -> None:
 def _build(ctx: JobContext, params: dict[str, Any], out: Path) -> None:
     """The build itself, top to bottom, writing a complete model folder at `out`."""
     from engine.lab import corpus
-    from engine.lab.model import build_model, build_tokenizer, parameter_count, pretrain
+    from engine.lab.model import autocast_dtype, build_model, build_tokenizer, parameter_count, pretrain
 
     started = time.time()
-    ctx.events.log(f"generating {params['corpus_items']} corpus items (seed {params['seed']})")
-    texts = pretrain_texts(corpus.items(params["seed"], params["corpus_items"]))
+    ctx.events.log(f"drawing {params['corpus_items']} corpus items from the lab tasks, seed {params['seed']}")
+    documents = corpus.documents(corpus.items(params["seed"], params["corpus_items"]))
 
     ctx.events.log(f"training a {params['vocab_size']}-token byte-level BPE tokenizer")
-    tokenizer = build_tokenizer(texts, params["vocab_size"])
+    tokenizer = build_tokenizer([context + target for context, target in documents], params["vocab_size"])
 
     model = build_model(tokenizer, params["size"], params["seed"])
     parameters = parameter_count(model)
-    ctx.events.log(f"pre-training {parameters:,} parameters for {params['pretrain_steps']} steps")
+    precision = "bf16" if autocast_dtype(params["precision"]) else "fp32"
+    steps = params["pretrain_steps"]
+    ctx.events.log(f"pre-training {parameters:,} parameters for {steps} steps ({precision})")
     losses = pretrain(
         model,
         tokenizer,
-        texts,
-        params["pretrain_steps"],
+        documents,
+        steps,
         params["batch_size"],
         params["lr"],
         params["seed"],
         on_step=_reporter(ctx, params["lr"]),
+        precision=precision,
     )
 
     ctx.events.log(f"saving to {out.name}")
@@ -133,28 +142,13 @@ def _build(ctx: JobContext, params: dict[str, Any], out: Path) -> None:
         "params": params,
         "version": VERSION,
         "parameters": parameters,
+        "precision": precision,
         "initial_loss": losses[0],
         "final_loss": final_loss(losses),
         "seconds": round(time.time() - started, 2),
     }
     (out / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
     (out / COMPLETE).write_text("")
-
-
-def pretrain_texts(items: list[Item]) -> list[str]:
-    """Half the items as plain text, half as ChatML with an empty think block.
-
-    The lab evaluates with the chat template (`enable_thinking: false`), so, like Qwen's base
-    models, the base model must know that format to show any skill before tuning.
-    """
-    from engine.lab.model import render_chat
-
-    chats = iter(render_chat([_conversation(it) for it in items[1::2]]))
-    return [next(chats) if i % 2 else it.text for i, it in enumerate(items)]
-
-
-def _conversation(item: Item) -> list[dict[str, str]]:
-    return [{"role": "user", "content": item.question}, {"role": "assistant", "content": item.answer}]
 
 
 def _reporter(ctx: JobContext, peak_lr: float) -> OnStep:

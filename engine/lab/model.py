@@ -1,4 +1,4 @@
-"""The tiny lab's tokenizer and model, built and pre-trained locally on CPU in about a minute.
+"""The tiny lab's tokenizer and model, built and pre-trained locally on CPU in about two minutes.
 
 Everything here is offline on purpose: the machine may have no internet, so the tokenizer is
 trained with the `tokenizers` library and the model is a freshly initialised Qwen2. Both are
@@ -101,6 +101,14 @@ def render_chat(conversations: list[list[dict[str, str]]]) -> list[str]:
     return _wrap(Tokenizer(models.BPE())).apply_chat_template(conversations, tokenize=False)
 
 
+def render_prompts(questions: list[str]) -> list[str]:
+    """User turns as the evaluation renders them: generation prompt with an empty think block."""
+    conversations = [[{"role": "user", "content": q}] for q in questions]
+    return _wrap(Tokenizer(models.BPE())).apply_chat_template(
+        conversations, tokenize=False, add_generation_prompt=True, enable_thinking=False
+    )
+
+
 def model_config(tokenizer: PreTrainedTokenizerFast, size: dict[str, Any] | None = None) -> Qwen2Config:
     """A Qwen2Config of `DEFAULT_SIZE` updated with `size`; unknown fields are a ValueError."""
     fields = {**DEFAULT_SIZE, **(size or {})}
@@ -114,9 +122,14 @@ def model_config(tokenizer: PreTrainedTokenizerFast, size: dict[str, Any] | None
 def build_model(
     tokenizer: PreTrainedTokenizerFast, size: dict[str, Any] | None, seed: int
 ) -> Qwen2ForCausalLM:
-    """A freshly initialised Qwen2 sized by `size`; the same seed gives the same weights."""
+    """A freshly initialised Qwen2 sized by `size`; the same seed gives the same weights.
+
+    It trains with eager attention: on CPU, with heads this small, that is about 1.5x faster than
+    the fused SDPA kernel. The choice is not saved, so loaders still get their own default.
+    """
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(model_config(tokenizer, size))
+    model.set_attn_implementation("eager")
     # Chat turns end with <|im_end|>; plain text with <|endoftext|>: stop on either, as Qwen does.
     model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids([IM_END, EOS])
     model.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -128,14 +141,30 @@ def parameter_count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def pack(tokenizer: PreTrainedTokenizerFast, texts: list[str], block_size: int) -> torch.Tensor:
-    """`texts` joined by <|endoftext|> and cut into `block_size` rows: no padding is trained on."""
-    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    stream = [tok for row in ids for tok in (*row, tokenizer.eos_token_id)]
-    rows = len(stream) // block_size
+#: A pre-training document: (context, target). Only the target is trained on, so a chat
+#: document can put its prompt in the context and a plain-text one can leave the context empty.
+Document = tuple[str, str]
+IGNORE = -100  # the label transformers' loss skips
+
+
+def pack(tokenizer: PreTrainedTokenizerFast, documents: list[Document], block_size: int) -> torch.Tensor:
+    """Documents joined by <|endoftext|> and cut into rows of (input ids, labels), no padding.
+
+    Returns a tensor of shape (rows, 2, block_size); labels are IGNORE over each context.
+    """
+    contexts = tokenizer([c for c, _ in documents], add_special_tokens=False)["input_ids"]
+    targets = tokenizer([t for _, t in documents], add_special_tokens=False)["input_ids"]
+    ids: list[int] = []
+    labels: list[int] = []
+    for context, target in zip(contexts, targets, strict=True):
+        ids += [*context, *target, tokenizer.eos_token_id]
+        labels += [IGNORE] * len(context) + [*target, tokenizer.eos_token_id]
+    rows = len(ids) // block_size
     if rows == 0:
-        raise ValueError(f"corpus of {len(stream)} tokens is shorter than one block of {block_size}")
-    return torch.tensor(stream[: rows * block_size]).view(rows, block_size)
+        raise ValueError(f"corpus of {len(ids)} tokens is shorter than one block of {block_size}")
+    cut = rows * block_size
+    columns = [torch.tensor(stream[:cut]).view(rows, block_size) for stream in (ids, labels)]
+    return torch.stack(columns, dim=1)
 
 
 def batches(blocks: torch.Tensor, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
@@ -161,45 +190,64 @@ def learning_rate(step: int, total: int, peak: float) -> float:
 OnStep = Callable[[int, int, float, float], None]
 
 
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype of `precision`: bf16 mixed precision, fp32, or `auto` (bf16 where the CPU
+    has native bf16 matmuls, which makes a step about twice as fast; fp32 elsewhere)."""
+    if precision == "auto":  # oneDNN's own check (private, but the one torch's CPU autocast relies on)
+        precision = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    if precision not in ("bf16", "fp32"):
+        raise ValueError(f"precision must be auto, bf16 or fp32, not {precision!r}")
+    return torch.bfloat16 if precision == "bf16" else None
+
+
 def pretrain(
     model: Qwen2ForCausalLM,
     tokenizer: PreTrainedTokenizerFast,
-    texts: list[str],
+    documents: list[Document],
     steps: int,
     batch_size: int,
     lr: float,
     seed: int,
     on_step: OnStep | None = None,
     block_size: int = 128,
+    precision: str = "auto",
 ) -> list[float]:
     """Causal-LM pre-training with AdamW on packed blocks; returns the loss of every step.
 
-    `on_step(step, total, loss, tokens_per_s)` is called after each optimiser step (1-based);
-    the loss is the batch's loss before that step's update, so step 1 shows the untrained model.
+    The loss covers each document's target only (see `Document`). `on_step(step, total, loss,
+    tokens_per_s)` is called after each optimiser step (1-based); the loss is the batch's loss
+    before that step's update, so step 1 shows the untrained model. Weights stay fp32; `precision`
+    only sets the autocast dtype of the forward pass.
     """
     torch.manual_seed(seed)
-    data = batches(pack(tokenizer, texts, block_size), batch_size, seed)
+    data = batches(pack(tokenizer, documents, block_size), batch_size, seed)
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
+    dtype = autocast_dtype(precision)
     model.train()
     losses = []
     for step in range(1, steps + 1):
         start = time.perf_counter()
         batch = next(data)
-        loss = _train_step(model, optimiser, batch, learning_rate(step, steps, lr))
+        loss = _train_step(model, optimiser, batch, learning_rate(step, steps, lr), dtype)
         losses.append(loss)
         if on_step is not None:
-            on_step(step, steps, loss, batch.numel() / (time.perf_counter() - start))
+            on_step(step, steps, loss, batch[:, 0].numel() / (time.perf_counter() - start))
     model.eval()
     return losses
 
 
 def _train_step(
-    model: Qwen2ForCausalLM, optimiser: torch.optim.Optimizer, batch: torch.Tensor, lr: float
+    model: Qwen2ForCausalLM,
+    optimiser: torch.optim.Optimizer,
+    batch: torch.Tensor,
+    lr: float,
+    dtype: torch.dtype | None,
 ) -> float:
     """One update at learning rate `lr`, gradients clipped to norm 1 to keep tiny models stable."""
     for group in optimiser.param_groups:
         group["lr"] = lr
-    loss = model(input_ids=batch, labels=batch).loss
+    with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        loss = model(input_ids=batch[:, 0], labels=batch[:, 1]).loss
     optimiser.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

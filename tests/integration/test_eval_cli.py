@@ -33,8 +33,8 @@ def experiment(tmp_path: Path, model: Path, limit: int, tokens: int = 16) -> Pat
 def test_benchmarks_lists_the_registry(tix, monkeypatch) -> None:
     monkeypatch.setenv("TIX_DATA_DIR", str(BENCHMARKS))
     rows = {r["name"]: r for r in json.loads(tix("benchmarks", "--json").stdout)}
-    assert {"math500", "aime24", "aime25", "ifeval", "humaneval", "lab_add"} <= set(rows)
-    assert rows["humaneval"]["size"] == 164 and rows["lab_add"]["group"] == "math"
+    assert {"math500", "aime24", "aime25", "ifeval", "humaneval", "lab_basic_arithmetic"} <= set(rows)
+    assert rows["humaneval"]["size"] == 164 and rows["lab_basic_arithmetic"]["group"] == "math"
     if SHARED_DATA.is_dir():
         assert rows["math500"]["size"] == 500 and rows["math500"]["source"].endswith("math500.jsonl")
     table = tix("benchmarks").stdout
@@ -45,8 +45,8 @@ def test_eval_run_through_the_daemon(tix, tmp_path: Path, tiny_model: Path) -> N
     result = tix("run", str(experiment(tmp_path, tiny_model, 5)), "--wait", timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     rows = sql(tix, "SELECT benchmark, value, n FROM scores WHERE metric = 'accuracy' ORDER BY benchmark")
-    assert [r["benchmark"] for r in rows] == ["lab_add", "lab_copy", "lab_fact", "lab_larger", "lab_mul",
-                                              "lab_sequence"]
+    assert [r["benchmark"] for r in rows] == ["lab_basic_arithmetic", "lab_chain_sum", "lab_count_bits",
+                                              "lab_spell_backward", "lab_syllogism", "lab_word_sequence_reversal"]
     assert all(r["n"] == 5 and 0 <= r["value"] <= 100 for r in rows)
     assert sql(tix, "SELECT count(*) AS n FROM samples")[0]["n"] == 30
 
@@ -105,9 +105,9 @@ def test_score_errors_are_one_line(tix, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"output": "x", "index": 0}\nnot json\n')
     for args, text in [(["-b", "math5000", "-g", str(bad)], "unknown benchmark 'math5000'"),
-                       (["-b", "lab_add", "-g", str(bad)], f"{bad}:2: not valid JSON"),
-                       (["-b", "lab_add", "-g", str(bad), "--scorer", "nope"], "unknown scorer 'nope'"),
-                       (["-b", "lab_add", "-g", str(bad), "--experiment", "x"], "go together")]:
+                       (["-b", "lab_basic_arithmetic", "-g", str(bad)], f"{bad}:2: not valid JSON"),
+                       (["-b", "lab_basic_arithmetic", "-g", str(bad), "--scorer", "nope"], "unknown scorer 'nope'"),
+                       (["-b", "lab_basic_arithmetic", "-g", str(bad), "--experiment", "x"], "go together")]:
         result = tix("score", *args)
         assert result.returncode == 2, (args, result.stderr)
         assert text in result.stderr and len(result.stderr.strip().splitlines()) == 1

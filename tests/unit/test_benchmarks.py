@@ -93,10 +93,25 @@ def test_reasoning_gym_tasks_use_their_own_verifier(name: str) -> None:
 
 
 def test_lab_items_are_seeded_and_disjoint_from_the_pretraining_corpus() -> None:
-    from engine.lab.corpus import corpus
+    from engine.lab.corpus import items as pretraining_items
 
-    items = load_items(get_benchmark("lab_add"))
-    assert items == load_items(get_benchmark("lab_add")) and len(items) == 100
+    items = load_items(get_benchmark("lab_basic_arithmetic"))
+    assert items == load_items(get_benchmark("lab_basic_arithmetic")) and len(items) == 100
     questions = {it["question"] for it in items}
-    pretraining = {text.split("\n")[0].removeprefix("Question: ") for text in corpus(0, 20000)}
-    assert len(questions & pretraining) / len(questions) < 0.1
+    assert not questions & {it.question for it in pretraining_items(0, 20000)}
+
+
+@pytest.mark.parametrize("name", SUITES["lab"])
+def test_lab_tasks_use_reasoning_gym_verifiers(name: str) -> None:
+    bench = get_benchmark(name)
+    items = load_items(bench)
+    assert bench.scorer == "reasoning_gym" and bench.chat and bench.generation["temperature"] == 0.0
+    scorer = get_scorer(bench.scorer)
+    assert all(scorer(it["answer"], it).score == 1.0 for it in items)
+    assert sum(scorer("certainly not this", it).score for it in items) / len(items) < 0.2
+
+
+def test_lab_choice_benchmark_has_yes_no_choices() -> None:
+    items = load_items(get_benchmark("lab_syllogism_choice"))
+    assert all(it["choices"] == ["Yes", "No"] and it["answer"] in it["choices"] for it in items)
+    assert get_scorer("choice_index")(items[0]["answer"], items[0]).score == 1.0

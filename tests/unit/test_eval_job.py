@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from engine.benchmarks import SUITES
 from engine.jobs import eval as eval_job
 from tests.conftest import ROOT, job_context, wait_until
 
@@ -29,20 +30,21 @@ def samples_of(run_dir: Path) -> list[dict]:
 def test_eval_records_samples_scores_and_uses_the_cache(tmp_path: Path, tiny_model: Path) -> None:
     ctx = job_context(tmp_path, "eval", {"model": str(tiny_model), **PARAMS, "limit": 6}, name="base")
     result = eval_job.run(ctx)
-    assert set(result["scores"]) == {"lab_add", "lab_mul", "lab_larger", "lab_sequence", "lab_copy", "lab_fact"}
+    assert set(result["scores"]) == set(SUITES["lab"]) and len(SUITES["lab"]) == 6
     assert result["generated"] == 36 and result["from_cache"] == 0
     samples = samples_of(ctx.run_dir)
     assert len(samples) == 36
     first = samples[0]
     assert {"prompt", "completion", "extracted", "verdict", "tokens", "finish_reason", "flags"} <= set(first)
-    assert first["prompt"].startswith("<|im_start|>user\n") and first["scorer"] == "exact_match"
-    add = result["scores"]["lab_add"]
+    assert first["prompt"].startswith("<|im_start|>user\n") and first["scorer"] == "reasoning_gym"
+    add = result["scores"]["lab_basic_arithmetic"]
     assert add["n"] == 6 and add["metrics"]["accuracy"] == 100 * sum(
-        s["verdict"] for s in samples if s["benchmark"] == "lab_add") / 6
+        s["verdict"] for s in samples if s["benchmark"] == "lab_basic_arithmetic") / 6
     assert set(result["groups"]) == {"math", "other", "non"}
     events = [json.loads(x) for x in (ctx.run_dir / "events.jsonl").read_text().splitlines()]
     scores = [e for e in events if e["type"] == "score"]
-    assert {(e["benchmark"], e["metric"]) for e in scores} >= {("lab_add", "accuracy"), ("lab_add", "accuracy_stderr")}
+    assert {(e["benchmark"], e["metric"]) for e in scores} >= {("lab_basic_arithmetic", "accuracy"),
+                                                               ("lab_basic_arithmetic", "accuracy_stderr")}
     assert all(e["model"] == "base" for e in scores)
     again = eval_job.run(job_context(tmp_path, "eval", {"model": str(tiny_model), **PARAMS, "limit": 6},
                                      run_id="run-2"))
@@ -51,9 +53,9 @@ def test_eval_records_samples_scores_and_uses_the_cache(tmp_path: Path, tiny_mod
 
 
 def test_loglikelihood_benchmark(tmp_path: Path, tiny_model: Path) -> None:
-    params = {"model": str(tiny_model), "benchmarks": [{"name": "lab_larger_choice"}], "limit": 10}
+    params = {"model": str(tiny_model), "benchmarks": [{"name": "lab_syllogism_choice"}], "limit": 10}
     ctx = job_context(tmp_path, "eval", params)
-    result = eval_job.run(ctx)["scores"]["lab_larger_choice"]
+    result = eval_job.run(ctx)["scores"]["lab_syllogism_choice"]
     assert result["n"] == 10 and result["scorer"] == "choice_index"
     for sample in samples_of(ctx.run_dir):
         assert sample["completion"] in sample["prompt"] and len(sample["detail"]["loglikelihoods"]) == 2

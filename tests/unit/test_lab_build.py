@@ -1,7 +1,8 @@
 """The tiny lab build: corpus, tokenizer, model, pre-training, caching and atomic output.
 
 One small build (20 steps, 512 tokens) is shared by the module; torch and transformers are
-imported inside the tests so that collecting this file stays cheap.
+imported inside the tests so that collecting this file stays cheap. The tasks themselves (seeds,
+verifiers, train/eval disjointness) are tested in test_lab_data.py.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is local; never 
 
 from engine.events import EventWriter
 from engine.jobs import JobContext
-from engine.lab.corpus import GROUPS, corpus, items
+from engine.lab.corpus import GROUPS, corpus, documents, items
 
 TINY = {
     "model": "tiny-lab",
@@ -53,19 +54,51 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[JobContext, dict[st
 
 
 def test_corpus_is_deterministic_and_covers_all_groups() -> None:
+    from engine.lab.data import TASKS
+
     assert corpus(3, 50) == corpus(3, 50)
     assert corpus(3, 50) != corpus(4, 50)
-    sample = items(3, 30)
+    sample = items(3, 60)
     assert {it.group for it in sample} == set(GROUPS)
-    assert len({it.task for it in sample}) == 10
+    assert {it.task for it in sample} == set(TASKS)
     assert all(it.question and it.answer for it in sample)
 
 
 def test_corpus_answers_are_correct() -> None:
-    """Spot-check the maths: every arithmetic answer equals the expression it asks about."""
-    for it in items(11, 300, groups=("math",)):
-        expression = it.question.removeprefix("What is ").removesuffix("?")
-        assert int(it.answer) == eval(expression, {})  # digits and one operator only
+    """Spot-check the maths: every sum's answer equals the expression it asks about."""
+    sums = [it for it in items(11, 600) if it.group == "math"]
+    assert len(sums) > 100
+    for it in sums:
+        expression = it.question.rsplit(":", 1)[-1].removeprefix(" ").removeprefix("Calculate ").rstrip(" .=")
+        assert int(it.answer) == eval(expression, {})  # one-digit numbers, + and - only
+
+
+def test_documents_train_plain_text_whole_and_chat_on_the_answer_only() -> None:
+    """The chat half is exactly what the evaluation renders, with only the answer as target."""
+    from engine.lab.model import render_prompts
+
+    batch = items(5, 8)
+    docs = documents(batch)
+    assert [d[0] == "" for d in docs] == [True, False, False, False] * 2
+    assert docs[0] == ("", batch[0].text)
+    prompt, target = docs[1]
+    assert prompt == render_prompts([batch[1].question])[0]
+    assert prompt.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n") and batch[1].question in prompt
+    assert target == f"{batch[1].answer}<|im_end|>\n"
+
+
+def test_pack_masks_the_context_and_keeps_every_token() -> None:
+    from engine.lab.model import IGNORE, build_tokenizer, pack
+
+    docs = [("a b c ", "d e"), ("", "f g h"), ("i ", "j")] * 20
+    tokenizer = build_tokenizer([c + t for c, t in docs], 300)
+    blocks = pack(tokenizer, docs, 16)
+    assert blocks.shape[1:] == (2, 16)
+    ids, labels = blocks[:, 0].flatten().tolist(), blocks[:, 1].flatten().tolist()
+    assert all(label in (IGNORE, token) for token, label in zip(ids, labels, strict=True))
+    supervised = tokenizer.decode([t for t, label in zip(ids, labels, strict=True) if label != IGNORE],
+                                  skip_special_tokens=True)
+    assert "a" not in supervised and "i" not in supervised and "d e" in supervised and "f g h" in supervised
 
 
 @pytest.mark.slow
@@ -85,6 +118,8 @@ def test_build_writes_a_complete_model_folder(built: tuple[JobContext, dict[str,
     assert [p.name for p in ctx.models_dir.iterdir()] == [path.name]  # no temporary left over
     assert result["reused"] is False
     assert 100_000 < result["parameters"] < 5_000_000
+    info = json.loads((path / "tix_build.json").read_text())
+    assert info["precision"] in ("bf16", "fp32") and info["version"] == "2"
 
 
 @pytest.mark.slow
@@ -215,6 +250,8 @@ def test_unknown_params_are_named(tmp_path: Path) -> None:
         build.run(make_ctx(tmp_path, {**TINY, "seed": "7"}))
     with pytest.raises(ValueError, match="tiny-lab"):
         build.run(make_ctx(tmp_path, {**TINY, "model": "Qwen/Qwen3-0.6B"}))
+    with pytest.raises(ValueError, match="precision"):
+        build.run(make_ctx(tmp_path, {**TINY, "precision": "fp16"}))
 
 
 def test_failed_build_leaves_nothing_that_looks_complete(
