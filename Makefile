@@ -28,9 +28,11 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/status.py
+	$(BIN)/python bench/ti.py
 	$(BIN)/python bench/backend.py
 	$(BIN)/python bench/scorers.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/shift.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check engine storage tui tests bench

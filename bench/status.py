@@ -15,8 +15,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from common import timed  # bench/common.py (scripts run as `python bench/NAME.py`)
 
 from engine.client import Client
 from engine.plan import make_run
@@ -31,14 +32,6 @@ def fill(ws: Workspace, n: int) -> None:
         store.insert_run({**run, "state": "succeeded", "progress": 1.0})
     store.close()
 
-
-def timed(fn, repeat: int) -> list[float]:
-    out = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t0) * 1000)
-    return out
 
 
 def main() -> None:

@@ -7,18 +7,18 @@ query, an unknown run), 1 for a failed operation, 0 for success.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from engine import report as tables
 from engine.client import Client, DaemonUnavailable, RequestFailed, daemon_running, start_daemon
+from engine.report import FORMATS
 from engine.workspace import Workspace
 
 INPUT_ERRORS = {"refused", "query_error", "bad_request", "not_found"}
@@ -172,7 +172,7 @@ def report(run: dict[str, Any], shown: dict[str, tuple[str, int]]) -> None:
 @cli.command()
 @click.pass_context
 def demo(ctx: click.Context) -> None:
-    """Run the tiny lab end to end: build, SFT and GRPO on maths, evaluate, print the TI table."""
+    """Run the tiny lab end to end: build, SFT and GRPO on maths, evaluate, analyse, print TI and shift."""
     from engine import demo as lab_demo
 
     file = Path(__file__).resolve().parent.parent / "experiments" / "tiny-lab.yaml"
@@ -181,7 +181,7 @@ def demo(ctx: click.Context) -> None:
     click.echo(f"tix demo: {file} (workspace {workspace(ctx).home})")
     started = time.time()
     try:
-        ctx.invoke(run, file=str(file), wait=True, only=("build", "datagen", "train", "eval"), models=())
+        ctx.invoke(run, file=str(file), wait=True, only=(), models=())
     except SystemExit as exc:
         if exc.code:
             raise
@@ -192,6 +192,9 @@ def demo(ctx: click.Context) -> None:
     click.echo(render_table(["group", "benchmark", *models], lab_demo.accuracy_rows(scores, groups, models)))
     click.echo("\nTransferability Index against the base (group means base -> model):")
     click.echo(render_table(lab_demo.TI_COLUMNS, lab_demo.ti_rows(scores, groups)))
+    shift = call(ctx, "sql", query=lab_demo.shift_query("tiny-lab"))
+    click.echo("\nShift against the base per group (PCA d over layers; token shift on own answers):")
+    click.echo(render_table(lab_demo.SHIFT_COLUMNS, lab_demo.shift_rows(shift["rows"])))
     click.echo("\nnext: `tix status` lists the runs, `tix logs RUN` shows a worker's output,\n"
                "      `tix sql \"SELECT r.name, m.step, m.value FROM metrics m JOIN runs r "
                "ON r.id = m.run_id WHERE m.name = 'loss'\"` shows the training curves")
@@ -380,8 +383,7 @@ def pump_logs(run_dir: Path, offsets: dict[str, int]) -> None:
 # -- SQL ------------------------------------------------------------------------------------------
 @cli.command()
 @click.argument("query")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--max-rows", type=click.IntRange(min=1), default=10_000, show_default=True,
               help="Rows to fetch at most.")
 @click.pass_context
@@ -395,39 +397,268 @@ def sql(ctx: click.Context, query: str, fmt: str, max_rows: int) -> None:
         click.echo(f"(first {max_rows} rows shown; raise --max-rows for more)", err=True)
 
 
-def render_table(columns: list[str], rows: Iterable[list[Any]]) -> str:
-    cells = [[text_cell(v) for v in row] for row in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    return "\n".join(lines)
+render_table = tables.table
+text_cell = tables.cell
 
 
-def text_cell(value: Any) -> str:
-    if value is None:
-        return ""
-    text = value if isinstance(value, str) else json.dumps(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def render_csv(columns: list[str], rows: list[list[Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows([[v if isinstance(v, str) or v is None else json.dumps(v) for v in r] for r in rows])
-    return out.getvalue()
-
-
-def render_json(columns: list[str], rows: list[list[Any]]) -> str:
-    return json.dumps([dict(zip(columns, r, strict=True)) for r in rows], indent=1)
+def _counted_table(columns: list[str], rows: list[list[Any]]) -> str:
+    return tables.table(columns, rows) + f"\n({len(rows)} row{'s' if len(rows) != 1 else ''})"
 
 
 FORMATTERS: dict[str, Callable[[list[str], list[list[Any]]], str]] = {
-    "table": lambda c, r: render_table(c, r) + f"\n({len(r)} row{'s' if len(r) != 1 else ''})",
-    "csv": render_csv,
-    "json": render_json,
+    "table": _counted_table,
+    **{f: (lambda c, r, f=f: tables.render(c, r, f)) for f in ("csv", "md", "latex", "json")},
 }
+
+
+def query_rows(client: Client, query: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+    """Rows of a read-only query over the daemon, as dicts."""
+    result = client.request("sql", query=query, params=params or [], max_rows=10_000_000)
+    return [dict(zip(result["columns"], r, strict=True)) for r in result["rows"]]
+
+
+def where(filters: dict[str, Any]) -> tuple[str, list[Any]]:
+    """` WHERE a = ? AND ...` for the filters that are set (column names are trusted)."""
+    used = {k: v for k, v in filters.items() if v is not None}
+    sql_text = " AND ".join(f"{k} = ?" for k in used)
+    return (f" WHERE {sql_text}" if used else ""), list(used.values())
+
+
+def check_experiment(client: Client, experiment: str | None) -> None:
+    """A named experiment that does not exist is an input error (exit 2), not an empty table."""
+    if experiment is None:
+        return
+    names = [r["name"] for r in query_rows(client, "SELECT name FROM experiments ORDER BY name")]
+    if experiment not in names:
+        known = ", ".join(names) or "none yet"
+        raise Failure(f"no experiment named {experiment!r} (experiments: {known})", 2)
+
+
+def emit(columns: list[str], rows: list[list[Any]], fmt: str, empty: str, digits: int | None = None,
+         note: str | None = None) -> None:
+    """Print rows in `fmt`; `empty` says why there are none (stderr, so csv and json stay clean)."""
+    if not rows and fmt in ("table", "md", "latex"):
+        click.echo(empty, err=True)
+        return
+    click.echo(tables.render(columns, rows, fmt, digits), nl=fmt != "csv")
+    if note and fmt in ("table", "md"):
+        click.echo(("\n" if fmt == "md" else "") + note)
+
+
+FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
+                             show_default=True, help="Output format (md: Markdown, latex: booktabs).")
+
+
+# -- analytics: TI, imports, shift, flips, output health ------------------------------------------
+@cli.command("ti")
+@click.argument("experiment", required=False)
+@click.option("--variant", type=click.Choice(["v1", "v2"]),
+              help="TI variant (default: the experiment file's ti.variant, else v2).")
+@click.option("--sigma", help="v2's sigma: pooled (default), per-model or math=V,other=V,non=V.")
+@click.option("--benchmarks", "detail", is_flag=True,
+              help="Per-benchmark deltas instead of one row per model.")
+@FORMAT_OPTION
+@click.pass_context
+def ti_command(ctx: click.Context, experiment: str | None, variant: str | None, sigma: str | None,
+               detail: bool, fmt: str) -> None:
+    """Transferability Index of every tuned model against its base (all experiments by default)."""
+    from engine import ti as ti_mod
+
+    try:
+        sigma_value = ti_mod.parse_sigma(sigma) if sigma is not None else None
+    except ValueError as exc:
+        raise Failure(str(exc), 2) from None
+    done = call(ctx, "ti", experiment=experiment, variant=variant, sigma=sigma_value)
+    for warning in done["warnings"]:
+        click.echo(f"tix: warning: {warning}", err=True)
+    print_ti(ti_mod, done["results"], fmt, detail, experiment)
+
+
+def print_ti(ti_mod: Any, results: list[dict[str, Any]], fmt: str, detail: bool,
+             experiment: str | None) -> None:
+    """JSON objects as the daemon computed them, or rows in the shared formats."""
+    if fmt == "json":
+        click.echo(tables.dumps(results))
+        return
+    empty = (f"no tuned model with scores against its base{f' in {experiment}' if experiment else ''} "
+             "(scores come from eval runs or `tix import scores`)")
+    if detail:
+        emit(ti_mod.DETAIL_COLUMNS, ti_mod.detail_rows(results), fmt, empty, digits=3)
+        return
+    columns, rows = ((ti_mod.CSV_COLUMNS, ti_mod.csv_rows(results)) if fmt == "csv"
+                     else (ti_mod.HUMAN_COLUMNS, ti_mod.human_rows(results)))
+    note = ti_mod.UNSTABLE_NOTE if any(o["unstable"] for o in results) else None
+    emit(columns, rows, fmt, empty, digits=1, note=note)
+
+
+@cli.group("import")
+def import_group() -> None:
+    """Import published results so they can be compared with no GPU (see `tix ti`)."""
+
+
+@import_group.command("scores")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--experiment", "-e", required=True, help="Experiment to file the scores under.")
+@click.pass_context
+def import_scores(ctx: click.Context, file: str, experiment: str) -> None:
+    """Import a CSV with columns model, base_model, method, benchmark, group, score (percent).
+
+    The file replaces the experiment's earlier imported rows, so importing it again stores it once.
+    """
+    from engine.imports import ImportErrors, read_scores_csv
+
+    check_name(experiment)
+    try:
+        table = read_scores_csv(Path(file))
+    except ImportErrors as exc:
+        refuse(file, exc.lines)
+    store_import(ctx, table.request(experiment, str(Path(file).resolve()), True))
+
+
+@import_group.command("lm-eval")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--experiment", "-e", required=True, help="Experiment to file the scores under.")
+@click.option("--model", "-m", required=True, help="Name of the model the results belong to.")
+@click.option("--base-model", help="Its base model (imported or evaluated in the experiment); none: a base.")
+@click.option("--method", help="How it was tuned (sft, rl, ...).")
+@click.option("--group", "groups", multiple=True, metavar="TASK=GROUP",
+              help="Group (math, other, non) of a task the registry does not know. Repeatable.")
+@click.option("--metric", help="lm-eval metric key to read, e.g. 'exact_match,strict-match'.")
+@click.pass_context
+def import_lm_eval(ctx: click.Context, file: str, experiment: str, model: str, base_model: str | None,
+                   method: str | None, groups: tuple[str, ...], metric: str | None) -> None:
+    """Import one model's lm-evaluation-harness results JSON (fractions become percent).
+
+    Replaces that model's earlier imported rows in the experiment.
+    """
+    from engine.imports import ImportErrors, parse_group_options, read_lm_eval
+
+    check_name(experiment)
+    if base_model == model:
+        raise Failure(f"--base-model {base_model!r} is the model itself", 2)
+    try:
+        table = read_lm_eval(Path(file), model, base_model, method, parse_group_options(groups), metric)
+    except ValueError as exc:
+        raise Failure(str(exc), 2) from None
+    except ImportErrors as exc:
+        refuse(file, exc.lines)
+    store_import(ctx, table.request(experiment, str(Path(file).resolve()), False))
+
+
+def check_name(experiment: str) -> None:
+    from engine.imports import check_experiment_name
+
+    problem = check_experiment_name(experiment)
+    if problem:
+        raise Failure(problem, 2)
+
+
+def refuse(file: str, lines: list[str]) -> None:
+    """Print every problem of a refused file (one line each) and exit 2; nothing was stored."""
+    for line in lines:
+        click.echo(line, err=True)
+    plural = "s" if len(lines) != 1 else ""
+    raise Failure(f"{file}: {len(lines)} problem{plural}; nothing imported", 2)
+
+
+def store_import(ctx: click.Context, request: dict[str, Any]) -> None:
+    done = call(ctx, "import_scores", **request)
+    replaced = f" (replacing {done['replaced']} earlier rows)" if done["replaced"] else ""
+    click.echo(f"imported {done['models']} models, {done['scores']} scores into experiment "
+               f"{request['experiment']}{replaced}; see `tix ti {request['experiment']}`")
+
+
+SHIFT_COLUMNS = ["experiment", "model", "base_model", "scope", "benchmark", "group", "pca_d", "logp_diff",
+                 "kl", "rank_shift", "share_base_rank1", "share_base_rank2_3", "share_base_rank_gt3",
+                 "tokens"]
+TOP_COLUMNS = ["experiment", "model", "benchmark", "group", "rank", "token", "count", "mean_base_rank"]
+
+
+@cli.command()
+@click.argument("experiment", required=False)
+@click.option("--model", "-m", help="Only this tuned model.")
+@click.option("--benchmark", "-b", help="Only this benchmark.")
+@click.option("--top-tokens", type=click.IntRange(min=1), metavar="N",
+              help="Instead: the N tokens each model shifted most often (per benchmark or group).")
+@FORMAT_OPTION
+@click.pass_context
+def shift(ctx: click.Context, experiment: str | None, model: str | None, benchmark: str | None,
+          top_tokens: int | None, fmt: str) -> None:
+    """PCA shift (d) and token shift of each tuned model against its base, per benchmark and group."""
+    clause, params = where({"experiment": experiment, "model": model, "benchmark": benchmark})
+    if top_tokens:
+        clause += (" AND" if clause else " WHERE") + " rank <= ?"
+        params.append(top_tokens)
+        query = f"SELECT {cols(TOP_COLUMNS)} FROM token_shift_top{clause} ORDER BY 1, 2, 4, 3, 5"
+    else:
+        query = (f"SELECT {cols(SHIFT_COLUMNS)} FROM shift_summary{clause} "
+                 "ORDER BY experiment, model, scope DESC, \"group\", benchmark")
+    with connect(ctx) as client:
+        check_experiment(client, experiment)
+        rows = query_rows(client, query, params)
+    columns = TOP_COLUMNS if top_tokens else SHIFT_COLUMNS
+    emit(columns, [[r[c] for c in columns] for r in rows], fmt,
+         "no shift results (analyse runs write them: `tix run FILE --only analyse`)", digits=3)
+
+
+def cols(names: list[str]) -> str:
+    return ", ".join(f'"{n}"' for n in names)
+
+
+FLIP_COLUMNS = ["experiment", "model", "base_model", "benchmark", "items", "gained", "lost", "net",
+                "gained_items", "lost_items"]
+FLIP_ITEM_COLUMNS = ["experiment", "model", "base_model", "benchmark", "item_id", "change", "base_verdict",
+                     "model_verdict"]
+
+
+@cli.command()
+@click.argument("experiment", required=False)
+@click.option("--model", "-m", help="Only this tuned model.")
+@click.option("--benchmark", "-b", help="Only this benchmark.")
+@click.option("--items", is_flag=True, help="One row per flipped item instead of counts per benchmark.")
+@FORMAT_OPTION
+@click.pass_context
+def flips(ctx: click.Context, experiment: str | None, model: str | None, benchmark: str | None,
+          items: bool, fmt: str) -> None:
+    """Items each tuned model gained and lost against its base (mean verdict >= 0.5 = correct)."""
+    clause, params = where({"experiment": experiment, "model": model, "benchmark": benchmark})
+    columns = FLIP_ITEM_COLUMNS if items else FLIP_COLUMNS
+    view = "flips" if items else "flip_summary"
+    order = "1, 2, 4, 6, 5" if items else "1, 2, 4"
+    with connect(ctx) as client:
+        check_experiment(client, experiment)
+        rows = query_rows(client, f"SELECT {cols(columns)} FROM {view}{clause} ORDER BY {order}", params)
+    out = [[r[c] for c in columns] for r in rows]
+    if fmt not in ("json", "csv") and not items:
+        out = [[*r[:-2], ", ".join(r[-2] or []), ", ".join(r[-1] or [])] for r in out]
+    emit(columns, out, fmt, "no items to compare (needs samples of a tuned model's and its base's eval runs)",
+         digits=2)
+
+
+HEALTH_COLUMNS = ["run_id", "model", "kind", "benchmark", "outputs", "pct_no_answer", "pct_truncated",
+                  "pct_unclosed_think", "mean_tokens"]
+
+
+@cli.command()
+@click.argument("experiment", required=False)
+@click.option("--benchmarks", is_flag=True, help="A row per benchmark too, not only per run.")
+@FORMAT_OPTION
+@click.pass_context
+def health(ctx: click.Context, experiment: str | None, benchmarks: bool, fmt: str) -> None:
+    """Output health per run: percent with no answer, cut off at the token limit, with an unclosed
+    think block, and the mean length in tokens."""
+    conditions, params = ([] if benchmarks else ["benchmark IS NULL"]), []
+    if experiment:
+        conditions.append("run_id IN (SELECT run_id FROM experiment_runs WHERE experiment = ?)")
+        params.append(experiment)
+    clause = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    query = (f"SELECT {cols(HEALTH_COLUMNS)} FROM output_health{clause} "
+             "ORDER BY model, run_id, benchmark NULLS FIRST")
+    with connect(ctx) as client:
+        check_experiment(client, experiment)
+        rows = query_rows(client, query, params)
+    emit(HEALTH_COLUMNS, [[r[c] for c in HEALTH_COLUMNS] for r in rows], fmt,
+         "no samples yet (eval and score runs record them)", digits=1)
 
 
 # -- daemon ---------------------------------------------------------------------------------------
@@ -490,9 +721,20 @@ def daemon_status(ctx: click.Context, as_json: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: maps daemon and connection errors to one-line messages."""
+    """Console entry point: maps usage, daemon and connection errors to one-line messages."""
     try:
-        cli.main(args=argv, prog_name="tix", standalone_mode=True)
+        code = cli.main(args=argv, prog_name="tix", standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except click.UsageError as exc:
+        where = f"{exc.ctx.command_path}: " if exc.ctx else ""
+        click.echo(f"tix: error: {where}{exc.format_message()} (see -h)", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("tix: aborted", err=True)
+        sys.exit(1)
     except RequestFailed as exc:
         click.echo(f"tix: error: {exc}", err=True)
         sys.exit(2 if exc.code in INPUT_ERRORS else 1)

@@ -1,8 +1,9 @@
 """`tix demo`: the tiny lab end to end, and the tables it ends with.
 
 Runs `experiments/tiny-lab.yaml` through the daemon (build the base, tune it on maths by SFT
-and by GRPO, evaluate all three on every group), then reads the scores back over SQL and prints
-the per-benchmark accuracies and the Transferability Index (v1 and v2, pooled sigma). Client
+and by GRPO, evaluate all three on every group, measure each variant's PCA and token shift
+against the base), then reads the results back over SQL and prints the per-benchmark
+accuracies, the Transferability Index (v1 and v2, pooled sigma) and the shift per group. Client
 side only: no torch, no database file; the TI is computed with engine.metrics (numpy).
 """
 
@@ -21,8 +22,40 @@ WHERE e.experiment = ? AND r.kind = 'eval' AND r.state = 'succeeded' AND s.metri
 ORDER BY s."group", s.benchmark, r.name"""
 
 
+SHIFT_SQL = """
+SELECT model, "group", pca_d, kl, logp_diff, rank_shift, share_base_rank1, share_base_rank2_3,
+       share_base_rank_gt3, tokens
+FROM shift_summary WHERE experiment = ? AND scope = 'group'
+ORDER BY model, list_position(['math', 'other', 'non'], "group")"""
+
+SHIFT_COLUMNS = ["model", "group", "PCA d", "token KL", "logp diff", "rank shift", "base rank 1 %",
+                 "2-3 %", ">3 %", "tokens"]
+
+
 def scores_query(experiment: str) -> str:
-    return SCORES_SQL.replace("?", "'" + experiment.replace("'", "''") + "'")
+    return _bind(SCORES_SQL, experiment)
+
+
+def shift_query(experiment: str) -> str:
+    return _bind(SHIFT_SQL, experiment)
+
+
+def _bind(sql: str, experiment: str) -> str:
+    return sql.replace("?", "'" + experiment.replace("'", "''") + "'")
+
+
+def shift_rows(rows: list[list[Any]]) -> list[list[str]]:
+    """Group-level shift of each tuned model: PCA d, token KL, log-prob gain, rank shift, rank shares."""
+    out = []
+    for model, group, d, kl, logp, rank, r1, r23, r4, tokens in rows:
+        shares = [_fmt(None if v is None else 100 * v) for v in (r1, r23, r4)]
+        out.append([model, group, _fmt3(d), _fmt3(kl), _fmt3(logp), _fmt3(rank), *shares,
+                    "-" if tokens is None else str(int(tokens))])
+    return out
+
+
+def _fmt3(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def collect(rows: list[list[Any]]) -> tuple[dict[str, dict[str, float]], dict[str, str]]:

@@ -116,11 +116,12 @@ def transferability(base_name: str, scores: Mapping[str, Scores], groups: Mappin
     """TI of every model in `scores` other than the base, against the base."""
     base = scores[base_name]
     tuned = {m: s for m, s in scores.items() if m != base_name}
+    shared = None if variant == "v1" or sigma == "per-model" else sigmas(base, tuned, groups, sigma)
     out = []
     for name, model in tuned.items():
         if variant == "v1":
             out.append(ti_v1(name, base_name, base, model, groups))
-        else:
-            sig = sigmas(base, tuned, groups, sigma, name)
+        else:  # pooled and fixed sigma are the same for every model: computed once above
+            sig = shared if shared is not None else sigmas(base, tuned, groups, sigma, name)
             out.append(ti_v2(name, base_name, base, model, groups, sig))
     return out

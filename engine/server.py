@@ -67,6 +67,7 @@ class Daemon:
             "ping": self.op_ping, "status": self.op_status, "run": self.op_run,
             "submit": self.op_submit, "cancel": self.op_cancel, "resume": self.op_resume, "sql": self.op_sql,
             "schema": self.op_schema, "subscribe": self.op_subscribe, "shutdown": self.op_shutdown,
+            "import_scores": self.op_import_scores, "ti": self.op_ti,
         }
 
     # -- main loop ---------------------------------------------------------------------------
@@ -240,14 +241,25 @@ class Daemon:
         return self.store.run(run_id)
 
     async def op_sql(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        params = args.get("params") or []
+        if not isinstance(params, list) or not all(p is None or isinstance(p, (str, int, float, bool))
+                                                    for p in params):
+            raise RequestError("sql params must be a list of scalars")
         cursor = self.store.con.cursor()
         try:
             return await asyncio.to_thread(readonly_query, cursor, str(args.get("query", "")),
-                                           int(args.get("max_rows", 10_000)))
+                                           int(args.get("max_rows", 10_000)), params)
         except ReadOnlyQueryError as exc:
             raise RequestError(str(exc), "refused") from None
         except duckdb.Error as exc:
             raise RequestError(one_line(str(exc)), "query_error") from None
+
+    async def op_import_scores(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        return apply_import(self.store, args)
+
+    async def op_ti(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """TI of every tuned model (engine.ti), computed here so clients need no numpy."""
+        return await asyncio.to_thread(run_ti, self.store.con.cursor(), args)
 
     async def op_schema(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> list[dict[str, str]]:
         return self.store.schema()
@@ -260,6 +272,78 @@ class Daemon:
         self.stopping.set()
         self.wake.set()
         return {"stopping": True, "workers_left_running": len(self.scheduler.active)}
+
+
+def run_ti(cursor: duckdb.DuckDBPyConnection, args: dict[str, Any]) -> dict[str, Any]:
+    """The `ti` op on a cursor of its own (run in a thread, like `sql`): args experiment,
+    variant (v1|v2), sigma (pooled, per-model or {math, other, non}); closes the cursor."""
+    from engine import ti
+
+    variant, experiment = args.get("variant"), args.get("experiment")
+    if variant not in (None, "v1", "v2") or not isinstance(experiment, (str, type(None))):
+        raise RequestError("ti: variant must be v1 or v2 and experiment a name")
+    try:
+        sigma = ti.check_sigma(args.get("sigma"))
+        return ti.report(lambda sql, params: _dict_rows(cursor, sql, params), experiment, variant, sigma)
+    except ti.UnknownExperiment as exc:
+        raise RequestError(str(exc), "not_found") from None
+    except ValueError as exc:
+        raise RequestError(str(exc)) from None
+    finally:
+        cursor.close()
+
+
+def _dict_rows(cursor: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    cursor.execute(sql, params or None)
+    columns = [d[0] for d in cursor.description or []]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def apply_import(store: Store, args: dict[str, Any]) -> dict[str, int]:
+    """Store scores the client validated line by line (engine.imports). Checked again here, since
+    any script may send the op, and a base model outside the file must have scores already."""
+    experiment, models, scores = check_import(args)
+    whole = bool(args.get("whole_experiment"))
+    own = {m["model"] for m in models}
+    known = set() if whole else set(store.experiment_models(experiment)) - own
+    for m in models:
+        base = m.get("base_model")
+        if base and base not in own and base not in known:
+            raise RequestError(f"base model {base!r} has no scores in experiment {experiment!r}", "not_found")
+    return store.replace_imports(experiment, str(args.get("source") or ""), models, scores, whole)
+
+
+def check_import(args: dict[str, Any]) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
+    """The experiment, models and scores of an `import_scores` request, or a RequestError."""
+    from engine.imports import GROUPS, NAME
+
+    experiment, models, scores = args.get("experiment"), args.get("models"), args.get("scores")
+    if not isinstance(experiment, str) or not NAME.fullmatch(experiment):
+        raise RequestError(f"bad experiment name {experiment!r}: letters, digits, '.', '_' and '-'")
+    if not isinstance(models, list) or not isinstance(scores, list) or not scores:
+        raise RequestError("import_scores needs non-empty lists `models` and `scores`")
+    names = {m.get("model") for m in models if isinstance(m, dict)}
+    if len(names) != len(models) or not all(isinstance(n, str) and n for n in names):
+        raise RequestError("every imported model needs a unique non-empty name")
+    if not all(isinstance(m.get("base_model"), (str, type(None))) and _opt_int(m.get("position"))
+               for m in models):
+        raise RequestError("an imported model's base_model must be a name or null, its position a line")
+    seen: set[tuple[str, str]] = set()
+    for s in scores:
+        if not isinstance(s, dict) or s.get("model") not in names or s.get("group") not in GROUPS:
+            raise RequestError(f"bad score row {s!r}: model must be imported, "
+                               f"group one of {', '.join(GROUPS)}")
+        value, key = s.get("value"), (s["model"], s.get("benchmark"))
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
+            raise RequestError(f"bad score row {s!r}: value must be a percent in 0-100")
+        if not isinstance(key[1], str) or not key[1] or key in seen or not _opt_int(s.get("line")):
+            raise RequestError(f"bad score row {s!r}: missing or duplicate benchmark")
+        seen.add(key)
+    return experiment, models, scores
+
+
+def _opt_int(value: Any) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool))
 
 
 def one_line(message: str) -> str:

@@ -415,12 +415,19 @@ _GENERATION = {
 _BENCHMARK_KEYS = ("name", "group", "data", "limit", "scorer")
 _ANALYSES = {
     "pca_shift": {
-        "items": _Field(_POSITIVE, 100),
+        "items": _Field(_integer(3), 100),  # PCA(2) needs 3 texts: 2 centred points span one direction
         "max_tokens": _Field(_POSITIVE, 128),
         "pooling": _Field(_choice(("paper", "masked"), "pooling"), "paper"),
         "layers": _Field(_layers, "all"),
     },
     "token_shift": {"items": _Field(_POSITIVE, 100)},
+}
+#: Options checked when present but not filled in when absent (the job picks the default).
+_ANALYSIS_OPTIONS = {
+    "token_shift": {
+        "batch_size": _Field(_POSITIVE),
+        "backend": _Field(_choice(("hf", "vllm"), "token_shift backend")),
+    },
 }
 _TI = {"variant": _Field(_choice(("v1", "v2"), "TI variant"), "v2")}
 _SIGMA = {group: _Field(_number(0, lo_open=True), required=True, to_float=True) for group in registry.GROUPS}
@@ -802,11 +809,19 @@ class _Checker:
         found = self.mapping(("analysis",), value, _ANALYSES)
         if found is None:
             return None
-        return {
-            name: self.section(("analysis", name), {} if found[name] is None else found[name], fields)
-            for name, fields in _ANALYSES.items()
-            if name in found
-        }
+        return {name: self.analysis_options(name, {} if found[name] is None else found[name])
+                for name in _ANALYSES if name in found}
+
+    def analysis_options(self, name: str, value: Any) -> dict[str, Any] | None:
+        """One analysis: its fields with defaults, plus the optional options it was given."""
+        options = _ANALYSIS_OPTIONS.get(name, {})
+        found = self.section(("analysis", name), value, _ANALYSES[name], extra=tuple(options))
+        if found is None:
+            return None
+        for key, spec in options.items():
+            if key in value:
+                found[key] = self.field(("analysis", name, key), value, key, spec)
+        return found
 
     def ti(self, value: Any) -> dict[str, Any] | None:
         """Transferability index: its variant and how the per-group sigma is estimated."""

@@ -10,8 +10,10 @@ SIGTERM (from `tix cancel`) ends it with a `failed` event that says so.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -49,9 +51,10 @@ def run(run_dir: Path) -> int:
                          attempt=int(spec.get("attempt") or 1), name=spec.get("name"))
         events.emit("started", pid=os.getpid(), attempt=spec.get("attempt"), kind=spec["kind"],
                     cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
+        started = time.monotonic()
         with Heartbeat(events, float(os.environ.get("TIX_HEARTBEAT", "2"))):
             result = job_module(spec["kind"]).run(ctx)
-        events.emit("finished", result=result or {})
+        events.emit("finished", result=result or {}, usage=usage(started))
         return 0
     except (Exception, Terminated) as exc:  # noqa: BLE001 - every failure becomes an event
         events.emit("failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
@@ -59,6 +62,18 @@ def run(run_dir: Path) -> int:
         return 1
     finally:
         events.close()
+
+
+def usage(started: float) -> dict[str, float]:
+    """Wall time, CPU time and peak memory of this run, so `make bench` can report them per stage.
+
+    Peak RSS is the larger of this process and its largest waited-for child (vLLM engines,
+    sandboxed code); Linux reports ru_maxrss in KiB.
+    """
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"wall_s": round(time.monotonic() - started, 2),
+            "cpu_s": round(own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime, 2),
+            "peak_rss_mb": round(max(own.ru_maxrss, children.ru_maxrss) / 1024, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:

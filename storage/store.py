@@ -245,10 +245,53 @@ class Store:
         finally:
             self.con.unregister("_tix_batch")
 
+    # -- imported results -------------------------------------------------------------------
+    def replace_imports(self, experiment: str, source: str, models: list[dict[str, Any]],
+                        scores: list[dict[str, Any]], whole_experiment: bool) -> dict[str, int]:
+        """Store imported models and scores in one transaction, replacing earlier imports.
+
+        `whole_experiment` replaces every imported row of the experiment (a CSV is the
+        experiment's whole table); otherwise only the imported models' rows (an lm-eval file
+        adds one model). Either way importing the same file twice stores it once.
+        """
+        names = [m["model"] for m in models]
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.ensure_experiment(experiment)
+            replaced = self._delete_imports(experiment, None if whole_experiment else names)
+            now = utcnow()
+            self.con.executemany(
+                "INSERT INTO imported_models VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [[experiment, m["model"], m.get("base_model"), m.get("method"), source, m.get("position"),
+                  now] for m in models])
+            self._append_arrow("imported_scores", _imported_scores_table(experiment, scores))
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
+        return {"models": len(models), "scores": len(scores), "replaced": replaced}
+
+    def _delete_imports(self, experiment: str, models: list[str] | None) -> int:
+        """Delete imported rows of the experiment (of `models` only, when given); rows deleted."""
+        where, params = "experiment = ?", [experiment]
+        if models is not None:
+            where += f" AND model IN ({', '.join('?' for _ in models)})"
+            params += models
+        before = self.con.execute(f"SELECT count(*) FROM imported_scores WHERE {where}", params).fetchone()
+        self.con.execute(f"DELETE FROM imported_scores WHERE {where}", params)
+        self.con.execute(f"DELETE FROM imported_models WHERE {where}", params)
+        return int(before[0]) if before else 0
+
+    def experiment_models(self, experiment: str) -> list[str]:
+        """Models of an experiment that have scores (runs or imports), for import checks."""
+        rows = self.con.execute("SELECT DISTINCT model FROM model_scores WHERE experiment = ? ORDER BY 1",
+                                [experiment]).fetchall()
+        return [r[0] for r in rows]
+
     # -- read-only SQL console --------------------------------------------------------------
-    def query_readonly(self, sql: str, max_rows: int = 10_000) -> dict[str, Any]:
+    def query_readonly(self, sql: str, max_rows: int = 10_000, params: Sequence[Any] = ()) -> dict[str, Any]:
         """Run a read-only statement (see `readonly_query`) on a fresh cursor."""
-        return readonly_query(self.con.cursor(), sql, max_rows)
+        return readonly_query(self.con.cursor(), sql, max_rows, params)
 
     def schema(self) -> list[dict[str, str]]:
         """Tables, views and columns, for `tix sql --schema` and the TUI's schema browser."""
@@ -261,18 +304,20 @@ class Store:
         return [{"table": t, "type": k, "column": c, "data_type": d} for t, k, c, d in rows]
 
 
-def readonly_query(cur: duckdb.DuckDBPyConnection, sql: str, max_rows: int = 10_000) -> dict[str, Any]:
+def readonly_query(cur: duckdb.DuckDBPyConnection, sql: str, max_rows: int = 10_000,
+                   params: Sequence[Any] = ()) -> dict[str, Any]:
     """Run one SELECT/EXPLAIN on `cur` inside a transaction that is rolled back, then close `cur`.
 
     `cur` must be a cursor of its own (DuckDB connections are not shared between threads), so the
-    daemon can run this in a thread while it keeps ingesting. Returns columns, at most
-    `max_rows` rows, and whether more rows exist.
+    daemon can run this in a thread while it keeps ingesting. `params` fill `?` placeholders, so
+    clients need not quote values into the text. Returns columns, at most `max_rows` rows, and
+    whether more rows exist.
     """
     try:
         check_read_only(cur, sql)
         cur.execute("SET TimeZone = 'UTC'")
         cur.execute("BEGIN TRANSACTION")
-        cur.execute(sql)
+        cur.execute(sql, list(params) or None)
         columns = [d[0] for d in cur.description or []]
         rows = cur.fetchmany(max_rows + 1)
         cur.execute("ROLLBACK")
@@ -293,6 +338,18 @@ def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
             raise ReadOnlyQueryError(f"refused: {kind} statements change data; the SQL console is read-only")
     if len(statements) > 1:
         raise ReadOnlyQueryError("one statement at a time, please")
+
+
+def _imported_scores_table(experiment: str, scores: list[dict[str, Any]]) -> pa.Table:
+    return pa.table({
+        "experiment": pa.array([experiment] * len(scores), pa.string()),
+        "model": pa.array([s["model"] for s in scores], pa.string()),
+        "benchmark": pa.array([s["benchmark"] for s in scores], pa.string()),
+        "group": pa.array([s["group"] for s in scores], pa.string()),
+        "value": pa.array([float(s["value"]) for s in scores], pa.float64()),
+        "metric": pa.array([s.get("metric") for s in scores], pa.string()),
+        "line": pa.array([s.get("line") for s in scores], pa.int32()),
+    })
 
 
 def _cell(value: Any) -> Any:

@@ -4,6 +4,7 @@ that stops the daemon and any worker it left, so tests never leak processes."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -81,6 +82,13 @@ def tix(ws: Workspace) -> Callable[..., subprocess.CompletedProcess[str]]:
                               text=True, input=input, timeout=timeout, cwd=ROOT)
 
     return run
+
+
+def sql_json(tix: Callable[..., subprocess.CompletedProcess[str]], query: str) -> list[dict[str, Any]]:
+    """Rows of `tix sql QUERY --format json`, asserting the command succeeded."""
+    result = tix("sql", query, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.events import EventWriter, JsonlWriter
 
-#: kind -> module under engine.jobs; `analyse` arrives with the analytics issue.
+#: kind -> module under engine.jobs.
 JOB_MODULES: dict[str, str] = {
     "build": "engine.jobs.build",
     "eval": "engine.jobs.eval",
@@ -23,6 +23,7 @@ JOB_MODULES: dict[str, str] = {
     "datagen": "engine.jobs.datagen",
     "score": "engine.jobs.score",
     "probe": "engine.jobs.probe",
+    "analyse": "engine.jobs.analyse",
 }
 
 #: Kinds an experiment expands into, whether or not this version can run them yet.

@@ -42,15 +42,20 @@ def test_build_run_through_the_daemon(ws: Workspace, client: Client, tix) -> Non
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_demo_end_to_end(ws: Workspace, tix) -> None:
-    """The whole `tix demo`: build, SFT and GRPO on maths, three evaluations, the TI table."""
+    """The whole `tix demo`: build, SFT and GRPO on maths, three evaluations, two analyses, TI and shift."""
     result = tix("demo", timeout=1500)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     runs = json.loads(tix("status", "--json").stdout)
     assert sorted((r["kind"], r["name"], r["state"]) for r in runs) == [
+        ("analyse", "rl", "succeeded"), ("analyse", "sft", "succeeded"),
         ("build", "base", "succeeded"), ("eval", "base", "succeeded"), ("eval", "rl", "succeeded"),
         ("eval", "sft", "succeeded"), ("train", "rl", "succeeded"), ("train", "sft", "succeeded")]
     assert list(ws.models.glob("tiny-lab-*/.complete"))
     out = result.stdout
     assert "Transferability Index" in out and "TI_other v1" in out and "TI_non v2" in out
-    table = out[out.index("TI_other v1"):]
-    assert table.count("\nrl ") + table.count("\nsft ") == 2 and "next:" in out
+    ti_table = out[out.index("TI_other v1"):out.index("Shift against")]
+    assert ti_table.count("\nrl ") + ti_table.count("\nsft ") == 2 and "next:" in out
+    shift = out[out.index("Shift against"):out.index("next:")]
+    for model in ("rl", "sft"):  # one row per group, every analysis filled in
+        rows = [line.split() for line in shift.splitlines() if line.startswith(model + " ")]
+        assert [r[1] for r in rows] == ["math", "other", "non"] and all("-" not in r[2:] for r in rows), shift

@@ -8,18 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SHARED_DATA, wait_until
+from tests.conftest import SHARED_DATA, sql_json, wait_until
 
 pytestmark = pytest.mark.slow
 GENERATIONS = SHARED_DATA / "generations"
 BENCHMARKS = SHARED_DATA / "benchmarks"
 needs_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"reference data not found at {SHARED_DATA}")
 
-
-def sql(tix, query: str) -> list[dict]:
-    result = tix("sql", query, "--format", "json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def experiment(tmp_path: Path, model: Path, limit: int, tokens: int = 16) -> Path:
@@ -44,24 +39,24 @@ def test_benchmarks_lists_the_registry(tix, monkeypatch) -> None:
 def test_eval_run_through_the_daemon(tix, tmp_path: Path, tiny_model: Path) -> None:
     result = tix("run", str(experiment(tmp_path, tiny_model, 5)), "--wait", timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    rows = sql(tix, "SELECT benchmark, value, n FROM scores WHERE metric = 'accuracy' ORDER BY benchmark")
+    rows = sql_json(tix, "SELECT benchmark, value, n FROM scores WHERE metric = 'accuracy' ORDER BY benchmark")
     assert [r["benchmark"] for r in rows] == ["lab_basic_arithmetic", "lab_chain_sum", "lab_count_bits",
                                               "lab_spell_backward", "lab_syllogism", "lab_word_sequence_reversal"]
     assert all(r["n"] == 5 and 0 <= r["value"] <= 100 for r in rows)
-    assert sql(tix, "SELECT count(*) AS n FROM samples")[0]["n"] == 30
+    assert sql_json(tix, "SELECT count(*) AS n FROM samples")[0]["n"] == 30
 
 
 def test_cancelled_eval_resumes_through_the_daemon(tix, tmp_path: Path, tiny_model: Path) -> None:
     queued = tix("run", str(experiment(tmp_path, tiny_model, 100, tokens=48)))
     run_id = queued.stdout.split()[0]
-    wait_until(lambda: sql(tix, "SELECT count(*) AS n FROM samples")[0]["n"] >= 64, timeout=180, every=0.3)
+    wait_until(lambda: sql_json(tix, "SELECT count(*) AS n FROM samples")[0]["n"] >= 64, timeout=180, every=0.3)
     assert tix("cancel", run_id).returncode == 0
     wait_until(lambda: json.loads(tix("status", "--json").stdout)[0]["state"] == "cancelled", timeout=30)
-    partial = sql(tix, "SELECT count(*) AS n FROM samples")[0]["n"]
+    partial = sql_json(tix, "SELECT count(*) AS n FROM samples")[0]["n"]
     assert partial < 600
     resumed = tix("resume", run_id, "--wait", timeout=600)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    counts = sql(tix, "SELECT count(*) AS n, count(DISTINCT (benchmark, item_id, sample_idx)) AS d FROM samples")
+    counts = sql_json(tix, "SELECT count(*) AS n, count(DISTINCT (benchmark, item_id, sample_idx)) AS d FROM samples")
     assert counts == [{"n": 600, "d": 600}]
     assert tix("resume", run_id).returncode == 2  # a succeeded run cannot be resumed
 
@@ -95,10 +90,10 @@ def test_score_ifeval_and_store_it(tix) -> None:
     assert (summary["n"], summary["unmatched_lines"]) == (540, 1)
     stored = tix(*args, "--experiment", "paper-import", "--model", "UniReason-RL", timeout=300)
     assert stored.returncode == 0, stored.stderr
-    rows = sql(tix, "SELECT metric, value FROM scores WHERE model = 'UniReason-RL' AND benchmark = 'ifeval'")
+    rows = sql_json(tix, "SELECT metric, value FROM scores WHERE model = 'UniReason-RL' AND benchmark = 'ifeval'")
     values = {r["metric"]: r["value"] for r in rows}
     assert values["prompt_strict"] == pytest.approx(summary["metrics"]["prompt_strict"])
-    assert sql(tix, "SELECT count(*) AS n FROM samples WHERE benchmark = 'ifeval'")[0]["n"] == 540
+    assert sql_json(tix, "SELECT count(*) AS n FROM samples WHERE benchmark = 'ifeval'")[0]["n"] == 540
 
 
 def test_score_errors_are_one_line(tix, tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ def test_example_file_loads() -> None:
     assert exp.path == EXAMPLE
     assert exp.text == EXAMPLE.read_text(encoding="utf-8")
     assert set(exp.data["models"]) == {"sft", "rl"}
-    assert exp.data["models"]["rl"]["train"]["args"]["num_generations"] == 4
+    assert exp.data["models"]["rl"]["train"]["args"]["num_generations"] == 8
     assert exp.data["models"]["sft"]["train"]["args"]["learning_rate"] == 5.0e-4
     assert exp.data["ti"] == {"variant": "v2", "sigma": "pooled"}
 
