@@ -31,19 +31,20 @@ def context(home: Path, run_id: str, params: dict) -> JobContext:
     return JobContext(run_id, "train", params, run_dir, home, EventWriter(run_dir / "events.jsonl"))
 
 
-def through_tix(home: Path, params: dict, tag: str) -> tuple[float, float]:
-    """(trl's own train_runtime inside the tix job, the whole job's wall time)."""
+def through_tix(home: Path, params: dict, tag: str) -> tuple[float, float, float]:
+    """(trl's own train_runtime inside the tix job, tokens trained, the whole job's wall time)."""
     ctx = context(home, f"tix-{tag}", params)
     start = time.perf_counter()
     train.run(ctx)
     wall = time.perf_counter() - start
     events = [json.loads(x) for x in (ctx.run_dir / "events.jsonl").read_text().splitlines()]
-    runtime = next(e["values"]["train_runtime"] for e in events
-                   if e["type"] == "metric" and "train_runtime" in e["values"])
-    return runtime, wall
+    metrics = [e["values"] for e in events if e["type"] == "metric"]
+    runtime = next(m["train_runtime"] for m in metrics if "train_runtime" in m)
+    tokens = max(m.get("num_tokens", 0.0) for m in metrics)
+    return runtime, tokens, wall
 
 
-def direct(home: Path, params: dict, tag: str) -> float:
+def direct(home: Path, params: dict, tag: str) -> tuple[float, float]:
     """trl alone: the same trainer tix builds, minus tix's callbacks, resume logic and save."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -62,12 +63,13 @@ def direct(home: Path, params: dict, tag: str) -> float:
         trainer = GRPOTrainer(model=model, args=config, processing_class=tokenizer,
                               reward_funcs=[train.make_reward("math")],
                               train_dataset=Dataset.from_list(train.grpo_rows(data)))
-    return float(trainer.train().metrics["train_runtime"])
+    runtime = float(trainer.train().metrics["train_runtime"])
+    return runtime, max(float(h.get("num_tokens", 0.0)) for h in trainer.state.log_history)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=100)
     steps = parser.parse_args().steps
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
@@ -86,9 +88,11 @@ def main() -> None:
         for tag, spec in runs.items():
             params = {"model": model, "data": str(data), **spec}
             direct(home, params, tag + "-warm")  # import and first-use costs out of the way
-            (ours, wall), theirs = through_tix(home, params, tag), direct(home, params, tag)
-            print(f"{tag}: {steps} steps; train() in tix {ours:.2f} s, trl direct {theirs:.2f} s: "
-                  f"overhead ratio {ours / theirs:.2f}; whole tix job (load, train, save) {wall:.2f} s")
+            ours, our_tokens, wall = through_tix(home, params, tag)
+            theirs, their_tokens = direct(home, params, tag)
+            print(f"{tag}: {steps} steps; tix {our_tokens / ours:,.0f} tokens/s ({ours:.2f} s), "
+                  f"trl direct {their_tokens / theirs:,.0f} tokens/s ({theirs:.2f} s): "
+                  f"time ratio tix/trl {ours / theirs:.2f}; whole tix job (load, train, save) {wall:.2f} s")
 
 
 if __name__ == "__main__":
