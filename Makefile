@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/scorers.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/shift.py
+	$(BIN)/python bench/tui.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check engine storage tui tests bench

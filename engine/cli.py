@@ -58,10 +58,16 @@ def call(ctx: click.Context, op: str, **args: Any) -> Any:
 def cli(ctx: click.Context, home: str | None) -> None:
     """tix: a terminal experiment manager for LLM post-training research.
 
-    Bare `tix` will open the TUI; until then it prints this help.
+    Bare `tix` opens the TUI when it runs in a terminal; with its output piped or redirected it
+    prints this help, so scripts see text, not a full-screen app.
     """
     ctx.obj = Workspace.resolve(home)
     if ctx.invoked_subcommand is None:
+        if sys.stdout.isatty() and sys.stdin.isatty():
+            from tui.app import main as open_tui
+
+            open_tui(str(ctx.obj.home))
+            return
         click.echo(ctx.get_help())
 
 

@@ -25,6 +25,8 @@ class EventSummary:
     """What one pass learned about a run's state: the scheduler turns it into run updates."""
 
     lines: int = 0
+    metric_lines: int = 0
+    sample_lines: int = 0
     progress: tuple[int, int | None, str] | None = None
     heartbeat: float | bool | None = None
     final: dict[str, Any] | None = None
@@ -45,7 +47,7 @@ def ingest_run(store: Store, run_id: str, run_dir: Path, max_bytes: int = 8 << 2
         return True
 
     summary.lines = _ingest_file(store, run_id, run_dir, EVENTS_FILE, max_bytes, route_event)
-    _ingest_file(store, run_id, run_dir, SAMPLES_FILE, max_bytes, route_sample)
+    summary.sample_lines = _ingest_file(store, run_id, run_dir, SAMPLES_FILE, max_bytes, route_sample)
     return summary
 
 
@@ -55,12 +57,14 @@ def ingest_until_drained(store: Store, run_id: str, run_dir: Path) -> EventSumma
     while True:
         step = ingest_run(store, run_id, run_dir)
         _merge(total, step)
-        if step.lines == 0:
+        if step.lines == 0 and step.sample_lines == 0:
             return total
 
 
 def _merge(total: EventSummary, step: EventSummary) -> None:
     total.lines += step.lines
+    total.metric_lines += step.metric_lines
+    total.sample_lines += step.sample_lines
     total.progress = step.progress or total.progress
     total.heartbeat = step.heartbeat or total.heartbeat
     total.final = step.final or total.final
@@ -93,6 +97,7 @@ def _route_event(batch: IngestBatch, run_id: str, offset: int, event: dict[str, 
     kind = event["type"]
     t = _time(event.get("t"))
     if kind == "metric":
+        summary.metric_lines += 1
         values = event.get("values")
         for name, value in (values.items() if isinstance(values, dict) else ()):
             batch.add("metrics", {"run_id": run_id, "step": _int(event.get("step")), "name": str(name),

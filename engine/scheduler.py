@@ -44,6 +44,8 @@ class Scheduler:
         self.gpu_total = gpu_total
         self.active: dict[str, Active] = {}
         self.changed: set[str] = set()
+        #: What ingest stored per run since the daemon last looked (for run_events pushes).
+        self.ingested: dict[str, EventSummary] = {}
         self.host = socket.gethostname()
 
     # -- recovery and status -----------------------------------------------------------------
@@ -76,6 +78,8 @@ class Scheduler:
         summary = ingest_run(self.store, run_id, run_dir) if alive else ingest_until_drained(
             self.store, run_id, run_dir)
         self._apply(run_id, summary)
+        if summary.lines or summary.sample_lines:
+            self.ingested[run_id] = summary
         if not alive:
             self._exited(run_id)
 

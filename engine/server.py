@@ -28,12 +28,15 @@ import duckdb
 import yaml
 
 from engine import __version__
-from engine.gpus import gpu_count
+from engine.events import STDERR_FILE, STDOUT_FILE
+from engine.gpus import DETECTION, gpu_count, gpu_stats
+from engine.ingest import EventSummary
 from engine.protocol import MAX_LINE, decode, encode
+from engine.runlog import read_chunk, streams_for
 from engine.scheduler import Scheduler
 from engine.settings import DaemonSettings
 from engine.workspace import Workspace
-from storage.store import ReadOnlyQueryError, Store, readonly_query
+from storage.store import ReadOnlyQueryError, Store, readonly_query, run_metrics, run_samples
 
 log = logging.getLogger("tix.daemon")
 
@@ -59,6 +62,9 @@ class Daemon:
         self.scheduler = Scheduler(store, ws, settings, gpus)
         self.clients: set[asyncio.StreamWriter] = set()
         self.subscribers: set[asyncio.StreamWriter] = set()
+        #: Runs each client follows closely (`subscribe` with `runs`): it gets run_events pushes.
+        self.watchers: dict[asyncio.StreamWriter, set[str]] = {}
+        self.log_sizes: dict[str, tuple[int, int]] = {}
         self.started = time.time()
         self.idle_since = time.time()
         self.wake = asyncio.Event()
@@ -68,6 +74,9 @@ class Daemon:
             "submit": self.op_submit, "cancel": self.op_cancel, "resume": self.op_resume, "sql": self.op_sql,
             "schema": self.op_schema, "subscribe": self.op_subscribe, "shutdown": self.op_shutdown,
             "import_scores": self.op_import_scores, "ti": self.op_ti,
+            "run_metrics": self.op_run_metrics, "run_log": self.op_run_log,
+            "run_samples": self.op_run_samples, "gpus": self.op_gpus,
+            "sql_total": self.op_sql_total, "sql_export": self.op_sql_export,
         }
 
     # -- main loop ---------------------------------------------------------------------------
@@ -109,6 +118,7 @@ class Daemon:
             log.error("scheduler tick failed:\n%s", traceback.format_exc())
             return
         self.broadcast(changed)
+        self.push_run_events()
 
     def idle_expired(self) -> bool:
         if self.clients or self.scheduler.busy():
@@ -128,8 +138,50 @@ class Daemon:
     def _push(self, writer: asyncio.StreamWriter, message: bytes) -> None:
         if writer.is_closing():
             self.subscribers.discard(writer)
+            self.watchers.pop(writer, None)
             return
         writer.write(message)
+
+    def push_run_events(self) -> None:
+        """Tell each client following a run what ingest stored for it and whether its logs grew.
+
+        The notice is small ({"push": "run_events", "run_id", "metrics", "samples", "events",
+        "logs"}: line counts and log sizes); the client fetches what it shows with run_metrics,
+        run_samples and run_log, so a burst of lines costs one notice per tick.
+        """
+        ingested, self.scheduler.ingested = self.scheduler.ingested, {}
+        watched = {run_id for runs in self.watchers.values() for run_id in runs}
+        for run_id in sorted(watched):
+            notice = self._run_notice(run_id, ingested.get(run_id))
+            if notice is None:
+                continue
+            message = encode(notice)
+            for writer, runs in list(self.watchers.items()):
+                if run_id in runs:
+                    self._push(writer, message)
+
+    def _run_notice(self, run_id: str, summary: EventSummary | None) -> dict[str, Any] | None:
+        sizes = self._log_sizes(run_id) if summary or run_id in self.scheduler.active else None
+        grew = sizes is not None and sizes != self.log_sizes.get(run_id)
+        if sizes is not None:
+            self.log_sizes[run_id] = sizes
+        if summary is None and not grew:
+            return None
+        metrics = summary.metric_lines if summary else 0
+        return {"push": "run_events", "run_id": run_id, "metrics": metrics,
+                "samples": summary.sample_lines if summary else 0,
+                "events": (summary.lines - metrics) if summary else 0,
+                "logs": None if sizes is None else {"stdout": sizes[0], "stderr": sizes[1]}}
+
+    def _log_sizes(self, run_id: str) -> tuple[int, int]:
+        run_dir = self.ws.run_dir(run_id)
+        sizes = []
+        for name in (STDOUT_FILE, STDERR_FILE):
+            try:
+                sizes.append((run_dir / name).stat().st_size)
+            except OSError:
+                sizes.append(0)
+        return sizes[0], sizes[1]
 
     # -- connections -------------------------------------------------------------------------
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -148,6 +200,7 @@ class Daemon:
         finally:
             self.clients.discard(writer)
             self.subscribers.discard(writer)
+            self.watchers.pop(writer, None)
             self.idle_since = time.time()
             writer.close()
 
@@ -254,6 +307,36 @@ class Daemon:
         except duckdb.Error as exc:
             raise RequestError(one_line(str(exc)), "query_error") from None
 
+    async def op_sql_total(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """`sql` plus each column's DuckDB type and the full row count (the TUI's SQL console;
+        engine/tui_ops.py): args query, max_rows (default 1,000), params."""
+        from engine.tui_ops import check_params, sql_with_total
+
+        max_rows = _bounded(args.get("max_rows"), 1_000, 1, 1_000_000)
+        return await self.readonly_in_thread(sql_with_total, str(args.get("query", "")), max_rows,
+                                             check_params(args.get("params")))
+
+    async def op_sql_export(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """Write a read-only query's whole result with DuckDB's COPY (engine/tui_ops.py): args query,
+        path (absolute, on this box), format (csv | parquet), params. Result: rows, path."""
+        from engine.tui_ops import check_params, export_query
+
+        query, path, fmt = (str(args.get(k, "")) for k in ("query", "path", "format"))
+        return await self.readonly_in_thread(export_query, query, path, fmt, check_params(args.get("params")))
+
+    async def readonly_in_thread(self, fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+        """Run `fn(store, *args)` in a thread on a connection of its own (a cursor made here, on the
+        loop's thread, as `sql` does), mapping refusals and DuckDB errors to one-line answers."""
+        own = Store(self.store.con.cursor(), None)
+        try:
+            return await asyncio.to_thread(fn, own, *args)
+        except ReadOnlyQueryError as exc:
+            raise RequestError(str(exc), "refused") from None
+        except duckdb.Error as exc:
+            raise RequestError(one_line(str(exc)), "query_error") from None
+        finally:
+            own.close()
+
     async def op_import_scores(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
         return apply_import(self.store, args)
 
@@ -265,8 +348,96 @@ class Daemon:
         return self.store.schema()
 
     async def op_subscribe(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """Run pushes for every run; with `runs` (a list of ids, [] = none), also run_events pushes
+        for exactly those runs (the list replaces the connection's previous one)."""
         self.subscribers.add(writer)
-        return {"subscribed": ["run"]}
+        runs = args.get("runs")
+        if runs is None:
+            return {"subscribed": ["run"]}
+        if not isinstance(runs, list):
+            raise RequestError("subscribe: runs must be a list of run ids")
+        ids = sorted({self.resolve_run(str(r)) for r in runs})
+        if ids:
+            self.watchers[writer] = set(ids)
+        else:
+            self.watchers.pop(writer, None)
+        return {"subscribed": ["run", "run_events"], "runs": ids}
+
+    # -- run detail (the TUI's curves, log tail and samples browser) -------------------------
+    async def op_run_metrics(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """args id, since_step (steps >= it; absent = all), names (absent = all), max_rows."""
+        run_id = self.resolve_run(str(args.get("id", "")))
+        since, names = args.get("since_step"), args.get("names") or []
+        if since is not None and (isinstance(since, bool) or not isinstance(since, int)):
+            raise RequestError("run_metrics: since_step must be a step number")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise RequestError("run_metrics: names must be a list of metric names")
+        max_rows = _bounded(args.get("max_rows"), 200_000, 1, 1_000_000)
+        return await asyncio.to_thread(run_metrics, self.store.con.cursor(), run_id, since, names, max_rows)
+
+    async def op_run_log(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """args id, stream (both|stdout|stderr|events), offsets ({stream: byte offset}; a stream
+        left out gets its tail), max_bytes. Result: run_id, state, chunks [{stream, text, start,
+        offset (ask from here next), size}]."""
+        run = self.store.run(self.resolve_run(str(args.get("id", ""))))
+        assert run is not None
+        streams = streams_for(str(args.get("stream") or "both"))
+        offsets = args.get("offsets") or {}
+        if not isinstance(offsets, dict) or not all(
+                v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in offsets.values()):
+            raise RequestError("run_log: offsets must map a stream to a byte offset")
+        max_bytes = _bounded(args.get("max_bytes"), 64 << 10, 1 << 10, 4 << 20)
+        run_dir = Path(run["run_dir"] or self.ws.run_dir(run["id"]))
+        chunks = await asyncio.to_thread(
+            lambda: [read_chunk(run_dir, s, offsets.get(s), max_bytes) for s in streams])
+        return {"run_id": run["id"], "state": run["state"], "chunks": chunks}
+
+    async def op_run_samples(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """args id, query (text anywhere in the sample), benchmark, verdict (correct|wrong|unscored),
+        flag, limit (<= 1000), offset. Result: rows, total (matching), all, benchmarks {name: n}."""
+        run_id = self.resolve_run(str(args.get("id", "")))
+        filters = {k: args.get(k) for k in ("query", "benchmark", "verdict", "flag")}
+        if not all(v is None or isinstance(v, str) for v in filters.values()):
+            raise RequestError("run_samples: query, benchmark, verdict and flag must be text")
+        limit = _bounded(args.get("limit"), 100, 0, 1000)
+        offset = _bounded(args.get("offset"), 0, 0, 1 << 40)
+        return await asyncio.to_thread(run_samples, self.store.con.cursor(), run_id, filters["query"],
+                                       filters["benchmark"], filters["verdict"], filters["flag"],
+                                       limit, offset)
+
+    async def op_gpus(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """Each schedulable GPU with utilisation, memory and the runs holding it (for the GPU panel).
+
+        Result: gpus [{index, name, util, mem_used, mem_total, temperature, detected, runs: [{id,
+        name, kind, experiment}]}], scheduled (GPUs the scheduler uses), detected, source (nvml,
+        nvidia-smi or none), override (the gpus setting is set), how (how detection works).
+        """
+        stats, source = await asyncio.to_thread(gpu_stats)
+        by_index = {row["index"]: row for row in stats}
+        holders = self._gpu_holders()
+        total = self.scheduler.gpu_total
+        rows = []
+        for index in sorted(set(range(total)) | set(by_index)):
+            row = by_index.get(index) or {"index": index, "name": None, "util": None, "mem_used": None,
+                                          "mem_total": None, "temperature": None}
+            rows.append({**row, "detected": index in by_index, "scheduled": index < total,
+                         "runs": holders.get(index, [])})
+        return {"gpus": rows, "scheduled": total, "detected": len(stats), "source": source,
+                "override": self.settings.gpus is not None, "how": DETECTION}
+
+    def _gpu_holders(self) -> dict[int, list[dict[str, Any]]]:
+        active = {run_id: a.gpus for run_id, a in self.scheduler.active.items() if a.gpus}
+        if not active:
+            return {}
+        runs = {r["id"]: r for r in self.store.runs(
+            f"id IN ({', '.join('?' for _ in active)})", list(active))}
+        holders: dict[int, list[dict[str, Any]]] = {}
+        for run_id, gpus in sorted(active.items()):
+            run = runs.get(run_id) or {}
+            brief = {k: run.get(k) for k in ("name", "kind", "experiment", "state")}
+            for gpu in gpus:
+                holders.setdefault(gpu, []).append({"id": run_id, **brief})
+        return holders
 
     async def op_shutdown(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
         self.stopping.set()
@@ -340,6 +511,15 @@ def check_import(args: dict[str, Any]) -> tuple[str, list[dict[str, Any]], list[
             raise RequestError(f"bad score row {s!r}: missing or duplicate benchmark")
         seen.add(key)
     return experiment, models, scores
+
+
+def _bounded(value: Any, default: int, low: int, high: int) -> int:
+    """An integer argument within [low, high]; absent = default; nonsense is a bad request."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RequestError(f"expected a whole number, got {value!r}")
+    return min(max(value, low), high)
 
 
 def _opt_int(value: Any) -> bool:

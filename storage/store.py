@@ -363,3 +363,89 @@ def _cell(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _cell(v) for k, v in value.items()}
     return str(value)
+
+
+# -- run detail (the TUI's curves and samples browser) ---------------------------------------------
+def run_metrics(cur: duckdb.DuckDBPyConnection, run_id: str, since_step: int | None = None,
+                names: Sequence[str] = (), max_rows: int = 200_000) -> dict[str, Any]:
+    """A run's metric points as [step, name, value] in step order, on a cursor of its own (closed).
+
+    `since_step` keeps steps >= it: the last step a client saw may have gained values since (a
+    trainer logs train and eval metrics at one step), so the client replaces from there. Rows
+    without a step come only in a full read. `names` lists every metric name of the run, so a
+    client can offer the ones it did not ask for.
+    """
+    where, params = ["run_id = ?"], [run_id]
+    if since_step is not None:
+        where.append("step >= ?")
+        params.append(int(since_step))
+    if names:
+        where.append(f"name IN ({', '.join('?' for _ in names)})")
+        params.extend(names)
+    try:
+        cur.execute(f"SELECT step, name, value FROM metrics WHERE {' AND '.join(where)} "
+                    f"ORDER BY step NULLS FIRST, name LIMIT {int(max_rows) + 1}", params)
+        rows = cur.fetchall()
+        cur.execute("SELECT DISTINCT name FROM metrics WHERE run_id = ? ORDER BY name", [run_id])
+        all_names = [r[0] for r in cur.fetchall()]
+    finally:
+        cur.close()
+    steps = [r[0] for r in rows[:max_rows] if r[0] is not None]
+    return {"run_id": run_id, "names": all_names, "rows": [list(r) for r in rows[:max_rows]],
+            "last_step": max(steps) if steps else since_step, "truncated": len(rows) > max_rows}
+
+
+SAMPLE_COLUMNS = ("offset", "benchmark", "item_id", "sample_idx", "prompt", "completion", "extracted",
+                  "verdict", "tokens", "finish_reason", "flags")
+
+
+def run_samples(cur: duckdb.DuckDBPyConnection, run_id: str, text: str | None = None,
+                benchmark: str | None = None, verdict: str | None = None, flag: str | None = None,
+                limit: int = 100, offset: int = 0) -> dict[str, Any]:
+    """One page of a run's samples in file order, filtered, with the matching and total counts.
+
+    `text` matches (case-insensitively, no wildcards) the prompt, completion, extracted answer,
+    item id, benchmark or a flag; `verdict` is `correct` (score >= 0.5), `wrong` (< 0.5) or
+    `unscored`; `flag` keeps samples carrying that flag. Runs on a cursor of its own (closed).
+    """
+    where, params = _sample_filter(run_id, text, benchmark, verdict, flag)
+    cols = ", ".join(f'"{c}"' for c in SAMPLE_COLUMNS)
+    try:
+        cur.execute(f"SELECT {cols} FROM samples WHERE {where} ORDER BY \"offset\" "
+                    f"LIMIT {max(0, int(limit))} OFFSET {max(0, int(offset))}", params)
+        rows = [dict(zip(SAMPLE_COLUMNS, r, strict=True)) for r in cur.fetchall()]
+        cur.execute(f"SELECT count(*) FROM samples WHERE {where}", params)
+        matching = int(cur.fetchone()[0])
+        cur.execute("SELECT benchmark, count(*) FROM samples WHERE run_id = ? GROUP BY 1 ORDER BY 1",
+                    [run_id])
+        benchmarks = {str(b): int(n) for b, n in cur.fetchall()}
+    finally:
+        cur.close()
+    for row in rows:
+        row["flags"] = list(row["flags"] or [])
+    return {"run_id": run_id, "rows": rows, "total": matching, "all": sum(benchmarks.values()),
+            "benchmarks": benchmarks, "offset": max(0, int(offset))}
+
+
+_VERDICTS = {"correct": "verdict >= 0.5", "wrong": "verdict < 0.5", "unscored": "verdict IS NULL"}
+
+
+def _sample_filter(run_id: str, text: str | None, benchmark: str | None, verdict: str | None,
+                   flag: str | None) -> tuple[str, list[Any]]:
+    where, params = ["run_id = ?"], [run_id]
+    if text:
+        fields = ("prompt", "completion", "extracted", "item_id", "benchmark",
+                  "array_to_string(flags, ' ')")
+        where.append("(" + " OR ".join(f"contains(lower(coalesce({f}, '')), ?)" for f in fields) + ")")
+        params.extend([text.lower()] * len(fields))
+    if benchmark:
+        where.append("benchmark = ?")
+        params.append(benchmark)
+    if verdict:
+        if verdict not in _VERDICTS:
+            raise ValueError(f"verdict must be one of {', '.join(_VERDICTS)}, got {verdict!r}")
+        where.append(_VERDICTS[verdict])
+    if flag:
+        where.append("list_contains(flags, ?)")
+        params.append(flag)
+    return " AND ".join(where), params

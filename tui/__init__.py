@@ -1,1 +1,2 @@
-"""tix TUI (Textual). Arrives with the TUI issue; it talks to the daemon through engine.client only."""
+"""tix TUI (Textual): bare `tix` in a terminal opens it (tui.app). It reaches the daemon only
+through tui.source (never DuckDB, never an ML library; tests/tui/test_connection.py checks)."""

@@ -1,0 +1,82 @@
+"""The daemon going away and coming back while the app runs; and the TUI process staying light
+(it never imports torch, transformers, trl, vllm or duckdb)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+from textual.pilot import Pilot
+
+from engine.client import Client, start_daemon
+from tests.conftest import ROOT, wait_until
+from tests.tui.conftest import connected, make_app, run_app, until
+from tests.tui.recorded import Recorded
+from tui.screentext import screen_text
+from tui.widgets.chrome import BANNER_TEXT, Chrome
+
+
+def banner_shown(pilot: Pilot[Any]) -> bool:
+    chromes = pilot.app.screen.query(Chrome)
+    return bool(chromes) and chromes.first().has_class("-offline") and BANNER_TEXT in screen_text(pilot.app)
+
+
+def test_banner_while_the_daemon_is_away_then_reconnect_and_reload(recorded: Recorded) -> None:
+    ws = recorded.ws
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        app = await connected(pilot)
+        assert not banner_shown(pilot)
+        with Client(ws, autostart=False) as client:
+            client.request("shutdown")
+        await until(pilot, lambda: banner_shown(pilot), what="banner after the daemon stopped")
+        wait_until(lambda: not ws.socket.exists(), timeout=10)
+        with Client(ws) as client:  # another terminal starts a daemon and cancels a run meanwhile
+            client.request("cancel", target=recorded.ids["eval_rl"])
+        await until(pilot, lambda: not banner_shown(pilot), timeout=20, what="banner gone after reconnect")
+        await until(pilot, lambda: app.runs[recorded.ids["eval_rl"]]["state"] == "cancelled",
+                    what="runs reloaded after reconnect")
+        # a second outage: the app starts the daemon again by itself, as the CLI does
+        app.source.autostart = True
+        old_pid = ws.lock.read_text()
+        with Client(ws, autostart=False) as client:
+            client.request("shutdown")
+        await until(pilot, lambda: ws.lock.read_text() not in ("", old_pid) and app.source.connected
+                    and not banner_shown(pilot), timeout=20, what="reconnected to a daemon the app started")
+
+    start_daemon(ws)
+    run_app(make_app(ws, autostart=False), scenario)
+
+
+HYGIENE = textwrap.dedent("""
+    import asyncio, json, sys
+    from engine.workspace import Workspace
+    from tui.app import TixApp
+
+    async def main(home, run_id):
+        app = TixApp(Workspace.resolve(home))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await asyncio.wait_for(app.connected_once.wait(), 30)
+            app.open_run(run_id)
+            await pilot.pause(1.0)
+            for key in "23456":
+                await pilot.press("escape", key)
+                await pilot.pause(0.3)
+            await app.source.close()
+
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
+""")
+
+
+def test_tui_process_imports_no_ml_library_and_no_duckdb(recorded: Recorded) -> None:
+    """Every screen opened, curves drawn: still none of the heavy modules in the process."""
+    out = subprocess.run([sys.executable, "-c", HYGIENE, str(recorded.ws.home), recorded.ids["rl"]],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert "textual" in loaded and "plotext" in loaded
+    assert not loaded & {"torch", "transformers", "trl", "vllm", "duckdb", "numpy", "pyarrow"}

@@ -1,0 +1,101 @@
+"""The runs dashboard against a real daemon fed by recorded run folders: rows, live pushes,
+filter, sort, cancel (with its question) and resume/retry, at 80x24 with keys only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.pilot import Pilot
+
+from tests.tui.conftest import connected, make_app, run_app, until
+from tests.tui.recorded import Recorded
+from tui.screens.runs import RunsScreen
+from tui.screentext import screen_text
+from tui.widgets.confirm import Confirm
+from tui.widgets.runs_table import RunsTable
+
+
+def table(pilot: Pilot[Any]) -> RunsTable:
+    return pilot.app.screen.query_one(RunsTable)
+
+
+async def select(pilot: Pilot[Any], run_id: str) -> None:
+    table(pilot).select(run_id)
+    await pilot.pause()
+    assert table(pilot).selected_id() == run_id
+
+
+def test_rows_live_progress_filter_and_sort(recorded: Recorded) -> None:
+    ids = recorded.ids
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        app = await connected(pilot)
+        text = screen_text(app)
+        assert "10 runs" in text and "1 running" in text and "2 failed" in text
+        assert ids["rl"] in text and "60%" in text and "52m" in text and "1h18m" in text  # progress, ETA, time
+        assert table(pilot).row_count == 10
+        # live: the worker writes ten more steps; the daemon ingests and pushes; the row is patched
+        recorded.grow(range(61, 71))
+        await until(pilot, lambda: "70%" in screen_text(app), what="pushed progress")
+        assert app.runs[ids["rl"]]["progress_text"] == "train 70/100"
+        # filter: words that must all appear
+        await pilot.press("slash", *"eval", "enter")
+        await until(pilot, lambda: table(pilot).row_count == 4, what="filter eval")
+        await pilot.press("slash", *" sft", "enter")
+        await until(pilot, lambda: table(pilot).row_count == 1, what="filter eval sft")
+        assert "“eval sft”: 1 of 10 runs" in screen_text(app)
+        await pilot.press("escape")
+        await until(pilot, lambda: table(pilot).row_count == 10, what="filter cleared")
+        # sort: s cycles the column (created -> state), S flips the order
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        await pilot.press("s")
+        assert screen.sort_by == "state" and table(pilot).selected_id() is not None
+        first = table(pilot).coordinate_to_cell_key((0, 0)).row_key.value
+        assert first == ids["rl"]  # running first
+        await pilot.press("S")
+        last = table(pilot).coordinate_to_cell_key((0, 0)).row_key.value
+        assert app.runs[last]["state"] == "succeeded"
+
+    run_app(make_app(recorded.ws), scenario)
+
+
+def test_cancel_asks_first_and_resume_retries_a_failed_run(recorded: Recorded) -> None:
+    ids = recorded.ids
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        app = await connected(pilot)
+        await select(pilot, ids["analyse_rl"])
+        await pilot.press("c")
+        assert isinstance(app.screen, Confirm)
+        await pilot.press("n")  # no: nothing happens
+        assert app.runs[ids["analyse_rl"]]["state"] == "queued"
+        await pilot.press("c", "y")
+        await until(pilot, lambda: app.runs[ids["analyse_rl"]]["state"] == "cancelled", what="cancelled push")
+        # a failed run: r retries it for real (a light probe worker), and the pushes show it succeed
+        await select(pilot, ids["probe"])
+        await pilot.press("r")
+        await until(pilot, lambda: app.runs[ids["probe"]]["state"] == "succeeded", timeout=30,
+                    what="retried run succeeded")
+        assert app.runs[ids["probe"]]["attempt"] == 2
+        row = screen_text(app).splitlines()
+        assert any(ids["probe"] in line and "succeeded" in line for line in row)
+        # c on a finished run does nothing but say why
+        await pilot.press("c")
+        assert not isinstance(app.screen, Confirm)
+
+    run_app(make_app(recorded.ws), scenario)
+
+
+def test_enter_opens_the_detail_and_escape_returns(recorded: Recorded) -> None:
+    async def scenario(pilot: Pilot[Any]) -> None:
+        app = await connected(pilot)
+        await select(pilot, recorded.ids["sft"])
+        await pilot.press("enter")
+        await until(pilot, lambda: type(app.screen).__name__ == "RunDetailScreen", what="detail open")
+        await until(pilot, lambda: "learning_rate" in screen_text(app), what="curves drawn")
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen), what="back on the dashboard")
+        assert table(pilot).selected_id() == recorded.ids["sft"]
+
+    run_app(make_app(recorded.ws), scenario)

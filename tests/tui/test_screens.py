@@ -1,0 +1,75 @@
+"""The app shell: the GPU panel (with the GPU-count override), help, the command palette, and the
+placeholder a screen slot shows when its module cannot be loaded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from textual.command import CommandPalette
+from textual.pilot import Pilot
+
+from tests.tui.conftest import connected, make_app, run_app, until
+from tests.tui.recorded import Recorded, build_workspace
+from tui import app as app_module
+from tui.screens.gpus import GpusScreen
+from tui.screens.help import HelpScreen
+from tui.screens.placeholder import PlaceholderScreen
+from tui.screens.runs import RunsScreen
+from tui.screentext import screen_text
+
+
+def test_gpu_panel_shows_each_gpu_and_the_run_holding_it(ws, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIX_GPUS", "2")
+    rec = build_workspace(ws)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        app = await connected(pilot)
+        await pilot.press("6")
+        await until(pilot, lambda: isinstance(app.screen, GpusScreen) and app.screen.last, what="gpus")
+        text = screen_text(app)
+        assert "2 GPUs" in text and "2 GPUs (the gpus setting)" in text
+        holder = next(line for line in text.splitlines() if rec.ids["rl"] in line)
+        assert holder.lstrip().startswith("0 ") and "tiny-lab/rl" in holder
+        assert any(line.lstrip().startswith("1 ") and "free" in line for line in text.splitlines())
+
+    try:
+        run_app(make_app(ws), scenario)
+    finally:
+        rec.stop_worker()
+
+
+def test_gpu_panel_without_gpus_says_how_detection_works(recorded: Recorded) -> None:
+    async def scenario(pilot: Pilot[Any]) -> None:
+        app = await connected(pilot)
+        await pilot.press("6")
+        await until(pilot, lambda: "no GPUs detected (how detection works)" in screen_text(app), what="no gpus")
+        assert "nvidia-smi" in screen_text(app)
+
+    run_app(make_app(recorded.ws), scenario)
+
+
+def test_help_palette_and_a_missing_screen(recorded: Recorded, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(app_module.LAZY_SCREENS, "experiments", ("tui.screens.not_written", "Nothing"))
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        app = await connected(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = screen_text(app)
+        assert "Everywhere" in text and "resume/retry" in text and "command palette" in text
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunsScreen)
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: isinstance(app.screen, CommandPalette), what="palette")
+        await pilot.press(*"go to gpus")
+        await until(pilot, lambda: "Go to GPUs" in screen_text(app), what="palette match")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, GpusScreen), what="palette switched")
+        await pilot.press("2")
+        await until(pilot, lambda: isinstance(app.screen, PlaceholderScreen), what="placeholder")
+        assert "tui.screens.not_written.Nothing could not be loaded" in screen_text(app).replace("\n", " ")
+        await pilot.press("1")
+        assert isinstance(app.screen, RunsScreen)
+
+    run_app(make_app(recorded.ws), scenario)

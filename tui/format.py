@@ -1,0 +1,108 @@
+"""Pure text helpers shared by the screens: durations, ETAs, progress bars, sizes, state colours.
+
+Kept free of Textual so they are cheap to test and to call for a thousand rows. Times from the
+daemon are naive UTC text ("2025-03-14 10:42:00", as the runs table stores them); `now` is Unix
+seconds, passed in so that tests and snapshots can fix the clock.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.text import Text
+
+STATE_STYLES = {"queued": "cyan", "running": "bold yellow", "succeeded": "green", "failed": "bold red",
+                "cancelled": "dim"}
+STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+_EIGHTHS = " ▏▎▍▌▋▊▉█"
+
+
+def epoch(stamp: str | None) -> float | None:
+    """Unix seconds of a naive-UTC timestamp text; None when absent or unreadable."""
+    if not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(str(stamp)).replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+
+
+def duration(seconds: float | None, short: bool = False) -> str:
+    """Compact duration: 45s, 12m05s, 3h02m, 2d04h; `short` keeps it to 5 cells (52m, not 52m00s)."""
+    if seconds is None or seconds < 0:
+        return ""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if short and 600 <= s < 3600:
+        return f"{s // 60}m"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if short or s >= 10 * 86400:
+        return f"{s // 86400}d"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def run_seconds(run: dict[str, Any], now: float) -> float | None:
+    """How long the run has run (to its end, or to `now` while running)."""
+    start = epoch(run.get("started_at"))
+    if start is None:
+        return None
+    end = epoch(run.get("finished_at")) if run.get("state") in TERMINAL else None
+    return (end if end is not None else now) - start
+
+
+def eta_seconds(run: dict[str, Any], now: float) -> float | None:
+    """Time left for a running run, from its progress so far (linear in the fraction done)."""
+    progress = run.get("progress")
+    if run.get("state") != "running" or not progress or progress <= 0 or progress >= 1:
+        return None
+    elapsed = run_seconds(run, now)
+    return None if elapsed is None else elapsed * (1 - progress) / progress
+
+
+def bar(fraction: float | None, width: int) -> str:
+    """A progress bar `width` cells wide, in eighths of a cell."""
+    if fraction is None or width <= 0:
+        return " " * max(width, 0)
+    eighths = round(max(0.0, min(1.0, fraction)) * width * 8)
+    full, part = divmod(eighths, 8)
+    text = "█" * full + (_EIGHTHS[part] if part and full < width else "")
+    return text.ljust(width, " " if full < width else "█")[:width]
+
+
+def progress_cell(run: dict[str, Any], width: int) -> Text:
+    """Bar and percent for a run's progress, coloured by state; blank while queued."""
+    state = run.get("state")
+    progress = 1.0 if state == "succeeded" else run.get("progress")
+    if state == "queued" or (progress is None and state != "running"):
+        return Text("")
+    if progress is None:
+        return Text(fit(run.get("progress_text") or "…", width), style="yellow")
+    pct = f"{int(progress * 100):3d}%"
+    style = {"succeeded": "green", "failed": "red", "cancelled": "dim"}.get(str(state), "yellow")
+    return Text(bar(progress, max(1, width - 5)) + " " + pct, style=style)
+
+
+def state_cell(run: dict[str, Any]) -> Text:
+    state = str(run.get("state") or "?")
+    label = "stopping" if state == "running" and run.get("cancel_requested") else state
+    return Text(label, style=STATE_STYLES.get(state, ""))
+
+
+def fit(text: str, width: int) -> str:
+    """`text` cut to `width` cells with an ellipsis (no wrapping in tables)."""
+    text = str(text).replace("\n", " ")
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
+def gib(n: float | None) -> str:
+    return "?" if n is None else f"{n / (1 << 30):.1f}"
+
+
+def count_label(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"

@@ -1,0 +1,675 @@
+"""The analytics screens: the TI view and the shift view.
+
+`TIScreen` shows every tuned model of one experiment against its base, as `tix ti` computes it
+(the daemon's `ti` op, so the TUI never imports numpy): group means and TI_other / TI_non,
+coloured by sign and size, unstable ratios flagged, a per-benchmark drill-down, the v1/v2 and
+sigma toggles, and export to the same CSV, Markdown and LaTeX that `tix ti --format` prints.
+
+`ShiftScreen` draws what analyse runs recorded (the `shift_summary`, `pca_points` and
+`token_shift_top` views through the `sql` op): per-layer PCA trajectories of the base and tuned
+model on one benchmark, d per group, token KL per benchmark, the base-rank buckets of the tuned
+model's tokens, and the tokens shifted most often.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Footer, Label, Select, Static, TabbedContent, TabPane
+
+from engine import report, ti
+from tui.messages import ConnectionChanged, RunsPushed
+from tui.screens.export import ExportChoice, ExportFormat, ExportScreen
+from tui.source import Source, SourceError
+from tui.widgets.chrome import Chrome
+from tui.widgets.plotext_view import PlotextView
+
+TI_FORMATS = [ExportFormat("csv", "CSV", "csv"), ExportFormat("md", "Markdown", "md"),
+              ExportFormat("latex", "LaTeX (booktabs)", "tex")]
+UNSTABLE_MARK = "!"
+LEGEND = "[green]green[/] transfer · [red]red[/] forgetting · dim |TI| < 25 · bold ≥ 100"
+
+
+# -- formatting ------------------------------------------------------------------------------------
+def is_missing(value: float | None) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def number(value: float | None, digits: int = 1) -> str:
+    return "nan" if is_missing(value) else f"{value:.{digits}f}"
+
+
+def ti_style(value: float | None) -> str:
+    """Green for transfer, red for forgetting; brighter as the ratio grows (|TI| 25 and 100)."""
+    if is_missing(value) or value == 0:
+        return "dim"
+    hue = "green" if value > 0 else "red"
+    size = abs(value)
+    return f"dim {hue}" if size < 25 else hue if size < 100 else f"bold bright_{hue}"
+
+
+def ti_cell(value: float | None, unstable: bool) -> Text:
+    """A TI ratio, right-aligned, with `!` when the ratio is unstable (see the notes line)."""
+    mark = UNSTABLE_MARK if unstable else " "
+    return Text(number(value) + mark, style=ti_style(value), justify="right")
+
+
+def gain_style(gain: float | None, small: float = 1.0) -> str:
+    if is_missing(gain) or abs(gain) < small:
+        return "dim"
+    return "green" if gain > 0 else "red"
+
+
+def mean_cell(group: dict[str, Any] | None) -> Text:
+    """`base->model` group means, coloured by the gain."""
+    if not group:
+        return Text("-", style="dim")
+    base, model = group.get("base"), group.get("model")
+    gain = None if is_missing(base) or is_missing(model) else model - base
+    return Text(f"{number(base)}→{number(model)}", style=gain_style(gain))
+
+
+def mode_label(objects: list[dict[str, Any]], variant: str | None, sigma: ti.Sigma | None) -> str:
+    """What the table shows: `TI v2 · σ pooled`, from the results (the experiment's defaults apply)."""
+    if objects:
+        return "TI " + ti.sigma_label(objects[0]).replace("v2 ", "v2 · σ ")
+    shown = variant or "v2"
+    return f"TI {shown}" + ("" if shown == "v1" else f" · σ {sigma if isinstance(sigma, str) else 'pooled'}")
+
+
+def export_text(objects: list[dict[str, Any]], fmt: str, detail: bool = False) -> str:
+    """Exactly what `tix ti --format FMT` (with `--benchmarks` for `detail`) prints for these models."""
+    if detail:
+        return _with_newline(report.render(ti.DETAIL_COLUMNS, ti.detail_rows(objects), fmt, 3), fmt)
+    if fmt == "csv":
+        return report.render(ti.CSV_COLUMNS, ti.csv_rows(objects), fmt, 1)
+    text = _with_newline(report.render(ti.HUMAN_COLUMNS, ti.human_rows(objects), fmt, 1), fmt)
+    if any(o["unstable"] for o in objects) and fmt == "md":
+        text += "\n" + ti.UNSTABLE_NOTE + "\n"
+    return text
+
+
+def _with_newline(text: str, fmt: str) -> str:
+    return text if fmt == "csv" else text + "\n"
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a failed export never leaves half a table."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def export_in_thread(screen: Screen[Any], path: Path, text: str) -> None:
+    """Write an export off the UI thread; the outcome is a notification (and `screen.last_export`)."""
+    def write() -> None:
+        try:
+            write_text(path, text)
+        except OSError as exc:
+            screen.app.call_from_thread(screen.notify, f"export failed: {exc}", severity="error")
+            return
+        screen.app.call_from_thread(setattr, screen, "last_export", path)
+        screen.app.call_from_thread(screen.notify, f"wrote {path}")
+
+    screen.run_worker(write, thread=True, group="ti-export")
+
+
+class ModelTable(DataTable[Any]):
+    """The TI table: enter opens the selected model's benchmarks (shown in the footer)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "select_cursor", "benchmarks")]
+
+
+# -- TI --------------------------------------------------------------------------------------------
+class TIScreen(Screen[None]):
+    """Tuned models of one experiment against their base, with the TI of each."""
+
+    DEFAULT_CSS = """
+    TIScreen #ti-bar { height: 1; }
+    TIScreen #ti-bar Label { padding: 0 1; }
+    TIScreen #ti-experiment { width: 36; }
+    TIScreen #ti-mode { color: $accent; text-style: bold; }
+    TIScreen #ti-table { height: 1fr; }
+    TIScreen #ti-notes { height: auto; max-height: 6; padding: 0 1; color: $text-muted; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("v", "toggle_variant", "v1/v2"),
+        Binding("s", "toggle_sigma", "σ"),
+        Binding("e", "export", "export"),
+        Binding("r", "refresh", "refresh"),
+    ]
+    AUTO_FOCUS = "#ti-table"
+    EXTRA_KEYS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("enter", "the selected model's benchmarks (e exports them, esc back)"),
+        ("tab", "the experiment selector (enter opens it)"))
+
+    def __init__(self, source: Source) -> None:
+        super().__init__()
+        self.source = source
+        self.variant: str | None = None
+        """v1 or v2 as toggled; None: each experiment's `ti:` setting, else v2."""
+        self.sigma: ti.Sigma | None = None
+        """pooled or per-model as toggled; None: the experiment's setting, else pooled."""
+        self.results: list[dict[str, Any]] = []
+        self.warnings: list[str] = []
+        self.experiment: str | None = None
+        self._options: list[str] = []
+        self.loaded = 0
+        """Completed loads (tests and the app wait on it)."""
+        self.last_export: Path | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Chrome()
+        with Horizontal(id="ti-bar"):
+            yield Select[str]([], prompt="experiment", compact=True, id="ti-experiment")
+            yield Label("", id="ti-mode")
+        yield ModelTable(id="ti-table", cursor_type="row", zebra_stripes=True)
+        yield Static("loading…", id="ti-notes")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        getattr(self.app, "listen", lambda _w: None)(self)
+        self.load()
+
+    def on_screen_resume(self) -> None:
+        if self.loaded:
+            self.load()
+
+    def on_connection_changed(self, message: ConnectionChanged) -> None:
+        if message.online:
+            self.load()
+
+    def on_runs_pushed(self, message: RunsPushed) -> None:
+        """New scores arrive with finished eval and score runs: reload (tens of ms)."""
+        if any(r.get("state") == "succeeded" and r.get("kind") in ("eval", "score") for r in message.runs):
+            self.load()
+
+    # -- data --------------------------------------------------------------------------------------
+    @work(exclusive=True, group="ti-load")
+    async def load(self) -> None:
+        """Every experiment's TI in one request (tens of ms), filtered here by the selector."""
+        try:
+            done = await self.source.request("ti", variant=self.variant, sigma=self.sigma)
+        except SourceError as exc:
+            self.query_one("#ti-notes", Static).update(Text(f"cannot load the TI: {exc}", style="red"))
+            return
+        self.results, self.warnings = done["results"], done["warnings"]
+        self._update_experiments()
+        self.show()
+        self.loaded += 1
+
+    @property
+    def experiments(self) -> list[str]:
+        return list(dict.fromkeys(o["experiment"] for o in self.results))
+
+    @property
+    def shown(self) -> list[dict[str, Any]]:
+        """The selected experiment's models."""
+        return [o for o in self.results if o["experiment"] == self.experiment]
+
+    def _update_experiments(self) -> None:
+        names = self.experiments
+        if self.experiment not in names:
+            self.experiment = names[0] if names else None
+        select = self.query_one("#ti-experiment", Select)
+        if names != self._options:
+            self._options = names
+            select.set_options([(n, n) for n in names])
+        if self.experiment is not None and select.value != self.experiment:
+            select.value = self.experiment
+
+    @on(Select.Changed, "#ti-experiment")
+    def _experiment_chosen(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str) and event.value != self.experiment:
+            self.experiment = event.value
+            self.show()
+
+    # -- view --------------------------------------------------------------------------------------
+    def show(self) -> None:
+        """Fill the table and the notes from `self.results` for the selected experiment."""
+        rows = self.shown
+        keep = self.selected()
+        self.query_one("#ti-mode", Label).update(mode_label(rows, self.variant, self.sigma))
+        table = self.query_one("#ti-table", DataTable)
+        table.clear(columns=True)
+        several_bases = len({o["base_model"] for o in rows}) > 1
+        table.add_columns("model", *(["base"] if several_bases else []), "method", "math", "other", "non",
+                          "TI_other", "TI_non")
+        for o in rows:
+            cells = [o["model"], *([o["base_model"]] if several_bases else []), o["method"] or "",
+                     *(mean_cell(o["groups"].get(g)) for g in ti.GROUPS),
+                     ti_cell(o["ti_other"], o["unstable"]), ti_cell(o["ti_non"], o["unstable"])]
+            table.add_row(*cells, key=o["model"])
+        if keep is not None:  # a reload keeps the cursor on the same model
+            at = next((i for i, o in enumerate(rows) if o["model"] == keep["model"]), 0)
+            table.move_cursor(row=at)
+        self.query_one("#ti-notes", Static).update(self._notes(rows))
+
+    def _notes(self, rows: list[dict[str, Any]]) -> Text:
+        if not rows:
+            return Text("no tuned model with scores against its base yet "
+                        "(scores come from eval runs or `tix import scores`)")
+        base = rows[0]["base_model"]
+        lines = [Text.from_markup(f"base [b]{base}[/b] · " + LEGEND)]
+        for o in rows:
+            if o["unstable"]:
+                lines.append(Text(f"{UNSTABLE_MARK} {o['model']}: unstable, {o['unstable_reason']}: "
+                                  "the ratios are not meaningful", style="yellow"))
+        prefix = f"experiment {self.experiment}:"
+        lines += [Text(f"warning: {w}", style="yellow") for w in self.warnings if w.startswith(prefix)]
+        return Text("\n").join(lines)
+
+    def selected(self) -> dict[str, Any] | None:
+        table = self.query_one("#ti-table", DataTable)
+        rows = self.shown
+        if not rows or table.cursor_row < 0 or table.cursor_row >= len(rows):
+            return None
+        return rows[table.cursor_row]
+
+    # -- actions -----------------------------------------------------------------------------------
+    @on(DataTable.RowSelected, "#ti-table")
+    def _row_chosen(self) -> None:
+        self.action_drill()
+
+    def action_drill(self) -> None:
+        model = self.selected()
+        if model is not None:
+            self.app.push_screen(TIDetailScreen(model))
+
+    def action_toggle_variant(self) -> None:
+        rows = self.shown
+        current = rows[0]["variant"] if rows else (self.variant or "v2")
+        self.variant = "v1" if current == "v2" else "v2"
+        self.load()
+
+    def action_toggle_sigma(self) -> None:
+        """pooled -> per-model -> pooled (a fixed σ from the experiment file goes to pooled)."""
+        rows = self.shown
+        v2 = not rows or rows[0]["variant"] == "v2"
+        current = rows[0]["sigma"] if rows and v2 else self.sigma
+        if not v2:
+            self.notify("σ only changes v2: press v for v2", severity="warning")
+        self.sigma = "per-model" if current in (None, "pooled") else "pooled"
+        self.load()
+
+    def action_refresh(self) -> None:
+        self.load()
+
+    def action_export(self) -> None:
+        rows = self.shown
+        if not rows:
+            self.notify("nothing to export yet", severity="warning")
+            return
+        title = f"Export the TI table of {self.experiment}"
+        dialog = ExportScreen(title, TI_FORMATS, f"tix-ti-{self.experiment}")
+        self.app.push_screen(dialog, lambda choice: self._export(choice, rows))
+
+    def _export(self, choice: ExportChoice | None, rows: list[dict[str, Any]]) -> None:
+        if choice is not None:
+            export_in_thread(self, choice.path, export_text(rows, choice.format.key))
+
+
+class TIDetailScreen(ModalScreen[None]):
+    """One model's benchmarks: scores, gains and v2's terms (what `tix ti --benchmarks` prints)."""
+
+    DEFAULT_CSS = """
+    TIDetailScreen { align: center middle; }
+    TIDetailScreen > Vertical { width: 100%; height: 100%; border: thick $primary; background: $surface; }
+    TIDetailScreen #detail-head { height: auto; padding: 0 1; }
+    TIDetailScreen DataTable { height: 1fr; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "close", "back"),
+                                             Binding("e", "export", "export")]
+
+    def __init__(self, model: dict[str, Any]) -> None:
+        super().__init__()
+        self.model = model
+        self.last_export: Path | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(self._head(), id="detail-head")
+            yield DataTable(id="detail-table", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def _head(self) -> Text:
+        o = self.model
+        mode = mode_label([o], None, None)
+        head = Text.assemble((o["model"], "bold"), f" vs {o['base_model']} · {mode} · ",
+                             "TI_other ", ti_cell(o["ti_other"], o["unstable"]),
+                             "  TI_non ", ti_cell(o["ti_non"], o["unstable"]))
+        means = [Text.assemble(f"{g} ", mean_cell(o["groups"].get(g))) for g in ti.GROUPS]
+        head.append("\n").append(Text("   ").join(means))
+        if o["unstable"]:
+            head.append(f"\n{UNSTABLE_MARK} unstable: {o['unstable_reason']}", style="yellow")
+        return head
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        v2 = self.model["variant"] == "v2"
+        table.add_columns("benchmark", "group", "base", "model", "gain", "rel %",
+                          *(["σ", "δ", "s", "w"] if v2 else []))
+        for row in ti.detail_rows([self.model]):
+            benchmark, group, base, score, gain, relative = row[4:10]
+            cells: list[Any] = [benchmark, group, number(base), number(score),
+                                Text(f"{gain:+.1f}", style=gain_style(gain)),
+                                Text(number(relative * 100 if not is_missing(relative) else None),
+                                     justify="right")]
+            if v2:
+                cells += [number(row[10], 2), number(row[11], 2), number(row[12], 2), number(row[13], 3)]
+            table.add_row(*cells)
+        table.focus()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_export(self) -> None:
+        o = self.model
+        stem = f"tix-ti-{o['experiment']}-{o['model']}".replace("/", "_")
+        self.app.push_screen(ExportScreen(f"Export the benchmarks of {o['model']}", TI_FORMATS, stem),
+                             self._export)
+
+    def _export(self, choice: ExportChoice | None) -> None:
+        if choice is not None:
+            export_in_thread(self, choice.path, export_text([self.model], choice.format.key, detail=True))
+
+
+# -- shift -----------------------------------------------------------------------------------------
+RUNS_SQL = """SELECT s.experiment, s.model, s.run_id, max(r.created_at) AS created
+FROM shift_summary s JOIN runs r ON r.id = s.run_id
+GROUP BY ALL ORDER BY s.experiment, s.model, created DESC"""
+SUMMARY_SQL = """SELECT scope, benchmark, "group", pca_d, logp_diff, kl, rank_shift, share_base_rank1,
+       share_base_rank2_3, share_base_rank_gt3, tokens
+FROM shift_summary WHERE run_id = ? ORDER BY scope, "group", benchmark"""
+POINTS_SQL = """SELECT benchmark, "group", layer, base_pc1, base_pc2, tuned_pc1, tuned_pc2, shift,
+       explained_pc1, explained_pc2
+FROM pca_points WHERE run_id = ? ORDER BY benchmark, layer"""
+TOKENS_SQL = """SELECT benchmark, "group", rank, token, count, mean_base_rank
+FROM token_shift_top WHERE run_id = ? AND benchmark IS NOT NULL ORDER BY benchmark, rank"""
+GROUP_ORDER = {g: i for i, g in enumerate(ti.GROUPS)}
+
+
+async def query_rows(source: Source, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+    """Rows of a read-only query as dicts (the daemon's `sql` op)."""
+    result = await source.request("sql", query=sql, params=params or [], max_rows=100_000)
+    return [dict(zip(result["columns"], row, strict=True)) for row in result["rows"]]
+
+
+def short(name: str, width: int = 14) -> str:
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+def draw_trajectory(points: list[dict[str, Any]], benchmark: str) -> Any:
+    """Base and tuned mean projections per layer (PC1, PC2), joined in layer order."""
+    def draw(figure: Any) -> None:
+        for who, marker in (("base", "dot"), ("tuned", "x")):
+            xs = [p[f"{who}_pc1"] for p in points]
+            ys = [p[f"{who}_pc2"] for p in points]
+            signal = figure.signal(xs, ys, marker=marker)
+            signal.lines()
+            signal.label(who)
+            figure.draw(signal)
+        last = points[-1]
+        figure.draw(figure.text(last["tuned_pc1"], last["tuned_pc2"], f"L{last['layer']}"))
+        figure.draw(figure.text(points[0]["base_pc1"], points[0]["base_pc2"], f"L{points[0]['layer']}"))
+        for axis, keys in (("x", ("base_pc1", "tuned_pc1")), ("y", ("base_pc2", "tuned_pc2"))):
+            figure.ruler(axis).lim(*padded([p[k] for p in points for k in keys]))
+        figure.title(f"{benchmark}: layers L{points[0]['layer']}..L{last['layer']}")
+        figure.label("PC1", "x")
+        figure.label("PC2", "y")
+    return draw
+
+
+def padded(values: list[float], margin: float = 0.08) -> tuple[float, float]:
+    """Axis limits with room at both ends, so the layer labels at the extremes stay readable."""
+    low, high = min(values), max(values)
+    room = (high - low) * margin or abs(high) * margin or 1.0
+    return low - room, high + room
+
+
+def draw_bars(labels: list[str], values: list[float], title: str, horizontal: bool = False) -> Any:
+    """One bar per label with its value written on it; horizontal bars list the first label on top."""
+    if horizontal:
+        labels, values = labels[::-1], values[::-1]
+
+    def draw(figure: Any) -> None:
+        figure.draw(figure.bar([short(x) for x in labels], values, labeled=[f"{v:.3g}" for v in values],
+                               orientation="h" if horizontal else "v"))
+        figure.title(title)
+    return draw
+
+
+BUCKETS = (("share_base_rank1", "rank 1", "bright_blue"), ("share_base_rank2_3", "rank 2-3", "bright_green"),
+           ("share_base_rank_gt3", "rank > 3", "bright_red"))
+"""The base-rank buckets in plotext's default colour order (12, 10, 9), for the caption."""
+BUCKET_LEGEND = Text.assemble(
+    "base rank of the tuned model's tokens: ",
+    *[item for _, name, colour in BUCKETS for item in (("███ ", colour), f"{name}  ")])
+
+
+def draw_buckets(labels: list[str], shares: list[list[float]]) -> Any:
+    """Stacked horizontal bars: each benchmark's tokens split by their rank under the base model."""
+    labels, shares = labels[::-1], [s[::-1] for s in shares]
+
+    def draw(figure: Any) -> None:
+        percents = [[f"{100 * v:.0f}%" if v >= 0.05 else "" for v in bucket] for bucket in shares]
+        figure.draw(figure.bar([short(x) for x in labels], shares, stacked=True, orientation="h",
+                               labeled=percents))
+        figure.ruler("x").lim(0, 1)
+        figure.title("share of tokens by base rank")
+    return draw
+
+
+class ShiftScreen(Screen[None]):
+    """PCA trajectories, d per group, token KL, rank buckets and most-shifted tokens of one model."""
+
+    DEFAULT_CSS = """
+    ShiftScreen #shift-bar { height: 1; }
+    ShiftScreen #shift-bar Select { width: 1fr; }
+    ShiftScreen TabbedContent { height: 1fr; }
+    ShiftScreen #shift-note { height: auto; max-height: 2; padding: 0 1; color: $text-muted; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("p", "tab('pca')", "pca"),
+        Binding("d", "tab('d')", "d"),
+        Binding("k", "tab('kl')", "kl"),
+        Binding("b", "tab('ranks')", "ranks"),
+        Binding("t", "tab('tokens')", "tokens"),
+        Binding("r", "refresh", "refresh"),
+    ]
+    EXTRA_KEYS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("tab", "the experiment, model and benchmark selectors (enter opens one)"),)
+
+    def __init__(self, source: Source) -> None:
+        super().__init__()
+        self.source = source
+        self.runs: dict[tuple[str, str], str] = {}
+        """(experiment, model) -> the latest analyse run with results."""
+        self.experiment: str | None = None
+        self.model: str | None = None
+        self.benchmark: str | None = None
+        self.summary: list[dict[str, Any]] = []
+        self.points: list[dict[str, Any]] = []
+        self.tokens: list[dict[str, Any]] = []
+        self.loaded = 0
+
+    def compose(self) -> ComposeResult:
+        yield Chrome()
+        with Horizontal(id="shift-bar"):
+            yield Select[str]([], prompt="experiment", compact=True, id="shift-experiment")
+            yield Select[str]([], prompt="model", compact=True, id="shift-model")
+            yield Select[str]([], prompt="benchmark", compact=True, id="shift-benchmark")
+        with TabbedContent(initial="pca"):
+            with TabPane("PCA", id="pca"):
+                yield PlotextView("no PCA points", id="plot-pca")
+            with TabPane("d", id="d"):
+                yield PlotextView("no PCA shift", id="plot-d")
+            with TabPane("KL", id="kl"):
+                yield PlotextView("no token shift", id="plot-kl")
+            with TabPane("ranks", id="ranks"):
+                yield PlotextView("no token shift", id="plot-ranks")
+            with TabPane("tokens", id="tokens"):
+                yield DataTable(id="shift-tokens", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="shift-note")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        getattr(self.app, "listen", lambda _w: None)(self)
+        self.load_runs()
+
+    def on_screen_resume(self) -> None:
+        if self.loaded:
+            self.load_runs()
+
+    def on_connection_changed(self, message: ConnectionChanged) -> None:
+        if message.online:
+            self.load_runs()
+
+    def on_runs_pushed(self, message: RunsPushed) -> None:
+        if any(r.get("state") == "succeeded" and r.get("kind") == "analyse" for r in message.runs):
+            self.load_runs()
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def action_refresh(self) -> None:
+        self.load_runs()
+
+    # -- data --------------------------------------------------------------------------------------
+    @work(exclusive=True, group="shift-runs")
+    async def load_runs(self) -> None:
+        try:
+            rows = await query_rows(self.source, RUNS_SQL)
+        except SourceError as exc:
+            self._note(f"cannot load shift results: {exc}", "red")
+            return
+        self.runs = {}
+        for r in rows:
+            self.runs.setdefault((r["experiment"], r["model"]), r["run_id"])
+        if not self.runs:
+            self._note("no shift results yet: analyse runs write them (`tix run` queues one per variant)")
+            self.loaded += 1
+            return
+        experiments = list(dict.fromkeys(e for e, _ in self.runs))
+        if self.experiment not in experiments:
+            self.experiment = experiments[0]
+        self._set_select("#shift-experiment", experiments, self.experiment)
+        await self._choose_experiment()
+
+    async def _choose_experiment(self) -> None:
+        models = [m for e, m in self.runs if e == self.experiment]
+        if self.model not in models:
+            self.model = models[0] if models else None
+        self._set_select("#shift-model", models, self.model)
+        await self._load_model()
+
+    async def _load_model(self) -> None:
+        run_id = self.runs.get((self.experiment or "", self.model or ""))
+        if run_id is None:
+            return
+        try:
+            self.summary = await query_rows(self.source, SUMMARY_SQL, [run_id])
+            self.points = await query_rows(self.source, POINTS_SQL, [run_id])
+            self.tokens = await query_rows(self.source, TOKENS_SQL, [run_id])
+        except SourceError as exc:
+            self._note(f"cannot load run {run_id}: {exc}", "red")
+            return
+        benchmarks = self.benchmarks()
+        if self.benchmark not in benchmarks:
+            self.benchmark = benchmarks[0] if benchmarks else None
+        self._set_select("#shift-benchmark", benchmarks, self.benchmark)
+        self._note(f"{self.model} vs its base · analyse run {run_id}")
+        self.draw_all()
+        self.loaded += 1
+
+    def benchmarks(self) -> list[str]:
+        """Benchmarks in group order (math, other, non), then by name."""
+        groups = {r["benchmark"]: r["group"] for r in self.summary + self.points if r["benchmark"]}
+        return sorted(groups, key=lambda b: (GROUP_ORDER.get(groups[b], 9), b))
+
+    def _set_select(self, selector: str, values: list[str], value: str | None) -> None:
+        select = self.query_one(selector, Select)
+        with select.prevent(Select.Changed):
+            select.set_options([(v, v) for v in values])
+            if value is not None:
+                select.value = value
+
+    def _note(self, text: str, style: str = "") -> None:
+        self.query_one("#shift-note", Static).update(Text(text, style=style))
+
+    @on(Select.Changed)
+    def _selected(self, event: Select.Changed) -> None:
+        value = event.value if isinstance(event.value, str) else None
+        if value is None:
+            return
+        if event.select.id == "shift-experiment" and value != self.experiment:
+            self.experiment = value
+            self.reload(models=True)
+        elif event.select.id == "shift-model" and value != self.model:
+            self.model = value
+            self.reload(models=False)
+        elif event.select.id == "shift-benchmark" and value != self.benchmark:
+            self.benchmark = value
+            self.draw_benchmark()
+
+    @work(exclusive=True, group="shift-runs")
+    async def reload(self, models: bool) -> None:
+        await (self._choose_experiment() if models else self._load_model())
+
+    # -- drawing -----------------------------------------------------------------------------------
+    def draw_all(self) -> None:
+        self.draw_benchmark()
+        groups = sorted((r for r in self.summary if r["scope"] == "group" and not is_missing(r["pca_d"])),
+                        key=lambda r: GROUP_ORDER.get(r["group"], 9))
+        self.query_one("#plot-d", PlotextView).plot(
+            draw_bars([r["group"] for r in groups], [r["pca_d"] for r in groups], "PCA shift d per group")
+            if groups else None, "no PCA shift recorded for this model")
+        self._draw_kl()
+        self._draw_ranks()
+
+    def _bench_rows(self) -> list[dict[str, Any]]:
+        order = self.benchmarks()
+        rows = [r for r in self.summary if r["scope"] == "benchmark" and r["benchmark"] in order]
+        return sorted(rows, key=lambda r: order.index(r["benchmark"]))
+
+    def _draw_kl(self) -> None:
+        rows = self._bench_rows()
+        metric = "kl" if any(not is_missing(r["kl"]) for r in rows) else "logp_diff"
+        rows = [r for r in rows if not is_missing(r[metric])]
+        title = ("token KL(tuned ‖ base) per benchmark" if metric == "kl"
+                 else "mean log p_tuned - log p_base per benchmark (no full KL: vLLM backend)")
+        self.query_one("#plot-kl", PlotextView).plot(
+            draw_bars([r["benchmark"] for r in rows], [r[metric] for r in rows], title, horizontal=True)
+            if rows else None, "no token shift recorded for this model")
+
+    def _draw_ranks(self) -> None:
+        keys = [key for key, _, _ in BUCKETS]
+        rows = [r for r in self._bench_rows() if all(not is_missing(r[k]) for k in keys)]
+        shares = [[r[k] for r in rows] for k in keys]
+        self.query_one("#plot-ranks", PlotextView).plot(
+            draw_buckets([r["benchmark"] for r in rows], shares) if rows else None,
+            "no token shift recorded for this model", caption=BUCKET_LEGEND)
+
+    def draw_benchmark(self) -> None:
+        """The selected benchmark's PCA trajectory and most-shifted tokens."""
+        points = [p for p in self.points if p["benchmark"] == self.benchmark
+                  and not any(is_missing(p[k]) for k in ("base_pc1", "base_pc2", "tuned_pc1", "tuned_pc2"))]
+        self.query_one("#plot-pca", PlotextView).plot(
+            draw_trajectory(points, self.benchmark or "") if points else None,
+            f"no PCA points for {self.benchmark}" if self.benchmark else "no PCA points")
+        table = self.query_one("#shift-tokens", DataTable)
+        table.clear(columns=True)
+        table.add_columns("rank", "token", "count", "mean base rank")
+        for t in self.tokens:
+            if t["benchmark"] == self.benchmark:
+                table.add_row(Text(str(t["rank"]), justify="right"), repr(t["token"]),
+                              Text(str(t["count"]), justify="right"),
+                              Text(number(t["mean_base_rank"], 2), justify="right"))

@@ -1,0 +1,502 @@
+"""Run detail: live training curves, a log tail that follows, and a samples browser with search.
+
+Everything comes from the daemon: `run_metrics` (points from a step on), `run_log` (stdout,
+stderr or the event story, from byte offsets) and `run_samples` (a page of scored items matching a
+search). While the screen is open the app follows the run (`subscribe` with `runs`): after each
+ingest the daemon sends a small `run_events` notice and the screen fetches only what is new, one
+fetch at a time however fast the notices come (tui.coalesce). Curves are drawn with plotext off
+the UI thread, at the size of the pane.
+
+Keys: g curves, l logs, s samples; m shows the next four metrics; w cycles the log stream
+(both, stdout, stderr, events), f toggles following; / searches samples (free text, plus
+`is:correct`, `is:wrong`, `is:unscored`, `bench:NAME`, `flag:NAME`), [ and ] page; c cancels the run,
+r resumes or retries it; escape goes back.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Log, Static, TabbedContent, TabPane
+
+from tui.coalesce import Coalesced
+from tui.format import (
+    TERMINAL,
+    count_label,
+    duration,
+    eta_seconds,
+    fit,
+    progress_cell,
+    run_seconds,
+    state_cell,
+)
+from tui.messages import ConnectionChanged, RunEventsPushed, RunsPushed
+from tui.screens.runs import cancelled_note, run_action
+from tui.source import Source, SourceError
+from tui.widgets.chrome import Chrome
+from tui.widgets.confirm import Confirm
+from tui.widgets.plotext_view import PlotextView
+
+#: Curves shown first when a run has them (trl's names), four to a page; then the rest by name.
+PREFERRED = ("loss", "reward", "kl", "learning_rate")
+#: Metrics that are bookkeeping rather than curves.
+HIDDEN = frozenset({"eta_seconds", "epoch", "step", "total_flos", "train_runtime"})
+PAGE = 100
+STREAMS = ("both", "stdout", "stderr", "events")
+TABS = ("curves", "logs", "samples")
+
+
+def curve_names(names: list[str]) -> list[str]:
+    first = [n for n in PREFERRED if n in names]
+    return first + sorted(n for n in names if n not in first and n not in HIDDEN)
+
+
+def thin(points: list[tuple[int, float]], most: int) -> list[tuple[int, float]]:
+    """At most `most` points, evenly spaced, always keeping the last one."""
+    if len(points) <= most or most < 2:
+        return points
+    step = len(points) / (most - 1)
+    return [points[int(i * step)] for i in range(most - 1)] + [points[-1]]
+
+
+def short_number(value: float) -> str:
+    return f"{value:.3g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+
+
+def curves_drawer(series: dict[str, list[tuple[int, float]]], names: list[str], width: int) -> Any:
+    """A plotext draw function: up to four metrics in a grid, each titled with its last value."""
+    cols = 1 if len(names) == 1 else 2
+    rows = (len(names) + cols - 1) // cols
+
+    def draw(figure: Any) -> None:
+        if len(names) > 1:
+            figure.subplots(rows, cols)
+        for i, name in enumerate(names):
+            plot = figure.subplot(i // cols + 1, i % cols + 1) if len(names) > 1 else figure
+            points = thin(series.get(name, []), max(10, width // cols * 2))
+            if points:
+                ys = [p[1] for p in points]
+                plot.draw(plot.signal([p[0] for p in points], ys, marker="braille"))
+                if min(ys) == max(ys):  # a flat curve (a constant learning rate): centre it
+                    pad = abs(ys[0]) * 0.5 or 1.0
+                    plot.ruler("y").lim(ys[0] - pad, ys[0] + pad)
+                plot.title(f"{name} {short_number(points[-1][1])} @ {points[-1][0]}")
+            else:
+                plot.title(f"{name}: no points")
+
+    return draw
+
+
+def parse_search(text: str) -> dict[str, str]:
+    """`run_samples` filters from a search box: is:correct|wrong|unscored, bench:X, flag:X, free text."""
+    args: dict[str, str] = {}
+    words = []
+    for word in text.split():
+        key, _, value = word.partition(":")
+        if key == "is" and value in ("correct", "wrong", "unscored"):
+            args["verdict"] = value
+        elif key in ("bench", "benchmark") and value:
+            args["benchmark"] = value
+        elif key == "flag" and value:
+            args["flag"] = value
+        else:
+            words.append(word)
+    if words:
+        args["query"] = " ".join(words)
+    return args
+
+
+def clean_log(text: str) -> str:
+    """What a terminal would show: of a line redrawn with carriage returns, its last version."""
+    out = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        parts = [p for p in line.split("\r") if p]
+        out.append(parts[-1] if parts else "")
+    return "\n".join(out)
+
+
+def verdict_mark(verdict: float | None) -> Text:
+    if verdict is None:
+        return Text("·", style="dim")
+    return Text("✓", style="green") if verdict >= 0.5 else Text("✗", style="red")
+
+
+class RunDetailScreen(Screen[None]):
+    """One run: its head line, then curves, logs and samples in tabs."""
+
+    DEFAULT_CSS = """
+    RunDetailScreen #head { height: 2; padding: 0 1; background: $boost; text-wrap: nowrap;
+                            text-overflow: ellipsis; }
+    RunDetailScreen #detail-tabs { height: 1fr; }
+    RunDetailScreen #detail-tabs > ContentSwitcher { height: 1fr; }
+    RunDetailScreen TabPane { height: 1fr; padding: 0; }
+    RunDetailScreen #plot { height: 1fr; }
+    RunDetailScreen #curve-note, RunDetailScreen #log-head, RunDetailScreen #sample-count {
+        height: 1; padding: 0 1; color: $text-muted; }
+    RunDetailScreen #log { height: 1fr; }
+    RunDetailScreen #sample-table { height: 45%; }
+    RunDetailScreen #sample-scroll { height: 1fr; border-top: solid $panel; padding: 0 1; }
+    """
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("escape", "back", "back"),
+        Binding("g", "tab('curves')", "curves", show=False),
+        Binding("l", "tab('logs')", "logs", show=False),
+        Binding("s", "tab('samples')", "samples", show=False),
+        Binding("m", "more_curves", "more curves"),
+        Binding("w", "stream", "stream"),
+        Binding("f", "follow", "follow"),
+        Binding("slash", "search", "search"),
+        Binding("left_square_bracket", "page(-1)", "prev page", show=False),
+        Binding("right_square_bracket", "page(1)", "next page"),
+        Binding("c", "cancel", "cancel"),
+        Binding("r", "resume", "resume/retry"),
+    ]
+    #: Which tab each tab-specific action belongs to (elsewhere it is off and out of the footer).
+    TAB_ACTIONS: ClassVar[dict[str, str]] = {"more_curves": "curves", "stream": "logs", "follow": "logs",
+                                              "search": "samples", "page": "samples"}
+
+    def __init__(self, source: Source, run_id: str, tab: str = "curves") -> None:
+        super().__init__()
+        self.source = source
+        self.run_id = run_id
+        self.initial_tab = tab if tab in TABS else "curves"
+        self.series: dict[str, list[tuple[int, float]]] = {}
+        self.metric_names: list[str] = []
+        self.last_step: int | None = None
+        self.curve_page = 0
+        self.stream = "both"
+        self.offsets: dict[str, int] = {}
+        self.follow = True
+        self.search = ""
+        self.sample_offset = 0
+        self.samples: list[dict[str, Any]] = []
+        self.sample_total = 0
+        self.samples_stale = False
+        self._state: str | None = None
+        self.load_metrics = Coalesced(self, self.fetch_metrics, "metrics")
+        self.load_log = Coalesced(self, self.fetch_log, "log")
+        self.load_samples = Coalesced(self, self.fetch_samples, "samples")
+
+    # -- layout ----------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Chrome()
+        yield Static(id="head")
+        with TabbedContent(initial=self.initial_tab, id="detail-tabs"):
+            with TabPane("g curves", id="curves"):
+                yield PlotextView("no metrics yet", id="plot")
+                yield Static(id="curve-note")
+            with TabPane("l logs", id="logs"):
+                yield Static(id="log-head")
+                yield Log(id="log", max_lines=10_000, auto_scroll=True)
+            with TabPane("s samples", id="samples"):
+                yield Input(placeholder="search: text  is:correct|wrong  bench:NAME  flag:NAME", id="search",
+                            compact=True)
+                yield Static(id="sample-count")
+                yield DataTable(id="sample-table", cursor_type="row")
+                with VerticalScroll(id="sample-scroll"):
+                    yield Static(id="sample-view")
+        yield Footer()
+
+    @property
+    def run(self) -> dict[str, Any]:
+        return getattr(self.app, "runs", {}).get(self.run_id) or {"id": self.run_id, "state": "?"}
+
+    def clock(self) -> float:
+        return getattr(self.app, "clock", time.time)()
+
+    def on_mount(self) -> None:
+        getattr(self.app, "listen", lambda _w: None)(self)
+        getattr(self.app, "follow_run", lambda _r: None)(self.run_id)
+        self.show_head()
+        self.show_log_head()
+        self.set_interval(1.0, self.show_head)
+        self.reload()
+
+    def on_unmount(self) -> None:
+        getattr(self.app, "unfollow_run", lambda _r: None)(self.run_id)
+
+    def reload(self) -> None:
+        """Everything from scratch (on open and after the daemon comes back)."""
+        self.series, self.last_step, self.offsets = {}, None, {}
+        self.query_one("#log", Log).clear()
+        self.load_metrics()
+        self.load_log()
+        self.load_samples()
+
+    # -- pushes ----------------------------------------------------------------------------------
+    def on_runs_pushed(self, message: RunsPushed) -> None:
+        for run in message.runs:
+            if run["id"] == self.run_id:
+                self.show_head()
+                if run.get("state") != self._state:  # a footer refresh recomposes it (and leaks, see
+                    self._state = run.get("state")  # RunsScreen.show_selected): on state changes only
+                    self.refresh_bindings()
+                if run.get("state") in TERMINAL:  # the last lines were ingested with the end
+                    self.load_metrics()
+                    self.load_log()
+
+    def on_run_events_pushed(self, message: RunEventsPushed) -> None:
+        for notice in message.notices:
+            if notice.get("run_id") != self.run_id:
+                continue
+            if notice.get("metrics"):
+                self.load_metrics()
+            if notice.get("logs") is not None or notice.get("events"):
+                self.load_log()
+            if notice.get("samples"):
+                self.samples_stale = True
+                if self.active_tab() == "samples":
+                    self.load_samples()
+
+    def on_connection_changed(self, message: ConnectionChanged) -> None:
+        if message.online:
+            self.reload()
+
+    # -- head ------------------------------------------------------------------------------------
+    def show_head(self) -> None:
+        run, now = self.run, self.clock()
+        line = Text(f"{run['id']}", style="bold")
+        line.append(f"  {run.get('experiment') or '-'}/{run.get('name') or '-'}  ")  # the id names the kind
+        line.append_text(state_cell(run))
+        line.append("  ")
+        line.append_text(progress_cell(run, 10))
+        eta = duration(eta_seconds(run, now), short=True)
+        line.append(f"  ETA {eta}" if eta else "")
+        line.append(f"  {duration(run_seconds(run, now))}")
+        line.append(f"  GPU {run['gpus']}" if run.get("gpus") else "")
+        second = Text(style="red" if run.get("error") else "dim")
+        if run.get("error") and run.get("state") != "succeeded":
+            second.append(str(run["error"]).strip().splitlines()[-1])
+        else:
+            second.append(" · ".join(x for x in (
+                run.get("progress_text") if run.get("state") == "running" else None,
+                f"host {run['host']}" if run.get("host") else None,
+                f"attempt {run['attempt']}" if run.get("attempt") else None,
+                f"started {str(run['started_at'])[5:16]}" if run.get("started_at") else None,
+                f"ended {str(run['finished_at'])[5:16]}" if run.get("finished_at") else None) if x))
+        head = Text("\n").join([line, second])
+        head.no_wrap, head.overflow = True, "ellipsis"  # each line cut, never wrapped
+        self.query_one("#head", Static).update(head, layout=False)
+
+    # -- curves ----------------------------------------------------------------------------------
+    async def fetch_metrics(self) -> None:
+        since = self.last_step
+        args: dict[str, Any] = {"id": self.run_id} | ({"since_step": since} if since is not None else {})
+        try:
+            result = await self.source.request("run_metrics", **args)
+        except SourceError as exc:
+            self.query_one("#curve-note", Static).update(Text(f"metrics: {exc}", style="red"))
+            return
+        if since is not None:
+            self.series = {n: [p for p in pts if p[0] < since] for n, pts in self.series.items()}
+        for step, name, value in result["rows"]:
+            if step is not None and value is not None:
+                self.series.setdefault(name, []).append((int(step), float(value)))
+        self.metric_names = curve_names(result["names"])
+        self.last_step = result["last_step"]
+        self.draw_curves()
+
+    def draw_curves(self) -> None:
+        names = self.metric_names[self.curve_page * 4: self.curve_page * 4 + 4]
+        view = self.query_one("#plot", PlotextView)
+        if not names:
+            view.plot(None, "no metrics recorded for this run" if self.run.get("state") in TERMINAL
+                      else "no metrics yet")
+        else:
+            view.plot(curves_drawer(self.series, names, view.content_size.width or 80))
+        pages = max(1, (len(self.metric_names) + 3) // 4)
+        note = (f"{len(self.metric_names)} metrics, page {self.curve_page + 1}/{pages} (m: more)"
+                f"{f' · step {self.last_step}' if self.last_step is not None else ''}")
+        self.query_one("#curve-note", Static).update(note)
+
+    def action_more_curves(self) -> None:
+        pages = max(1, (len(self.metric_names) + 3) // 4)
+        self.curve_page = (self.curve_page + 1) % pages
+        self.draw_curves()
+
+    # -- logs ------------------------------------------------------------------------------------
+    async def fetch_log(self) -> None:
+        first = not self.offsets
+        try:
+            result = await self.source.request("run_log", id=self.run_id, stream=self.stream,
+                                               offsets=dict(self.offsets))
+        except SourceError as exc:
+            self.query_one("#log-head", Static).update(Text(f"log: {exc}", style="red"))
+            return
+        log = self.query_one("#log", Log)
+        for chunk in result["chunks"]:
+            self.offsets[chunk["stream"]] = chunk["offset"]
+            text = clean_log(chunk["text"])
+            if first and self.stream == "both" and text:
+                log.write(f"── {chunk['stream']}" + (" (tail)" if chunk["start"] else "") + " ──\n")
+            log.write(text, scroll_end=self.follow)
+        if first and not any(c["text"] for c in result["chunks"]):
+            log.write(f"(nothing in {self.stream} yet)\n")
+
+    def show_log_head(self) -> None:
+        head = Text()
+        for stream in STREAMS:
+            head.append(f" {stream} ", style="reverse bold" if stream == self.stream else "")
+        head.append(f"   w: stream · f: {'following' if self.follow else 'not following'}")
+        self.query_one("#log-head", Static).update(head)
+
+    def action_stream(self) -> None:
+        self.stream = STREAMS[(STREAMS.index(self.stream) + 1) % len(STREAMS)]
+        self.offsets = {}
+        self.query_one("#log", Log).clear()
+        self.show_log_head()
+        self.load_log()
+
+    def action_follow(self) -> None:
+        self.follow = not self.follow
+        log = self.query_one("#log", Log)
+        log.auto_scroll = self.follow
+        if self.follow:
+            log.scroll_end(animate=False)
+        self.show_log_head()
+
+    # -- samples ---------------------------------------------------------------------------------
+    async def fetch_samples(self) -> None:
+        args = {"id": self.run_id, "limit": PAGE, "offset": self.sample_offset, **parse_search(self.search)}
+        try:
+            result = await self.source.request("run_samples", **args)
+        except SourceError as exc:
+            self.query_one("#sample-count", Static).update(Text(f"samples: {exc}", style="red"))
+            return
+        self.samples_stale = False
+        self.samples, self.sample_total = result["rows"], result["total"]
+        self.fill_samples(result)
+
+    def fill_samples(self, result: dict[str, Any]) -> None:
+        table = self.query_one("#sample-table", DataTable)
+        widths = sample_widths(self.size.width or 80)
+        table.clear(columns=True)
+        for key, width in widths.items():
+            table.add_column("" if key == "v" else key, key=key, width=width)
+        for i, s in enumerate(self.samples):
+            table.add_row(*sample_cells(s, widths), key=str(i))
+        first, last = self.sample_offset + 1, self.sample_offset + len(self.samples)
+        shown = f"{first}-{last}" if self.samples else "none"
+        what = f" · {result['total']:,} match “{self.search}”" if self.search else ""
+        more = " · ] next page" if last < self.sample_total else ""
+        self.query_one("#sample-count", Static).update(
+            f"{count_label(result['all'], 'sample')}{what} · showing {shown}{more}")
+        self.show_sample(0)
+
+    @on(DataTable.RowHighlighted, "#sample-table")
+    def _sample_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_sample(event.cursor_row)
+
+    def show_sample(self, index: int) -> None:
+        view = self.query_one("#sample-view", Static)
+        if not 0 <= index < len(self.samples):
+            view.update(Text("no samples" + (" match the search" if self.search else ""), style="dim"))
+            return
+        view.update(sample_text(self.samples[index]))
+
+    def action_search(self) -> None:
+        self.query_one("#detail-tabs", TabbedContent).active = "samples"
+        self.query_one("#search", Input).focus()
+
+    @on(Input.Submitted, "#search")
+    def _search(self, event: Input.Submitted) -> None:
+        self.search, self.sample_offset = event.value.strip(), 0
+        self.load_samples()
+        self.query_one("#sample-table", DataTable).focus()
+
+    def action_page(self, delta: int) -> None:
+        offset = self.sample_offset + delta * PAGE
+        if 0 <= offset < max(self.sample_total, 1):
+            self.sample_offset = offset
+            self.load_samples()
+
+    # -- tabs and actions ------------------------------------------------------------------------
+    def active_tab(self) -> str:
+        return self.query_one("#detail-tabs", TabbedContent).active
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one("#detail-tabs", TabbedContent).active = tab
+
+    @on(TabbedContent.TabActivated)
+    def _tab_shown(self) -> None:
+        tab = self.active_tab()
+        if tab == "samples":
+            self.query_one("#sample-table", DataTable).focus()
+            if self.samples_stale:
+                self.load_samples()
+        elif tab == "logs":
+            self.query_one("#log", Log).focus()
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Tab actions only on their tab; cancel/resume dimmed when the run's state forbids them."""
+        if not self.is_mounted:
+            return True
+        tab = self.TAB_ACTIONS.get(action)
+        if tab is not None:
+            return self.active_tab() == tab
+        state = self.run.get("state")
+        if action == "cancel":
+            return state in ("queued", "running") or None
+        if action == "resume":
+            return state in ("failed", "cancelled") or None
+        return True
+
+    def action_back(self) -> None:
+        if isinstance(self.focused, Input):
+            self.query_one("#sample-table", DataTable).focus()
+            return
+        self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        if self.run.get("state") not in ("queued", "running"):
+            return
+        self.app.push_screen(Confirm(f"Cancel {self.run_id}?\nRuns that depend on it are cancelled too."),
+                             lambda yes: yes and self.run_worker(
+                                 run_action(self, "cancel", {"target": self.run_id}, cancelled_note)))
+
+    def action_resume(self) -> None:
+        state = self.run.get("state")
+        if state not in ("failed", "cancelled"):
+            return
+        verb = "retrying failed" if state == "failed" else "resuming cancelled"
+        self.notify(f"{verb} run {self.run_id}: queued again, it continues from what it recorded")
+        self.run_worker(run_action(self, "resume", {"id": self.run_id}, lambda _r: ""))
+
+
+def sample_widths(width: int) -> dict[str, int]:
+    """Column widths of the samples table at `width` cells (the completion takes the rest)."""
+    fixed = {"v": 1, "benchmark": 14 if width < 100 else 22, "item": 8, "answer": 10, "flags": 10}
+    rest = width - sum(fixed.values()) - 2 * (len(fixed) + 1) - 2
+    return {**fixed, "completion": max(10, rest)}
+
+
+def sample_cells(s: dict[str, Any], widths: dict[str, int]) -> list[Text | str]:
+    """One sample as table cells; the item id loses its benchmark prefix (the column has it)."""
+    bench, item = str(s.get("benchmark") or ""), str(s.get("item_id") or "")
+    item = item.removeprefix(bench + "-") if bench else item
+    return [verdict_mark(s.get("verdict")), fit(bench, widths["benchmark"]), fit(item, widths["item"]),
+            fit(str(s.get("extracted") if s.get("extracted") is not None else "-"), widths["answer"]),
+            Text(fit(",".join(s.get("flags") or []), widths["flags"]), style="yellow"),
+            fit(s.get("completion") or "", widths["completion"])]
+
+
+def sample_text(s: dict[str, Any]) -> Text:
+    """A whole sample: where it is from, its verdict and flags, then prompt, completion, answer."""
+    text = Text()
+    text.append(f"{s.get('benchmark')} · {s.get('item_id')} · sample {s.get('sample_idx')} · ", style="bold")
+    text.append_text(verdict_mark(s.get("verdict")))
+    text.append(f" verdict {s.get('verdict')} · {s.get('tokens')} tokens · {s.get('finish_reason')}")
+    if s.get("flags"):
+        text.append(f" · flags: {', '.join(s['flags'])}", style="yellow")
+    for title, key in (("prompt", "prompt"), ("completion", "completion"), ("extracted answer", "extracted")):
+        text.append(f"\n{title}\n", style="bold cyan")
+        text.append(str(s.get(key)) if s.get(key) is not None else "(none)")
+    return text

@@ -1,0 +1,348 @@
+"""The runs dashboard: every run with state, progress, ETA, GPUs and duration, live.
+
+The app loads the runs once from the daemon (`status`) and then applies what the daemon pushes;
+this screen only draws `app.runs`. A filter (`/`, words that must all appear in the id, name,
+experiment, kind or state) and a sort (`s` cycles the column, `S` flips the order) rebuild the
+table; a push patches cells in place. On the selected run: enter opens its detail (curves, logs,
+samples), `l` its logs, `c` cancels it (after a question), `r` resumes a cancelled run or retries
+a failed one (the same thing: the run is queued again and continues from what it recorded).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Input, Static
+
+from tui.format import STATE_STYLES, STATES, count_label, duration, epoch, run_seconds
+from tui.messages import RunsLoaded, RunsPushed
+from tui.source import Source, SourceError
+from tui.widgets.chrome import Chrome
+from tui.widgets.confirm import Confirm
+from tui.widgets.runs_table import COLUMNS, RunsTable, layout
+
+#: Sort columns in the order `s` cycles them, with each one's natural direction (True = descending).
+SORTS: dict[str, bool] = {"created": True, "state": False, "experiment": False, "name": False, "kind": False,
+                          "progress": True, "time": True}
+#: Sorts whose order a push can change (so a push batch re-sorts in place).
+LIVE_SORTS = frozenset({"state", "progress", "time"})
+_STATE_RANK = {s: i for i, s in enumerate(("running", "queued", "failed", "cancelled", "succeeded"))}
+
+
+def matches(run: dict[str, Any], terms: list[str]) -> bool:
+    """Every filter word appears in the run's id, experiment, name, kind or state."""
+    if not terms:
+        return True
+    hay = " ".join(str(run.get(k) or "") for k in ("id", "experiment", "name", "kind", "state")).lower()
+    return all(t in hay for t in terms)
+
+
+def sort_key(sort_by: str, now: float) -> Callable[[dict[str, Any]], Any]:
+    created = lambda r: (r.get("created_at") or "", r["id"])  # noqa: E731
+    keys: dict[str, Callable[[dict[str, Any]], Any]] = {
+        "created": created,
+        "state": lambda r: (_STATE_RANK.get(r.get("state"), 9), created(r)),
+        "progress": lambda r: (1.0 if r.get("state") == "succeeded" else r.get("progress") or -1.0,
+                               created(r)),
+        "time": lambda r: (run_seconds(r, now) or -1.0, created(r)),
+    }
+    return keys.get(sort_by, lambda r: (str(r.get(sort_by) or ""), created(r)))
+
+
+class RunsScreen(Screen[None]):
+    """Every run, live; filter, sort and act on the selected one."""
+
+    DEFAULT_CSS = """
+    RunsScreen #summary { height: 1; padding: 0 1; background: $boost; text-wrap: nowrap;
+                          text-overflow: ellipsis; }
+    RunsScreen #selected { height: 2; padding: 0 1; color: $text-muted; text-wrap: nowrap;
+                           text-overflow: ellipsis; }
+    RunsScreen #filter { dock: bottom; display: none; }
+    RunsScreen.-filtering #filter { display: block; }
+    """
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("l", "logs", "logs"),
+        Binding("slash", "filter", "filter"),
+        Binding("s", "sort", "sort"),
+        Binding("S", "reverse", "reverse order", show=False),
+        Binding("c", "cancel", "cancel"),
+        Binding("r", "resume", "resume/retry"),
+        Binding("escape", "clear_filter", "clear filter", show=False),
+    ]
+    HELP = "enter opens the selected run's detail (curves, logs, samples)."
+
+    filter_text: reactive[str] = reactive("", init=False)
+    """Words every shown run must contain (case-insensitive)."""
+    sort_by: reactive[str] = reactive("created", init=False)
+    """The sort column (one of SORTS)."""
+    descending: reactive[bool] = reactive(True, init=False)
+    """Whether the sort runs from largest (newest) to smallest."""
+
+    def __init__(self, source: Source) -> None:
+        super().__init__()
+        self.source = source
+        self._ticker: Timer | None = None
+        self._filter_timer: Timer | None = None
+
+    # -- layout ----------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Chrome()
+        yield Static(id="summary")
+        yield RunsTable(self.clock, id="runs")
+        yield Static(id="selected")
+        yield Input(placeholder="filter: words in id, name, experiment, kind, state (esc clears)",
+                    id="filter", compact=True, select_on_focus=False)
+        yield Footer()
+
+    @property
+    def table(self) -> RunsTable:
+        return self.query_one(RunsTable)
+
+    @property
+    def runs(self) -> dict[str, dict[str, Any]]:
+        return getattr(self.app, "runs", {})
+
+    def clock(self) -> float:
+        return getattr(self.app, "clock", time.time)()
+
+    def on_mount(self) -> None:
+        getattr(self.app, "listen", lambda _w: None)(self)
+        self._ticker = self.set_interval(1.0, self.tick_durations)
+        self.rebuild()
+        self.table.focus()
+
+    def on_screen_resume(self) -> None:
+        if self._ticker is not None:
+            self._ticker.resume()
+        self.tick_durations()
+
+    def on_screen_suspend(self) -> None:
+        if self._ticker is not None:
+            self._ticker.pause()
+
+    def on_resize(self) -> None:
+        width = self.size.width
+        if [w for _c, w in self.table.cols] != [w for _c, w in layout(width)]:
+            self.rebuild()
+
+    # -- data ------------------------------------------------------------------------------------
+    def on_runs_loaded(self, _message: RunsLoaded) -> None:
+        self.rebuild()
+
+    def on_runs_pushed(self, message: RunsPushed) -> None:
+        """Patch rows in place; add or drop rows whose filter match changed; re-sort if needed."""
+        terms, table, moved = self.terms(), self.table, False
+        for run in message.runs:
+            shown, wanted = run["id"] in table.shown, matches(run, terms)
+            if shown and wanted:
+                table.update_run(run)
+                moved = moved or self.sort_by in LIVE_SORTS
+            elif wanted:
+                table.append_run(run)
+                moved = True
+            elif shown:
+                table.drop_run(run["id"])
+        if moved:
+            table.reorder(self.row_key(), self.descending)
+        self.show_summary()
+        self.show_selected()
+
+    def rebuild(self) -> None:
+        """The only full redraw: on load, filter, sort and width changes."""
+        terms = self.terms()
+        rows = sorted((r for r in self.runs.values() if matches(r, terms)),
+                      key=sort_key(self.sort_by, self.clock()), reverse=self.descending)
+        arrow = "↓" if self.descending else "↑"
+        header = {self.sort_column(): f"{_label(self.sort_column())}{arrow}"}
+        self.table.show(rows, self.size.width or 80, header)
+        self.show_summary()
+        self.show_selected()
+
+    def row_key(self) -> Callable[[str], Any]:
+        key, runs = sort_key(self.sort_by, self.clock()), self.runs
+        return lambda run_id: key(runs[run_id])
+
+    def sort_column(self) -> str:
+        return {"created": "id", "kind": "kind" if (self.size.width or 80) >= 96 else "id"}.get(
+            self.sort_by, self.sort_by)
+
+    def terms(self) -> list[str]:
+        return self.filter_text.lower().split()
+
+    def tick_durations(self) -> None:
+        """Once a second: the time and ETA of running runs (nothing else changes with the clock)."""
+        table = self.table
+        for run_id in table.shown:
+            run = self.runs.get(run_id)
+            if run is not None and run.get("state") == "running":
+                table.update_run(run)
+
+    def show_summary(self) -> None:
+        counts = Counter(r.get("state") for r in self.runs.values())
+        text = Text(count_label(len(self.runs), "run"), style="bold")
+        if self.filter_text:  # first, so 80 columns always show it
+            text = Text(f"“{self.filter_text}”: {len(self.table.shown)} of {len(self.runs):,} runs",
+                        style="bold reverse")
+        text.append(" ")
+        for state in STATES:
+            if counts.get(state):
+                text.append(" ")
+                text.append(f"{counts[state]} {state}", style=STATE_STYLES[state])
+        text.append(f"  by {self.sort_by}{'↓' if self.descending else '↑'}", style="dim")
+        text.no_wrap, text.overflow = True, "ellipsis"
+        self.query_one("#summary", Static).update(text, layout=False)  # fixed height: no relayout
+
+    def selected_run(self) -> dict[str, Any] | None:
+        run_id = self.table.selected_id()
+        return self.runs.get(run_id) if run_id else None
+
+    def show_selected(self) -> None:
+        """The selected run's two lines. The footer keeps c and r lit whatever the run's state (they
+        explain themselves when they do not apply): refreshing the footer's bindings on each cursor
+        move would recompose it, and Textual 8's Footer keeps every replaced key alive (a leak of
+        about a thousand objects per refresh, which also slows its garbage collections)."""
+        self.query_one("#selected", Static).update(describe(self.selected_run(), self.clock()), layout=False)
+
+    @on(DataTable.RowHighlighted, "#runs")
+    def _highlighted(self) -> None:
+        self.show_selected()
+
+    @on(DataTable.RowSelected, "#runs")
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        self.open_detail(str(event.row_key.value), "curves")
+
+    # -- filter and sort -------------------------------------------------------------------------
+    def action_filter(self) -> None:
+        self.add_class("-filtering")
+        box = self.query_one("#filter", Input)
+        box.value = self.filter_text
+        box.cursor_position = len(box.value)
+        box.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_typed(self, event: Input.Changed) -> None:
+        """Re-filter 150 ms after the last key, so typing fast is one rebuild."""
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        value = event.value
+        self._filter_timer = self.set_timer(0.15, lambda: setattr(self, "filter_text", value))
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self, event: Input.Submitted) -> None:
+        self.filter_text = event.value
+        self.remove_class("-filtering")
+        self.table.focus()
+
+    def action_clear_filter(self) -> None:
+        self.query_one("#filter", Input).value = ""
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self.filter_text = ""
+        self.remove_class("-filtering")
+        self.table.focus()
+
+    def watch_filter_text(self) -> None:
+        self.rebuild()
+
+    def action_sort(self) -> None:
+        names = list(SORTS)
+        self.sort_by = names[(names.index(self.sort_by) + 1) % len(names)]
+
+    def watch_sort_by(self, sort_by: str) -> None:
+        self.set_reactive(RunsScreen.descending, SORTS[sort_by])
+        self.rebuild()
+
+    def action_reverse(self) -> None:
+        self.descending = not self.descending
+
+    def watch_descending(self) -> None:
+        self.rebuild()
+
+    # -- actions on the selected run ---------------------------------------------------------------
+    def action_logs(self) -> None:
+        run = self.selected_run()
+        if run:
+            self.open_detail(run["id"], "logs")
+
+    def open_detail(self, run_id: str, tab: str) -> None:
+        from tui.screens.run_detail import RunDetailScreen
+
+        self.app.push_screen(RunDetailScreen(self.source, run_id, tab=tab))
+
+    def action_cancel(self) -> None:
+        run = self.selected_run()
+        if run is None or run.get("state") not in ("queued", "running"):
+            self.notify("only queued or running runs can be cancelled", severity="warning")
+            return
+        question = (f"Cancel {run['id']} ({run.get('experiment') or '-'}/{run.get('name') or '-'}, "
+                    f"{run['state']})?\nRuns that depend on it are cancelled too.")
+        self.app.push_screen(Confirm(question), lambda yes: yes and self.cancel_run(run["id"]))
+
+    def cancel_run(self, run_id: str) -> None:
+        self.run_worker(run_action(self, "cancel", {"target": run_id}, cancelled_note), group="actions")
+
+    def action_resume(self) -> None:
+        run = self.selected_run()
+        if run is None or run.get("state") not in ("failed", "cancelled"):
+            self.notify("only failed runs can be retried and cancelled ones resumed", severity="warning")
+            return
+        verb = "retrying failed" if run["state"] == "failed" else "resuming cancelled"
+        self.notify(f"{verb} run {run['id']}: queued again, it continues from what it recorded")
+        self.run_worker(run_action(self, "resume", {"id": run["id"]}, lambda _r: ""), group="actions")
+
+
+async def run_action(screen: Screen[Any], op: str, args: dict[str, Any],
+                     note: Callable[[Any], str]) -> None:
+    """One request for a run action; the daemon's push shows the effect, errors show as a toast."""
+    source: Source = screen.source  # type: ignore[attr-defined]
+    try:
+        result = await source.request(op, **args)
+    except SourceError as exc:
+        screen.notify(f"{op} failed: {exc}", severity="error")
+        return
+    message = note(result)
+    if message:
+        screen.notify(message)
+
+
+def cancelled_note(ids: list[str]) -> str:
+    return f"cancel sent to {count_label(len(ids), 'run')}" if ids else "nothing to cancel (already ended)"
+
+
+def describe(run: dict[str, Any] | None, now: float) -> Text:
+    """Two lines about the selected run: what it is doing, and its error when it has one."""
+    if run is None:
+        return Text("no run selected", style="dim")
+    text = Text(f"{run['id']}", style="bold")
+    text.append(f"  {run.get('experiment') or '-'}/{run.get('name') or '-'}  {run.get('kind')}")
+    if run.get("progress_text") and run.get("state") == "running":
+        text.append(f"  {run['progress_text']}")
+    if run.get("started_at"):
+        text.append(f"  started {str(run['started_at'])[5:16]}")
+    if run.get("attempt", 0) > 1:
+        text.append(f"  attempt {run['attempt']}")
+    text.append("\n")
+    if run.get("error") and run.get("state") not in ("running", "succeeded"):
+        text.append(str(run["error"]).strip().splitlines()[-1], style="red")
+    elif run.get("state") == "queued" and run.get("deps"):
+        text.append(f"waiting for {', '.join(run['deps'])}", style="cyan")
+    elif run.get("finished_at"):
+        ended = epoch(run["finished_at"])
+        ago = duration(now - ended) if ended else ""
+        text.append(f"ended {str(run['finished_at'])[5:16]}" + (f" ({ago} ago)" if ago else ""))
+    text.no_wrap, text.overflow = True, "ellipsis"
+    return text
+
+
+def _label(key: str) -> str:
+    return next(c.label for c in COLUMNS if c.key == key)

@@ -1,0 +1,460 @@
+"""The SQL console: a read-only query editor over the daemon, with history, a results grid,
+inline errors, export to CSV or Parquet, and a schema browser.
+
+Queries go through the daemon (`sql_total`, or `sql` plus a count on daemons without it), so
+the console sees exactly what `tix sql` sees: SELECT and EXPLAIN only, one statement, DuckDB's
+message on one line when a query fails. The grid holds at most `GRID_ROWS` rows and says how
+many the query has. History is kept in `TIX_HOME/sql_history` (JSON lines, the last 500).
+
+Keys: F5 (or ctrl+enter where the terminal reports it: kitty, WezTerm, foot, or tmux with
+`extended-keys on`) runs the editor's query; alt+up / alt+down walk the history; ctrl+s exports
+the last result (the whole result, run again: written by the daemon with DuckDB's COPY, or on
+daemons without the `sql_export` op fetched, at most `EXPORT_ROWS` rows); F2 shows or hides
+the schema browser, where enter on a table writes `SELECT * FROM name LIMIT 100` into the
+editor (the replaced text stays in the history) and enter on a column inserts its name; escape
+leaves the editor (tab indents there).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import threading
+import time
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static, TextArea, Tree
+from textual.worker import get_current_worker
+
+from engine.report import cell
+from tui.messages import ConnectionChanged
+from tui.screens.export import ExportChoice, ExportFormat, ExportScreen
+from tui.source import Source, SourceError
+from tui.widgets.chrome import Chrome
+
+GRID_ROWS = 1_000
+EXPORT_ROWS = 200_000
+HISTORY_SIZE = 500
+SQL_FORMATS = [ExportFormat("csv", "CSV", "csv"), ExportFormat("parquet", "Parquet (pyarrow)", "parquet")]
+DEFAULT_QUERY = "SELECT id, experiment, name, kind, state FROM runs ORDER BY created_at DESC LIMIT 100"
+_HISTORY_LOCK = threading.Lock()
+PLAIN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def quote_name(name: str) -> str:
+    """An identifier as SQL text: bare when simple, else double-quoted."""
+    return name if PLAIN_NAME.match(name) else '"' + name.replace('"', '""') + '"'
+
+
+def count_query(query: str) -> str:
+    """The same count engine/tui_ops.py runs, for daemons that lack the `sql_total` op."""
+    body = query.strip().rstrip(";").rstrip()
+    return f"SELECT count(*) FROM ({body}\n) AS counted"
+
+
+def elapsed_label(seconds: float) -> str:
+    """How long the round trip took (snapshot tests blank it: it differs on every run)."""
+    return f" · {seconds * 1000:.0f} ms"
+
+
+NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+                 "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
+
+
+def is_numeric(duck_type: str | None) -> bool:
+    return duck_type is not None and duck_type.split("(")[0] in NUMERIC_TYPES
+
+
+def grid_cell(value: Any, numeric: bool = False) -> Text:
+    """NULL dimmed, numbers right-aligned (DECIMAL arrives as text), long text cut (exports keep it)."""
+    if value is None:
+        return Text("NULL", style="dim")
+    right = numeric or (isinstance(value, (int, float)) and not isinstance(value, bool))
+    return Text(cell(value, None, 60), justify="right" if right else "left")
+
+
+# -- history ---------------------------------------------------------------------------------------
+def load_history(path: Path) -> list[str]:
+    """Queries from oldest to newest; unreadable lines are skipped (the file is the user's)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            query = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(query, str) and query.strip():
+            out.append(query)
+    return out[-HISTORY_SIZE:]
+
+
+def append_history(path: Path, query: str) -> None:
+    """Append one query (two consoles open at once both keep theirs); past twice the kept size,
+    rewrite the last HISTORY_SIZE through a temporary file, never leaving half a file."""
+    with _HISTORY_LOCK:
+        with open(path, "a") as f:
+            f.write(json.dumps(query) + "\n")
+        with open(path) as f:
+            lines = sum(1 for _ in f)
+        if lines > 2 * HISTORY_SIZE:
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text("".join(json.dumps(q) + "\n" for q in load_history(path)))
+            tmp.replace(path)
+
+
+# -- export ----------------------------------------------------------------------------------------
+def write_csv(path: Path, columns: list[str], rows: list[list[Any]], types: list[str] | None = None) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        writer.writerows([[_csv_value(v) for v in row] for row in rows])
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return value
+
+
+def write_parquet(path: Path, columns: list[str], rows: list[list[Any]],
+                  types: list[str] | None = None) -> None:
+    """Columns with their DuckDB type where the daemon sent it as text (DECIMAL, DATE, TIMESTAMP),
+    else typed by pyarrow from the values; a column it cannot type (mixed values) as text. Used
+    when the daemon cannot write the file itself (no `sql_export` op).
+
+    pyarrow loads numpy, so it is imported here, in the export thread, and only for Parquet.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrays = [arrow_column([row[i] for row in rows], types[i] if types else None)
+              for i in range(len(columns))]
+    pq.write_table(pa.Table.from_arrays(arrays, names=columns), path)
+
+
+def arrow_column(values: list[Any], duck_type: str | None) -> Any:
+    import pyarrow as pa
+
+    try:
+        typed = _typed(values, duck_type or "")
+        return typed if typed is not None else pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, ArithmeticError):
+        return pa.array([None if v is None else json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+                         for v in values], pa.string())
+
+
+def _typed(values: list[Any], duck_type: str) -> Any:
+    """An Arrow array for the types JSON flattens to text; None for the rest."""
+    import pyarrow as pa
+
+    def each(convert: Any) -> list[Any]:
+        return [None if v is None else convert(v) for v in values]
+
+    if decimal := re.fullmatch(r"DECIMAL\((\d+),(\d+)\)", duck_type):
+        return pa.array(each(Decimal), pa.decimal128(int(decimal[1]), int(decimal[2])))
+    if duck_type == "DATE":
+        return pa.array(each(date.fromisoformat), pa.date32())
+    if duck_type.startswith("TIMESTAMP"):
+        zone = "UTC" if "TIME ZONE" in duck_type else None
+        return pa.array(each(datetime.fromisoformat), pa.timestamp("us", tz=zone))
+    return None
+
+
+WRITERS = {"csv": write_csv, "parquet": write_parquet}
+
+
+class SQLScreen(Screen[None]):
+    """Editor, inline error, status line and results grid, with the schema browser on the left."""
+
+    DEFAULT_CSS = """
+    SQLScreen #sql-schema { width: 26; border-right: solid $primary-darken-2; }
+    SQLScreen #sql-schema.-hidden { display: none; }
+    SQLScreen #sql-editor { height: 8; }
+    SQLScreen #sql-error { color: $error; height: auto; max-height: 3; padding: 0 1; }
+    SQLScreen #sql-error.-empty { display: none; }
+    SQLScreen #sql-status { height: 1; padding: 0 1; color: $text-muted; }
+    SQLScreen #sql-grid { height: 1fr; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f5,ctrl+enter", "run", "run"),
+        Binding("alt+up", "history(-1)", "older"),
+        Binding("alt+down", "history(1)", "newer"),
+        Binding("ctrl+s", "export", "export"),
+        Binding("f2", "toggle_schema", "schema"),
+    ]
+    AUTO_FOCUS = "#sql-editor"
+    EXTRA_KEYS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("escape", "leave the editor (tab indents in it)"),
+        ("enter (schema)", "a table: write SELECT * FROM it; a column: insert its name"),
+        ("space (schema)", "show or hide a table's columns"))
+
+    def __init__(self, source: Source, query: str = DEFAULT_QUERY) -> None:
+        super().__init__()
+        self.source = source
+        self.initial_query = query
+        self.history_path = source.ws.home / "sql_history"
+        self.history: list[str] = []
+        self._history_at: int | None = None
+        self._draft = ""
+        self.last_query: str | None = None
+        self.result: dict[str, Any] | None = None
+        """The grid's result: columns, rows (at most GRID_ROWS), truncated, total."""
+        self.error: str | None = None
+        self.runs = 0
+        """Queries answered (or refused) so far; tests wait on it."""
+        self.last_export: Path | None = None
+        self._has_total_op = True
+        self._has_export_op = True
+
+    def compose(self) -> ComposeResult:
+        yield Chrome()
+        with Horizontal():
+            yield Tree("schema", id="sql-schema")
+            with Vertical():
+                yield TextArea.code_editor(self.initial_query, language="sql", id="sql-editor",
+                                           soft_wrap=True, show_line_numbers=False)
+                yield Static("", id="sql-error", classes="-empty")
+                yield Static("F5 runs the query · read-only: SELECT and EXPLAIN", id="sql-status")
+                yield DataTable(id="sql-grid", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        tree = self.query_one("#sql-schema", Tree)
+        tree.show_root = False
+        tree.auto_expand = False
+        getattr(self.app, "listen", lambda _w: None)(self)
+        self.load_history()
+        self.load_schema()
+        self.run_query(self.editor.text)
+
+    def on_connection_changed(self, message: ConnectionChanged) -> None:
+        if message.online:
+            self.load_schema()
+
+    @property
+    def editor(self) -> TextArea:
+        return self.query_one("#sql-editor", TextArea)
+
+    # -- running -----------------------------------------------------------------------------------
+    def action_run(self) -> None:
+        query = self.editor.text
+        if query.strip():
+            self.remember(query)
+            self.run_query(query)
+
+    @work(exclusive=True, group="sql-run")
+    async def run_query(self, query: str) -> None:
+        self._status("running…")
+        started = time.monotonic()
+        try:
+            result = await self.fetch(query, GRID_ROWS)
+        except SourceError as exc:
+            self.show_error(str(exc))
+            return
+        self.last_query, self.result, self.error = query, result, None
+        self.show_result(result, time.monotonic() - started)
+
+    async def fetch(self, query: str, max_rows: int) -> dict[str, Any]:
+        """At most `max_rows` rows and the total row count (None when the query cannot be counted)."""
+        if self._has_total_op:
+            try:
+                return await self.source.request("sql_total", query=query, max_rows=max_rows)
+            except SourceError as exc:
+                if not str(exc).startswith("unknown op"):
+                    raise
+                self._has_total_op = False
+        result = await self.source.request("sql", query=query, max_rows=max_rows)
+        result["total"] = len(result["rows"])
+        if result["truncated"]:
+            try:
+                counted = await self.source.request("sql", query=count_query(query), max_rows=1)
+                result["total"] = int(counted["rows"][0][0])
+            except SourceError:
+                result["total"] = None
+        return result
+
+    def show_error(self, message: str) -> None:
+        """The daemon's one-line reason, in red under the editor; the last good grid stays."""
+        self.error = message
+        error = self.query_one("#sql-error", Static)
+        error.update(Text(message))
+        error.remove_class("-empty")
+        self._status("the query failed; the grid shows the last result")
+        self.runs += 1
+
+    def show_result(self, result: dict[str, Any], seconds: float) -> None:
+        self.query_one("#sql-error", Static).add_class("-empty")
+        grid = self.query_one("#sql-grid", DataTable)
+        grid.clear(columns=True)
+        grid.add_columns(*result["columns"])
+        numeric = [is_numeric(t) for t in result.get("types") or [None] * len(result["columns"])]
+        grid.add_rows([[grid_cell(v, n) for v, n in zip(row, numeric, strict=True)]
+                       for row in result["rows"]])
+        self._status(self.summary(result, seconds))
+        self.runs += 1
+
+    @staticmethod
+    def summary(result: dict[str, Any], seconds: float) -> str:
+        shown, total = len(result["rows"]), result.get("total")
+        if not result["truncated"]:
+            count = f"{shown:,} row{'s' if shown != 1 else ''}"
+        elif total is None:
+            count = f"first {shown:,} rows (more not counted)"
+        else:
+            count = f"{shown:,} of {total:,} rows"
+        return f"{count} · {len(result['columns'])} columns{elapsed_label(seconds)}"
+
+    def _status(self, text: str) -> None:
+        self.query_one("#sql-status", Static).update(text)
+
+    # -- history -----------------------------------------------------------------------------------
+    @work(thread=True, group="sql-history")
+    def load_history(self) -> None:
+        queries = load_history(self.history_path)
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._history_loaded, queries)
+
+    def _history_loaded(self, queries: list[str]) -> None:
+        self.history = queries + self.history
+
+    def remember(self, query: str) -> None:
+        """Add a query to the history (not twice in a row) and persist it off the UI thread."""
+        self._history_at = None
+        if query.strip() and (not self.history or self.history[-1] != query):
+            self.history.append(query)
+            del self.history[:-HISTORY_SIZE]
+            self.persist_history(query)
+
+    @work(thread=True, group="sql-history-save")
+    def persist_history(self, query: str) -> None:
+        try:
+            append_history(self.history_path, query)
+        except OSError as exc:
+            self.app.call_from_thread(self.notify, f"cannot save the history: {exc}", severity="warning")
+
+    def action_history(self, step: int) -> None:
+        """Walk the history; past the newest entry the text being written comes back."""
+        if not self.history:
+            return
+        if self._history_at is None:
+            if step > 0:
+                return
+            self._draft = self.editor.text
+            at = len(self.history) - 1
+            if self.history[at] == self._draft and at > 0:
+                at -= 1  # the newest entry is what the editor holds already
+        else:
+            at = self._history_at + step
+        if at >= len(self.history):
+            self._history_at = None
+            self.editor.text = self._draft
+            return
+        self._history_at = max(0, at)
+        self.editor.text = self.history[self._history_at]
+
+    # -- schema ------------------------------------------------------------------------------------
+    @work(exclusive=True, group="sql-schema")
+    async def load_schema(self) -> None:
+        try:
+            rows = await self.source.request("schema")
+        except SourceError as exc:
+            self.notify(f"cannot load the schema: {exc}", severity="warning")
+            return
+        tables: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for r in rows:
+            kind = "views" if r["type"] == "VIEW" else "tables"
+            tables.setdefault((kind, r["table"]), []).append((r["column"], r["data_type"]))
+        tree = self.query_one("#sql-schema", Tree)
+        tree.clear()
+        for kind in ("tables", "views"):
+            names = sorted(name for k, name in tables if k == kind)
+            branch = tree.root.add(f"{kind} ({len(names)})", expand=kind == "tables")
+            for name in names:
+                node = branch.add(name, data=("table", name))
+                for column, data_type in tables[(kind, name)]:
+                    label = Text.assemble(column, " ", (data_type.lower(), "dim"))
+                    node.add_leaf(label, data=("column", column))
+
+    @on(Tree.NodeSelected, "#sql-schema")
+    def _schema_chosen(self, event: Tree.NodeSelected[Any]) -> None:
+        if not event.node.data:
+            return
+        kind, name = event.node.data
+        if kind == "table":
+            self.remember(self.editor.text)
+            self.editor.text = f"SELECT * FROM {quote_name(name)} LIMIT 100"
+            self.editor.focus()
+        else:
+            self.editor.insert(quote_name(name))
+
+    def action_toggle_schema(self) -> None:
+        schema = self.query_one("#sql-schema", Tree)
+        schema.toggle_class("-hidden")
+        if schema.has_class("-hidden") and schema.has_focus:
+            self.editor.focus()
+
+    # -- export ------------------------------------------------------------------------------------
+    def action_export(self) -> None:
+        if self.last_query is None:
+            self.notify("run a query first (F5)", severity="warning")
+            return
+        stem = time.strftime("tix-query-%Y%m%d-%H%M%S")
+        self.app.push_screen(ExportScreen("Export the last result (all its rows)", SQL_FORMATS, stem),
+                             self._export_chosen)
+
+    def _export_chosen(self, choice: ExportChoice | None) -> None:
+        if choice is not None and self.last_query is not None:
+            self.export(self.last_query, choice)
+
+    @work(exclusive=True, group="sql-export")
+    async def export(self, query: str, choice: ExportChoice) -> None:
+        """The daemon writes the whole result with DuckDB's COPY (`sql_export`: any size, DuckDB's
+        types); a daemon without that op sends the rows (at most EXPORT_ROWS) and a thread writes them."""
+        path = choice.path.expanduser().resolve()  # the daemon's working directory is not ours
+        self.notify(f"exporting to {path}…")
+        try:
+            if self._has_export_op:
+                done = await self.source.request("sql_export", query=query, path=str(path),
+                                                 format=choice.format.key)
+                self.exported(path, f"wrote {done['rows']:,} rows to {path}")
+                return
+        except SourceError as exc:
+            if not str(exc).startswith("unknown op"):
+                self.notify(f"export failed: {exc}", severity="error")
+                return
+            self._has_export_op = False
+        try:
+            result = await self.fetch(query, EXPORT_ROWS)
+        except SourceError as exc:
+            self.notify(f"export failed: {exc}", severity="error")
+            return
+        self.write_export(ExportChoice(choice.format, path), result)
+
+    def exported(self, path: Path, message: str) -> None:
+        self.last_export = path
+        self.notify(message)
+
+    @work(thread=True, group="sql-export-write")
+    def write_export(self, choice: ExportChoice, result: dict[str, Any]) -> None:
+        try:
+            WRITERS[choice.format.key](choice.path, result["columns"], result["rows"], result.get("types"))
+        except Exception as exc:  # noqa: BLE001 - any writer failure is one line for the user
+            self.app.call_from_thread(self.notify, f"export failed: {exc}", severity="error")
+            return
+        total = result["total"] if result["truncated"] else None
+        note = f" (the first {EXPORT_ROWS:,} of {total:,})" if total else ""
+        self.app.call_from_thread(self.exported, choice.path,
+                                  f"wrote {len(result['rows']):,} rows to {choice.path}{note}")

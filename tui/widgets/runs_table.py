@@ -1,0 +1,165 @@
+"""The runs table: one row per run, updated cell by cell as the daemon pushes run changes.
+
+A thousand runs stay cheap because a push touches only the cells whose text changed (DataTable
+re-renders only the rows on screen), a filter or sort change is the only full rebuild, and
+durations are redrawn once a second for running runs only. Columns share the width: the id,
+state and numbers keep theirs, experiment, name and the progress bar take what is left, and
+below 96 columns the kind column folds into the id (ids start with their kind).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import DataTable
+from textual.widgets.data_table import CellDoesNotExist
+
+from tui.format import duration, eta_seconds, fit, progress_cell, run_seconds, state_cell
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    width: int
+    grow: int = 0
+    most: int = 0
+    wide_only: bool = False
+
+
+COLUMNS = (
+    Column("id", "id", 18), Column("experiment", "experiment", 9, 2, 22), Column("name", "name", 8, 2, 18),
+    Column("kind", "kind", 7, wide_only=True), Column("state", "state", 9),
+    Column("progress", "progress", 10, 1, 24), Column("eta", "ETA", 5), Column("gpus", "GPU", 4),
+    Column("time", "time", 6),
+)
+WIDE = 96
+
+
+def layout(width: int) -> list[tuple[Column, int]]:
+    """Columns shown at `width` cells and their content widths (each cell adds one space)."""
+    cols = [c for c in COLUMNS if width >= WIDE or not c.wide_only]
+    widths = {c.key: c.width for c in cols}
+    spare = width - 1 - sum(widths.values()) - len(cols)  # one cell of scrollbar
+    growers = [c for c in cols if c.grow]
+    while spare > 0 and growers:
+        for c in list(growers):
+            if spare <= 0:
+                break
+            take = min(c.grow, spare, c.most - widths[c.key])
+            widths[c.key] += take
+            spare -= take
+            if widths[c.key] >= c.most:
+                growers.remove(c)
+    return [(c, widths[c.key]) for c in cols]
+
+
+def cells(run: dict[str, Any], cols: list[tuple[Column, int]], now: float) -> list[Text]:
+    """The row of one run, each cell a space then its text cut to the column width."""
+    out = []
+    for col, width in cols:
+        value = _cell(run, col.key, width, now)
+        text = value if isinstance(value, Text) else Text(fit(value, width))
+        text.truncate(width, overflow="ellipsis")
+        out.append(Text(" ") + text)
+    return out
+
+
+def _cell(run: dict[str, Any], key: str, width: int, now: float) -> str | Text:
+    if key == "state":
+        return state_cell(run)
+    if key == "progress":
+        return progress_cell(run, width)
+    if key == "eta":
+        return duration(eta_seconds(run, now), short=True)
+    if key == "time":
+        return duration(run_seconds(run, now))
+    if key == "gpus":
+        return run.get("gpus") or ("" if run.get("state") in ("queued", "cancelled") else "cpu")
+    return str(run.get(key) or "")
+
+
+class RunsTable(DataTable[Text]):
+    """DataTable of runs keyed by run id; `show` lays out, `update_run` patches one row."""
+
+    BINDINGS: ClassVar[list[Binding]] = [Binding("enter", "select_cursor", "open", show=True)]
+    DEFAULT_CSS = "RunsTable { height: 1fr; scrollbar-size-vertical: 1; }"
+
+    def __init__(self, clock: Callable[[], float], **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", cell_padding=0, zebra_stripes=False, **kwargs)
+        self._shrink_caches()
+        self.clock = clock
+        self.cols: list[tuple[Column, int]] = []
+        self.shown: dict[str, list[Text]] = {}
+
+    def _shrink_caches(self) -> None:
+        """DataTable keeps up to 10,000 rendered cells and 1,000 rows and lines; a screen shows a few
+        dozen rows, and any cell update makes every entry stale anyway. The full caches hold
+        hundreds of thousands of small objects that each of Python's full garbage collections walks
+        (a 250-400 ms pause with 1,000 runs, bench/tui.py); caches sized to a screen or two do not."""
+        from textual.cache import LRUCache
+
+        self._cell_render_cache = LRUCache(1000)
+        self._row_render_cache = LRUCache(200)
+        self._row_renderable_cache = LRUCache(200)
+        self._line_cache = LRUCache(200)
+
+    def show(self, runs: Iterable[dict[str, Any]], width: int, header: dict[str, str] | None = None) -> None:
+        """Rebuild every row (filter, sort or width change), keeping the cursor on its run."""
+        selected = self.selected_id()
+        self.clear(columns=True)
+        self.cols = layout(width)
+        for col, w in self.cols:
+            label = (header or {}).get(col.key, col.label)
+            self.add_column(Text(" " + fit(label, w), style="bold"), key=col.key, width=w + 1)
+        now = self.clock()
+        self.shown = {}
+        for run in runs:
+            row = cells(run, self.cols, now)
+            self.shown[run["id"]] = row
+            self.add_row(*row, key=run["id"])
+        self.select(selected)
+
+    def update_run(self, run: dict[str, Any]) -> None:
+        """Patch the cells of a shown run whose text changed."""
+        old = self.shown.get(run["id"])
+        if old is None:
+            return
+        kept = []
+        for (col, _w), before, after in zip(self.cols, old, cells(run, self.cols, self.clock()), strict=True):
+            if before != after:
+                self.update_cell(run["id"], col.key, after)
+            kept.append(after if before != after else before)  # the table holds `before` otherwise
+        self.shown[run["id"]] = kept
+
+    def append_run(self, run: dict[str, Any]) -> None:
+        row = cells(run, self.cols, self.clock())
+        self.shown[run["id"]] = row
+        self.add_row(*row, key=run["id"])
+
+    def drop_run(self, run_id: str) -> None:
+        if self.shown.pop(run_id, None) is not None:
+            self.remove_row(run_id)
+
+    def reorder(self, key: Callable[[str], Any], reverse: bool) -> None:
+        """Sort rows in place by `key(run_id)`, the cursor staying on its run."""
+        selected = self.selected_id()
+        owner = {id(row[0]): run_id for run_id, row in self.shown.items()}  # id cell -> its run
+        self.sort("id", key=lambda cell: key(owner[id(cell)]), reverse=reverse)
+        self.select(selected)
+
+    def selected_id(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+        except CellDoesNotExist:
+            return None
+
+    def select(self, run_id: str | None) -> None:
+        if run_id is not None and run_id in self.shown:
+            self.move_cursor(row=self.get_row_index(run_id), animate=False, scroll=True)
