@@ -40,10 +40,10 @@ def test_build_run_through_the_daemon(ws: Workspace, client: Client, tix) -> Non
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1500)
+@pytest.mark.timeout(2700)
 def test_demo_end_to_end(ws: Workspace, tix) -> None:
     """The whole `tix demo`: build, SFT and GRPO on maths, three evaluations, two analyses, TI and shift."""
-    result = tix("demo", timeout=1500)
+    result = tix("demo", timeout=2600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     runs = json.loads(tix("status", "--json").stdout)
     assert sorted((r["kind"], r["name"], r["state"]) for r in runs) == [
