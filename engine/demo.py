@@ -4,15 +4,14 @@ Runs `experiments/tiny-lab.yaml` through the daemon (build the base, tune it on 
 and by GRPO, evaluate all three on every group, measure each variant's PCA and token shift
 against the base), then reads the results back over SQL and prints the per-benchmark
 accuracies, the Transferability Index (v1 and v2, pooled sigma) and the shift per group. Client
-side only: no torch, no database file; the TI is computed with engine.metrics (numpy).
+side only: no torch, no numpy, no database file; the TI comes from the daemon's `ti` op (the same
+numbers as `tix ti`).
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
-
-from engine.metrics import TIResult, transferability
 
 SCORES_SQL = """
 SELECT r.name AS model, s.benchmark, s."group", s.value
@@ -30,18 +29,6 @@ ORDER BY model, list_position(['math', 'other', 'non'], "group")"""
 
 SHIFT_COLUMNS = ["model", "group", "PCA d", "token KL", "logp diff", "rank shift", "base rank 1 %",
                  "2-3 %", ">3 %", "tokens"]
-
-
-def scores_query(experiment: str) -> str:
-    return _bind(SCORES_SQL, experiment)
-
-
-def shift_query(experiment: str) -> str:
-    return _bind(SHIFT_SQL, experiment)
-
-
-def _bind(sql: str, experiment: str) -> str:
-    return sql.replace("?", "'" + experiment.replace("'", "''") + "'")
 
 
 def shift_rows(rows: list[list[Any]]) -> list[list[str]]:
@@ -76,17 +63,17 @@ def accuracy_rows(scores: dict[str, dict[str, float]], groups: dict[str, str],
     return rows
 
 
-def ti_rows(scores: dict[str, dict[str, float]], groups: dict[str, str]) -> list[list[str]]:
-    """One row per tuned model: group means, TI v1 and v2 (other, non), and the stability flag."""
-    v1 = {r.model: r for r in transferability("base", scores, groups, "v1")}
-    v2 = {r.model: r for r in transferability("base", scores, groups, "v2", "pooled")}
-    return [_ti_row(v1[m], v2[m]) for m in sorted(v1)]
+def ti_rows(v1: list[dict[str, Any]], v2: list[dict[str, Any]]) -> list[list[str]]:
+    """One row per tuned model from the `ti` op's objects: group means, TI v1 and v2, the flag."""
+    by_model = {o["model"]: o for o in v2}
+    return [_ti_row(one, by_model[one["model"]]) for one in sorted(v1, key=lambda o: o["model"])]
 
 
-def _ti_row(v1: TIResult, v2: TIResult) -> list[str]:
-    means = [f"{v2.groups[g]['base']:.1f} -> {v2.groups[g]['model']:.1f}" for g in ("math", "other", "non")]
-    flag = "UNSTABLE (maths gain < 1 pt or index <= 0)" if v1.unstable or v2.unstable else ""
-    return [v1.model, *means, _fmt(v1.ti_other), _fmt(v1.ti_non), _fmt(v2.ti_other), _fmt(v2.ti_non), flag]
+def _ti_row(v1: dict[str, Any], v2: dict[str, Any]) -> list[str]:
+    groups = v2["groups"]
+    means = [f"{groups[g]['base']:.1f} -> {groups[g]['model']:.1f}" for g in ("math", "other", "non")]
+    flag = "UNSTABLE (maths gain < 1 pt or index <= 0)" if v1["unstable"] or v2["unstable"] else ""
+    return [v1["model"], *means, *(_fmt(o[k]) for o in (v1, v2) for k in ("ti_other", "ti_non")), flag]
 
 
 TI_COLUMNS = ["model", "math", "other", "non", "TI_other v1", "TI_non v1", "TI_other v2", "TI_non v2", ""]

@@ -294,35 +294,26 @@ class Daemon:
         return self.store.run(run_id)
 
     async def op_sql(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
-        params = args.get("params") or []
-        if not isinstance(params, list) or not all(p is None or isinstance(p, (str, int, float, bool))
-                                                    for p in params):
-            raise RequestError("sql params must be a list of scalars")
-        cursor = self.store.con.cursor()
-        try:
-            return await asyncio.to_thread(readonly_query, cursor, str(args.get("query", "")),
-                                           int(args.get("max_rows", 10_000)), params)
-        except ReadOnlyQueryError as exc:
-            raise RequestError(str(exc), "refused") from None
-        except duckdb.Error as exc:
-            raise RequestError(one_line(str(exc)), "query_error") from None
+        """A read-only query: args query, max_rows (default 10,000), params (`?` values)."""
+        return await self.readonly_in_thread(_query, str(args.get("query", "")),
+                                             int(args.get("max_rows", 10_000)), query_params(args))
 
     async def op_sql_total(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
-        """`sql` plus each column's DuckDB type and the full row count (the TUI's SQL console;
-        engine/tui_ops.py): args query, max_rows (default 1,000), params."""
-        from engine.tui_ops import check_params, sql_with_total
+        """`sql` plus the full row count (the TUI's SQL console; engine/tui_ops.py): args query,
+        max_rows (default 1,000), params."""
+        from engine.tui_ops import sql_with_total
 
         max_rows = _bounded(args.get("max_rows"), 1_000, 1, 1_000_000)
         return await self.readonly_in_thread(sql_with_total, str(args.get("query", "")), max_rows,
-                                             check_params(args.get("params")))
+                                             query_params(args))
 
     async def op_sql_export(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
         """Write a read-only query's whole result with DuckDB's COPY (engine/tui_ops.py): args query,
         path (absolute, on this box), format (csv | parquet), params. Result: rows, path."""
-        from engine.tui_ops import check_params, export_query
+        from engine.tui_ops import export_query
 
         query, path, fmt = (str(args.get(k, "")) for k in ("query", "path", "format"))
-        return await self.readonly_in_thread(export_query, query, path, fmt, check_params(args.get("params")))
+        return await self.readonly_in_thread(export_query, query, path, fmt, query_params(args))
 
     async def readonly_in_thread(self, fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
         """Run `fn(store, *args)` in a thread on a connection of its own (a cursor made here, on the
@@ -443,6 +434,19 @@ class Daemon:
         self.stopping.set()
         self.wake.set()
         return {"stopping": True, "workers_left_running": len(self.scheduler.active)}
+
+
+def query_params(args: dict[str, Any]) -> list[Any]:
+    """The `?` values of a query request: a list of scalars, else a one-line refusal."""
+    params = args.get("params") or []
+    if not isinstance(params, list) or not all(p is None or isinstance(p, (str, int, float, bool))
+                                                for p in params):
+        raise RequestError("sql params must be a list of scalars")
+    return params
+
+
+def _query(store: Store, query: str, max_rows: int, params: list[Any]) -> dict[str, Any]:
+    return readonly_query(store.con.cursor(), query, max_rows, params)
 
 
 def run_ti(cursor: duckdb.DuckDBPyConnection, args: dict[str, Any]) -> dict[str, Any]:

@@ -4,12 +4,10 @@ the total row count.
 The `sql` op answers at most `max_rows` rows and a `truncated` flag; a results grid capped at
 1,000 rows should still say how many rows the query has ("1,000 of 48,213 rows"). Counting
 needs a second pass over the query (`SELECT count(*) FROM (query)`, which DuckDB plans without
-materialising the rows), and only when the first pass was truncated. The DuckDB type of each
-column (`types`, e.g. `DECIMAL(18,3)`, `TIMESTAMP`) lets the console align numbers sent as text
-and write them to Parquet with their real type.
+materialising the rows), and only when the first pass was truncated.
 
 Registered by engine/server.py as the `sql_total` op (same arguments and errors as `sql`; the
-result adds `types` and `total`). The TUI falls back to two `sql` requests (no types) when a
+result adds `total`). The TUI falls back to two `sql` requests (no types) when a
 daemon does not know the op yet.
 
 `export_query` (the `sql_export` op) writes a query's whole result to a CSV or Parquet file
@@ -24,17 +22,7 @@ from typing import Any
 
 import duckdb
 
-from storage.store import ReadOnlyQueryError, Store, _cell, check_read_only, readonly_query
-
-
-def check_params(params: Any) -> list[Any]:
-    """`?` values from a request: a list of scalars (what the `sql` op accepts)."""
-    if params is None:
-        return []
-    if not isinstance(params, list) or not all(p is None or isinstance(p, (str, int, float, bool))
-                                               for p in params):
-        raise ValueError("sql params must be a list of scalars")
-    return params
+from storage.store import ReadOnlyQueryError, Store, read_only_transaction, readonly_query
 
 
 def count_query(query: str) -> str:
@@ -48,7 +36,7 @@ def sql_with_total(store: Store, query: str, max_rows: int = 1_000,
                    params: Sequence[Any] = ()) -> dict[str, Any]:
     """`readonly_query`'s result plus `total`: the query's full row count (None where it cannot be
     counted, e.g. EXPLAIN). Raises what `readonly_query` raises (refused or failed query)."""
-    result = typed_query(store.con.cursor(), query, max_rows, params)
+    result = readonly_query(store.con.cursor(), query, max_rows, params)
     result["total"] = len(result["rows"])
     if result["truncated"]:
         try:
@@ -57,23 +45,6 @@ def sql_with_total(store: Store, query: str, max_rows: int = 1_000,
         except (duckdb.Error, ReadOnlyQueryError):
             result["total"] = None
     return result
-
-
-def typed_query(cur: duckdb.DuckDBPyConnection, query: str, max_rows: int,
-                params: Sequence[Any] = ()) -> dict[str, Any]:
-    """`storage.store.readonly_query` (same checks, transaction and cells) plus the column types."""
-    try:
-        check_read_only(cur, query)
-        cur.execute("SET TimeZone = 'UTC'")
-        cur.execute("BEGIN TRANSACTION")
-        cur.execute(query, list(params) or None)
-        description = cur.description or []
-        rows = cur.fetchmany(max_rows + 1)
-        cur.execute("ROLLBACK")
-    finally:
-        cur.close()
-    return {"columns": [d[0] for d in description], "types": [str(d[1]) for d in description],
-            "rows": [[_cell(v) for v in r] for r in rows[:max_rows]], "truncated": len(rows) > max_rows}
 
 
 EXPORT_FORMATS = {"csv": "FORMAT csv, HEADER", "parquet": "FORMAT parquet"}
@@ -91,16 +62,9 @@ def export_query(store: Store, query: str, path: str, fmt: str, params: Sequence
         raise ValueError(f"export format must be one of {', '.join(EXPORT_FORMATS)}")
     if not path.startswith("/"):
         raise ValueError(f"export path must be absolute, got {path!r}")
-    cur = store.con.cursor()
-    try:
-        check_read_only(cur, query)
-        body = query.strip().rstrip(";").rstrip()
-        target = path.replace("'", "''")
-        cur.execute("SET TimeZone = 'UTC'")
-        cur.execute("BEGIN TRANSACTION")
+    body = query.strip().rstrip(";").rstrip()
+    target = path.replace("'", "''")
+    with read_only_transaction(store.con.cursor(), query) as cur:
         written = cur.execute(f"COPY ({body}\n) TO '{target}' ({EXPORT_FORMATS[fmt]})",
                               list(params) or None).fetchone()
-        cur.execute("ROLLBACK")
-    finally:
-        cur.close()
     return {"rows": int(written[0]) if written else 0, "path": path}

@@ -8,7 +8,8 @@ when the daemon is killed halfway.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -310,21 +311,32 @@ def readonly_query(cur: duckdb.DuckDBPyConnection, sql: str, max_rows: int = 10_
 
     `cur` must be a cursor of its own (DuckDB connections are not shared between threads), so the
     daemon can run this in a thread while it keeps ingesting. `params` fill `?` placeholders, so
-    clients need not quote values into the text. Returns columns, at most `max_rows` rows, and
-    whether more rows exist.
+    clients need not quote values into the text. Returns columns, their DuckDB types (so a grid
+    can align a DECIMAL sent as text), at most `max_rows` rows, and whether more rows exist.
+    """
+    with read_only_transaction(cur, sql):
+        cur.execute(sql, list(params) or None)
+        description = cur.description or []
+        rows = cur.fetchmany(max_rows + 1)
+    return {"columns": [d[0] for d in description], "types": [str(d[1]) for d in description],
+            "rows": [[_cell(v) for v in r] for r in rows[:max_rows]], "truncated": len(rows) > max_rows}
+
+
+@contextmanager
+def read_only_transaction(cur: duckdb.DuckDBPyConnection, sql: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Check that `sql` only reads, open a transaction in UTC on `cur`, roll it back, close `cur`.
+
+    The one guard every client-supplied query passes through (the `sql` op, the TUI's grid and its
+    COPY export): even a statement that slipped past the check could not change stored data.
     """
     try:
         check_read_only(cur, sql)
         cur.execute("SET TimeZone = 'UTC'")
         cur.execute("BEGIN TRANSACTION")
-        cur.execute(sql, list(params) or None)
-        columns = [d[0] for d in cur.description or []]
-        rows = cur.fetchmany(max_rows + 1)
+        yield cur
         cur.execute("ROLLBACK")
     finally:
         cur.close()
-    return {"columns": columns, "rows": [[_cell(v) for v in r] for r in rows[:max_rows]],
-            "truncated": len(rows) > max_rows}
 
 
 def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
