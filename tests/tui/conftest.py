@@ -4,7 +4,6 @@ and helpers to drive the app with Textual's pilot from synchronous tests."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -13,8 +12,8 @@ from textual.pilot import Pilot
 
 from engine.workspace import Workspace
 from tests.tui.recorded import NOW_TS, Recorded, build_workspace
+from tests.tui.screen_support import until
 from tui.app import TixApp
-from tui.screentext import screen_text
 
 
 @pytest.fixture
@@ -28,18 +27,6 @@ def recorded(ws: Workspace) -> Iterator[Recorded]:
 def make_app(ws: Workspace, **kwargs: Any) -> TixApp:
     """The app with the recorded workspace's fixed clock (durations and ETAs never move)."""
     return TixApp(ws, clock=lambda: NOW_TS, **kwargs)
-
-
-async def until(pilot: Pilot[Any], predicate: Callable[[], Any], timeout: float = 15.0,
-                what: str = "condition") -> Any:
-    """Let the app run until `predicate()` is truthy; fails the test with the screen otherwise."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        await pilot.pause(0.05)
-    raise AssertionError(f"{what} not met within {timeout}s; screen:\n{screen_text(pilot.app)}")
 
 
 async def connected(pilot: Pilot[Any]) -> TixApp:

@@ -27,6 +27,7 @@ from engine.imports import read_scores_csv
 from engine.plan import make_run
 from engine.workspace import Workspace
 from tests.conftest import stop_everything, wait_until
+from tui.screentext import screen_text
 from tui.source import Source
 
 EXPERIMENT = "lab"
@@ -59,15 +60,17 @@ class HostApp(App[None]):
         await self.source.close()
 
 
-async def wait_for(pilot: Pilot[Any], predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
-    """Let the app run until `predicate()` is truthy (workers and daemon round trips included)."""
+async def until(pilot: Pilot[Any], predicate: Callable[[], Any], timeout: float = 15.0,
+                what: str = "condition") -> Any:
+    """Let the app run until `predicate()` is truthy (workers and daemon round trips included);
+    fails the test with the screen's text otherwise."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         await pilot.pause(0.05)
-    raise AssertionError(f"condition not met within {timeout}s")
+    raise AssertionError(f"{what} not met within {timeout}s; screen:\n{screen_text(pilot.app)}")
 
 
 def settle(wait: Callable[[Pilot[Any]], Awaitable[None]]) -> Callable[[Pilot[Any]], Awaitable[None]]:

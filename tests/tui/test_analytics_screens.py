@@ -23,7 +23,7 @@ from textual.widgets import DataTable, Input, OptionList, Select
 
 from engine.workspace import Workspace
 from tests.conftest import ROOT
-from tests.tui.screen_support import EXPERIMENT, HostApp, seed, settle, wait_for, workspace
+from tests.tui.screen_support import EXPERIMENT, HostApp, seed, settle, until, workspace
 from tui.screens.analytics import ShiftScreen, TIDetailScreen, TIScreen
 from tui.screens.export import ExportScreen
 from tui.widgets.plotext_view import PlotextView
@@ -77,7 +77,7 @@ def ti_screen(pilot: Pilot[Any]) -> TIScreen:
 
 
 async def ti_loaded(pilot: Pilot[Any], count: int = 1) -> TIScreen:
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, TIScreen) and pilot.app.screen.loaded >= count)
+    await until(pilot, lambda: isinstance(pilot.app.screen, TIScreen) and pilot.app.screen.loaded >= count)
     return ti_screen(pilot)
 
 
@@ -114,7 +114,7 @@ def test_ti_screen_shows_what_tix_ti_computes(lab: Workspace) -> None:
         await ti_loaded(pilot, 2)
         check_table(screen, v1)
         await pilot.press("v", "s")  # back to v2, then per-model sigma
-        await wait_for(pilot, lambda: screen.loaded >= 4)
+        await until(pilot, lambda: screen.loaded >= 4)
         check_table(screen, per_model)
         assert str(screen.query_one("#ti-mode").render()) == "TI v2 · σ per-model"
 
@@ -127,18 +127,18 @@ def test_ti_drilldown_lists_benchmarks(lab: Workspace, tmp_path: Path) -> None:
     async def scenario(pilot: Pilot[Any]) -> None:
         screen = await ti_loaded(pilot)
         await pilot.press("enter")  # the first row: sft
-        detail = await wait_for(pilot, lambda: isinstance(pilot.app.screen, TIDetailScreen) and pilot.app.screen)
+        detail = await until(pilot, lambda: isinstance(pilot.app.screen, TIDetailScreen) and pilot.app.screen)
         table = detail.query_one(DataTable)
-        await wait_for(pilot, lambda: table.row_count == 6)
+        await until(pilot, lambda: table.row_count == 6)
         rows = [row_text(table, i) for i in range(table.row_count)]
         sft = screen.shown[0]
         assert [r[0] for r in rows] == ["arith", "chain", "bits", "syllogism", "reverse", "spell"]
         assert rows[0][:5] == ["arith", "math", "40.0", "55.0", "+15.0"]
         assert rows[0][6] == f"{sft['groups']['math']['sigma']:.2f}"  # v2's sigma column
         await export_as(pilot, 0, target)  # the drill-down exports its own rows
-        await wait_for(pilot, lambda: pilot.app.screen is detail)
+        await until(pilot, lambda: pilot.app.screen is detail)
         await pilot.press("escape")
-        await wait_for(pilot, lambda: pilot.app.screen is screen)
+        await until(pilot, lambda: pilot.app.screen is screen)
 
     drive(lab, TIScreen, scenario)
     cli = tix_out("ti", EXPERIMENT, "--benchmarks", "--format", "csv").splitlines()
@@ -148,13 +148,13 @@ def test_ti_drilldown_lists_benchmarks(lab: Workspace, tmp_path: Path) -> None:
 async def export_as(pilot: Pilot[Any], option: int, path: Path) -> None:
     """e, pick the format, type the path, enter."""
     await pilot.press("e")
-    dialog = await wait_for(pilot, lambda: isinstance(pilot.app.screen, ExportScreen) and pilot.app.screen)
+    dialog = await until(pilot, lambda: isinstance(pilot.app.screen, ExportScreen) and pilot.app.screen)
     dialog.query_one(OptionList).highlighted = option
     await pilot.press("enter")  # the format: focus moves to the path
-    await wait_for(pilot, lambda: dialog.query_one(Input).has_focus)
+    await until(pilot, lambda: dialog.query_one(Input).has_focus)
     dialog.query_one(Input).value = str(path)
     await pilot.press("enter")
-    await wait_for(pilot, lambda: path.exists())
+    await until(pilot, lambda: path.exists())
 
 
 def test_ti_export_writes_what_the_cli_prints(lab: Workspace, tmp_path: Path) -> None:
@@ -163,12 +163,12 @@ def test_ti_export_writes_what_the_cli_prints(lab: Workspace, tmp_path: Path) ->
     async def scenario(pilot: Pilot[Any]) -> None:
         screen = await ti_loaded(pilot)
         await pilot.press("e")
-        dialog = await wait_for(pilot, lambda: isinstance(pilot.app.screen, ExportScreen) and pilot.app.screen)
+        dialog = await until(pilot, lambda: isinstance(pilot.app.screen, ExportScreen) and pilot.app.screen)
         assert dialog.query_one(Input).value == f"tix-ti-{EXPERIMENT}.csv"  # the default name
         await pilot.press("down")
-        await wait_for(pilot, lambda: dialog.query_one(Input).value == f"tix-ti-{EXPERIMENT}.md")
+        await until(pilot, lambda: dialog.query_one(Input).value == f"tix-ti-{EXPERIMENT}.md")
         await pilot.press("escape")
-        await wait_for(pilot, lambda: pilot.app.screen is screen)
+        await until(pilot, lambda: pilot.app.screen is screen)
         for option, key in enumerate(("csv", "md", "latex")):
             await export_as(pilot, option, targets[key])
 
@@ -186,13 +186,13 @@ def shift_screen(pilot: Pilot[Any]) -> ShiftScreen:
 async def plotted(pilot: Pilot[Any], plot_id: str, *expected: str) -> str:
     """The plot's text once it has been drawn and shows every `expected` string."""
     plot = pilot.app.screen.query_one(f"#{plot_id}", PlotextView)
-    await wait_for(pilot, lambda: plot.drawn and all(e in str(plot.render()) for e in expected))
+    await until(pilot, lambda: plot.drawn and all(e in str(plot.render()) for e in expected))
     return str(plot.render())
 
 
 def test_shift_screen_draws_the_recorded_results(lab: Workspace) -> None:
     async def scenario(pilot: Pilot[Any]) -> None:
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ShiftScreen) and pilot.app.screen.loaded)
+        await until(pilot, lambda: isinstance(pilot.app.screen, ShiftScreen) and pilot.app.screen.loaded)
         screen = shift_screen(pilot)
         assert (screen.experiment, screen.model, screen.benchmark) == (EXPERIMENT, "rl", "arith")
         assert screen.benchmarks() == ["arith", "chain", "bits", "syllogism", "reverse", "spell"]
@@ -200,7 +200,7 @@ def test_shift_screen_draws_the_recorded_results(lab: Workspace) -> None:
         await pilot.press("d")
         await plotted(pilot, "plot-d", "0.375", "math", "other", "non")  # rl's maths d: 0.25 * 1.5
         screen.query_one("#shift-model", Select).value = "sft"
-        await wait_for(pilot, lambda: screen.loaded >= 2)
+        await until(pilot, lambda: screen.loaded >= 2)
         await plotted(pilot, "plot-d", "1.5", "2.5", "3.5")  # sft's d per group
         await pilot.press("k")
         await plotted(pilot, "plot-kl", "token KL(tuned ‖ base) per benchmark", "syllogism", "0.6")
@@ -211,7 +211,7 @@ def test_shift_screen_draws_the_recorded_results(lab: Workspace) -> None:
         assert [row_text(tokens, i) for i in range(tokens.row_count)] == [
             ["1", "' tok00'", "10", "2.00"], ["2", "' tok01'", "9", "3.00"], ["3", "' tok02'", "8", "4.00"]]
         screen.query_one("#shift-benchmark", Select).value = "spell"
-        await wait_for(pilot, lambda: tokens.row_count == 3 and "tok40" in row_text(tokens, 0)[1])
+        await until(pilot, lambda: tokens.row_count == 3 and "tok40" in row_text(tokens, 0)[1])
 
     drive(lab, ShiftScreen, scenario)
 
@@ -223,7 +223,7 @@ SIZES = [(80, 24), (120, 36)]
 @pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x36"])
 def test_ti_snapshot(lab: Workspace, snap_compare: Any, size: tuple[int, int]) -> None:
     async def ready(pilot: Pilot[Any]) -> None:
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, TIScreen) and pilot.app.screen.loaded)
+        await until(pilot, lambda: isinstance(pilot.app.screen, TIScreen) and pilot.app.screen.loaded)
 
     assert snap_compare(HostApp(lab, TIScreen), terminal_size=size, run_before=settle(ready))
 
@@ -231,7 +231,7 @@ def test_ti_snapshot(lab: Workspace, snap_compare: Any, size: tuple[int, int]) -
 @pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x36"])
 def test_shift_snapshot(lab: Workspace, snap_compare: Any, size: tuple[int, int]) -> None:
     async def ready(pilot: Pilot[Any]) -> None:
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ShiftScreen) and pilot.app.screen.loaded)
+        await until(pilot, lambda: isinstance(pilot.app.screen, ShiftScreen) and pilot.app.screen.loaded)
         await plotted(pilot, "plot-pca")
 
     assert snap_compare(HostApp(lab, ShiftScreen), terminal_size=size, run_before=settle(ready))

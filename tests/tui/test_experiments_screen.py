@@ -19,7 +19,7 @@ from engine.client import Client
 from engine.plan import make_run
 from engine.workspace import Workspace
 from tests.conftest import ROOT, wait_until
-from tests.tui.screen_support import HostApp, import_scores, settle, wait_for, workspace, write_scores_csv
+from tests.tui.screen_support import HostApp, import_scores, settle, until, workspace, write_scores_csv
 from tui.screens.experiments import ConfirmScreen, ExperimentsScreen, NewExperimentScreen, template_text
 
 BROKEN = """name: broken
@@ -59,8 +59,8 @@ def drive(ws: Workspace, folders: list[Path], scenario: Callable[[Pilot[Any]], A
     async def main() -> None:
         app = HostApp(ws, lambda source: ExperimentsScreen(source, folders))
         async with app.run_test(size=size) as pilot:
-            screen = await wait_for(pilot, lambda: isinstance(pilot.app.screen, ExperimentsScreen) and pilot.app.screen)
-            await wait_for(pilot, lambda: screen.entries)
+            screen = await until(pilot, lambda: isinstance(pilot.app.screen, ExperimentsScreen) and pilot.app.screen)
+            await until(pilot, lambda: screen.entries)
             await scenario(pilot)
     asyncio.run(main())
 
@@ -78,7 +78,7 @@ async def open_entry(pilot: Pilot[Any], name: str) -> ExperimentsScreen:
     options.focus()
     options.highlighted = [e.name for e in screen.entries].index(name)
     await pilot.press("enter")
-    await wait_for(pilot, lambda: screen.path is not None and screen.path.stem == name and screen.errors is not None)
+    await until(pilot, lambda: screen.path is not None and screen.path.stem == name and screen.errors is not None)
     return screen
 
 
@@ -110,7 +110,7 @@ def test_list_open_and_validate_like_tix_check(home: tuple[Workspace, Path]) -> 
         editor = screen.query_one("#exp-editor", TextArea)
         editor.text = editor.text.replace("  seed: 0", "  seed: zero")  # a typo, as typed
         line = editor.text.splitlines().index("  seed: zero") + 1
-        await wait_for(pilot, lambda: screen.errors)
+        await until(pilot, lambda: screen.errors)
         assert screen.errors[0].startswith(f"{folder / 'mini.yaml'}:{line}: base.seed: ")
         assert screen.errors[0] in shown_check(screen) and "[modified]" in str(screen.query_one("#exp-title").render())
         options = screen.query_one(OptionList)
@@ -120,7 +120,7 @@ def test_list_open_and_validate_like_tix_check(home: tuple[Workspace, Path]) -> 
         await pilot.pause(0.2)
         assert screen.path == folder / "mini.yaml" and screen.dirty
         await pilot.press("enter")  # again: discard and open
-        await wait_for(pilot, lambda: screen.path == folder / "broken.yaml")
+        await until(pilot, lambda: screen.path == folder / "broken.yaml")
         options.highlighted = 1
         await pilot.press("enter")  # imported: nothing to open
         await pilot.pause(0.2)
@@ -137,22 +137,22 @@ def test_create_from_template_and_save(home: tuple[Workspace, Path]) -> None:
     async def scenario(pilot: Pilot[Any]) -> None:
         screen = screen_of(pilot)
         await pilot.press("ctrl+n")
-        dialog = await wait_for(pilot, lambda: isinstance(pilot.app.screen, NewExperimentScreen) and pilot.app.screen)
+        dialog = await until(pilot, lambda: isinstance(pilot.app.screen, NewExperimentScreen) and pilot.app.screen)
         await pilot.press(*"mylab")
-        await wait_for(pilot, lambda: dialog.query_one("#new-path", Input).value == str(target))
+        await until(pilot, lambda: dialog.query_one("#new-path", Input).value == str(target))
         await pilot.press("enter")
-        await wait_for(pilot, lambda: pilot.app.screen is screen and screen.path == target and screen.errors == [])
+        await until(pilot, lambda: pilot.app.screen is screen and screen.path == target and screen.errors == [])
         assert target.read_text() == template_text("mylab") and "name: mylab\n" in target.read_text()
-        await wait_for(pilot, lambda: "mylab" in [e.name for e in screen.entries])
+        await until(pilot, lambda: "mylab" in [e.name for e in screen.entries])
         editor = screen.query_one("#exp-editor", TextArea)
         editor.text = editor.text.replace("seed: 0", "seed: 1")
         assert screen.dirty
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: not screen.dirty)
+        await until(pilot, lambda: not screen.dirty)
         await pilot.press("ctrl+n")
-        dialog = await wait_for(pilot, lambda: isinstance(pilot.app.screen, NewExperimentScreen) and pilot.app.screen)
+        dialog = await until(pilot, lambda: isinstance(pilot.app.screen, NewExperimentScreen) and pilot.app.screen)
         await pilot.press(*"mylab", "enter")  # exists already: refused in the dialog
-        await wait_for(pilot, lambda: "exists already" in str(dialog.query_one("#new-error").render()))
+        await until(pilot, lambda: "exists already" in str(dialog.query_one("#new-error").render()))
         await pilot.press("escape")
 
     drive(ws, [folder, ws.home / "experiments"], scenario)
@@ -172,14 +172,14 @@ def test_launch_queues_runs_as_tix_run_does(home: tuple[Workspace, Path]) -> Non
     async def scenario(pilot: Pilot[Any]) -> None:
         screen = await open_entry(pilot, "launch")
         await pilot.press("f5")
-        confirm = await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen) and pilot.app.screen)
+        confirm = await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen) and pilot.app.screen)
         assert "Launch launch:" in str(confirm.question)
         await pilot.press("y")
-        await wait_for(pilot, lambda: screen.launched)
+        await until(pilot, lambda: screen.launched)
         output = str(screen.query_one("#exp-output", Static).render())
         assert output.startswith(f"launched launch: {len(screen.launched)} runs, 0 reused")
         assert all(f"{item['id']} queued" in output for item in screen.launched)
-        await wait_for(pilot, lambda: any(e.name == "launch" and e.launched for e in screen.entries))
+        await until(pilot, lambda: any(e.name == "launch" and e.launched for e in screen.entries))
 
     try:
         drive(ws, [ws.home / "experiments"], scenario)
@@ -206,11 +206,11 @@ def test_experiments_snapshot(ws: Workspace, tmp_path: Path, snap_compare: Any, 
     (folder / "mini.yaml").write_text(SNAPSHOT_FILE)
 
     async def ready(pilot: Pilot[Any]) -> None:
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ExperimentsScreen) and pilot.app.screen.entries)
+        await until(pilot, lambda: isinstance(pilot.app.screen, ExperimentsScreen) and pilot.app.screen.entries)
         screen = await open_entry(pilot, "mini")
         screen.query_one(TextArea).cursor_blink = False
         screen.query_one(TextArea).text = SNAPSHOT_FILE.replace("seed: 0", "seed: zero")
-        await wait_for(pilot, lambda: screen.errors)
+        await until(pilot, lambda: screen.errors)
 
     app = HostApp(ws, lambda source: ExperimentsScreen(source, [folder]))
     assert snap_compare(app, terminal_size=size, run_before=settle(ready))

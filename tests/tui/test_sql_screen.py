@@ -22,7 +22,7 @@ from engine.client import Client, RequestFailed
 from engine.tui_ops import count_query, export_query, sql_with_total
 from engine.workspace import Workspace
 from storage.store import ReadOnlyQueryError, Store
-from tests.tui.screen_support import HostApp, import_scores, settle, wait_for, workspace, write_scores_csv
+from tests.tui.screen_support import HostApp, import_scores, settle, until, workspace, write_scores_csv
 from tui.screens.export import ExportScreen
 from tui.screens.sql import SQLScreen, load_history, write_parquet
 
@@ -41,8 +41,8 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
 def drive(ws: Workspace, scenario: Callable[[Pilot[Any]], Awaitable[None]], query: str = "SELECT 1 AS one") -> None:
     async def main() -> None:
         async with HostApp(ws, lambda source: SQLScreen(source, query)).run_test(size=(80, 24)) as pilot:
-            screen = await wait_for(pilot, lambda: isinstance(pilot.app.screen, SQLScreen) and pilot.app.screen)
-            await wait_for(pilot, lambda: screen.runs >= 1)  # the initial query
+            screen = await until(pilot, lambda: isinstance(pilot.app.screen, SQLScreen) and pilot.app.screen)
+            await until(pilot, lambda: screen.runs >= 1)  # the initial query
             await scenario(pilot)
     asyncio.run(main())
 
@@ -59,7 +59,7 @@ async def run(pilot: Pilot[Any], query: str, key: str = "f5") -> SQLScreen:
     screen.editor.text = query
     screen.editor.focus()
     await pilot.press(key)
-    await wait_for(pilot, lambda: screen.runs > before)
+    await until(pilot, lambda: screen.runs > before)
     return screen
 
 
@@ -113,11 +113,11 @@ def test_history_walks_and_persists(db: Workspace) -> None:
         assert screen.editor.text == "SELECT 1 AS a"  # the oldest stays
         await pilot.press("alt+down", "alt+down")
         assert screen.editor.text == "SELECT 3 -- a draft"  # past the newest: the draft again
-        await wait_for(pilot, lambda: load_history(path)[-2:] == ["SELECT 1 AS a", "SELECT 2 AS b"])
+        await until(pilot, lambda: load_history(path)[-2:] == ["SELECT 1 AS a", "SELECT 2 AS b"])
 
     async def second(pilot: Pilot[Any]) -> None:
         screen = console(pilot)
-        await wait_for(pilot, lambda: screen.history)
+        await until(pilot, lambda: screen.history)
         await pilot.press("alt+up")
         assert screen.editor.text == "SELECT 2 AS b"
 
@@ -133,7 +133,7 @@ def test_schema_browser_lists_tables_and_writes_queries(db: Workspace) -> None:
     async def scenario(pilot: Pilot[Any]) -> None:
         screen = console(pilot)
         tree = screen.query_one("#sql-schema", Tree)
-        await wait_for(pilot, lambda: len(tree.root.children) == 2)
+        await until(pilot, lambda: len(tree.root.children) == 2)
         tables, views = tree.root.children
         assert str(tables.label).startswith("tables (") and str(views.label).startswith("views (")
         names = [str(n.label) for n in tables.children]
@@ -146,7 +146,7 @@ def test_schema_browser_lists_tables_and_writes_queries(db: Workspace) -> None:
         await pilot.press("enter")
         assert screen.editor.text == "SELECT * FROM runs LIMIT 100" and screen.editor.has_focus
         await pilot.press("f5")
-        await wait_for(pilot, lambda: status(screen).startswith("0 rows"))
+        await until(pilot, lambda: status(screen).startswith("0 rows"))
         await pilot.press("f2")
         assert not tree.display
         await pilot.press("f2")
@@ -158,14 +158,14 @@ def test_schema_browser_lists_tables_and_writes_queries(db: Workspace) -> None:
 async def export(pilot: Pilot[Any], option: int, path: Path) -> None:
     screen = console(pilot)
     await pilot.press("ctrl+s")
-    dialog = await wait_for(pilot, lambda: isinstance(pilot.app.screen, ExportScreen) and pilot.app.screen)
+    dialog = await until(pilot, lambda: isinstance(pilot.app.screen, ExportScreen) and pilot.app.screen)
     assert dialog.query_one(Input).value.startswith("tix-query-")
     dialog.query_one(OptionList).highlighted = option
     await pilot.press("enter")
-    await wait_for(pilot, lambda: dialog.query_one(Input).has_focus)
+    await until(pilot, lambda: dialog.query_one(Input).has_focus)
     dialog.query_one(Input).value = str(path)
     await pilot.press("enter")
-    await wait_for(pilot, lambda: screen.last_export == path)
+    await until(pilot, lambda: screen.last_export == path)
 
 
 def test_export_writes_the_whole_result(db: Workspace, tmp_path: Path) -> None:
@@ -261,8 +261,8 @@ def test_sql_snapshot(db: Workspace, snap_compare: Any, size: tuple[int, int],
     query = 'SELECT model, benchmark, "group", score FROM model_scores ORDER BY model, "group", benchmark'
 
     async def ready(pilot: Pilot[Any]) -> None:
-        screen = await wait_for(pilot, lambda: isinstance(pilot.app.screen, SQLScreen) and pilot.app.screen)
-        await wait_for(pilot, lambda: screen.runs >= 1 and screen.query_one(Tree).root.children)
+        screen = await until(pilot, lambda: isinstance(pilot.app.screen, SQLScreen) and pilot.app.screen)
+        await until(pilot, lambda: screen.runs >= 1 and screen.query_one(Tree).root.children)
         screen.query_one(TextArea).cursor_blink = False
 
     app = HostApp(db, lambda source: SQLScreen(source, query))

@@ -129,7 +129,35 @@ class ModelTable(DataTable[Any]):
 
 
 # -- TI --------------------------------------------------------------------------------------------
-class TIScreen(Screen[None]):
+class ResultsScreen(Screen[None]):
+    """A screen of results computed from finished runs, kept current without polling: it loads
+    when mounted, again when shown again or when the daemon comes back, and when a run of one of
+    RELOAD_KINDS succeeds (the daemon's push says so)."""
+
+    RELOAD_KINDS: ClassVar[tuple[str, ...]] = ()
+    loaded: int
+
+    def reload_results(self) -> None:
+        raise NotImplementedError
+
+    def on_mount(self) -> None:
+        getattr(self.app, "listen", lambda _w: None)(self)
+        self.reload_results()
+
+    def on_screen_resume(self) -> None:
+        if self.loaded:
+            self.reload_results()
+
+    def on_connection_changed(self, message: ConnectionChanged) -> None:
+        if message.online:
+            self.reload_results()
+
+    def on_runs_pushed(self, message: RunsPushed) -> None:
+        if any(r.get("state") == "succeeded" and r.get("kind") in self.RELOAD_KINDS for r in message.runs):
+            self.reload_results()
+
+
+class TIScreen(ResultsScreen):
     """Tuned models of one experiment against their base, with the TI of each."""
 
     DEFAULT_CSS = """
@@ -147,6 +175,7 @@ class TIScreen(Screen[None]):
         Binding("r", "refresh", "refresh"),
     ]
     AUTO_FOCUS = "#ti-table"
+    RELOAD_KINDS = ("eval", "score")  # new scores arrive with finished eval and score runs
     EXTRA_KEYS: ClassVar[tuple[tuple[str, str], ...]] = (
         ("enter", "the selected model's benchmarks (e exports them, esc back)"),
         ("tab", "the experiment selector (enter opens it)"))
@@ -175,22 +204,8 @@ class TIScreen(Screen[None]):
         yield Static("loading…", id="ti-notes")
         yield Footer()
 
-    def on_mount(self) -> None:
-        getattr(self.app, "listen", lambda _w: None)(self)
+    def reload_results(self) -> None:
         self.load()
-
-    def on_screen_resume(self) -> None:
-        if self.loaded:
-            self.load()
-
-    def on_connection_changed(self, message: ConnectionChanged) -> None:
-        if message.online:
-            self.load()
-
-    def on_runs_pushed(self, message: RunsPushed) -> None:
-        """New scores arrive with finished eval and score runs: reload (tens of ms)."""
-        if any(r.get("state") == "succeeded" and r.get("kind") in ("eval", "score") for r in message.runs):
-            self.load()
 
     # -- data --------------------------------------------------------------------------------------
     @work(exclusive=True, group="ti-load")
@@ -468,7 +483,7 @@ def draw_buckets(labels: list[str], shares: list[list[float]]) -> Any:
     return draw
 
 
-class ShiftScreen(Screen[None]):
+class ShiftScreen(ResultsScreen):
     """PCA trajectories, d per group, token KL, rank buckets and most-shifted tokens of one model."""
 
     DEFAULT_CSS = """
@@ -477,6 +492,7 @@ class ShiftScreen(Screen[None]):
     ShiftScreen TabbedContent { height: 1fr; }
     ShiftScreen #shift-note { height: auto; max-height: 2; padding: 0 1; color: $text-muted; }
     """
+    RELOAD_KINDS = ("analyse",)
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("p", "tab('pca')", "pca"),
         Binding("d", "tab('d')", "d"),
@@ -521,21 +537,8 @@ class ShiftScreen(Screen[None]):
         yield Static("", id="shift-note")
         yield Footer()
 
-    def on_mount(self) -> None:
-        getattr(self.app, "listen", lambda _w: None)(self)
+    def reload_results(self) -> None:
         self.load_runs()
-
-    def on_screen_resume(self) -> None:
-        if self.loaded:
-            self.load_runs()
-
-    def on_connection_changed(self, message: ConnectionChanged) -> None:
-        if message.online:
-            self.load_runs()
-
-    def on_runs_pushed(self, message: RunsPushed) -> None:
-        if any(r.get("state") == "succeeded" and r.get("kind") == "analyse" for r in message.runs):
-            self.load_runs()
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab

@@ -38,10 +38,9 @@ from tui.format import (
     state_cell,
 )
 from tui.messages import ConnectionChanged, RunEventsPushed, RunsPushed
-from tui.screens.runs import cancelled_note, run_action
+from tui.screens.runs import ask_cancel, resume
 from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
-from tui.widgets.confirm import Confirm
 from tui.widgets.plotext_view import PlotextView
 
 #: Curves shown first when a run has them (trl's names), four to a page; then the rest by name.
@@ -456,19 +455,10 @@ class RunDetailScreen(Screen[None]):
         self.dismiss(None)
 
     def action_cancel(self) -> None:
-        if self.run.get("state") not in ("queued", "running"):
-            return
-        self.app.push_screen(Confirm(f"Cancel {self.run_id}?\nRuns that depend on it are cancelled too."),
-                             lambda yes: yes and self.run_worker(
-                                 run_action(self, "cancel", {"target": self.run_id}, cancelled_note)))
+        ask_cancel(self, {**self.run, "id": self.run_id})
 
     def action_resume(self) -> None:
-        state = self.run.get("state")
-        if state not in ("failed", "cancelled"):
-            return
-        verb = "retrying failed" if state == "failed" else "resuming cancelled"
-        self.notify(f"{verb} run {self.run_id}: queued again, it continues from what it recorded")
-        self.run_worker(run_action(self, "resume", {"id": self.run_id}, lambda _r: ""))
+        resume(self, {**self.run, "id": self.run_id})
 
 
 def sample_widths(width: int) -> dict[str, int]:

@@ -280,25 +280,31 @@ class RunsScreen(Screen[None]):
         self.app.push_screen(RunDetailScreen(self.source, run_id, tab=tab))
 
     def action_cancel(self) -> None:
-        run = self.selected_run()
-        if run is None or run.get("state") not in ("queued", "running"):
-            self.notify("only queued or running runs can be cancelled", severity="warning")
-            return
-        question = (f"Cancel {run['id']} ({run.get('experiment') or '-'}/{run.get('name') or '-'}, "
-                    f"{run['state']})?\nRuns that depend on it are cancelled too.")
-        self.app.push_screen(Confirm(question), lambda yes: yes and self.cancel_run(run["id"]))
-
-    def cancel_run(self, run_id: str) -> None:
-        self.run_worker(run_action(self, "cancel", {"target": run_id}, cancelled_note), group="actions")
+        ask_cancel(self, self.selected_run())
 
     def action_resume(self) -> None:
-        run = self.selected_run()
-        if run is None or run.get("state") not in ("failed", "cancelled"):
-            self.notify("only failed runs can be retried and cancelled ones resumed", severity="warning")
-            return
-        verb = "retrying failed" if run["state"] == "failed" else "resuming cancelled"
-        self.notify(f"{verb} run {run['id']}: queued again, it continues from what it recorded")
-        self.run_worker(run_action(self, "resume", {"id": run["id"]}, lambda _r: ""), group="actions")
+        resume(self, self.selected_run())
+
+
+def ask_cancel(screen: Screen[Any], run: dict[str, Any] | None) -> None:
+    """Cancel `run` after a y/n question (the dashboard's and the run detail's `c`)."""
+    if run is None or run.get("state") not in ("queued", "running"):
+        screen.notify("only queued or running runs can be cancelled", severity="warning")
+        return
+    question = (f"Cancel {run['id']} ({run.get('experiment') or '-'}/{run.get('name') or '-'}, "
+                f"{run['state']})?\nRuns that depend on it are cancelled too.")
+    screen.app.push_screen(Confirm(question), lambda yes: yes and screen.run_worker(
+        run_action(screen, "cancel", {"target": run["id"]}, cancelled_note), group="actions"))
+
+
+def resume(screen: Screen[Any], run: dict[str, Any] | None) -> None:
+    """Queue a failed run again (retry) or a cancelled one (resume): the same daemon op."""
+    if run is None or run.get("state") not in ("failed", "cancelled"):
+        screen.notify("only failed runs can be retried and cancelled ones resumed", severity="warning")
+        return
+    verb = "retrying failed" if run["state"] == "failed" else "resuming cancelled"
+    screen.notify(f"{verb} run {run['id']}: queued again, it continues from what it recorded")
+    screen.run_worker(run_action(screen, "resume", {"id": run["id"]}, lambda _r: ""), group="actions")
 
 
 async def run_action(screen: Screen[Any], op: str, args: dict[str, Any],
