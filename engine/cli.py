@@ -315,7 +315,8 @@ def status(ctx: click.Context, as_json: bool, experiment: str | None, states: tu
         click.echo(json.dumps(runs, indent=1))
         return
     rows = [[run["id"], run["experiment"] or "", run["name"] or "", run["kind"], run["state"],
-             progress_cell(run), run["started_at"] or "", run["finished_at"] or ""] for run in runs]
+             progress_cell(run), (run["started_at"] or "")[:19], (run["finished_at"] or "")[:19]]
+            for run in runs]
     click.echo(render_table(list(STATUS_COLUMNS), rows) if rows else "no runs")
 
 

@@ -11,8 +11,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import psutil
 
@@ -46,11 +48,13 @@ class WorkerHandle:
             os.killpg(self.pid, sig)
 
 
-def spawn_worker(run_dir: Path, home: Path, cuda_visible: str) -> WorkerHandle:
+def spawn_worker(run_dir: Path, home: Path, cuda_visible: str, attempt: int = 1) -> WorkerHandle:
     """Start the worker for `run_dir`; returns once the process exists."""
     env = dict(os.environ)
     env.update({"TIX_HOME": str(home), "CUDA_VISIBLE_DEVICES": cuda_visible, "PYTHONUNBUFFERED": "1"})
     with open(run_dir / STDOUT_FILE, "ab") as out, open(run_dir / STDERR_FILE, "ab") as err:
+        mark_attempt(out, attempt)
+        mark_attempt(err, attempt)
         popen = subprocess.Popen(
             [sys.executable, "-m", "engine.worker", str(run_dir)],
             cwd=run_dir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
@@ -61,6 +65,18 @@ def spawn_worker(run_dir: Path, home: Path, cuda_visible: str) -> WorkerHandle:
     except psutil.Error:
         started = 0.0
     return WorkerHandle(popen.pid, started, popen)
+
+
+def mark_attempt(stream: BinaryIO, attempt: int) -> None:
+    """Start a retried or resumed attempt's output with a header line.
+
+    The log files are appended to across attempts (a failure's traceback must survive its
+    retry), so without a marker the previous attempt's stderr reads as if it were current.
+    """
+    if attempt > 1 and stream.tell() > 0:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+        stream.write(f"\n──── attempt {attempt} · {stamp} UTC ────\n".encode())
+        stream.flush()
 
 
 def terminate(handle: WorkerHandle) -> None:

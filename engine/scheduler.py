@@ -191,7 +191,7 @@ class Scheduler:
         (run_dir / SPEC_FILE).write_text(yaml.safe_dump(spec, sort_keys=False))
         cuda = ",".join(str(g) for g in gpus)
         try:
-            handle = spawn_worker(run_dir, self.ws.home, cuda)
+            handle = spawn_worker(run_dir, self.ws.home, cuda, attempt)
         except OSError as exc:
             self._update(run["id"], state="failed", error=f"could not start worker: {exc}")
             return

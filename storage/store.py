@@ -99,7 +99,8 @@ def _epoch_array(seconds: list[float | None]) -> pa.Array:
 
 
 def utcnow() -> datetime:
-    """Naive UTC, the convention of every TIMESTAMP column."""
+    """Naive UTC, the convention of every TIMESTAMP column (clients get it to the millisecond: runs
+    submitted together still sort in submission order)."""
     return datetime.now(UTC).replace(tzinfo=None)
 
 
@@ -108,7 +109,7 @@ def from_epoch(t: float | None) -> datetime | None:
 
 
 def _jsonable(value: Any) -> Any:
-    return value.isoformat(sep=" ", timespec="seconds") if isinstance(value, datetime) else value
+    return value.isoformat(sep=" ", timespec="milliseconds") if isinstance(value, datetime) else value
 
 
 class Store:
@@ -423,9 +424,9 @@ def run_samples(cur: duckdb.DuckDBPyConnection, run_id: str, text: str | None = 
     where, params = _sample_filter(run_id, text, benchmark, verdict, flag)
     cols = ", ".join(f'"{c}"' for c in SAMPLE_COLUMNS)
     try:
-        cur.execute(f"SELECT {cols} FROM samples WHERE {where} ORDER BY \"offset\" "
+        cur.execute(f"SELECT {cols}, extra->>'gold' FROM samples WHERE {where} ORDER BY \"offset\" "
                     f"LIMIT {max(0, int(limit))} OFFSET {max(0, int(offset))}", params)
-        rows = [dict(zip(SAMPLE_COLUMNS, r, strict=True)) for r in cur.fetchall()]
+        rows = [dict(zip((*SAMPLE_COLUMNS, "gold"), r, strict=True)) for r in cur.fetchall()]
         cur.execute(f"SELECT count(*) FROM samples WHERE {where}", params)
         matching = int(cur.fetchone()[0])
         cur.execute("SELECT benchmark, count(*) FROM samples WHERE run_id = ? GROUP BY 1 ORDER BY 1",

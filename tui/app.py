@@ -70,6 +70,7 @@ class TixCommands(Provider):
             for mode, key, title in SCREENS]
         found.append(("Help: every key binding", app.action_help, "key ?"))
         found += screen_commands(self.screen)
+        found += other_screen_commands(app, self.screen)
         for r in app.recent_runs(200):
             what = f"{r.get('experiment') or '-'}/{r.get('name') or '-'}, {r.get('state')}"
             found.append((f"Open run {r['id']} ({what})", partial(app.open_run, r["id"]), "run detail"))
@@ -87,15 +88,30 @@ class TixCommands(Provider):
                 yield Hit(score, matcher.highlight(name), callback, help=help_text)
 
 
+def shown_bindings(screen: type[Screen[Any]] | Screen[Any]) -> list[Binding]:
+    """The bindings a screen shows in its footer: the ones worth a palette command."""
+    return [b for b in getattr(screen, "BINDINGS", []) if isinstance(b, Binding) and b.description and b.show]
+
+
 def screen_commands(screen: Screen[Any]) -> list[tuple[str, Callable[[], Any], str]]:
     """The shown bindings of `screen` as palette commands ("Runs: sort", ...)."""
-    out = []
     title = type(screen).__name__.removesuffix("Screen")
-    for binding in getattr(screen, "BINDINGS", []):
-        if isinstance(binding, Binding) and binding.description and binding.show:
-            action = binding.action
-            out.append((f"{title}: {binding.description}", partial(screen.run_action, action),
-                        f"key {binding.key}"))
+    return [(f"{title}: {b.description}", partial(screen.run_action, b.action), f"key {b.key}")
+            for b in shown_bindings(screen)]
+
+
+def other_screen_commands(app: TixApp, current: Screen[Any]) -> list[tuple[str, Callable[[], Any], str]]:
+    """The shown bindings of every other screen: picking one switches there, then runs it."""
+    out = []
+    for mode, key, title in SCREENS:
+        module, name = LAZY_SCREENS[mode]
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except Exception:  # noqa: BLE001 - a broken screen shows its reason when opened
+            continue
+        if not isinstance(current, cls):
+            out += [(f"{title}: {b.description}", partial(app.switch_and_run, mode, b.action),
+                     f"key {key}, then {b.key}") for b in shown_bindings(cls)]
     return out
 
 
@@ -165,6 +181,11 @@ class TixApp(App[None]):
     def action_switch(self, mode: str) -> None:
         if mode != self.current_mode:
             self.switch_mode(mode)
+
+    def switch_and_run(self, mode: str, action: str) -> None:
+        """A palette command of another screen: go there, then run its action once it is shown."""
+        self.action_switch(mode)
+        self.call_after_refresh(lambda: self.screen.run_action(action))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Number keys switch screens everywhere except while typing in a text field."""

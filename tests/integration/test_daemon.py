@@ -141,6 +141,9 @@ def test_dependency_failure_cancels_downstream_and_retries_are_used(ws: Workspac
     client.request("submit", experiment=None, runs=[flaky, broken, after_broken])
     ok = wait_state(client, flaky["id"], TERMINAL)
     assert ok["state"] == "succeeded" and ok["attempt"] == 2
+    stderr = (ws.run_dir(flaky["id"]) / "stderr.log").read_text()
+    first, second = stderr.split("──── attempt 2 · ")
+    assert "Traceback" in first and "Traceback" not in second  # the retry's output is marked as new
     failed = wait_state(client, broken["id"], TERMINAL)
     assert failed["state"] == "failed" and "no luck" in failed["error"]
     downstream = wait_state(client, after_broken["id"], TERMINAL)

@@ -283,7 +283,8 @@ def _sample(bench: str, group: str, i: int, correct: bool) -> dict[str, Any]:
     completion = f"<think>Let me work it out.</think> The answer is {answer}." if not flags else "I am not sure"
     return {"benchmark": bench, "group": group, "item_id": f"{bench}-{i:03d}", "sample_idx": 0,
             "prompt": question, "completion": completion, "extracted": None if flags else answer,
-            "verdict": 1.0 if correct else 0.0, "tokens": 12 + i, "finish_reason": "stop", "flags": flags}
+            "verdict": 1.0 if correct else 0.0, "tokens": 12 + i, "finish_reason": "stop", "flags": flags,
+            "gold": truth}
 
 
 def _write_failed(run_dir: Path, row: dict[str, Any]) -> None:

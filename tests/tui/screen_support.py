@@ -137,12 +137,14 @@ def shift_events(scale: float) -> list[dict[str, Any]]:
     for j, group in enumerate(("math", "other", "non")):
         add("pca_shift", "d", scale * (j + 1.5), group=group)
         add("token_shift", "kl", scale * 0.1 * (j + 1.5), group=group)
+        tokens = [{"token": f" grp{j}{k}", "count": 20 - k, "mean_base_rank": 5.0 + k} for k in range(2)]
+        add("token_shift", "top_tokens", 2, group=group, payload=tokens)
     return events
 
 
 def record_shift_run(ws: Workspace, model: str, scale: float) -> dict[str, Any]:
     """A planned probe run named `model` whose events file already holds shift results."""
-    run = make_run("probe", model, EXPERIMENT, {"label": f"shift-{model}", "steps": 1}, [])
+    run = make_run("probe", model, EXPERIMENT, {"label": f"shift-{model}-{scale}", "steps": 1}, [])
     run_dir = ws.run_dir(run["id"])
     run_dir.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(e) for e in shift_events(scale)]
@@ -151,13 +153,17 @@ def record_shift_run(ws: Workspace, model: str, scale: float) -> dict[str, Any]:
 
 
 def seed(ws: Workspace, tmp: Path) -> None:
-    """Imported scores for base, sft and rl; recorded shift results for sft and rl."""
+    """Imported scores for base, sft and rl; recorded shift results for sft and rl (rl twice: an
+    older run at scale 0.5, then the newest at 0.25)."""
     ws.ensure()
     with Client(ws) as client:
         import_scores(client, write_scores_csv(tmp / "scores.csv"))
-        runs = [record_shift_run(ws, "sft", 1.0), record_shift_run(ws, "rl", 0.25)]
-        client.request("submit", experiment={"name": EXPERIMENT}, runs=runs)
-        ids = [r["id"] for r in runs]
-        wait_until(lambda: all(r["state"] == "succeeded" for r in client.request("status", ids=ids)), 30)
+        for runs in ([record_shift_run(ws, "rl", 0.5)],
+                     [record_shift_run(ws, "sft", 1.0), record_shift_run(ws, "rl", 0.25)]):
+            client.request("submit", experiment={"name": EXPERIMENT}, runs=runs)
+            ids = [r["id"] for r in runs]
+            wait_until(lambda ids=ids: all(r["state"] == "succeeded" for r in client.request("status", ids=ids)),
+                       30)
+            time.sleep(0.01)  # distinct creation times order the runs
 
 

@@ -197,19 +197,36 @@ def test_shift_screen_draws_the_recorded_results(lab: Workspace) -> None:
         assert (screen.experiment, screen.model, screen.benchmark) == (EXPERIMENT, "rl", "arith")
         assert screen.benchmarks() == ["arith", "chain", "bits", "syllogism", "reverse", "spell"]
         await plotted(pilot, "plot-pca", "arith: layers L0..L4", "base", "tuned", "PC1", "L0", "L4")
+        runs = screen.runs[(EXPERIMENT, "rl")]
+        assert len(runs) == 2 and screen.run_id == runs[0][0]  # the newest of rl's two analyse runs
         await pilot.press("d")
-        await plotted(pilot, "plot-d", "0.375", "math", "other", "non")  # rl's maths d: 0.25 * 1.5
-        screen.query_one("#shift-model", Select).value = "sft"
+        # rl's maths d 0.25 * 1.5; its benchmarks' d 0.25 * (i + 1) in BENCHMARKS order
+        await plotted(pilot, "plot-d", "0.375", "math", "other", "non")
+        await plotted(pilot, "plot-d-bench", "d per benchmark", "arith", "0.25", "spell", "1.5")
+        screen.query_one("#shift-run", Select).value = runs[1][0]  # the older run, at scale 0.5
         await until(pilot, lambda: screen.loaded >= 2)
+        await plotted(pilot, "plot-d", "0.75")
+        await plotted(pilot, "plot-d-bench", "3")  # reverse, 0.5 * 6
+        screen.query_one("#shift-model", Select).value = "sft"
+        await until(pilot, lambda: screen.loaded >= 3)
+        assert screen.run_id == screen.runs[(EXPERIMENT, "sft")][0][0]
         await plotted(pilot, "plot-d", "1.5", "2.5", "3.5")  # sft's d per group
+        model_select = screen.query_one("#shift-model", Select)
+        model_select.clear()  # what picking the prompt line with the keyboard does
+        await until(pilot, lambda: model_select.value == "sft")
+        assert screen.model == "sft" and screen.loaded == 3
         await pilot.press("k")
-        await plotted(pilot, "plot-kl", "token KL(tuned ‖ base) per benchmark", "syllogism", "0.6")
+        await plotted(pilot, "plot-kl", "token KL(tuned ‖ base) per benchmark", "syllogism 0.3", "spell 0.5")
         await pilot.press("b")
         await plotted(pilot, "plot-ranks", "80%", "rank 2-3")  # arith's rank-1 share; the caption's legend
         await pilot.press("t")
         tokens = screen.query_one("#shift-tokens", DataTable)
         assert [row_text(tokens, i) for i in range(tokens.row_count)] == [
             ["1", "' tok00'", "10", "2.00"], ["2", "' tok01'", "9", "3.00"], ["3", "' tok02'", "8", "4.00"]]
+        await pilot.press("g")  # the group's most-shifted tokens
+        assert [row_text(tokens, i) for i in range(tokens.row_count)] == [
+            ["1", "' grp00'", "20", "5.00"], ["2", "' grp01'", "19", "6.00"]]
+        await pilot.press("g")
         screen.query_one("#shift-benchmark", Select).value = "spell"
         await until(pilot, lambda: tokens.row_count == 3 and "tok40" in row_text(tokens, 0)[1])
 

@@ -10,7 +10,15 @@ from textual.widgets import DataTable, Input, Log
 
 from tests.tui.conftest import connected, make_app, run_app, until
 from tests.tui.recorded import Recorded
-from tui.screens.run_detail import RunDetailScreen, clean_log, curve_names, parse_search, thin
+from tui.screens.run_detail import (
+    RunDetailScreen,
+    clean_log,
+    curve_names,
+    parse_search,
+    sample_text,
+    step_ticks,
+    thin,
+)
 from tui.screentext import screen_text
 from tui.widgets.plotext_view import PlotextView
 
@@ -84,6 +92,11 @@ def test_samples_browser_search_and_verdicts(recorded: Recorded) -> None:
         await search(pilot, "is:wrong")
         await until(pilot, lambda: detail(pilot).sample_total == 7, what="wrong answers")
         assert all(s["verdict"] == 0.0 for s in detail(pilot).samples)
+        first = detail(pilot).samples[0]
+        assert first["gold"] != first["extracted"]
+        row = [getattr(c, "plain", str(c)) for c in table.get_row_at(0)]
+        assert row[3:5] == [first["extracted"], first["gold"]]  # answer, then the expected one
+        assert f"gold answer\n{first['gold']}" in sample_text(first).plain
         await search(pilot, "spell bench:lab_spell_backward")
         await until(pilot, lambda: detail(pilot).sample_total == 8, what="text search")
         await pilot.press("down")
@@ -105,3 +118,8 @@ def test_helpers() -> None:
     points = [(i, float(i)) for i in range(1000)]
     thinned = thin(points, 50)
     assert len(thinned) == 50 and thinned[0] == (0, 0.0) and thinned[-1] == (999, 999.0)
+    # integer step ticks at round values, never past the last step
+    assert step_ticks(1, 150) == [50, 100, 150]
+    assert step_ticks(1, 1000) == [250, 500, 750, 1000]
+    assert step_ticks(0, 7) == [0, 2, 4, 6]
+    assert step_ticks(5, 5) == [5]

@@ -16,6 +16,7 @@ from tui.screens.gpus import GpusScreen
 from tui.screens.help import HelpScreen
 from tui.screens.placeholder import PlaceholderScreen
 from tui.screens.runs import RunsScreen
+from tui.screens.sql import SQLScreen
 from tui.screentext import screen_text
 
 
@@ -66,7 +67,14 @@ def test_help_palette_and_a_missing_screen(recorded: Recorded, monkeypatch: pyte
         await until(pilot, lambda: "Go to GPUs" in screen_text(app), what="palette match")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, GpusScreen), what="palette switched")
-        await pilot.press("2")
+        await pilot.press("ctrl+p")  # another screen's action: switch there, then run it
+        await until(pilot, lambda: isinstance(app.screen, CommandPalette), what="palette")
+        await pilot.press(*"sql: schema")
+        await until(pilot, lambda: "SQL: schema" in screen_text(app), what="palette match")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, SQLScreen)
+                    and app.screen.query_one("#sql-schema").has_class("-hidden"), what="schema hidden")
+        await pilot.press("escape", "2")  # out of the SQL editor, then to the experiments screen
         await until(pilot, lambda: isinstance(app.screen, PlaceholderScreen), what="placeholder")
         assert "tui.screens.not_written.Nothing could not be loaded" in screen_text(app).replace("\n", " ")
         await pilot.press("1")

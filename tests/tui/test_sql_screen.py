@@ -25,6 +25,7 @@ from storage.store import ReadOnlyQueryError, Store
 from tests.tui.screen_support import HostApp, import_scores, settle, until, workspace, write_scores_csv
 from tui.screens.export import ExportScreen
 from tui.screens.sql import SQLScreen, load_history, write_parquet
+from tui.screentext import screen_text
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +114,11 @@ def test_history_walks_and_persists(db: Workspace) -> None:
         assert screen.editor.text == "SELECT 1 AS a"  # the oldest stays
         await pilot.press("alt+down", "alt+down")
         assert screen.editor.text == "SELECT 3 -- a draft"  # past the newest: the draft again
+        await pilot.press("ctrl+a", "4")  # select all, then typing replaces the query
+        assert screen.editor.text == "4"
+        assert "esc leave editor" in screen_text(pilot.app)  # the footer says how to get out
+        await pilot.press("escape")  # out of the editor (the app's number keys then switch screens)
+        assert not screen.editor.has_focus
         await until(pilot, lambda: load_history(path)[-2:] == ["SELECT 1 AS a", "SELECT 2 AS b"])
 
     async def second(pilot: Pilot[Any]) -> None:

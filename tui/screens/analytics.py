@@ -243,8 +243,9 @@ class TIScreen(ResultsScreen):
 
     @on(Select.Changed, "#ti-experiment")
     def _experiment_chosen(self, event: Select.Changed) -> None:
-        if isinstance(event.value, str) and event.value != self.experiment:
-            self.experiment = event.value
+        value = chosen_value(event, self.experiment)
+        if value is not None and value != self.experiment:
+            self.experiment = value
             self.show()
 
     # -- view --------------------------------------------------------------------------------------
@@ -408,7 +409,7 @@ POINTS_SQL = """SELECT benchmark, "group", layer, base_pc1, base_pc2, tuned_pc1,
        explained_pc1, explained_pc2
 FROM pca_points WHERE run_id = ? ORDER BY benchmark, layer"""
 TOKENS_SQL = """SELECT benchmark, "group", rank, token, count, mean_base_rank
-FROM token_shift_top WHERE run_id = ? AND benchmark IS NOT NULL ORDER BY benchmark, rank"""
+FROM token_shift_top WHERE run_id = ? ORDER BY benchmark NULLS FIRST, "group", rank"""
 GROUP_ORDER = {g: i for i, g in enumerate(ti.GROUPS)}
 
 
@@ -416,6 +417,24 @@ async def query_rows(source: Source, sql: str, params: list[Any] | None = None) 
     """Rows of a read-only query as dicts (the daemon's `sql` op)."""
     result = await source.request("sql", query=sql, params=params or [], max_rows=100_000)
     return [dict(zip(result["columns"], row, strict=True)) for row in result["rows"]]
+
+
+def chosen_value(event: Select.Changed, shown: str | None) -> str | None:
+    """The picked value; picking the blank prompt line puts back what was shown (and gives None),
+    since a results screen always shows one experiment, model, run and benchmark."""
+    if isinstance(event.value, str):
+        return event.value
+    if shown is not None:
+        with event.select.prevent(Select.Changed):
+            event.select.value = shown
+    return None
+
+
+def run_label(row: dict[str, Any]) -> str:
+    """A run in the run selector: its creation time and the end of its id (ids are hex)."""
+    created = row.get("created")
+    stamp = created.strftime("%m-%d %H:%M") if hasattr(created, "strftime") else str(created or "")[5:16]
+    return f"{stamp} {row['run_id'][-4:]}"
 
 
 def short(name: str, width: int = 14) -> str:
@@ -456,8 +475,11 @@ def draw_bars(labels: list[str], values: list[float], title: str, horizontal: bo
         labels, values = labels[::-1], values[::-1]
 
     def draw(figure: Any) -> None:
-        figure.draw(figure.bar([short(x) for x in labels], values, labeled=[f"{v:.3g}" for v in values],
-                               orientation="h" if horizontal else "v"))
+        if horizontal:  # the value goes in the label: written on a short bar it would be clipped
+            figure.draw(figure.bar([f"{short(x)} {v:.3g}" for x, v in zip(labels, values, strict=True)],
+                                   values, orientation="h"))
+        else:
+            figure.draw(figure.bar([short(x) for x in labels], values, labeled=[f"{v:.3g}" for v in values]))
         figure.title(title)
     return draw
 
@@ -489,6 +511,8 @@ class ShiftScreen(ResultsScreen):
     DEFAULT_CSS = """
     ShiftScreen #shift-bar { height: 1; }
     ShiftScreen #shift-bar Select { width: 1fr; }
+    ShiftScreen #shift-bar #shift-run { width: 19; }
+    ShiftScreen #d-plots PlotextView { width: 1fr; }
     ShiftScreen TabbedContent { height: 1fr; }
     ShiftScreen #shift-note { height: auto; max-height: 2; padding: 0 1; color: $text-muted; }
     """
@@ -499,19 +523,23 @@ class ShiftScreen(ResultsScreen):
         Binding("k", "tab('kl')", "kl"),
         Binding("b", "tab('ranks')", "ranks"),
         Binding("t", "tab('tokens')", "tokens"),
+        Binding("g", "toggle_scope", "group/bench"),
         Binding("r", "refresh", "refresh"),
     ]
     EXTRA_KEYS: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("tab", "the experiment, model and benchmark selectors (enter opens one)"),)
+        ("tab", "the experiment, model, run and benchmark selectors (enter opens one)"),)
 
     def __init__(self, source: Source) -> None:
         super().__init__()
         self.source = source
-        self.runs: dict[tuple[str, str], str] = {}
-        """(experiment, model) -> the latest analyse run with results."""
+        self.runs: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        """(experiment, model) -> its analyse runs with results, newest first: (run id, label)."""
         self.experiment: str | None = None
         self.model: str | None = None
+        self.run_id: str | None = None
         self.benchmark: str | None = None
+        self.group_tokens = False
+        """The tokens tab lists the selected benchmark's group instead of the benchmark."""
         self.summary: list[dict[str, Any]] = []
         self.points: list[dict[str, Any]] = []
         self.tokens: list[dict[str, Any]] = []
@@ -522,12 +550,14 @@ class ShiftScreen(ResultsScreen):
         with Horizontal(id="shift-bar"):
             yield Select[str]([], prompt="experiment", compact=True, id="shift-experiment")
             yield Select[str]([], prompt="model", compact=True, id="shift-model")
+            yield Select[str]([], prompt="run", compact=True, id="shift-run")
             yield Select[str]([], prompt="benchmark", compact=True, id="shift-benchmark")
         with TabbedContent(initial="pca"):
             with TabPane("PCA", id="pca"):
                 yield PlotextView("no PCA points", id="plot-pca")
-            with TabPane("d", id="d"):
+            with TabPane("d", id="d"), Horizontal(id="d-plots"):
                 yield PlotextView("no PCA shift", id="plot-d")
+                yield PlotextView("no PCA shift", id="plot-d-bench")
             with TabPane("KL", id="kl"):
                 yield PlotextView("no token shift", id="plot-kl")
             with TabPane("ranks", id="ranks"):
@@ -556,7 +586,7 @@ class ShiftScreen(ResultsScreen):
             return
         self.runs = {}
         for r in rows:
-            self.runs.setdefault((r["experiment"], r["model"]), r["run_id"])
+            self.runs.setdefault((r["experiment"], r["model"]), []).append((r["run_id"], run_label(r)))
         if not self.runs:
             self._note("no shift results yet: analyse runs write them (`tix run` queues one per variant)")
             self.loaded += 1
@@ -572,10 +602,22 @@ class ShiftScreen(ResultsScreen):
         if self.model not in models:
             self.model = models[0] if models else None
         self._set_select("#shift-model", models, self.model)
+        await self._choose_run()
+
+    async def _choose_run(self) -> None:
+        """The model's newest analyse run unless the user picked an earlier one of it."""
+        runs = self.runs.get((self.experiment or "", self.model or ""), [])
+        if self.run_id not in [run_id for run_id, _ in runs]:
+            self.run_id = runs[0][0] if runs else None
+        select = self.query_one("#shift-run", Select)
+        with select.prevent(Select.Changed):
+            select.set_options([(label, run_id) for run_id, label in runs])
+            if self.run_id is not None:
+                select.value = self.run_id
         await self._load_model()
 
     async def _load_model(self) -> None:
-        run_id = self.runs.get((self.experiment or "", self.model or ""))
+        run_id = self.run_id
         if run_id is None:
             return
         try:
@@ -610,7 +652,9 @@ class ShiftScreen(ResultsScreen):
 
     @on(Select.Changed)
     def _selected(self, event: Select.Changed) -> None:
-        value = event.value if isinstance(event.value, str) else None
+        shown = {"shift-experiment": self.experiment, "shift-model": self.model,
+                 "shift-run": self.run_id, "shift-benchmark": self.benchmark}.get(event.select.id or "")
+        value = chosen_value(event, shown)
         if value is None:
             return
         if event.select.id == "shift-experiment" and value != self.experiment:
@@ -619,13 +663,24 @@ class ShiftScreen(ResultsScreen):
         elif event.select.id == "shift-model" and value != self.model:
             self.model = value
             self.reload(models=False)
+        elif event.select.id == "shift-run" and value != self.run_id:
+            self.run_id = value
+            self.reload(models=False, run_chosen=True)
         elif event.select.id == "shift-benchmark" and value != self.benchmark:
             self.benchmark = value
             self.draw_benchmark()
 
     @work(exclusive=True, group="shift-runs")
-    async def reload(self, models: bool) -> None:
-        await (self._choose_experiment() if models else self._load_model())
+    async def reload(self, models: bool, run_chosen: bool = False) -> None:
+        if models:
+            await self._choose_experiment()
+        else:
+            await (self._load_model() if run_chosen else self._choose_run())
+
+    def action_toggle_scope(self) -> None:
+        self.group_tokens = not self.group_tokens
+        self.action_tab("tokens")
+        self.draw_benchmark()
 
     # -- drawing -----------------------------------------------------------------------------------
     def draw_all(self) -> None:
@@ -635,6 +690,10 @@ class ShiftScreen(ResultsScreen):
         self.query_one("#plot-d", PlotextView).plot(
             draw_bars([r["group"] for r in groups], [r["pca_d"] for r in groups], "PCA shift d per group")
             if groups else None, "no PCA shift recorded for this model")
+        benches = [r for r in self._bench_rows() if not is_missing(r["pca_d"])]
+        self.query_one("#plot-d-bench", PlotextView).plot(
+            draw_bars([r["benchmark"] for r in benches], [r["pca_d"] for r in benches], "d per benchmark",
+                      horizontal=True) if benches else None, "no per-benchmark PCA shift")
         self._draw_kl()
         self._draw_ranks()
 
@@ -668,11 +727,16 @@ class ShiftScreen(ResultsScreen):
         self.query_one("#plot-pca", PlotextView).plot(
             draw_trajectory(points, self.benchmark or "") if points else None,
             f"no PCA points for {self.benchmark}" if self.benchmark else "no PCA points")
+        group = next((p["group"] for p in self.summary + self.points
+                      if p["benchmark"] == self.benchmark), None)
+        scope = f"group {group}" if self.group_tokens else self.benchmark
         table = self.query_one("#shift-tokens", DataTable)
         table.clear(columns=True)
-        table.add_columns("rank", "token", "count", "mean base rank")
+        table.add_columns("rank", f"token ({scope}; g: {'benchmark' if self.group_tokens else 'group'})",
+                          "count", "mean base rank")
         for t in self.tokens:
-            if t["benchmark"] == self.benchmark:
+            if (t["benchmark"] is None and t["group"] == group) if self.group_tokens \
+                    else t["benchmark"] == self.benchmark:
                 table.add_row(Text(str(t["rank"]), justify="right"), repr(t["token"]),
                               Text(str(t["count"]), justify="right"),
                               Text(number(t["mean_base_rank"], 2), justify="right"))

@@ -36,6 +36,7 @@ from textual.worker import get_current_worker
 from tui.messages import ConnectionChanged
 from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
+from tui.widgets.editor import CodeEditor
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "experiments" / "tiny-lab.yaml"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -274,7 +275,7 @@ class ExperimentsScreen(Screen[None]):
             yield OptionList(id="exp-list")
             with Vertical():
                 yield Static("enter opens an experiment · ctrl+n creates one", id="exp-title")
-                yield TextArea.code_editor("", language="yaml", id="exp-editor", read_only=True,
+                yield CodeEditor.code_editor("", language="yaml", id="exp-editor", read_only=True,
                                            placeholder="the experiment opens here")
                 yield Static("", id="exp-check")
                 yield Static("", id="exp-output", classes="-empty")

@@ -38,6 +38,12 @@ class ExportChoice:
     path: Path
 
 
+def home_short(path: Path) -> str:
+    """`~/x` for paths under the home folder: the dialog is 64 columns wide."""
+    home = Path.home()
+    return f"~/{path.relative_to(home)}" if path.is_relative_to(home) and path != home else str(path)
+
+
 class ExportScreen(ModalScreen[ExportChoice | None]):
     """Format list and path input; dismisses with an ExportChoice, or None on escape."""
 
@@ -63,7 +69,7 @@ class ExportScreen(ModalScreen[ExportChoice | None]):
         with Vertical():
             yield Label(f"[b]{self.title_text}[/b]")
             yield OptionList(*[Option(f.label, id=f.key) for f in self.formats], id="export-formats")
-            yield Label("file (enter writes it):")
+            yield Label(f"file, relative to {home_short(Path.cwd())} (enter writes it):")
             yield Input(self._default_path(self.formats[0]), id="export-path")
             yield Label("", id="export-error")
         yield Footer()
@@ -100,7 +106,7 @@ class ExportScreen(ModalScreen[ExportChoice | None]):
         if not text:
             self.query_one("#export-error", Label).update("give a file name")
             return
-        path = Path(text).expanduser()
+        path = Path(text).expanduser().absolute()  # the notification then says exactly where it went
         if path.is_dir():
             path = path / self._default_path(self.chosen)
         self.dismiss(ExportChoice(self.chosen, path))

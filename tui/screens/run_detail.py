@@ -15,6 +15,7 @@ r resumes or retries it; escape goes back.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, ClassVar
 
@@ -69,6 +70,16 @@ def short_number(value: float) -> str:
     return f"{value:.3g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
 
 
+def step_ticks(first: int, last: int, most: int = 5) -> list[int]:
+    """Round step numbers for the x axis (0, 50, 100...): steps are integers, so ticks are too."""
+    span = max(1, last - first)
+    raw = span / max(1, most - 1)
+    unit = 10 ** math.floor(math.log10(raw)) if raw >= 1 else 1
+    step = next(m * unit for m in (1, 2, 2.5, 5, 10) if m * unit >= raw and float(m * unit).is_integer())
+    start = -(-first // step) * step
+    return list(range(int(start), int(last) + 1, int(step))) or [first]
+
+
 def curves_drawer(series: dict[str, list[tuple[int, float]]], names: list[str], width: int) -> Any:
     """A plotext draw function: up to four metrics in a grid, each titled with its last value."""
     cols = 1 if len(names) == 1 else 2
@@ -83,6 +94,8 @@ def curves_drawer(series: dict[str, list[tuple[int, float]]], names: list[str], 
             if points:
                 ys = [p[1] for p in points]
                 plot.draw(plot.signal([p[0] for p in points], ys, marker="braille"))
+                steps = step_ticks(points[0][0], points[-1][0])
+                plot.ruler("x").ticks(steps, [str(s) for s in steps])
                 if min(ys) == max(ys):  # a flat curve (a constant learning rate): centre it
                     pad = abs(ys[0]) * 0.5 or 1.0
                     plot.ruler("y").lim(ys[0] - pad, ys[0] + pad)
@@ -463,7 +476,7 @@ class RunDetailScreen(Screen[None]):
 
 def sample_widths(width: int) -> dict[str, int]:
     """Column widths of the samples table at `width` cells (the completion takes the rest)."""
-    fixed = {"v": 1, "benchmark": 14 if width < 100 else 22, "item": 8, "answer": 10, "flags": 10}
+    fixed = {"v": 1, "benchmark": 14 if width < 100 else 22, "item": 8, "answer": 8, "gold": 8, "flags": 8}
     rest = width - sum(fixed.values()) - 2 * (len(fixed) + 1) - 2
     return {**fixed, "completion": max(10, rest)}
 
@@ -474,6 +487,7 @@ def sample_cells(s: dict[str, Any], widths: dict[str, int]) -> list[Text | str]:
     item = item.removeprefix(bench + "-") if bench else item
     return [verdict_mark(s.get("verdict")), fit(bench, widths["benchmark"]), fit(item, widths["item"]),
             fit(str(s.get("extracted") if s.get("extracted") is not None else "-"), widths["answer"]),
+            fit(str(s.get("gold") if s.get("gold") is not None else "-"), widths["gold"]),
             Text(fit(",".join(s.get("flags") or []), widths["flags"]), style="yellow"),
             fit(s.get("completion") or "", widths["completion"])]
 
@@ -486,7 +500,8 @@ def sample_text(s: dict[str, Any]) -> Text:
     text.append(f" verdict {s.get('verdict')} · {s.get('tokens')} tokens · {s.get('finish_reason')}")
     if s.get("flags"):
         text.append(f" · flags: {', '.join(s['flags'])}", style="yellow")
-    for title, key in (("prompt", "prompt"), ("completion", "completion"), ("extracted answer", "extracted")):
+    for title, key in (("prompt", "prompt"), ("completion", "completion"), ("extracted answer", "extracted"),
+                       ("gold answer", "gold")):
         text.append(f"\n{title}\n", style="bold cyan")
         text.append(str(s.get(key)) if s.get(key) is not None else "(none)")
     return text

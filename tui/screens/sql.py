@@ -41,6 +41,7 @@ from tui.messages import ConnectionChanged
 from tui.screens.export import ExportChoice, ExportFormat, ExportScreen
 from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
+from tui.widgets.editor import CodeEditor
 
 GRID_ROWS = 1_000
 EXPORT_ROWS = 200_000
@@ -224,7 +225,7 @@ class SQLScreen(Screen[None]):
         with Horizontal():
             yield Tree("schema", id="sql-schema")
             with Vertical():
-                yield TextArea.code_editor(self.initial_query, language="sql", id="sql-editor",
+                yield CodeEditor.code_editor(self.initial_query, language="sql", id="sql-editor",
                                            soft_wrap=True, show_line_numbers=False)
                 yield Static("", id="sql-error", classes="-empty")
                 yield Static("F5 runs the query · read-only: SELECT and EXPLAIN", id="sql-status")
