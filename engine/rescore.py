@@ -16,7 +16,7 @@ from typing import Any
 
 from engine.backends import Generation, SamplingParams
 from engine.benchmarks import Benchmark, BenchmarkError, get_benchmark, load_items
-from engine.jobs.eval import HEALTH_FLAGS, Task, score_one, summarise
+from engine.jobs.eval import HEALTH_FLAGS, Task, sample_record, score_one, summarise
 from engine.scorers.base import get_scorer
 
 COMPLETION_KEYS = ("output", "completion", "response")
@@ -67,13 +67,10 @@ def sample_row(bench: Benchmark, scorer: Any, item: dict[str, Any], k: int, line
                number: int) -> dict[str, Any]:
     text = next(str(line[key]) for key in COMPLETION_KEYS if key in line)
     finish = "length" if line.get("finish_reason") == "length" or line.get("truncated") is True else "stop"
-    verdict = score_one(scorer, bench, Generation(text, int(line.get("tokens") or 0), finish), item)
-    return {"benchmark": bench.name, "group": bench.group, "item_id": item["id"], "sample_idx": k,
-            "prompt": line.get("input") or line.get("prompt"), "completion": text,
-            "extracted": verdict.extracted, "verdict": verdict.score, "tokens": line.get("tokens"),
-            "finish_reason": finish, "flags": verdict.flags, "metrics": verdict.metrics,
-            "detail": verdict.detail, "scorer": scorer.name, "scorer_version": scorer.version,
-            "source_line": number}
+    gen = Generation(text, int(line.get("tokens") or 0), finish)
+    verdict = score_one(scorer, bench, gen, item)
+    record = sample_record(bench, scorer.name, item, k, line.get("input") or line.get("prompt"), gen, verdict)
+    return {**record, "tokens": line.get("tokens"), "source_line": number}
 
 
 def read_generations(path: Path) -> list[tuple[int, dict[str, Any]]]:

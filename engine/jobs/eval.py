@@ -24,7 +24,7 @@ from typing import Any
 
 from engine.backends import Backend, Generation, ModelRef, SamplingParams, load_backend
 from engine.backends.cache import GenerationCache, cache_key, model_identity
-from engine.benchmarks import Benchmark, get_benchmark, load_items, suite_benchmarks
+from engine.benchmarks import Benchmark, get_benchmark, load_items, prompt_text, suite_entries
 from engine.events import SAMPLES_FILE
 from engine.jobs import JobContext
 from engine.scorers.base import NO_ANSWER, TRUNCATED, UNCLOSED_THINK, Verdict, get_scorer
@@ -80,7 +80,7 @@ def plan_tasks(params: dict[str, Any]) -> list[Task]:
     if params.get("benchmarks"):
         entries = [dict(e) for e in params["benchmarks"]]
     else:
-        entries = [{"name": b.name} for b in suite_benchmarks(params.get("suite") or "lab")]
+        entries = suite_entries(params.get("suite") or "lab", params.get("limit"))
     generation = {k: v for k, v in (params.get("generation") or {}).items() if v is not None}
     return [make_task(e, generation, params.get("limit")) for e in entries]
 
@@ -134,7 +134,7 @@ class Evaluator:
                     self.write(task, item, k, prompt, gen, score_one(scorer, task.bench, gen, item))
 
     def render(self, task: Task, item: dict[str, Any]) -> str:
-        question = task.bench.prompt.format_map(_Template(item))
+        question = prompt_text(task.bench, item)
         return self.backend.render(question, chat=task.bench.chat, enable_thinking=task.enable_thinking)
 
     def generate(self, prompts: list[str], sampling: SamplingParams) -> list[list[Generation]]:
@@ -159,26 +159,28 @@ class Evaluator:
         for item, prompt in zip(chunk, prompts, strict=True):
             lls = [next(scores) for _ in item["choices"]]
             best = str(item["choices"][max(range(len(lls)), key=lls.__getitem__)])
-            verdict = scorer(best, item)
+            verdict = add_subset(scorer(best, item), item)
             verdict.detail = {"loglikelihoods": lls}
             self.write(task, item, 0, prompt, Generation(best, 0, "stop"), verdict)
 
     def write(self, task: Task, item: dict[str, Any], k: int, prompt: str, gen: Generation,
               verdict: Verdict) -> None:
-        self.ctx.samples.write({
-            "benchmark": task.bench.name, "group": task.group, "item_id": item["id"], "sample_idx": k,
-            "prompt": prompt, "completion": gen.text, "extracted": verdict.extracted,
-            "verdict": verdict.score, "tokens": gen.tokens, "finish_reason": gen.finish_reason,
-            "flags": verdict.flags, "metrics": verdict.metrics, "detail": verdict.detail,
-            "scorer": task.scorer, "scorer_version": get_scorer(task.scorer).version,
-        })
+        self.ctx.samples.write(sample_record(task.bench, task.scorer, item, k, prompt, gen, verdict))
 
 
-class _Template(dict):
-    """Prompt templates see the item's fields; a missing field renders empty, not KeyError."""
-
-    def __missing__(self, key: str) -> str:
-        return ""
+def sample_record(bench: Benchmark, scorer: str, item: dict[str, Any], k: int, prompt: str | None,
+                  gen: Generation, verdict: Verdict) -> dict[str, Any]:
+    """One line of samples.jsonl, for evaluation and re-scoring alike. The gold answer travels
+    with the sample so a reader of a wrong answer sees what was expected without the data set."""
+    gold = item.get("answer")
+    return {
+        "benchmark": bench.name, "group": bench.group, "item_id": item["id"], "sample_idx": k,
+        "prompt": prompt, "completion": gen.text, "extracted": verdict.extracted,
+        "verdict": verdict.score, "tokens": gen.tokens, "finish_reason": gen.finish_reason,
+        "flags": verdict.flags, "metrics": verdict.metrics, "detail": verdict.detail,
+        "scorer": scorer, "scorer_version": get_scorer(scorer).version,
+        "gold": None if gold is None else str(gold),
+    }
 
 
 def score_one(scorer: Any, bench: Benchmark, gen: Generation, item: dict[str, Any]) -> Verdict:
@@ -191,6 +193,13 @@ def score_one(scorer: Any, bench: Benchmark, gen: Generation, item: dict[str, An
     if gen.finish_reason == "length":
         flags.add(TRUNCATED)
     verdict.flags = sorted(flags)
+    return add_subset(verdict, item)
+
+
+def add_subset(verdict: Verdict, item: dict[str, Any]) -> Verdict:
+    """A pooled benchmark's item also counts towards `accuracy_<subset>`, its part's own score."""
+    if item.get("subset"):
+        verdict.metrics = {**verdict.metrics, f"accuracy_{item['subset']}": verdict.score}
     return verdict
 
 

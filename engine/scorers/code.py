@@ -7,6 +7,13 @@ Two kinds of item:
   body that continues the prompt; the harness runs `check(<entry_point>)`.
 - Stdin/stdout style, LiveCodeBench's `tests: [{input, output}]` (a list, or that list as a JSON
   string): the program runs once per test with `input` on stdin, and its stdout must match.
+- Functional style, LiveCodeBench's LeetCode problems (`testtype: functional`, `func_name`): each
+  test's input is one JSON value per line, the arguments; the output is JSON. The harness calls
+  `Solution().<func_name>(*args)` (a fresh instance per test), else a top-level `<func_name>`,
+  else the program's first top-level function (evalchemy's rule), with the item's `timeout` per
+  call; a tuple result counts as a list, then it must equal the expected value, as in
+  LiveCodeBench's grader. The program is preceded by the imports LeetCode provides
+  (`typing`, `collections`, `heapq`...), which LeetCode-style code relies on without writing.
 
 The program runs inside a harness in `engine.sandbox`. A pass needs exit status 0 *and* a
 per-run random line that the harness prints only after the last test, so `exit(0)` or
@@ -104,6 +111,78 @@ _main(**PAYLOAD)
 """
 
 
+_CALL_RUNNER = """
+import inspect, json, os, signal, sys
+os.unlink(__file__)  # from here on the pass line lives only in memory
+
+
+class _Timeout(BaseException):
+    pass
+
+
+def _alarm(signum, frame):
+    raise _Timeout()
+
+
+def _callable(namespace, name):
+    solution = namespace.get("Solution")
+    if name and inspect.isclass(solution) and hasattr(solution, name):
+        return lambda *args: getattr(solution(), name)(*args)
+    if name and callable(namespace.get(name)):
+        return namespace[name]
+    own = [v for v in namespace.values()
+           if inspect.isfunction(v) and v.__code__.co_filename == "solution.py"]
+    if not own:
+        sys.exit(f"no function {name!r} to call")
+    return own[0]
+
+
+def _main(program, tests, name, timeout, nonce):
+    out = sys.stdout
+    sys.stdout = open(os.devnull, "w")  # what the solution prints must not bury the pass line
+    namespace = {"__name__": "__solution__"}
+    try:
+        exec(compile(program, "solution.py", "exec"), namespace)
+    except SystemExit as exc:
+        sys.exit(f"exited while loading: {exc.code!r}")
+    call = _callable(namespace, name)
+    signal.signal(signal.SIGALRM, _alarm)
+    for i, (given, want) in enumerate(tests):
+        args = [json.loads(line) for line in given.split("\\n") if line.strip()]
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            got = call(*args)
+        except _Timeout:
+            sys.exit(f"test {i}: timed out after {timeout} s")
+        except SystemExit as exc:
+            sys.exit(f"test {i}: exited: {exc.code!r}")
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        if isinstance(got, tuple):
+            got = list(got)
+        if got != json.loads(want):
+            sys.exit(f"test {i}: wrong answer")
+    out.write(nonce + "\\n")
+    out.flush()
+
+
+_main(**PAYLOAD)
+"""
+
+#: What LeetCode (and LiveCodeBench's grader) imports before a functional solution runs.
+LEETCODE_IMPORTS = (
+    "from typing import *\n"
+    "from collections import *\n"
+    "from itertools import *\n"
+    "from functools import *\n"
+    "from heapq import *\n"
+    "from bisect import *\n"
+    "from math import *\n"
+    "from string import *\n"
+    "import bisect, collections, functools, heapq, itertools, math, re, string\n"
+)
+
+
 @register("code_tests", "1")
 def code_tests(completion: str, item: dict[str, Any]) -> Verdict:
     """Code: 1 if the completion's program passes all the item's tests in the sandbox, else 0."""
@@ -138,10 +217,22 @@ def build_harness(code: str, item: dict[str, Any], nonce: str) -> tuple[str, flo
                    "entry": item["entry_point"], "nonce": nonce}
         return f"PAYLOAD = {payload!r}\n{_CHECK_RUNNER}", timeout
     if item.get("tests"):
-        tests = _io_tests(item["tests"])
-        payload = {"program": code, "tests": tests, "timeout": timeout, "nonce": nonce}
-        return f"PAYLOAD = {payload!r}\n{_IO_RUNNER}", min(timeout * len(tests) + 5.0, MAX_SECONDS)
+        tests = _test_list(item["tests"])
+        pairs = [(t["input"], t["output"]) if isinstance(t, dict) else (t[0], t[1]) for t in tests]
+        seconds = min(timeout * len(pairs) + 5.0, MAX_SECONDS)
+        if is_functional(item, tests):
+            payload = {"program": LEETCODE_IMPORTS + code, "tests": pairs, "name": item.get("func_name"),
+                       "timeout": timeout, "nonce": nonce}
+            return f"PAYLOAD = {payload!r}\n{_CALL_RUNNER}", seconds
+        payload = {"program": code, "tests": pairs, "timeout": timeout, "nonce": nonce}
+        return f"PAYLOAD = {payload!r}\n{_IO_RUNNER}", seconds
     raise ValueError(f"item {item.get('id')!r} has neither test + entry_point nor tests")
+
+
+def is_functional(item: dict[str, Any], tests: list[Any]) -> bool:
+    """A call-based item: it names a function, or its tests say `testtype: functional`."""
+    return bool(item.get("func_name")) or any(
+        isinstance(t, dict) and t.get("testtype") == "functional" for t in tests)
 
 
 def humaneval_program(code: str, item: dict[str, Any]) -> str:
@@ -158,11 +249,9 @@ def humaneval_program(code: str, item: dict[str, Any]) -> str:
     return prompt + body
 
 
-def _io_tests(tests: Any) -> list[tuple[str, str]]:
-    """(stdin, expected stdout) pairs from a list of {input, output} or that list as JSON text."""
-    if isinstance(tests, str):
-        tests = json.loads(tests)
-    return [(t["input"], t["output"]) if isinstance(t, dict) else (t[0], t[1]) for t in tests]
+def _test_list(tests: Any) -> list[Any]:
+    """The tests: a list of {input, output[, testtype]} or of pairs, or that list as JSON text."""
+    return json.loads(tests) if isinstance(tests, str) else list(tests)
 
 
 def _detail(result: SandboxResult, passed: bool) -> dict[str, Any]:

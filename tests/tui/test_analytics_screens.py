@@ -275,3 +275,15 @@ def test_screens_import_nothing_heavy() -> None:
     result = subprocess.run([sys.executable, "-c", HYGIENE], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_horizontal_bars_fit_on_their_axis() -> None:
+    """plotext alone ends the axis short of the longest bar; the drawn axis must cover every value."""
+    from tui.screens.analytics import draw_bars
+    from tui.widgets.plotext_view import render_figure
+
+    for values in ([0.119, 0.0876, 0.002], [0.119, -0.0876, 0.002]):
+        text = render_figure(draw_bars(["a", "b", "c"], values, "t", horizontal=True), 60, 12).plain
+        ticks = [float(x) for x in text.splitlines()[-1].split()]
+        assert ticks[-1] >= max(values) and ticks[0] <= min(0.0, *values)
+        assert "a 0.119" in text and "c 0.002" in text

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine.benchmarks import SUITES
+from engine.benchmarks import SUITES, lab_items
 from engine.jobs import eval as eval_job
 from tests.conftest import ROOT, job_context, wait_until
 
@@ -35,7 +35,8 @@ def test_eval_records_samples_scores_and_uses_the_cache(tmp_path: Path, tiny_mod
     samples = samples_of(ctx.run_dir)
     assert len(samples) == 36
     first = samples[0]
-    assert {"prompt", "completion", "extracted", "verdict", "tokens", "finish_reason", "flags"} <= set(first)
+    assert {"prompt", "completion", "extracted", "verdict", "tokens", "finish_reason", "flags", "gold"} <= set(first)
+    assert first["gold"] == lab_items("basic_arithmetic")[0]["answer"]
     assert first["prompt"].startswith("<|im_start|>user\n") and first["scorer"] == "reasoning_gym"
     add = result["scores"]["lab_basic_arithmetic"]
     assert add["n"] == 6 and add["metrics"]["accuracy"] == 100 * sum(

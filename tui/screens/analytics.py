@@ -478,6 +478,10 @@ def draw_bars(labels: list[str], values: list[float], title: str, horizontal: bo
         if horizontal:  # the value goes in the label: written on a short bar it would be clipped
             figure.draw(figure.bar([f"{short(x)} {v:.3g}" for x, v in zip(labels, values, strict=True)],
                                    values, orientation="h"))
+            # plotext 6 sizes a horizontal bar chart's value axis short of the longest bar: set it
+            low, high = min(0.0, *values), max(0.0, *values)
+            room = (high - low) * 0.04 or 1.0
+            figure.ruler("x").lim(low - room if low < 0 else 0.0, high + room if high > 0 else 0.0)
         else:
             figure.draw(figure.bar([short(x) for x in labels], values, labeled=[f"{v:.3g}" for v in values]))
         figure.title(title)
