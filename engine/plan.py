@@ -17,7 +17,7 @@ from typing import Any
 
 from engine import __version__
 from engine.registry import BUILTIN_MODELS
-from engine.spec import Experiment
+from engine.spec import DISTRIBUTED, NO_BASE, Experiment
 
 #: Bumped when a job's outputs change meaning, so old results are not reused for new code.
 JOB_VERSIONS = {"build": "1", "train": "1", "eval": "1", "analyse": "1", "probe": "1", "score": "1",
@@ -31,13 +31,14 @@ def content_hash(obj: Any) -> str:
 
 
 def make_run(kind: str, name: str, experiment: str, params: dict[str, Any], deps: list[str],
-             max_retries: int = 0) -> dict[str, Any]:
-    """A planned run; its id hashes everything that determines its outputs."""
+             max_retries: int = 0, gpus: int | None = None) -> dict[str, Any]:
+    """A planned run; its id hashes everything that determines its outputs. `gpus` overrides the
+    kind's default (a multi-GPU training, a tensor- or data-parallel evaluation)."""
     digest = content_hash({"kind": kind, "params": params, "deps": sorted(deps),
                            "code": f"{__version__}/{JOB_VERSIONS.get(kind, '0')}"})
     return {"id": f"{kind}-{digest[:10]}", "kind": kind, "name": name, "experiment": experiment,
-            "params": params, "deps": sorted(set(deps)), "gpus_needed": DEFAULT_GPUS.get(kind, 0),
-            "max_retries": max_retries}
+            "params": params, "deps": sorted(set(deps)), "max_retries": max_retries,
+            "gpus_needed": DEFAULT_GPUS.get(kind, 0) if gpus is None else gpus}
 
 
 class Planner:
@@ -83,13 +84,20 @@ class Planner:
         params = {"model": source, "method": train["method"], "data": data,
                   "data_signature": path_signature(data), "reward": train.get("reward"),
                   "args": train.get("args") or {}, "lora": train.get("lora")}
+        if train.get("limit"):
+            params["limit"] = train["limit"]
+        gpus = int(train.get("gpus") or 1)
+        if gpus > 1:
+            distributed = train.get("distributed") or "zero3"
+            params.update(gpus=gpus, distributed=distributed if distributed in DISTRIBUTED
+                          else model_ref(distributed, self.exp.path.parent))
         train_deps = list(deps)
         if train.get("teacher"):
             generated = self.datagen_run(name, train, data, source, deps)
             params["data"] = {"from_run": generated["id"], "key": "data_path"}
             train_deps.append(generated["id"])
         retries = int(train.get("retries", 0))
-        run = self.add(make_run("train", name, self.exp.name, params, train_deps, retries))
+        run = self.add(make_run("train", name, self.exp.name, params, train_deps, retries, gpus=gpus))
         return {"from_run": run["id"], "key": "model_path"}, [run["id"]]
 
     def datagen_run(self, name: str, train: dict[str, Any], data: str, source: Any,
@@ -102,15 +110,32 @@ class Planner:
         else:
             model, deps = self.external_model(teacher), []
         params = {"teacher": model, "data": data, "data_signature": path_signature(data),
-                  **{k: v for k, v in teacher.items() if k != "model"}}
-        return self.add(make_run("datagen", name, self.exp.name, params, deps))
+                  **{k: v for k, v in teacher.items() if k != "model" and v not in (None, {})}}
+        return self.add(make_run("datagen", name, self.exp.name, params, deps, gpus=eval_gpus(params)))
 
     def eval_run(self, name: str) -> dict[str, Any]:
         model, deps = self.models[name]
-        params = {"model": model, **self.data["eval"]}
+        params = {"model": model, **self.data["eval"], **self.released_labels(name)}
         if params.get("benchmarks"):
             params["benchmarks"] = [self.local_benchmark(b) for b in params["benchmarks"]]
-        return self.add(make_run("eval", name, self.exp.name, params, deps))
+        return self.add(make_run("eval", name, self.exp.name, params, deps, gpus=eval_gpus(params)))
+
+    def released_labels(self, name: str) -> dict[str, Any]:
+        """A released model's base (when not the experiment's) and method label, which the
+        `models` view reads from its eval run; nothing for others, so their run ids stay."""
+        variant = self.data["models"].get(name) or {}
+        if name == "base" or variant.get("train"):
+            return {}
+        labels = {"base_model": variant["from"]} if variant.get("from") not in (None, "base") else {}
+        return {**labels, **({"method": variant["method"]} if variant.get("method") else {})}
+
+    def compared_with(self, name: str) -> str | None:
+        """The model a variant is compared with: its released base, else the experiment's."""
+        variant = self.data["models"][name]
+        parent = variant.get("from") or "base"
+        if variant.get("train") or parent == "base":
+            return "base"
+        return None if parent == NO_BASE else parent
 
     def local_benchmark(self, entry: dict[str, Any]) -> dict[str, Any]:
         """A benchmark entry with its local copy made absolute and fingerprinted."""
@@ -121,12 +146,20 @@ class Planner:
 
     def analyse_run(self, name: str, evaluation: dict[str, Any]) -> None:
         analysis = self.data.get("analysis") or {}
-        if not analysis:
+        against = self.compared_with(name)
+        if not analysis or against is None:
             return
-        base, base_deps = self.models["base"]
+        base, base_deps = self.models[against]
         model, deps = self.models[name]
         params = {"base_model": base, "model": model, "samples_from": evaluation["id"], **analysis}
         self.add(make_run("analyse", name, self.exp.name, params, [*base_deps, *deps, evaluation["id"]]))
+
+
+def eval_gpus(params: dict[str, Any]) -> int:
+    """GPUs an evaluation holds: vLLM's tensor parallel size times its data-parallel copies."""
+    options = params.get("backend_options") or {}
+    sizes = [options.get("tensor_parallel_size"), options.get("data_parallel_size")]
+    return max(1, int(sizes[0] or 1)) * max(1, int(sizes[1] or 1))
 
 
 def variant_order(models: dict[str, dict[str, Any]]) -> list[str]:
@@ -135,7 +168,7 @@ def variant_order(models: dict[str, dict[str, Any]]) -> list[str]:
 
     def visit(name: str) -> None:
         parent = models[name].get("from") or "base"
-        if parent != "base" and parent not in order:
+        if parent not in ("base", NO_BASE) and parent not in order:
             visit(parent)
         if name not in order:
             order.append(name)

@@ -399,9 +399,38 @@ class _Field:
 
 
 _POSITIVE = _integer(1)
+DISTRIBUTED = ("zero3", "fsdp", "ddp")
+"""Shipped accelerate configurations (configs/accelerate/<name>.yaml) for `train.distributed`."""
+
+
+#: vLLM options with a type to check (others pass through to vLLM as written).
+_BACKEND_OPTIONS: dict[str, Check] = {
+    "tensor_parallel_size": _POSITIVE, "data_parallel_size": _POSITIVE, "max_model_len": _POSITIVE,
+    "gpu_memory_utilization": _number(0, 1, lo_open=True), "seed": _integer(),
+}
+
+
+def _backend_options(value: Any) -> _Problem | None:
+    """A mapping; the sizes that decide how many GPUs an evaluation holds must be numbers."""
+    if not isinstance(value, dict):
+        return _expected("a mapping", value)
+    for key, check in _BACKEND_OPTIONS.items():
+        if key in value and (problem := check(value[key])) is not None:
+            return _Problem(f"{key}: {problem.message}")
+    return None
+
+
+def _distributed(value: Any) -> _Problem | None:
+    """A shipped configuration's name, or a path to an accelerate config file."""
+    if isinstance(value, str) and (value in DISTRIBUTED or value.endswith((".yaml", ".yml"))):
+        return None
+    return _Problem(f"expected one of {', '.join(DISTRIBUTED)} or a path to an accelerate config "
+                    f"(.yaml), got {_show(value)}", _suggest(str(value), DISTRIBUTED))
 _TOP_KEYS = ("name", "description", "base", "models", "eval", "analysis", "ti")
 _TOP = {"name": _Field(_name, required=True), "description": _Field(_string, "")}
-_VARIANT_KEYS = ("from", "model", "revision", "train")
+_VARIANT_KEYS = ("from", "model", "revision", "method", "train")
+NO_BASE = "none"
+"""`from: none` on a released model: a base of its own (a model zoo's other base models)."""
 #: Unset sampling keys stay None: each benchmark then uses its own default (AIME avg@10 ...).
 _GENERATION = {
     "max_new_tokens": _Field(_POSITIVE),
@@ -638,17 +667,23 @@ class _Checker:
 
     def variant_name(self, name: str) -> None:
         path = ("models", name)
-        if name == "base":
-            self.error(path, "'base' is reserved for the base model; choose another variant name")
+        if name in ("base", NO_BASE):
+            self.error(path, f"'{name}' is reserved (the base model, no base); choose another variant name")
         elif not _VARIANT_NAME.match(name):
             self.error(path, f"invalid variant name '{name}': use letters, digits, '_' and '-'")
 
     def variant(self, path: KeyPath, value: Any) -> dict[str, Any] | None:
-        """A trained variant (`train:`) or a released checkpoint to evaluate (`model:`)."""
+        """A trained variant (`train:`) or a released checkpoint to evaluate (`model:`).
+
+        `from:` is the model a variant starts from: for a trained one, what it trains; for a
+        released one, the base the TI and the analyses compare it with (`none`: it is a base
+        itself). `method:` labels a released model (sft, rl, ...) in reports.
+        """
         fields = {
             "from": _Field(_string, "base"),
             "model": _Field(self.model_ref),
             "revision": _Field(_string),
+            "method": _Field(_string),
         }
         variant = self.section(path, value, fields, extra=("train",))
         if variant is None:
@@ -656,6 +691,10 @@ class _Checker:
         if ("model" in value) == ("train" in value):
             both = ", not both" if "model" in value else ""
             self.error(path, f"variant needs either model: or train:{both}")
+        if "train" in value and "method" in value:
+            self.error((*path, "method"), "method: labels released models; a trained one has train.method")
+        if "train" in value and value.get("from") == NO_BASE:
+            self.error((*path, "from"), "from: none is for released models; a trained one needs a source")
         variant["train"] = self.train((*path, "train"), value["train"]) if "train" in value else None
         return variant
 
@@ -664,10 +703,18 @@ class _Checker:
             "method": _Field(_choice(METHODS, "method"), required=True),
             "data": _Field(self.data_ref, required=True),
             "retries": _Field(_integer(0), 0),
+            "gpus": _Field(_POSITIVE, 1),
+            "distributed": _Field(_distributed),
+            "limit": _Field(_POSITIVE),
         }
         train = self.section(path, value, fields, extra=("reward", "args", "lora", "teacher"))
         if train is None:
             return None
+        if train.get("gpus") == 1 and train.get("distributed"):
+            self.error((*path, "distributed"), "distributed: needs gpus: 2 or more")
+        if isinstance(train.get("gpus"), int) and train["gpus"] > 1 and "lora" in value:
+            self.error((*path, "lora"), "lora: not supported with gpus > 1 yet (the merged model is saved "
+                       "from one process); train LoRA on one GPU")
         teacher = value.get("teacher")
         train["teacher"] = self.teacher((*path, "teacher"), teacher) if teacher is not None else None
         if train["teacher"] is not None and train["method"] != "sft":
@@ -687,6 +734,8 @@ class _Checker:
             "max_new_tokens": _Field(_POSITIVE, 256),
             "temperature": _Field(_number(0), 0.7, to_float=True),
             "keep": _Field(_choice(("first", "all"), "keep"), "first"),
+            "limit": _Field(_POSITIVE),
+            "backend_options": _Field(_backend_options, {}),
         }
         return self.section(path, value, fields)
 
@@ -740,7 +789,7 @@ class _Checker:
         names = [name for name, variant in variants.items() if variant]
         parents = {name: variants[name]["from"] for name in names if isinstance(variants[name]["from"], str)}
         for name, parent in parents.items():
-            if parent != "base" and parent not in variants:
+            if parent not in ("base", NO_BASE) and parent not in variants:
                 problem = _Problem(f"unknown variant '{parent}'", _suggest(parent, ["base", *variants]))
                 self.problem(("models", name, "from"), problem)
         reported: set[frozenset[str]] = set()
@@ -755,7 +804,7 @@ class _Checker:
         path: KeyPath = ("eval",)
         fields = {"suite": _Field(_choice(sorted(registry.SUITES), "suite")), "limit": _Field(_POSITIVE),
                   "backend": _Field(_choice(registry.BACKENDS, "backend"), "auto"),
-                  "backend_options": _Field(_mapping_check, {})}
+                  "backend_options": _Field(_backend_options, {})}
         found = self.section(path, value, fields, extra=("benchmarks", "generation"))
         if found is None:
             return None

@@ -45,10 +45,7 @@ def run(run_dir: Path) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         spec = load_spec(run_dir)
-        ctx = JobContext(run_id=spec["run_id"], kind=spec["kind"], params=spec.get("params") or {},
-                         run_dir=run_dir, home=Path(spec.get("home") or run_dir.parent.parent),
-                         events=events, inputs=spec.get("inputs") or {},
-                         attempt=int(spec.get("attempt") or 1), name=spec.get("name"))
+        ctx = JobContext.from_spec(run_dir, spec, events)
         events.emit("started", pid=os.getpid(), attempt=spec.get("attempt"), kind=spec["kind"],
                     cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
         started = time.monotonic()

@@ -45,6 +45,15 @@ class JobContext:
     name: str | None = None  # the variant ("base", "sft", ...) this run belongs to
     _samples: JsonlWriter | None = None
 
+    @classmethod
+    def from_spec(cls, run_dir: Path, spec: dict[str, Any], events: EventWriter) -> JobContext:
+        """The context of the run whose resolved `spec.yaml` is `spec` (the worker and each
+        rank of a distributed training build it the same way)."""
+        return cls(run_id=spec["run_id"], kind=spec["kind"], params=spec.get("params") or {}, run_dir=run_dir,
+                   home=Path(spec.get("home") or run_dir.parent.parent), events=events,
+                   inputs=spec.get("inputs") or {}, attempt=int(spec.get("attempt") or 1),
+                   name=spec.get("name"))
+
     @property
     def models_dir(self) -> Path:
         return self.home / "models"

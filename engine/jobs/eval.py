@@ -115,8 +115,9 @@ class Evaluator:
                 if any((it["id"], k) not in done for k in range(task.sampling.n))]
         self.ctx.events.log(f"{task.bench.name}: {len(task.items) - len(todo)} of {len(task.items)} "
                             "items already recorded")
-        for start in range(0, len(todo), CHUNK):
-            chunk = todo[start : start + CHUNK]
+        size = int(getattr(self.backend, "chunk", CHUNK))
+        for start in range(0, len(todo), size):
+            chunk = todo[start : start + size]
             if task.bench.method == "loglikelihood":
                 self.score_choices(task, chunk)
             else:
@@ -232,7 +233,17 @@ def summarise(task: Task, samples: list[dict[str, Any]]) -> dict[str, Any]:
     health = {flag: sum(flag in (s.get("flags") or []) for s in samples) for flag in HEALTH_FLAGS}
     return {"group": task.group, "scorer": scorer.name, "n": len(per_item), "samples": len(samples),
             "metrics": scorer.aggregate(verdicts) if verdicts else {}, "stderr": 100 * stderr(means),
-            "health": health}
+            "health": health, "metric_items": metric_items(samples)}
+
+
+def metric_items(samples: list[dict[str, Any]]) -> dict[str, int]:
+    """Items behind each per-sample metric: a pooled benchmark's `accuracy_<subset>` is the mean
+    over that part's items only, so its stored `n` must count those, not the whole benchmark's."""
+    items: dict[str, set[str]] = {}
+    for sample in samples:
+        for key in sample.get("metrics") or {}:
+            items.setdefault(key, set()).add(str(sample["item_id"]))
+    return {key: len(ids) for key, ids in items.items()}
 
 
 def stderr(values: list[float]) -> float:
@@ -245,10 +256,12 @@ def stderr(values: list[float]) -> float:
 
 
 def emit_scores(ctx: JobContext, name: str, result: dict[str, Any]) -> None:
-    """One `score` event per metric (percent), labelled with the run's model (variant) name."""
+    """One `score` event per metric (percent), labelled with the run's model (variant) name; each
+    with the items it is over (a part's own count for `accuracy_<subset>`, else all of them)."""
     model = ctx.params.get("label") or ctx.name
+    counts = result.get("metric_items") or {}
     for metric, value in result["metrics"].items():
-        ctx.events.score(name, result["group"], metric, value, result["n"], model)
+        ctx.events.score(name, result["group"], metric, value, counts.get(metric, result["n"]), model)
     ctx.events.score(name, result["group"], "accuracy_stderr", result["stderr"], result["n"], model)
 
 

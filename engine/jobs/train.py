@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import shutil
 import signal
@@ -42,6 +43,22 @@ class Stop(Exception):
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
+    """Train in this process, or, with more than one process asked for, under `accelerate launch`."""
+    import torch
+
+    from engine.jobs import train_launch
+
+    cuda = torch.cuda.is_available()
+    n = train_launch.processes(ctx.params, torch.cuda.device_count() if cuda else 0)
+    if ctx.params.get("gpus", 1) > n:
+        ctx.events.log(f"asked for {ctx.params['gpus']} GPUs, {n} visible: training in {n} process(es)")
+    if n > 1 and not train_launch.in_launched_rank():
+        return train_launch.run_distributed(ctx, n, cuda)
+    return train_once(ctx)
+
+
+def train_once(ctx: JobContext) -> dict[str, Any]:
+    """One training process: the whole run, or one rank of a distributed one (events on rank 0)."""
     import torch
 
     params = ctx.params
@@ -60,6 +77,8 @@ def run(ctx: JobContext) -> dict[str, Any]:
     if stopper.requested:
         raise Stop(f"stopped by SIGTERM at step {trainer.state.global_step}; `tix resume` continues")
     final = save_final(trainer, ctx.models_dir / ctx.run_id, bool(params.get("lora")))
+    if not trainer.is_world_process_zero():
+        return {}
     return {"model_path": str(final), "method": method, "steps": trainer.state.global_step,
             "resumed_from": resume.name if resume else None, "train_items": len(items)}
 
@@ -101,6 +120,8 @@ def make_config(method: str, args: dict[str, Any], run_dir: Path, cuda: bool, pa
         "save_steps": 50, "bf16": cuda, "use_cpu": not cuda, "gradient_checkpointing": False,
         "seed": int(params.get("seed", 0)), "disable_tqdm": True, "dataloader_num_workers": 0,
     }
+    if not cuda and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        defaults["ddp_backend"] = "gloo"  # several CPU processes (the tests of the launch path)
     if method == "grpo":
         defaults["chat_template_kwargs"] = {"enable_thinking": bool(params.get("enable_thinking", False))}
         if cuda and importlib.util.find_spec("vllm") is not None:
@@ -162,14 +183,25 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 def save_final(trainer: Any, target: Path, lora: bool) -> Path:
-    """Write the tuned model (LoRA merged into the weights) and tokenizer; rename into place."""
+    """Write the tuned model (LoRA merged into the weights) and tokenizer; rename into place.
+
+    Distributed, every rank takes part (ZeRO-3 and FSDP gather the shards through
+    `trainer.save_model`) and rank 0 alone writes and renames.
+    """
     tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model = trainer.model.merge_and_unload() if lora else trainer.model
-    model.save_pretrained(tmp)
-    trainer.processing_class.save_pretrained(tmp)
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    main = trainer.is_world_process_zero()
+    if main:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if trainer.args.world_size > 1:
+        trainer.save_model(str(tmp))
+    elif lora:
+        trainer.model.merge_and_unload().save_pretrained(tmp)
+    else:
+        trainer.model.save_pretrained(tmp)
+    if main:
+        trainer.processing_class.save_pretrained(tmp)
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
     return target
 
 

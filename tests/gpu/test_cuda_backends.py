@@ -43,3 +43,21 @@ def test_vllm_backend_matches_hf_greedy(tiny_model: Path) -> None:
     a = vllm.loglikelihood([(PROMPT, " 19")])[0]
     b = hf.loglikelihood([(PROMPT, " 19")])[0]
     assert math.isclose(a, b, rel_tol=1e-2, abs_tol=1e-2)
+
+
+@needs_vllm
+def test_vllm_caps_new_tokens_at_the_context_and_keeps_data_parallel_order(tiny_model: Path) -> None:
+    """A model whose context is shorter than the asked-for answer ends with `length`, not an error;
+    with two GPUs, data-parallel engines return what one engine returns, in prompt order."""
+    options = {"gpu_memory_utilization": 0.3, "max_model_len": 128, "dtype": "float32", "enforce_eager": True}
+    one = load_backend(ModelRef(str(tiny_model), options=options), "vllm")
+    prompts = [f"Question: What is {i} + {i}?\nAnswer:" for i in range(12)]
+    long = one.generate(prompts[:2], SamplingParams(max_new_tokens=32768))
+    assert all(g[0].finish_reason in ("length", "stop") for g in long)
+    if torch.cuda.device_count() < 2:
+        pytest.skip("data parallelism needs 2 GPUs")
+    two = load_backend(ModelRef(str(tiny_model), options={**options, "data_parallel_size": 2}), "vllm")
+    params = SamplingParams(max_new_tokens=8)
+    assert [g[0].text for g in two.generate(prompts, params)] == [g[0].text for g in one.generate(prompts, params)]
+    assert two.loglikelihood([(PROMPT, " 19")]) == pytest.approx(one.loglikelihood([(PROMPT, " 19")]), abs=1e-3)
+    two.close()

@@ -39,6 +39,16 @@ def test_check_ok_and_invalid(tix, tmp_path: Path) -> None:
     assert one_line_error(result) == f"{bad}:3: evl: unknown key 'evl' (did you mean 'eval'?)"
 
 
+def test_check_plan_lists_the_runs_and_their_gpus(tix) -> None:
+    """The paper's experiment files are valid for the installed trl, and --plan is their dry run."""
+    files = [str(ROOT / "experiments" / f) for f in ("paper-controlled.yaml", "paper-zoo.yaml", "paper-small.yaml")]
+    assert tix("check", *files).stdout.splitlines() == [f"{f}: ok" for f in files]
+    out = tix("check", "--plan", files[0]).stdout.splitlines()
+    rows = {(line.split()[1], line.split()[2]): line.split()[3] for line in out[3:-1]}
+    assert rows[("datagen", "think-sft")] == rows[("train", "rl")] == rows[("eval", "unireason-rl")] == "8"
+    assert rows[("analyse", "rl")] == "1" and out[-1].startswith("18 runs")
+
+
 def test_run_refuses_an_invalid_file_before_touching_the_daemon(tix, ws: Workspace, tmp_path: Path) -> None:
     bad = tmp_path / "empty.yaml"
     bad.write_text("")

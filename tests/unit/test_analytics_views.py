@@ -271,3 +271,37 @@ def test_views_are_readable_from_the_sql_console() -> None:
         assert result["columns"], view
     got = store.query_readonly("SELECT ti_other_v1 FROM ti WHERE model = ?", params=["sft"])
     assert got["rows"][0][0] == pytest.approx(-26.666666666666668)
+
+
+ZOO = """name: zoo
+base: {model: org/math-base}
+models:
+  math-sft: {model: org/math-sft, method: sft}
+  other-base: {model: org/other-base, from: none}
+  other-rl: {model: org/other-rl, from: other-base, method: rl}
+analysis: {pca_shift: {items: 10}}
+"""
+
+
+def test_released_pairs_are_compared_with_their_own_base() -> None:
+    """A model zoo in one file: each released model against the base its `from:` names, from the
+    plan's eval runs to the `models` and `ti` views; a `from: none` model is a base itself."""
+    from engine.plan import plan_experiment
+    from engine.spec import load_experiment_text
+
+    runs = plan_experiment(load_experiment_text(ZOO, "zoo.yaml"))
+    analysed = {r["name"]: r["params"]["base_model"]["name"] for r in runs if r["kind"] == "analyse"}
+    assert analysed == {"math-sft": "org/math-base", "other-rl": "org/other-base"}  # none for other-base
+    store = Store.open(None)
+    scores = {"base": BASE, "math-sft": SFT, "other-base": BASE, "other-rl": RL}
+    for run in runs:
+        if run["kind"] == "eval":
+            add_run(store, run["id"], run["name"], experiment="zoo", params=run["params"])
+            add_scores(store, run["id"], run["name"], scores[run["name"]])
+    models = {r["model"]: (r["base_model"], r["method"]) for r in rows(store, "SELECT * FROM models")}
+    assert models == {"base": (None, "base"), "math-sft": ("base", "sft"), "other-base": (None, "base"),
+                      "other-rl": ("other-base", "rl")}
+    ti = {r["model"]: r for r in rows(store, "SELECT * FROM ti WHERE experiment = 'zoo'")}
+    assert set(ti) == {"math-sft", "other-rl"}
+    want = transferability("base", {"base": BASE, "rl": RL}, GROUPS, "v1")[0]
+    assert same(ti["other-rl"]["ti_other_v1"], want.ti_other) and same(ti["other-rl"]["ti_non_v1"], want.ti_non)

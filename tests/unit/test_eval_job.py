@@ -92,3 +92,17 @@ def test_killed_eval_resumes_to_the_same_scores(tmp_path: Path, tiny_model: Path
     assert final["type"] == "finished"
     assert final["result"]["scores"] == whole["scores"]
     assert final["result"]["generated"] < 240  # the resumed attempt skipped what was recorded
+
+
+def test_a_pooled_part_score_counts_its_own_items(tmp_path: Path) -> None:
+    task = eval_job.Task(eval_job.get_benchmark("halueval"), "non", "yes_no_first_line", [],
+                         eval_job.SamplingParams(), False)
+    samples = [{"item_id": f"{part}/{i}", "sample_idx": 0, "verdict": float(i == 0), "flags": [],
+                "metrics": {f"accuracy_{part}": float(i == 0)}}
+               for part, count in (("qa", 3), ("dialogue", 1)) for i in range(count)]
+    ctx = job_context(tmp_path, "eval", {"label": "base"})
+    eval_job.emit_scores(ctx, "halueval", eval_job.summarise(task, samples))
+    events = [json.loads(x) for x in (ctx.run_dir / "events.jsonl").read_text().splitlines()]
+    counts = {e["metric"]: (e["value"], e["n"]) for e in events if e["type"] == "score"}
+    assert counts["accuracy"] == (50.0, 4) and counts["accuracy_stderr"][1] == 4
+    assert counts["accuracy_qa"] == (pytest.approx(100 / 3), 3) and counts["accuracy_dialogue"] == (100.0, 1)

@@ -72,3 +72,21 @@ def test_chained_variants_and_released_models(tmp_path: Path) -> None:
     assert second["deps"] == [first["id"]] and first["deps"] == []
     released = next(e for e in runs["eval"] if e["name"] == "released")
     assert released["params"]["model"]["name"] == str(ckpt) and released["deps"] == []
+
+
+def test_multi_gpu_runs_ask_the_scheduler_for_their_gpu_sets(tmp_path: Path) -> None:
+    (tmp_path / "my-ds.yaml").write_text("distributed_type: DEEPSPEED\n")
+    exp = load_experiment_text(
+        "name: big\nbase: {model: org/base}\nmodels:\n"
+        "  sft: {train: {method: sft, data: lab/math-train, gpus: 8}}\n"
+        "  fsdp: {train: {method: sft, data: lab/math-train, gpus: 4, distributed: fsdp}}\n"
+        "  mine: {train: {method: sft, data: lab/math-train, gpus: 2, distributed: ./my-ds.yaml}}\n"
+        "  one: {train: {method: sft, data: lab/math-train}}\n"
+        "eval: {suite: paper, backend: vllm, backend_options: {tensor_parallel_size: 2, data_parallel_size: 4}}\n",
+        str(tmp_path / "big.yaml"))
+    runs = by_kind(plan_experiment(exp))
+    train = {r["name"]: r for r in runs["train"]}
+    assert {n: (r["gpus_needed"], r["params"].get("distributed")) for n, r in train.items()} == {
+        "sft": (8, "zero3"), "fsdp": (4, "fsdp"), "mine": (2, str(tmp_path / "my-ds.yaml")), "one": (1, None)}
+    assert "gpus" not in train["one"]["params"]  # a one-GPU run keeps the id it had before multi-GPU existed
+    assert {r["gpus_needed"] for r in runs["eval"]} == {8}  # 2-way tensor parallel x 4 copies

@@ -317,3 +317,38 @@ def test_example_in_the_docs_block_is_valid() -> None:
         ti: {variant: v2, sigma: pooled}
         """)
     assert load_experiment_text(text).data["models"]["released"]["train"] is None
+
+
+def test_multi_gpu_settings_are_checked() -> None:
+    text = ("name: x\nbase: {model: org/base}\nmodels:\n"
+            "  s: {train: {method: sft, data: lab/math-train, gpus: 2, lora: {r: 8}}}\n"
+            "  d: {train: {method: sft, data: lab/math-train, gpus: 2, distributed: zero4}}\n"
+            "  o: {train: {method: sft, data: lab/math-train, distributed: fsdp}}\n"
+            "eval: {suite: paper, backend_options: {tensor_parallel_size: two}}\n")
+    with pytest.raises(SpecErrors) as caught:
+        load_experiment_text(text, "x.yaml")
+    assert [str(e) for e in caught.value.errors] == [
+        "x.yaml:4: models.s.train.lora: lora: not supported with gpus > 1 yet (the merged model is saved "
+        "from one process); train LoRA on one GPU",
+        "x.yaml:5: models.d.train.distributed: expected one of zero3, fsdp, ddp or a path to an accelerate "
+        "config (.yaml), got 'zero4' (did you mean 'zero3'?)",
+        "x.yaml:6: models.o.train.distributed: distributed: needs gpus: 2 or more",
+        "x.yaml:7: eval.backend_options: tensor_parallel_size: expected an integer, got 'two'"]
+
+
+def test_released_models_name_their_base_and_method() -> None:
+    good = ("name: zoo\nbase: {model: org/a}\nmodels:\n  b: {model: org/b, from: none}\n"
+            "  c: {model: org/c, from: b, method: rl}\n")
+    exp = load_experiment_text(good, "zoo.yaml")
+    assert (exp.data["models"]["c"]["from"], exp.data["models"]["c"]["method"]) == ("b", "rl")
+    bad = ("name: zoo\nbase: {model: org/a}\nmodels:\n"
+           "  none: {model: org/n}\n"
+           "  t: {from: none, method: sft, train: {method: sft, data: lab/math-train}}\n"
+           "  c: {model: org/c, from: bb}\n")
+    with pytest.raises(SpecErrors) as caught:
+        load_experiment_text(bad, "zoo.yaml")
+    assert [str(e) for e in caught.value.errors] == [
+        "zoo.yaml:4: models.none: 'none' is reserved (the base model, no base); choose another variant name",
+        "zoo.yaml:5: models.t.method: method: labels released models; a trained one has train.method",
+        "zoo.yaml:5: models.t.from: from: none is for released models; a trained one needs a source",
+        "zoo.yaml:6: models.c.from: unknown variant 'bb'"]

@@ -124,3 +124,52 @@ def test_sigterm_saves_a_checkpoint_and_stops(tmp_path: Path, tiny_model: Path, 
     failed = events_of(run_dir)[-1]
     assert failed["type"] == "failed" and "stopped by SIGTERM" in failed["error"]
     assert list(run_dir.glob("checkpoint-*/trainer_state.json"))  # saved although save_steps is 1000
+
+
+def test_two_process_training_has_one_story_and_one_model(tmp_path: Path, tiny_model: Path, train_file: Path) -> None:
+    """The distributed path on CPU: two gloo ranks under torch.distributed.run (accelerate runs one
+    process without a GPU), rank 0's events only, the result handed back, one saved model."""
+    from transformers import AutoModelForCausalLM
+
+    params = {"model": str(tiny_model), "method": "sft", "data": str(train_file), "processes": 2,
+              "args": {"max_steps": 4, "per_device_train_batch_size": 4, "save_steps": 2}}
+    run_dir = tmp_path / "runs" / "train-ddp"
+    worker = start_worker(tmp_path, run_dir, params)
+    assert worker.wait(timeout=400) == 0, (run_dir / "events.jsonl").read_text()[-2000:]
+    events = events_of(run_dir)
+    final = events[-1]
+    assert final["type"] == "finished" and final["result"]["steps"] == 4
+    assert any(e["type"] == "log" and "2 training processes" in e["message"] for e in events)
+    losses = [e["values"]["loss"] for e in events if e["type"] == "metric" and "loss" in e["values"]]
+    assert len(losses) == 4  # one line per logging step, not one per rank
+    assert sum(e["type"] == "started" for e in events) == 1
+    AutoModelForCausalLM.from_pretrained(final["result"]["model_path"])
+    assert (run_dir / "checkpoint-4" / "trainer_state.json").exists()
+    assert json.loads((run_dir / "checkpoint-4" / "trainer_state.json").read_text())["global_step"] == 4
+
+
+def test_launch_commands_and_shipped_configs() -> None:
+    """GPU runs go through accelerate with a shipped config, which this accelerate must accept."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    from engine.jobs import train_launch
+
+    run_dir = Path("/runs/train-x")
+    gpu = train_launch.launch_command({"gpus": 8, "distributed": "fsdp"}, run_dir, 8, cuda=True, port=29500)
+    assert gpu[1:3] == ["-m", "accelerate.commands.launch"] and gpu[-3:] == ["-m", "engine.jobs.train_rank",
+                                                                            str(run_dir)]
+    assert gpu[gpu.index("--num_processes") + 1] == "8" and gpu[gpu.index("--config_file") + 1].endswith("fsdp.yaml")
+    default = train_launch.launch_command({"gpus": 2}, run_dir, 2, cuda=True, port=1)
+    assert default[default.index("--config_file") + 1].endswith("zero3.yaml")
+    cpu = train_launch.launch_command({"processes": 2}, run_dir, 2, cuda=False, port=1)
+    assert cpu[1:3] == ["-m", "torch.distributed.run"] and cpu[cpu.index("--nproc_per_node") + 1] == "2"
+    assert [train_launch.processes(p, devices) for p, devices in (
+        ({"gpus": 8}, 8), ({"gpus": 8}, 0), ({"gpus": 8}, 4), ({}, 8), ({"processes": 2}, 0))] == [8, 1, 4, 1, 2]
+    with pytest.raises(FileNotFoundError, match="shipped: zero3, fsdp, ddp"):
+        train_launch.config_file("/nowhere/x.yaml")
+    kinds = {}
+    for name in train_launch.DISTRIBUTED:
+        config = load_config_from_file(str(train_launch.config_file(name)))
+        kinds[name] = (str(config.distributed_type), config.mixed_precision)
+    assert kinds == {"zero3": ("DistributedType.DEEPSPEED", "bf16"), "fsdp": ("DistributedType.FSDP", "bf16"),
+                     "ddp": ("DistributedType.MULTI_GPU", "bf16")}
