@@ -246,7 +246,13 @@ def test_ti_snapshot(lab: Workspace, snap_compare: Any, size: tuple[int, int]) -
 
 
 @pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x36"])
-def test_shift_snapshot(lab: Workspace, snap_compare: Any, size: tuple[int, int]) -> None:
+def test_shift_snapshot(lab: Workspace, snap_compare: Any, size: tuple[int, int],
+                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import tui.screens.analytics as analytics
+
+    # the run selector shows each run's creation time: fixed here so the picture does not move
+    monkeypatch.setattr(analytics, "run_label", lambda row: f"11-23 11:00 {row['run_id'][-4:]}")
+
     async def ready(pilot: Pilot[Any]) -> None:
         await until(pilot, lambda: isinstance(pilot.app.screen, ShiftScreen) and pilot.app.screen.loaded)
         await plotted(pilot, "plot-pca")
