@@ -53,14 +53,15 @@ def test_local_files_in_three_formats(tmp_path: Path) -> None:
         load_items(bench, tmp_path / "missing.jsonl")
 
 
-def test_offline_box_without_a_copy_gets_one_line(monkeypatch, tmp_path: Path) -> None:
+@pytest.mark.parametrize("name,copy", [("aime24", "aime24.jsonl"), ("halueval", "halueval")])  # a file, a folder
+def test_offline_box_without_a_copy_gets_one_line(monkeypatch, tmp_path: Path, name: str, copy: str) -> None:
     monkeypatch.setenv("TIX_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("TIX_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     with pytest.raises(BenchmarkError) as err:
-        load_items(get_benchmark("aime24"))
-    assert "no local copy of aime24.jsonl" in str(err.value) and "\n" not in str(err.value)
+        load_items(get_benchmark(name))
+    assert f"no local copy of {copy}" in str(err.value) and "\n" not in str(err.value)
 
 
 @needs_shared

@@ -143,15 +143,6 @@ def test_tix_benchmarks_lists_the_twelve(fixtures: Path) -> None:
     assert rows["olympiadbench"]["source"] == "hf:Hothan/OlympiadBench"  # no copy in the fixtures
 
 
-def test_a_pooled_benchmark_without_copy_or_hub_is_one_line(monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("TIX_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("TIX_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    with pytest.raises(BenchmarkError) as err:
-        load_items(get_benchmark("halueval"))
-    assert "no local copy of halueval" in str(err.value) and "\n" not in str(err.value)
-
 # ---------------------------------------------------------------------------- real copies: maths, ACPBench
 
 

@@ -319,15 +319,20 @@ def test_example_in_the_docs_block_is_valid() -> None:
     assert load_experiment_text(text).data["models"]["released"]["train"] is None
 
 
+def error_lines(text: str, filename: str) -> list[str]:
+    """Every error `tix check` would print for `text`, in order."""
+    with pytest.raises(SpecErrors) as caught:
+        load_experiment_text(text, filename)
+    return [str(e) for e in caught.value.errors]
+
+
 def test_multi_gpu_settings_are_checked() -> None:
     text = ("name: x\nbase: {model: org/base}\nmodels:\n"
             "  s: {train: {method: sft, data: lab/math-train, gpus: 2, lora: {r: 8}}}\n"
             "  d: {train: {method: sft, data: lab/math-train, gpus: 2, distributed: zero4}}\n"
             "  o: {train: {method: sft, data: lab/math-train, distributed: fsdp}}\n"
             "eval: {suite: paper, backend_options: {tensor_parallel_size: two}}\n")
-    with pytest.raises(SpecErrors) as caught:
-        load_experiment_text(text, "x.yaml")
-    assert [str(e) for e in caught.value.errors] == [
+    assert error_lines(text, "x.yaml") == [
         "x.yaml:4: models.s.train.lora: lora: not supported with gpus > 1 yet (the merged model is saved "
         "from one process); train LoRA on one GPU",
         "x.yaml:5: models.d.train.distributed: expected one of zero3, fsdp, ddp or a path to an accelerate "
@@ -345,9 +350,7 @@ def test_released_models_name_their_base_and_method() -> None:
            "  none: {model: org/n}\n"
            "  t: {from: none, method: sft, train: {method: sft, data: lab/math-train}}\n"
            "  c: {model: org/c, from: bb}\n")
-    with pytest.raises(SpecErrors) as caught:
-        load_experiment_text(bad, "zoo.yaml")
-    assert [str(e) for e in caught.value.errors] == [
+    assert error_lines(bad, "zoo.yaml") == [
         "zoo.yaml:4: models.none: 'none' is reserved (the base model, no base); choose another variant name",
         "zoo.yaml:5: models.t.method: method: labels released models; a trained one has train.method",
         "zoo.yaml:5: models.t.from: from: none is for released models; a trained one needs a source",
