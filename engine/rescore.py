@@ -60,7 +60,8 @@ def summary_of(task: Task, samples: list[dict[str, Any]]) -> dict[str, Any]:
     result = summarise(task, samples)
     return {"scorer": result["scorer"], "n": result["n"], "samples": result["samples"],
             "accuracy": result["metrics"].get("accuracy"), "stderr": result["stderr"],
-            "metrics": result["metrics"], "health": result["health"], "group": result["group"]}
+            "metrics": result["metrics"], "health": result["health"], "group": result["group"],
+            "metric_items": result["metric_items"]}
 
 
 def sample_row(bench: Benchmark, scorer: Any, item: dict[str, Any], k: int, line: dict[str, Any],

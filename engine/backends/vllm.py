@@ -102,20 +102,20 @@ def _loglikelihood(llm: Any, pairs: list[tuple[str, str]]) -> list[float]:
 
 
 class _ShardPool:
-    """Data parallelism: one vLLM engine per GPU of the run, each in its own process, started
-    once and kept for the whole evaluation (loading a model takes minutes; a chunk seconds).
+    """Data parallelism: `dp` vLLM engines, each in its own process on its own `tensor_parallel_size`
+    GPUs of the run (8 GPUs, dp 4, tp 2: GPUs 0-1, 2-3, 4-5, 6-7), started once and kept for the
+    whole evaluation (loading a model takes minutes; a chunk seconds).
 
     Work is cut into twice as many interleaved shards as engines, so an engine that finishes
     early takes another; results come back in input order.
     """
 
     def __init__(self, engine_args: dict[str, Any], dp: int) -> None:
-        visible = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d]
-        devices = visible or [str(i) for i in range(dp)]
         ctx = mp.get_context("spawn")
         queue = ctx.Queue()
-        for i in range(dp):
-            queue.put(devices[i % len(devices)])
+        for group in device_groups(os.environ.get("CUDA_VISIBLE_DEVICES", ""), dp,
+                                   int(engine_args.get("tensor_parallel_size") or 1)):
+            queue.put(group)
         self.dp = dp
         self.pool = ctx.Pool(dp, initializer=_start_engine, initargs=(engine_args, queue))
 
@@ -137,10 +137,19 @@ _ENGINE: Any = None
 """The engine of a shard process (set once by `_start_engine`)."""
 
 
+def device_groups(visible: str, dp: int, tp: int) -> list[str]:
+    """The CUDA_VISIBLE_DEVICES of each of `dp` engines of `tp` GPUs, from the run's own GPUs."""
+    devices = [d for d in visible.split(",") if d] or [str(i) for i in range(dp * tp)]
+    if len(devices) < dp * tp:
+        raise RuntimeError(f"data_parallel_size {dp} x tensor_parallel_size {tp} needs {dp * tp} GPUs; "
+                           f"the run has {len(devices)} ({','.join(devices)})")
+    return [",".join(devices[i * tp:(i + 1) * tp]) for i in range(dp)]
+
+
 def _start_engine(engine_args: dict[str, Any], devices: Any) -> None:
     global _ENGINE
     os.environ["CUDA_VISIBLE_DEVICES"] = devices.get()
-    _ENGINE = _make_llm({**engine_args, "tensor_parallel_size": 1})
+    _ENGINE = _make_llm(engine_args)
 
 
 def _shard_generate(prompts: list[str], params: SamplingParams) -> list[list[Generation]]:

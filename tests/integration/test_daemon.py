@@ -210,3 +210,23 @@ def test_logs_shows_worker_output(ws: Workspace, tix, client: Client, stream: st
     assert f"hello from the worker {stream}" in result.stdout
     followed = tix("logs", run["id"], "-f")
     assert followed.returncode == 0 and "hello from the worker" in followed.stdout
+
+
+def test_multi_gpu_runs_get_disjoint_gpu_sets(ws: Workspace, monkeypatch) -> None:
+    """Three 2-GPU runs on a 4-GPU box: two at a time on disjoint sets, the third when a set frees."""
+    monkeypatch.setenv("TIX_GPUS", "4")
+    runs = [probe(f"pair{i}", steps=4, sleep=0.2) for i in range(3)]
+    for r in runs:
+        r["gpus_needed"] = 2
+    with Client(ws) as client:
+        client.request("submit", experiment=None, runs=runs)
+        running = wait_until(lambda: [r for r in client.request("status", states=["running"])
+                                      if r["kind"] == "probe"] if len(
+            client.request("status", states=["running"])) == 2 else None)
+        sets = [set(r["gpus"].split(",")) for r in running]
+        assert all(len(s) == 2 for s in sets) and not sets[0] & sets[1]
+        done = [wait_state(client, r["id"], TERMINAL) for r in runs]
+        assert all(r["state"] == "succeeded" and len(r["result"]["cuda_visible_devices"].split(",")) == 2
+                   for r in done)
+        spans = sorted((r["started_at"], r["finished_at"]) for r in done)
+        assert spans[2][0] >= min(spans[0][1], spans[1][1])  # the third waited for a free pair

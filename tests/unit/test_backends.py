@@ -100,3 +100,15 @@ def test_unknown_backend_and_missing_vllm_are_clear(tiny_model: Path) -> None:
         load_backend(ModelRef(str(tiny_model)), "tgi")
     with pytest.raises(ValueError, match="vllm"):
         load_backend(ModelRef(str(tiny_model)), "vllm")
+
+
+def test_data_parallel_engines_split_the_runs_gpus_into_tensor_parallel_groups() -> None:
+    """Each vLLM engine of a data-parallel evaluation gets its own GPUs out of the run's set
+    (the module imports vllm only inside the engines, so this runs on any box)."""
+    from engine.backends.vllm import device_groups
+
+    assert device_groups("4,5,6,7", 4, 1) == ["4", "5", "6", "7"]
+    assert device_groups("0,1,2,3,4,5,6,7", 4, 2) == ["0,1", "2,3", "4,5", "6,7"]
+    assert device_groups("", 2, 2) == ["0,1", "2,3"]
+    with pytest.raises(RuntimeError, match="needs 8 GPUs; the run has 4"):
+        device_groups("0,1,2,3", 4, 2)

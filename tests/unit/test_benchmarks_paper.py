@@ -545,3 +545,16 @@ def test_pooled_score_weighs_each_subset_by_its_size(fixtures: Path) -> None:
     metrics = scorer.aggregate(verdicts)
     assert metrics["accuracy_qa"] == 100 and metrics["accuracy_dialogue"] == metrics["accuracy_summarization"] == 0
     assert metrics["accuracy"] == 40  # 2 of 5 items, not the mean of the three subsets (33.3)
+
+
+def test_rescoring_a_pooled_benchmark_counts_each_parts_items(fixtures: Path, tmp_path: Path) -> None:
+    """`tix score` on saved HaluEval answers: the per-subset accuracies are over that subset's items."""
+    from engine.rescore import rescore
+
+    items = load_items(get_benchmark("halueval"))
+    lines = [{"id": it["id"], "output": "Yes" if it["answer"] == "yes" else "No"} for it in items]
+    generations = tmp_path / "halu.jsonl"
+    generations.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    summary = rescore("halueval", generations).summary
+    assert summary["n"] == 5 and summary["accuracy"] == 100
+    assert summary["metric_items"] == {"accuracy_qa": 2, "accuracy_dialogue": 2, "accuracy_summarization": 1}
