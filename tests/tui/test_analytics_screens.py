@@ -293,3 +293,12 @@ def test_horizontal_bars_fit_on_their_axis() -> None:
         ticks = [float(x) for x in text.splitlines()[-1].split()]
         assert ticks[-1] >= max(values) and ticks[0] <= min(0.0, *values)
         assert "a 0.119" in text and "c 0.002" in text
+
+
+def test_ti_notes_name_the_base_or_count_several() -> None:
+    """A model zoo (released pairs with their own bases) gets a base column and says so under the table."""
+    screen = TIScreen(None)  # type: ignore[arg-type] - the notes need no daemon
+    screen.experiment, screen.warnings = "zoo", []
+    rows = [{"model": "a1", "base_model": "a", "unstable": False}, {"model": "b1", "base_model": "b", "unstable": False}]
+    assert screen._notes(rows).plain.startswith("2 bases (column base) · ")
+    assert screen._notes(rows[:1]).plain.startswith("base a · ")

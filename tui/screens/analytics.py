@@ -273,8 +273,9 @@ class TIScreen(ResultsScreen):
         if not rows:
             return Text("no tuned model with scores against its base yet "
                         "(scores come from eval runs or `tix import scores`)")
-        base = rows[0]["base_model"]
-        lines = [Text.from_markup(f"base [b]{base}[/b] · " + LEGEND)]
+        bases = list(dict.fromkeys(str(o["base_model"]) for o in rows))
+        which = f"base [b]{bases[0]}[/b]" if len(bases) == 1 else f"{len(bases)} bases (column base)"
+        lines = [Text.from_markup(f"{which} · " + LEGEND)]
         for o in rows:
             if o["unstable"]:
                 lines.append(Text(f"{UNSTABLE_MARK} {o['model']}: unstable, {o['unstable_reason']}: "
