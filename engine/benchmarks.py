@@ -292,7 +292,7 @@ def read_copy(bench: Benchmark, path: Path) -> list[dict[str, Any]]:
 
 def pool(parts: list[tuple[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
     """Rows of several parts, tagged with `subset` and ids `<subset>/<id or position>`, interleaved."""
-    tagged = [[{**row, "subset": name, "id": f"{name}/{row.get('id', i) if row.get('id') is not None else i}"}
+    tagged = [[{**row, "subset": name, "id": f"{name}/{i if row.get('id') is None else row['id']}"}
                for i, row in enumerate(rows)] for name, rows in parts]
     longest = max((len(rows) for rows in tagged), default=0)
     return [rows[i] for i in range(longest) for rows in tagged if i < len(rows)]

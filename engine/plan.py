@@ -123,11 +123,12 @@ class Planner:
     def released_labels(self, name: str) -> dict[str, Any]:
         """A released model's base (when not the experiment's) and method label, which the
         `models` view reads from its eval run; nothing for others, so their run ids stay."""
-        variant = self.data["models"].get(name) or {}
-        if name == "base" or variant.get("train"):
+        if name == "base" or self.data["models"][name].get("train"):
             return {}
-        labels = {"base_model": variant["from"]} if variant.get("from") not in (None, "base") else {}
-        return {**labels, **({"method": variant["method"]} if variant.get("method") else {})}
+        against = self.compared_with(name)
+        labels = {} if against == "base" else {"base_model": against or NO_BASE}
+        method = self.data["models"][name].get("method")
+        return {**labels, **({"method": method} if method else {})}
 
     def compared_with(self, name: str) -> str | None:
         """The model a variant is compared with: its released base, else the experiment's."""

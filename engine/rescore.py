@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.backends import Generation, SamplingParams
-from engine.benchmarks import Benchmark, BenchmarkError, get_benchmark, load_items
+from engine.benchmarks import BenchmarkError, get_benchmark, load_items
 from engine.jobs.eval import HEALTH_FLAGS, Task, sample_record, score_one, summarise
 from engine.scorers.base import get_scorer
 
@@ -38,6 +38,7 @@ def rescore(benchmark: str, generations: Path, data: Path | None = None,
     scorer_obj = get_scorer(scorer or bench.scorer)
     lines = read_generations(generations)
     matcher = Matcher(items)
+    task = Task(bench, bench.group, scorer_obj.name, items, SamplingParams(), False)
     out = Rescored()
     counts: dict[str, int] = {}
     unmatched = 0
@@ -47,11 +48,10 @@ def rescore(benchmark: str, generations: Path, data: Path | None = None,
             unmatched += 1
             continue
         k = counts[item["id"]] = counts.get(item["id"], -1) + 1
-        out.samples.append(sample_row(bench, scorer_obj, item, k, line, number))
+        out.samples.append(sample_row(task, scorer_obj, item, k, line, number))
     if not out.samples:
         raise BenchmarkError(f"{generations}: no line matched an item of {benchmark} "
                              f"(by id, index or item text inside input/prompt)")
-    task = Task(bench, bench.group, scorer_obj.name, items, SamplingParams(), False)
     out.summary = {"benchmark": benchmark, **summary_of(task, out.samples), "unmatched_lines": unmatched}
     return out
 
@@ -64,13 +64,13 @@ def summary_of(task: Task, samples: list[dict[str, Any]]) -> dict[str, Any]:
             "metric_items": result["metric_items"]}
 
 
-def sample_row(bench: Benchmark, scorer: Any, item: dict[str, Any], k: int, line: dict[str, Any],
+def sample_row(task: Task, scorer: Any, item: dict[str, Any], k: int, line: dict[str, Any],
                number: int) -> dict[str, Any]:
     text = next(str(line[key]) for key in COMPLETION_KEYS if key in line)
     finish = "length" if line.get("finish_reason") == "length" or line.get("truncated") is True else "stop"
     gen = Generation(text, int(line.get("tokens") or 0), finish)
-    verdict = score_one(scorer, bench, gen, item)
-    record = sample_record(bench, scorer.name, item, k, line.get("input") or line.get("prompt"), gen, verdict)
+    verdict = score_one(scorer, task.bench, gen, item)
+    record = sample_record(task, item, k, line.get("input") or line.get("prompt"), gen, verdict)
     return {**record, "tokens": line.get("tokens"), "source_line": number}
 
 

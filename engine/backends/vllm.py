@@ -79,7 +79,7 @@ def _generate(llm: Any, prompts: list[str], params: SamplingParams) -> list[list
 
     limit = int(llm.llm_engine.model_config.max_model_len)
     tokenizer = llm.get_tokenizer()
-    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+    lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]  # with special tokens, as vLLM counts
     per_prompt = [sampling(max(1, min(params.max_new_tokens, limit - n))) for n in lengths]
     outputs = llm.generate(prompts, per_prompt, use_tqdm=False)
     return [[Generation(c.text, len(c.token_ids), "length" if c.finish_reason == "length" else "stop",

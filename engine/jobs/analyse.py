@@ -37,7 +37,7 @@ import yaml
 
 from engine.analysis import pca, tokens
 from engine.backends import ModelRef
-from engine.benchmarks import Benchmark, get_benchmark, load_items, suite_benchmarks
+from engine.benchmarks import get_benchmark, load_items, prompt_text, suite_benchmarks
 from engine.events import EVENTS_FILE, SAMPLES_FILE, SPEC_FILE
 from engine.jobs import JobContext
 from engine.jobs.eval import read_samples
@@ -204,22 +204,11 @@ def run_pca(opts: dict[str, Any], entries: list[dict[str, Any]], base: ModelRef,
 def pca_texts(entry: dict[str, Any], items: int) -> list[str]:
     """The benchmark's first `items` prompts as raw text (its template, no chat template)."""
     bench = get_benchmark(entry["name"])
-    texts = [raw_prompt(bench, item) for item in load_items(bench, entry.get("data"), items)]
+    texts = [prompt_text(bench, item) for item in load_items(bench, entry.get("data"), items)]
     if len(texts) < pca.MIN_ITEMS:
         raise ValueError(f"pca_shift: benchmark {bench.name} has {len(texts)} item(s); "
                          f"PCA(2) needs at least {pca.MIN_ITEMS}")
     return texts
-
-
-def raw_prompt(bench: Benchmark, item: dict[str, Any]) -> str:
-    return bench.prompt.format_map(_Fields(item))
-
-
-class _Fields(dict):
-    """Template fields: a field the item lacks renders empty, as in the eval job."""
-
-    def __missing__(self, key: str) -> str:
-        return ""
 
 
 def model_features(ref: ModelRef, tokenizer: Any, texts: dict[str, list[str]], opts: dict[str, Any],

@@ -166,16 +166,17 @@ class Evaluator:
 
     def write(self, task: Task, item: dict[str, Any], k: int, prompt: str, gen: Generation,
               verdict: Verdict) -> None:
-        self.ctx.samples.write(sample_record(task.bench, task.scorer, item, k, prompt, gen, verdict))
+        self.ctx.samples.write(sample_record(task, item, k, prompt, gen, verdict))
 
 
-def sample_record(bench: Benchmark, scorer: str, item: dict[str, Any], k: int, prompt: str | None,
-                  gen: Generation, verdict: Verdict) -> dict[str, Any]:
-    """One line of samples.jsonl, for evaluation and re-scoring alike. The gold answer travels
-    with the sample so a reader of a wrong answer sees what was expected without the data set."""
-    gold = item.get("answer")
+def sample_record(task: Task, item: dict[str, Any], k: int, prompt: str | None, gen: Generation,
+                  verdict: Verdict) -> dict[str, Any]:
+    """One line of samples.jsonl, for evaluation and re-scoring alike (the task's group, which an
+    experiment may override). The gold answer travels with the sample so a reader of a wrong
+    answer sees what was expected without the data set."""
+    gold, scorer = item.get("answer"), task.scorer
     return {
-        "benchmark": bench.name, "group": bench.group, "item_id": item["id"], "sample_idx": k,
+        "benchmark": task.bench.name, "group": task.group, "item_id": item["id"], "sample_idx": k,
         "prompt": prompt, "completion": gen.text, "extracted": verdict.extracted,
         "verdict": verdict.score, "tokens": gen.tokens, "finish_reason": gen.finish_reason,
         "flags": verdict.flags, "metrics": verdict.metrics, "detail": verdict.detail,

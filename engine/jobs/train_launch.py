@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.jobs import JobContext
+from engine.spec import DISTRIBUTED
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "accelerate"
-DISTRIBUTED = ("zero3", "fsdp", "ddp")
 RESULT_FILE = "train_result.json"
 RANK_FLAG = "TIX_TRAIN_RANK"
 

@@ -117,7 +117,6 @@ def test_accelerate_configs(tmp_path: Path) -> None:
     assert "fsdp.yaml is not valid YAML" in problems and "ddp.yaml is not a YAML mapping" in problems
 
 
-@pytest.mark.skipif(not doctor.ACCELERATE_CONFIGS.is_dir(), reason="configs/accelerate/ not shipped yet")
 def test_the_shipped_configs_parse() -> None:
     assert doctor.accelerate_configs().startswith("zero3 (DEEPSPEED), fsdp (FSDP)")
 

@@ -54,12 +54,14 @@ def test_eval_records_samples_scores_and_uses_the_cache(tmp_path: Path, tiny_mod
 
 
 def test_loglikelihood_benchmark(tmp_path: Path, tiny_model: Path) -> None:
-    params = {"model": str(tiny_model), "benchmarks": [{"name": "lab_syllogism_choice"}], "limit": 10}
+    params = {"model": str(tiny_model), "benchmarks": [{"name": "lab_syllogism_choice", "group": "non"}],
+              "limit": 10}  # the experiment moves it to another group
     ctx = job_context(tmp_path, "eval", params)
     result = eval_job.run(ctx)["scores"]["lab_syllogism_choice"]
-    assert result["n"] == 10 and result["scorer"] == "choice_index"
+    assert result["n"] == 10 and result["scorer"] == "choice_index" and result["group"] == "non"
     for sample in samples_of(ctx.run_dir):
         assert sample["completion"] in sample["prompt"] and len(sample["detail"]["loglikelihoods"]) == 2
+        assert sample["group"] == "non" and sample["gold"] in ("Yes", "No")
 
 
 def start_worker(home: Path, run_dir: Path, params: dict) -> subprocess.Popen:

@@ -14,6 +14,7 @@ model's tokens, and the tokens shifted most often.
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -433,9 +434,7 @@ def chosen_value(event: Select.Changed, shown: str | None) -> str | None:
 
 def run_label(row: dict[str, Any]) -> str:
     """A run in the run selector: its creation time and the end of its id (ids are hex)."""
-    created = row.get("created")
-    stamp = created.strftime("%m-%d %H:%M") if hasattr(created, "strftime") else str(created or "")[5:16]
-    return f"{stamp} {row['run_id'][-4:]}"
+    return f"{str(row.get('created') or '')[5:16]} {row['run_id'][-4:]}"  # timestamps come as JSON text
 
 
 def short(name: str, width: int = 14) -> str:
@@ -655,32 +654,29 @@ class ShiftScreen(ResultsScreen):
     def _note(self, text: str, style: str = "") -> None:
         self.query_one("#shift-note", Static).update(Text(text, style=style))
 
+    #: selector -> (the attribute it sets, what to reload then: the models of an experiment, the
+    #: runs of a model, the results of a run; a benchmark only redraws).
+    SELECTS: ClassVar[dict[str, tuple[str, str | None]]] = {
+        "shift-experiment": ("experiment", "_choose_experiment"), "shift-model": ("model", "_choose_run"),
+        "shift-run": ("run_id", "_load_model"), "shift-benchmark": ("benchmark", None)}
+
     @on(Select.Changed)
     def _selected(self, event: Select.Changed) -> None:
-        shown = {"shift-experiment": self.experiment, "shift-model": self.model,
-                 "shift-run": self.run_id, "shift-benchmark": self.benchmark}.get(event.select.id or "")
-        value = chosen_value(event, shown)
-        if value is None:
+        attr, step = self.SELECTS.get(event.select.id or "", ("", None))
+        if not attr:
             return
-        if event.select.id == "shift-experiment" and value != self.experiment:
-            self.experiment = value
-            self.reload(models=True)
-        elif event.select.id == "shift-model" and value != self.model:
-            self.model = value
-            self.reload(models=False)
-        elif event.select.id == "shift-run" and value != self.run_id:
-            self.run_id = value
-            self.reload(models=False, run_chosen=True)
-        elif event.select.id == "shift-benchmark" and value != self.benchmark:
-            self.benchmark = value
+        value = chosen_value(event, getattr(self, attr))
+        if value is None or value == getattr(self, attr):
+            return
+        setattr(self, attr, value)
+        if step is None:
             self.draw_benchmark()
+        else:
+            self.reload(getattr(self, step))
 
     @work(exclusive=True, group="shift-runs")
-    async def reload(self, models: bool, run_chosen: bool = False) -> None:
-        if models:
-            await self._choose_experiment()
-        else:
-            await (self._load_model() if run_chosen else self._choose_run())
+    async def reload(self, step: Callable[[], Awaitable[None]]) -> None:
+        await step()
 
     def action_toggle_scope(self) -> None:
         self.group_tokens = not self.group_tokens
@@ -732,16 +728,21 @@ class ShiftScreen(ResultsScreen):
         self.query_one("#plot-pca", PlotextView).plot(
             draw_trajectory(points, self.benchmark or "") if points else None,
             f"no PCA points for {self.benchmark}" if self.benchmark else "no PCA points")
-        group = next((p["group"] for p in self.summary + self.points
-                      if p["benchmark"] == self.benchmark), None)
-        scope = f"group {group}" if self.group_tokens else self.benchmark
+        scope, shown = self.shown_tokens()
         table = self.query_one("#shift-tokens", DataTable)
         table.clear(columns=True)
         table.add_columns("rank", f"token ({scope}; g: {'benchmark' if self.group_tokens else 'group'})",
                           "count", "mean base rank")
-        for t in self.tokens:
-            if (t["benchmark"] is None and t["group"] == group) if self.group_tokens \
-                    else t["benchmark"] == self.benchmark:
-                table.add_row(Text(str(t["rank"]), justify="right"), repr(t["token"]),
-                              Text(str(t["count"]), justify="right"),
-                              Text(number(t["mean_base_rank"], 2), justify="right"))
+        for t in shown:
+            table.add_row(Text(str(t["rank"]), justify="right"), repr(t["token"]),
+                          Text(str(t["count"]), justify="right"),
+                          Text(number(t["mean_base_rank"], 2), justify="right"))
+
+    def shown_tokens(self) -> tuple[str, list[dict[str, Any]]]:
+        """The tokens tab's scope and rows: the selected benchmark's, or (`g`) its whole group's
+        (rows without a benchmark)."""
+        if not self.group_tokens:
+            return str(self.benchmark), [t for t in self.tokens if t["benchmark"] == self.benchmark]
+        rows = self.summary + self.points
+        group = next((r["group"] for r in rows if r["benchmark"] == self.benchmark), None)
+        return f"group {group}", [t for t in self.tokens if t["benchmark"] is None and t["group"] == group]
