@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from common import tiny_model  # bench/common.py (scripts run as `python bench/NAME.py`)
 
-from engine.backends import ModelRef, SamplingParams, load_backend
-from engine.benchmarks import SUITES, get_benchmark, load_items
+from engine.evaluation.backends import ModelRef, SamplingParams, load_backend
+from engine.evaluation.benchmarks import SUITES, get_benchmark, load_items
 
 
 def bare_loop(model, tokenizer, prompts: list[str], batch: int, tokens: int) -> int:

@@ -1,6 +1,6 @@
 """Ingest throughput: 1M metric rows through the daemon's ingest path vs a raw DuckDB Arrow insert.
 
-The ingest path is the daemon's own code (`engine.ingest.ingest_until_drained`: read complete
+The ingest path is the daemon's own code (`engine.daemon.ingest.ingest_until_drained`: read complete
 lines, parse JSON, build Arrow tables, insert and move the offset in one transaction per 8 MiB
 window). The baseline inserts the same rows, already in memory as an Arrow table, with one
 `INSERT ... SELECT` in the same process. Rows are written as a trainer logs them: one line per
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from engine.ingest import ingest_until_drained
+from engine.daemon.ingest import ingest_until_drained
 from storage import Store
 from storage.store import INGEST_SCHEMAS
 

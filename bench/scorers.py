@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.scorers import get_scorer
+from engine.evaluation.scorers import get_scorer
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 Pairs = list[tuple[str, dict[str, Any]]]

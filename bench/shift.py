@@ -26,8 +26,8 @@ import torch
 from common import tiny_model  # bench/common.py (scripts run as `python bench/NAME.py`)
 
 from engine.analysis import pca, tokens
-from engine.backends import ModelRef, SamplingParams, load_backend
-from engine.benchmarks import SUITES, get_benchmark, load_items
+from engine.evaluation.backends import ModelRef, SamplingParams, load_backend
+from engine.evaluation.benchmarks import SUITES, get_benchmark, load_items
 
 PCA_BATCH, TOKEN_BATCH = 16, 8
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from common import timed  # bench/common.py (scripts run as `python bench/NAME.py`)
 
-from engine.client import Client
-from engine.plan import make_run
+from engine.client.connection import Client
+from engine.experiments.plan import make_run
 from engine.workspace import Workspace
 from storage import Store
 

@@ -4,7 +4,7 @@ Two experiments of the same size: `imported` (a 1,212-line scores CSV loaded wit
 `tix import scores`, which is timed too) and `runs` (100 eval runs plus the base's, their
 `accuracy` scores written straight into a fresh database before the daemon starts). For each it
 times the whole `tix ti EXPERIMENT --format json` command as a user runs it (process start,
-connect, the daemon's `ti` op: the model_scores query and TI with engine.metrics, JSON print), the
+connect, the daemon's `ti` op: the model_scores query and TI with engine.analysis.metrics, JSON print), the
 `ti` request alone over an open connection, and `SELECT * FROM ti` (v1 and pooled v2 in SQL).
 
 Run: `make bench` or `python bench/ti.py [--models N]`.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from common import timed  # bench/common.py (scripts run as `python bench/NAME.py`)
 
-from engine.client import Client
+from engine.client.connection import Client
 from engine.workspace import Workspace
 from storage import Store
 from storage.store import IngestBatch

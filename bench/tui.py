@@ -40,7 +40,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # before bench/, where this file would shadow the `tui` package
 
-from engine.client import Client  # noqa: E402
+from engine.client.connection import Client  # noqa: E402
 from engine.workspace import Workspace  # noqa: E402
 
 

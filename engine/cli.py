@@ -16,9 +16,9 @@ from typing import Any
 
 import click
 
-from engine import report as tables
-from engine.client import Client, DaemonUnavailable, RequestFailed, daemon_running, start_daemon
-from engine.report import FORMATS
+from engine.analysis import report as tables
+from engine.analysis.report import FORMATS
+from engine.client.connection import Client, DaemonUnavailable, RequestFailed, daemon_running, start_daemon
 from engine.workspace import Workspace
 
 INPUT_ERRORS = {"refused", "query_error", "bad_request", "not_found"}
@@ -78,7 +78,7 @@ def cli(ctx: click.Context, home: str | None) -> None:
               help="Also list the runs `tix run` would queue: kind, model, GPUs, what each waits for.")
 def check(files: tuple[str, ...], show_plan: bool) -> None:
     """Validate experiment files: prints `ok` or one line per error (exit 2 when invalid)."""
-    from engine.spec import check_file
+    from engine.experiments.spec import check_file
 
     bad = False
     for file in files:
@@ -104,8 +104,8 @@ def plan_table(runs: list[dict[str, Any]]) -> str:
 
 def load_plan(file: str, only: tuple[str, ...],
               models: tuple[str, ...] = ()) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    from engine.plan import content_hash, plan_experiment
-    from engine.spec import SpecErrors, load_experiment
+    from engine.experiments.plan import content_hash, plan_experiment
+    from engine.experiments.spec import SpecErrors, load_experiment
 
     try:
         exp = load_experiment(file)
@@ -191,7 +191,7 @@ def report(run: dict[str, Any], shown: dict[str, tuple[str, int]]) -> None:
 @click.pass_context
 def demo(ctx: click.Context) -> None:
     """Run the tiny lab end to end: build, SFT and GRPO on maths, evaluate, analyse, print TI and shift."""
-    from engine import demo as lab_demo
+    from engine.lab import demo as lab_demo
 
     file = Path(__file__).resolve().parent.parent / "experiments" / "tiny-lab.yaml"
     if not file.is_file():
@@ -239,7 +239,7 @@ def doctor(ctx: click.Context, as_json: bool, quick: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 def benchmarks(as_json: bool) -> None:
     """List benchmarks: name, group, source, scorer and size (local copies are counted)."""
-    from engine.benchmarks import REGISTRY, BenchmarkError, describe
+    from engine.evaluation.benchmarks import REGISTRY, BenchmarkError, describe
 
     try:
         rows = [describe(b) for b in REGISTRY.values()]
@@ -275,8 +275,8 @@ def score(ctx: click.Context, benchmark: str, generations: str, data: str | None
 
 
 def local_score(benchmark: str, generations: str, data: str | None, scorer: str | None) -> dict[str, Any]:
-    from engine.benchmarks import BenchmarkError
-    from engine.rescore import rescore
+    from engine.evaluation.benchmarks import BenchmarkError
+    from engine.evaluation.rescore import rescore
 
     try:
         return rescore(benchmark, Path(generations), Path(data) if data else None, scorer).summary
@@ -287,7 +287,7 @@ def local_score(benchmark: str, generations: str, data: str | None, scorer: str 
 def store_score(ctx: click.Context, benchmark: str, generations: str, data: str | None,
                 scorer: str | None, experiment: str, model: str) -> dict[str, Any]:
     """Queue a `score` run filed under the experiment, wait for it, return its summary."""
-    from engine.plan import make_run, path_signature
+    from engine.experiments.plan import make_run, path_signature
 
     gens = str(Path(generations).resolve())
     params = {"benchmark": benchmark, "generations": gens, "generations_signature": path_signature(gens),
@@ -483,7 +483,7 @@ FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(FORMATS), defa
 def ti_command(ctx: click.Context, experiment: str | None, variant: str | None, sigma: str | None,
                detail: bool, fmt: str) -> None:
     """Transferability Index of every tuned model against its base (all experiments by default)."""
-    from engine import ti as ti_mod
+    from engine.analysis import ti as ti_mod
 
     try:
         sigma_value = ti_mod.parse_sigma(sigma) if sigma is not None else None
@@ -526,7 +526,7 @@ def import_scores(ctx: click.Context, file: str, experiment: str) -> None:
 
     The file replaces the experiment's earlier imported rows, so importing it again stores it once.
     """
-    from engine.imports import ImportErrors, read_scores_csv
+    from engine.analysis.imports import ImportErrors, read_scores_csv
 
     check_name(experiment)
     try:
@@ -552,7 +552,7 @@ def import_lm_eval(ctx: click.Context, file: str, experiment: str, model: str, b
 
     Replaces that model's earlier imported rows in the experiment.
     """
-    from engine.imports import ImportErrors, parse_group_options, read_lm_eval
+    from engine.analysis.imports import ImportErrors, parse_group_options, read_lm_eval
 
     check_name(experiment)
     if base_model == model:
@@ -567,7 +567,7 @@ def import_lm_eval(ctx: click.Context, file: str, experiment: str, model: str, b
 
 
 def check_name(experiment: str) -> None:
-    from engine.imports import check_experiment_name
+    from engine.analysis.imports import check_experiment_name
 
     problem = check_experiment_name(experiment)
     if problem:
@@ -695,7 +695,7 @@ def daemon_start(ctx: click.Context, foreground: bool) -> None:
     """Start the daemon if none is running."""
     ws = workspace(ctx)
     if foreground:
-        from engine.server import main as server_main
+        from engine.daemon.server import main as server_main
 
         sys.exit(server_main(["--home", str(ws.home)]))
     if not daemon_running(ws):

@@ -130,9 +130,9 @@ def first_sentence(text: str) -> str:
 
 
 def gpu_visibility() -> str:
-    """What NVML or nvidia-smi sees: the scheduler counts GPUs this way (engine.gpus), so a GPU
+    """What NVML or nvidia-smi sees: the scheduler counts GPUs this way (engine.daemon.gpus), so a GPU
     that torch uses but neither sees would never be handed to a run."""
-    from engine import gpus
+    from engine.daemon import gpus
 
     rows, source = gpus.gpu_stats()
     if rows:
@@ -170,7 +170,7 @@ def torch_device_count() -> int:
 
 
 def vllm_import() -> str:
-    from engine.backends import vllm_available
+    from engine.evaluation.backends import vllm_available
 
     if importlib.util.find_spec("vllm") is None:
         raise Skip("vllm not installed (pip install 'tix[gpu]' on CUDA boxes)")
@@ -270,7 +270,7 @@ def micro_model(folder: Path) -> Path:
 
 
 def generate(model: Path, kind: str) -> str:
-    from engine.backends import ModelRef, SamplingParams, load_backend, vllm_available
+    from engine.evaluation.backends import ModelRef, SamplingParams, load_backend, vllm_available
 
     if kind == "vllm" and not vllm_available():
         raise Skip("vllm unavailable")

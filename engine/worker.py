@@ -1,85 +1,13 @@
-"""The worker: one process per run, `python -m engine.worker RUN_DIR`.
+"""The worker's name before the engine/ layout change; the worker is `engine.jobs.worker` now.
 
-It reads the resolved spec the daemon wrote (`RUN_DIR/spec.yaml`), runs the job it names, and
-reports only through files in its run folder: `started`, `progress`, `metric`, `heartbeat`,
-then `finished` with the job's result or `failed` with the traceback. It never opens the
-database, so it keeps going when the daemon dies and a new daemon picks up its lines.
-SIGTERM (from `tix cancel`) ends it with a `failed` event that says so.
+Kept because a daemon started by an older tix keeps spawning `python -m engine.worker RUN_DIR`
+after an upgrade until it exits: with this alias those runs start on the new code instead of
+failing with "No module named engine.worker". Nothing in tix uses this name.
 """
 
-from __future__ import annotations
-
-import os
-import resource
-import signal
 import sys
-import time
-import traceback
-from pathlib import Path
-from typing import Any
 
-import yaml
-
-from engine.events import EVENTS_FILE, SPEC_FILE, EventWriter, Heartbeat
-from engine.jobs import JobContext, job_module
-
-
-class Terminated(BaseException):
-    """Raised by the SIGTERM handler so `finally` blocks and the failed event still run."""
-
-
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise Terminated(f"terminated by signal {signum}")
-
-
-def load_spec(run_dir: Path) -> dict[str, Any]:
-    spec = yaml.safe_load((run_dir / SPEC_FILE).read_text())
-    if not isinstance(spec, dict) or "kind" not in spec:
-        raise ValueError(f"{run_dir / SPEC_FILE}: not a run spec")
-    return spec
-
-
-def run(run_dir: Path) -> int:
-    """Run the job of `run_dir`; returns the process exit status."""
-    events = EventWriter(run_dir / EVENTS_FILE)
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        spec = load_spec(run_dir)
-        ctx = JobContext.from_spec(run_dir, spec, events)
-        events.emit("started", pid=os.getpid(), attempt=spec.get("attempt"), kind=spec["kind"],
-                    cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
-        started = time.monotonic()
-        with Heartbeat(events, float(os.environ.get("TIX_HEARTBEAT", "2"))):
-            result = job_module(spec["kind"]).run(ctx)
-        events.emit("finished", result=result or {}, usage=usage(started))
-        return 0
-    except (Exception, Terminated) as exc:  # noqa: BLE001 - every failure becomes an event
-        events.emit("failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
-        traceback.print_exc()
-        return 1
-    finally:
-        events.close()
-
-
-def usage(started: float) -> dict[str, float]:
-    """Wall time, CPU time and peak memory of this run, so `make bench` can report them per stage.
-
-    Peak RSS is the larger of this process and its largest waited-for child (vLLM engines,
-    sandboxed code); Linux reports ru_maxrss in KiB.
-    """
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"wall_s": round(time.monotonic() - started, 2),
-            "cpu_s": round(own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime, 2),
-            "peak_rss_mb": round(max(own.ru_maxrss, children.ru_maxrss) / 1024, 1)}
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or not Path(args[0]).is_dir():
-        print("usage: python -m engine.worker RUN_DIR", file=sys.stderr)
-        return 2
-    return run(Path(args[0]).resolve())
-
+from engine.jobs.worker import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from engine.client import Client, daemon_running
-from engine.plan import make_run
+from engine.client.connection import Client, daemon_running
+from engine.experiments.plan import make_run
 from engine.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent

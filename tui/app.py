@@ -40,7 +40,7 @@ from textual.message_pump import MessagePump
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Input, TextArea
 
-from engine.client import DaemonUnavailable
+from engine.client.connection import DaemonUnavailable
 from engine.workspace import Workspace
 from tui.messages import ConnectionChanged, RunEventsPushed, RunsLoaded, RunsPushed
 from tui.source import Source, SourceError

@@ -1,7 +1,7 @@
 """The TUI's only way to the data: an asyncio client of the daemon's socket.
 
 The TUI process never opens DuckDB and never imports torch: every screen asks the daemon through
-`Source.request(op, **args)` (the ops of engine/server.py, JSON lines as engine/protocol.py
+`Source.request(op, **args)` (the ops of engine/daemon/server.py, JSON lines as engine/client/protocol.py
 describes) and reacts to what the daemon pushes (`Source.pushes`). Requests and pushes share one
 connection; a reader task routes responses to their waiting request by id and pushes to a queue,
 so a slow screen never blocks another. When the daemon goes away the source says so
@@ -15,8 +15,8 @@ import asyncio
 import itertools
 from typing import Any
 
-from engine.client import start_daemon
-from engine.protocol import MAX_LINE, decode, encode
+from engine.client.connection import start_daemon
+from engine.client.protocol import MAX_LINE, decode, encode
 from engine.workspace import Workspace
 
 

@@ -1,8 +1,10 @@
-"""The analyses of a tuned model against its base (DESIGN.md section 5): PCA shift and token shift.
+"""Analysis: the Transferability Index and the shifts of a tuned model against its base.
 
-`pca` measures how far the tuned model's hidden representations moved, `tokens` how its
-next-token distribution moved on its own responses. The maths is plain numpy on arrays so it
-can be tested on synthetic inputs; torch appears only in the functions that run a model, and is
-imported there, so importing this package stays light. The `analyse` job (engine.jobs.analyse)
-ties them to runs and events.
+`metrics` is the TI maths (DESIGN.md section 5, pure numpy), `ti` turns stored scores into TI
+rows (the daemon's `ti` op), `report` renders rows as table/CSV/Markdown/LaTeX/JSON (the CLI and
+the TUI), `imports` reads published results (`tix import`). `pca` measures how far the tuned
+model's hidden representations moved, `tokens` how its next-token distribution moved on its own
+responses: plain numpy on arrays, torch only inside the functions that run a model. A new
+analysis goes here, with its job in engine/jobs/analyse.py. Imported by the daemon, the CLI, the
+TUI (report, ti) and workers; importing this package stays light.
 """

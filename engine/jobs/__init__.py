@@ -1,4 +1,8 @@
-"""Job kinds a worker can run: each module exposes `run(ctx) -> dict` and a `VERSION`.
+"""The worker side: `worker` (`python -m engine.jobs.worker RUN_DIR`) and the job kinds it runs.
+
+Each job module exposes `run(ctx) -> dict` and a `VERSION`; a new kind goes here and in
+`JOB_MODULES`. Only worker processes import the job modules (never the daemon, the CLI or the
+TUI), and nothing here opens the database: jobs write their run folder only.
 
 The returned dict is the run's result (for example `{"model_path": ...}`); it travels in the
 final `finished` event, and runs that depend on this one receive it in their resolved spec.
@@ -64,6 +68,14 @@ class JobContext:
         if self._samples is None:
             self._samples = JsonlWriter(self.run_dir / "samples.jsonl")
         return self._samples
+
+
+class Stop(Exception):
+    """A job stopped on request (SIGTERM) after saving what lets `tix resume` continue.
+
+    Here rather than in one job's module because both the in-process trainer and the launcher of
+    a distributed training raise it, and the worker treats it like any failure it records.
+    """
 
 
 def job_module(kind: str) -> ModuleType:

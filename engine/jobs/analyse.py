@@ -1,6 +1,6 @@
 """The `analyse` job: PCA shift and token shift of a tuned model against its base.
 
-Run it as any job: `python -m engine.worker RUN_DIR` with `kind: analyse` in `spec.yaml`; `tix run`
+Run it as any job: `python -m engine.jobs.worker RUN_DIR` with `kind: analyse` in `spec.yaml`; `tix run`
 queues one per tuned variant, after both models and the variant's evaluation. Parameters:
 `base_model` and `model` (a local folder or hub id, or {name, revision}), `samples_from` (the
 tuned model's eval run, whose responses token shift re-scores), `pca_shift` ({items, max_tokens,
@@ -36,8 +36,8 @@ from typing import Any
 import yaml
 
 from engine.analysis import pca, tokens
-from engine.backends import ModelRef
-from engine.benchmarks import get_benchmark, load_items, prompt_text, suite_benchmarks
+from engine.evaluation.backends import ModelRef
+from engine.evaluation.benchmarks import get_benchmark, load_items, prompt_text, suite_benchmarks
 from engine.events import EVENTS_FILE, SAMPLES_FILE, SPEC_FILE
 from engine.jobs import JobContext
 from engine.jobs.eval import read_samples
@@ -291,7 +291,7 @@ def score_all(opts: dict[str, Any], base: ModelRef, tuned: ModelRef,
 def score_with_vllm(base: ModelRef, tuned: ModelRef, responses: dict[str, list[tokens.Response]],
                     progress: Progress) -> dict[str, list[tokens.TokenScores]]:
     """Every benchmark's responses in one vLLM pass per model (log p and ranks; no full KL)."""
-    from engine.backends import vllm_available
+    from engine.evaluation.backends import vllm_available
 
     if not vllm_available():
         raise ValueError("token_shift.backend vllm needs the `vllm` package and a CUDA GPU")

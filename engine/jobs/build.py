@@ -2,7 +2,7 @@
 
 Run it as any job, through a worker on a run directory whose `spec.yaml` has kind `build`:
 
-    python -m engine.worker RUN_DIR        # spec: {kind: build, params: {model: tiny-lab, seed: 0}}
+    python -m engine.jobs.worker RUN_DIR        # spec: {kind: build, params: {model: tiny-lab, seed: 0}}
 
 The story: draw a seeded corpus of maths / other-reasoning / non-reasoning questions from the lab's
 reasoning-gym tasks (training seeds, no evaluation question; engine.lab.data), train a byte-level

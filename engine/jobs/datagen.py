@@ -6,7 +6,7 @@ them), and the kept (question, response) pairs become the JSONL dataset the SFT 
 thinking mode the kept response includes its reasoning trace. Generations go through the same
 cache as evaluations, so a resumed or repeated run samples nothing twice.
 
-Run: `python -m engine.worker RUN_DIR` with `kind: datagen`; `tix run` queues one before each
+Run: `python -m engine.jobs.worker RUN_DIR` with `kind: datagen`; `tix run` queues one before each
 SFT variant that names a `teacher:`.
 """
 
@@ -15,14 +15,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engine.backends import ModelRef, SamplingParams, load_backend
-from engine.backends.cache import GenerationCache, model_identity
-from engine.datasets import load_train_data
+from engine.evaluation.backends import ModelRef, SamplingParams, load_backend
+from engine.evaluation.backends.cache import GenerationCache, model_identity
+from engine.evaluation.datasets import load_train_data
+from engine.evaluation.scorers.base import get_scorer
+from engine.evaluation.scorers.textutil import strip_think
 from engine.jobs import JobContext
 from engine.jobs.eval import Evaluator, model_ref
 from engine.jobs.train import item_scorer
-from engine.scorers.base import get_scorer
-from engine.scorers.textutil import strip_think
 
 VERSION = "1"
 CHUNK = 64

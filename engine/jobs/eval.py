@@ -1,6 +1,6 @@
 """The `eval` job: generate, score and record every sample of every benchmark, resumably.
 
-Run it as any job: `python -m engine.worker RUN_DIR` with `kind: eval` in `spec.yaml`; the
+Run it as any job: `python -m engine.jobs.worker RUN_DIR` with `kind: eval` in `spec.yaml`; the
 daemon does that for each model of an experiment (`tix run`). Parameters: `model` (a local
 folder or hub id, or {name, revision}), `suite` or `benchmarks` ([{name, group?, data?,
 limit?, scorer?}]), `limit`, `generation` (overrides of each benchmark's defaults), `backend`
@@ -16,35 +16,25 @@ scores an uninterrupted one would.
 
 from __future__ import annotations
 
-import json
-import math
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from engine.backends import Backend, Generation, ModelRef, SamplingParams, load_backend
-from engine.backends.cache import GenerationCache, cache_key, model_identity
-from engine.benchmarks import Benchmark, get_benchmark, load_items, prompt_text, suite_entries
-from engine.events import SAMPLES_FILE
+from engine.evaluation.backends import Backend, Generation, ModelRef, SamplingParams, load_backend
+from engine.evaluation.backends.cache import GenerationCache, cache_key, model_identity
+from engine.evaluation.benchmarks import get_benchmark, load_items, prompt_text, suite_entries
+from engine.evaluation.samples import (
+    Task,
+    add_subset,
+    group_means,
+    read_samples,
+    sample_record,
+    score_one,
+    summarise,
+)
+from engine.evaluation.scorers.base import Verdict, get_scorer
 from engine.jobs import JobContext
-from engine.scorers.base import NO_ANSWER, TRUNCATED, UNCLOSED_THINK, Verdict, get_scorer
-from engine.scorers.textutil import strip_think
 
 VERSION = "1"
 CHUNK = 64
-HEALTH_FLAGS = (NO_ANSWER, TRUNCATED, UNCLOSED_THINK)
-
-
-@dataclass
-class Task:
-    """One benchmark as this run evaluates it."""
-
-    bench: Benchmark
-    group: str
-    scorer: str
-    items: list[dict[str, Any]]
-    sampling: SamplingParams
-    enable_thinking: bool
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
@@ -169,93 +159,6 @@ class Evaluator:
         self.ctx.samples.write(sample_record(task, item, k, prompt, gen, verdict))
 
 
-def sample_record(task: Task, item: dict[str, Any], k: int, prompt: str | None, gen: Generation,
-                  verdict: Verdict) -> dict[str, Any]:
-    """One line of samples.jsonl, for evaluation and re-scoring alike (the task's group, which an
-    experiment may override). The gold answer travels with the sample so a reader of a wrong
-    answer sees what was expected without the data set."""
-    gold, scorer = item.get("answer"), task.scorer
-    return {
-        "benchmark": task.bench.name, "group": task.group, "item_id": item["id"], "sample_idx": k,
-        "prompt": prompt, "completion": gen.text, "extracted": verdict.extracted,
-        "verdict": verdict.score, "tokens": gen.tokens, "finish_reason": gen.finish_reason,
-        "flags": verdict.flags, "metrics": verdict.metrics, "detail": verdict.detail,
-        "scorer": scorer, "scorer_version": get_scorer(scorer).version,
-        "gold": None if gold is None else str(gold),
-    }
-
-
-def score_one(scorer: Any, bench: Benchmark, gen: Generation, item: dict[str, Any]) -> Verdict:
-    """Strip the think block where the benchmark asks, score, and add the health flags."""
-    text, unclosed = strip_think(gen.text) if bench.strip_think else (gen.text, False)
-    verdict = scorer(text, item)
-    flags = set(verdict.flags)
-    if unclosed:
-        flags.add(UNCLOSED_THINK)
-    if gen.finish_reason == "length":
-        flags.add(TRUNCATED)
-    verdict.flags = sorted(flags)
-    return add_subset(verdict, item)
-
-
-def add_subset(verdict: Verdict, item: dict[str, Any]) -> Verdict:
-    """A pooled benchmark's item also counts towards `accuracy_<subset>`, its part's own score."""
-    if item.get("subset"):
-        verdict.metrics = {**verdict.metrics, f"accuracy_{item['subset']}": verdict.score}
-    return verdict
-
-
-def read_samples(run_dir: Path, benchmark: str) -> list[dict[str, Any]]:
-    """The recorded samples of one benchmark (complete lines only; last record of a pair wins)."""
-    path = run_dir / SAMPLES_FILE
-    if not path.exists():
-        return []
-    found: dict[tuple[str, int], dict[str, Any]] = {}
-    data = path.read_bytes()
-    for line in data[: data.rfind(b"\n") + 1].splitlines():
-        try:
-            sample = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(sample, dict) and sample.get("benchmark") == benchmark:
-            found[(str(sample["item_id"]), int(sample["sample_idx"]))] = sample
-    return list(found.values())
-
-
-def summarise(task: Task, samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """The benchmark's metrics (the scorer's aggregate), n items, standard error and health counts."""
-    scorer = get_scorer(task.scorer)
-    verdicts = [Verdict(float(s["verdict"]), s.get("extracted"), s.get("flags") or [],
-                        s.get("metrics") or {}, s.get("detail")) for s in samples]
-    per_item: dict[str, list[float]] = {}
-    for s in samples:
-        per_item.setdefault(str(s["item_id"]), []).append(float(s["verdict"]))
-    means = [sum(v) / len(v) for v in per_item.values()]
-    health = {flag: sum(flag in (s.get("flags") or []) for s in samples) for flag in HEALTH_FLAGS}
-    return {"group": task.group, "scorer": scorer.name, "n": len(per_item), "samples": len(samples),
-            "metrics": scorer.aggregate(verdicts) if verdicts else {}, "stderr": 100 * stderr(means),
-            "health": health, "metric_items": metric_items(samples)}
-
-
-def metric_items(samples: list[dict[str, Any]]) -> dict[str, int]:
-    """Items behind each per-sample metric: a pooled benchmark's `accuracy_<subset>` is the mean
-    over that part's items only, so its stored `n` must count those, not the whole benchmark's."""
-    items: dict[str, set[str]] = {}
-    for sample in samples:
-        for key in sample.get("metrics") or {}:
-            items.setdefault(key, set()).add(str(sample["item_id"]))
-    return {key: len(ids) for key, ids in items.items()}
-
-
-def stderr(values: list[float]) -> float:
-    """Standard error of the mean (sample standard deviation / sqrt(n)); 0 for fewer than 2 values."""
-    n = len(values)
-    if n < 2:
-        return 0.0
-    mean = sum(values) / n
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
-
-
 def emit_scores(ctx: JobContext, name: str, result: dict[str, Any]) -> None:
     """One `score` event per metric (percent), labelled with the run's model (variant) name; each
     with the items it is over (a part's own count for `accuracy_<subset>`, else all of them)."""
@@ -266,10 +169,3 @@ def emit_scores(ctx: JobContext, name: str, result: dict[str, Any]) -> None:
     ctx.events.score(name, result["group"], "accuracy_stderr", result["stderr"], result["n"], model)
 
 
-def group_means(results: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """Mean accuracy per group over its benchmarks (each benchmark weighs the same)."""
-    by_group: dict[str, list[float]] = {}
-    for result in results.values():
-        if "accuracy" in result["metrics"]:
-            by_group.setdefault(result["group"], []).append(result["metrics"]["accuracy"])
-    return {g: sum(v) / len(v) for g, v in by_group.items()}

@@ -5,7 +5,7 @@ environment it was given (CUDA_VISIBLE_DEVICES), and on request sleeps, writes s
 line to stderr, ignores SIGTERM, or fails (always, or on its first attempts). tix uses it in
 its integration tests and benchmarks; users can use it to check that a box schedules work.
 
-Run: `python -m engine.worker RUN_DIR` with `kind: probe` in `RUN_DIR/spec.yaml`.
+Run: `python -m engine.jobs.worker RUN_DIR` with `kind: probe` in `RUN_DIR/spec.yaml`.
 """
 
 from __future__ import annotations

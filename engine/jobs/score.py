@@ -1,9 +1,9 @@
 """The `score` job: re-score a file of saved generations and store it like an eval run.
 
-`tix score --experiment E --model M ...` queues it; the worker calls `engine.rescore.rescore`
+`tix score --experiment E --model M ...` queues it; the worker calls `engine.evaluation.rescore.rescore`
 (the same scorers and summary an eval run uses), writes one `samples.jsonl` line per scored
 completion and `score` events labelled with model M, so the stored result is indistinguishable
-from an eval run's. Run: `python -m engine.worker RUN_DIR` with `kind: score`.
+from an eval run's. Run: `python -m engine.jobs.worker RUN_DIR` with `kind: score`.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from engine.evaluation.rescore import rescore
 from engine.jobs import JobContext
 from engine.jobs.eval import emit_scores
-from engine.rescore import rescore
 
 VERSION = "1"
 

@@ -1,6 +1,6 @@
 """The `train` job: tune a model with trl, by SFT (`SFTTrainer`) or GRPO (`GRPOTrainer`).
 
-Run it as any job: `python -m engine.worker RUN_DIR` with `kind: train` in `spec.yaml`; `tix run`
+Run it as any job: `python -m engine.jobs.worker RUN_DIR` with `kind: train` in `spec.yaml`; `tix run`
 queues one per tuned variant. Parameters: `model` (a folder or hub id), `method` (sft | grpo),
 `data` (lab/math-train, a local file or a hub id), `reward` (grpo), `args` (passed to
 SFTConfig / GRPOConfig over tix's defaults), `lora` (peft) and `enable_thinking`.
@@ -27,19 +27,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.datasets import load_train_data
-from engine.jobs import JobContext
-from engine.scorers.base import get_scorer
-from engine.scorers.textutil import strip_think
+from engine.evaluation.datasets import load_train_data
+from engine.evaluation.scorers.base import get_scorer
+from engine.evaluation.scorers.textutil import strip_think
+from engine.jobs import JobContext, Stop
 
 VERSION = "1"
 #: Reward names an experiment may use, and how each picks its scorer for an item.
 REWARDS = ("math",)
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
-
-
-class Stop(Exception):
-    """Raised after a graceful stop on SIGTERM (the checkpoint is already written)."""
 
 
 def run(ctx: JobContext) -> dict[str, Any]:

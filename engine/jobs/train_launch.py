@@ -28,8 +28,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.jobs import JobContext
-from engine.spec import DISTRIBUTED
+from engine.experiments.spec import DISTRIBUTED
+from engine.jobs import JobContext, Stop
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "accelerate"
 RESULT_FILE = "train_result.json"
@@ -93,7 +93,5 @@ def run_distributed(ctx: JobContext, n: int, cuda: bool) -> dict[str, Any]:
                            f"{ctx.run_dir / 'stderr.log'}")
     result = json.loads(result_path.read_text())
     if result.get("stopped"):
-        from engine.jobs.train import Stop
-
         raise Stop(result["stopped"])
     return result

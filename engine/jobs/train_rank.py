@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.events import EVENTS_FILE, EventWriter
-from engine.jobs import JobContext
+from engine.jobs import JobContext, Stop
 from engine.jobs.train_launch import RESULT_FILE
 
 
@@ -33,7 +33,7 @@ class NullEvents(EventWriter):
 
 def main(run_dir: Path) -> int:
     from engine.jobs import train
-    from engine.worker import load_spec
+    from engine.jobs.worker import load_spec
 
     rank0 = os.environ.get("RANK", "0") == "0"
     spec = load_spec(run_dir)
@@ -41,7 +41,7 @@ def main(run_dir: Path) -> int:
     ctx = JobContext.from_spec(run_dir, spec, events)
     try:
         result = train.train_once(ctx)
-    except train.Stop as stop:
+    except Stop as stop:
         result = {"stopped": str(stop)}
     finally:
         events.close()

@@ -4,7 +4,8 @@
 maths, other reasoning, non-reasoning) and splits them by seed into evaluation items, the maths
 tuning set and pre-training items; `corpus` renders the pre-training items as documents; `model`
 trains a byte-level BPE tokenizer and pre-trains a Qwen2 on them. The `build` job
-(engine.jobs.build) ties them together.
+(engine.jobs.build) ties them together; `demo` is `tix demo`. Workers import `model` (torch);
+the benchmark registry imports `data` (light: reasoning-gym loads when items are drawn).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from engine.backends import ModelRef, SamplingParams, load_backend  # noqa: E402
+from engine.evaluation.backends import ModelRef, SamplingParams, load_backend  # noqa: E402
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 needs_vllm = pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="needs vllm (.[gpu])")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.metrics import transferability
+from engine.analysis.metrics import transferability
 from engine.workspace import Workspace
 from tests.conftest import SHARED_DATA, sql_json
 
@@ -18,7 +18,7 @@ needs_paper = pytest.mark.skipif(not PAPER.exists(), reason=f"{PAPER} not here (
 
 
 def paper_ti(variant: str) -> dict[str, tuple[float, float]]:
-    """TI straight from the CSV with engine.metrics, to compare with what the daemon path prints."""
+    """TI straight from the CSV with engine.analysis.metrics, to compare with what the daemon path prints."""
     scores: dict[str, dict[str, float]] = {}
     groups = {}
     with open(PAPER) as f:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.client import Client
-from engine.plan import make_run
+from engine.client.connection import Client
+from engine.experiments.plan import make_run
 from engine.workspace import Workspace
 from tests.conftest import wait_state
 

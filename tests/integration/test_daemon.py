@@ -11,12 +11,13 @@ import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import duckdb
 import psutil
 import pytest
 
-from engine.client import Client, daemon_running
+from engine.client.connection import Client, daemon_running
 from engine.workspace import Workspace
 from tests.conftest import ROOT, probe, run_state, wait_state, wait_until
 
@@ -31,7 +32,7 @@ def daemon_processes(ws: Workspace) -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter(["cmdline", "status"]):
         cmd = " ".join(proc.info["cmdline"] or [])
-        if "engine.server" in cmd and str(ws.home) in cmd and proc.info["status"] != "zombie":
+        if "engine.daemon.server" in cmd and str(ws.home) in cmd and proc.info["status"] != "zombie":
             found.append(proc)
     return found
 
@@ -230,3 +231,59 @@ def test_multi_gpu_runs_get_disjoint_gpu_sets(ws: Workspace, monkeypatch) -> Non
                    for r in done)
         spans = sorted((r["started_at"], r["finished_at"]) for r in done)
         assert spans[2][0] >= min(spans[0][1], spans[1][1])  # the third waited for a free pair
+
+
+#: The last commit before the engine/ layout change (engine.server, engine.worker, engine.client).
+PRE_LAYOUT = "af850089823d52dd041bbf95ce0ce0db40b80698"
+
+
+def pre_layout_tree(dest: Path) -> Path:
+    """engine/ and storage/ as they were before the layout change, from git; skip without history."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", PRE_LAYOUT, "engine", "storage"],
+                             capture_output=True)
+    if archive.returncode != 0:
+        pytest.skip(f"commit {PRE_LAYOUT[:8]} is not in this clone's history (shallow clone?)")
+    dest.mkdir()
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return dest
+
+
+def test_new_daemon_adopts_a_worker_started_by_a_pre_layout_daemon(ws: Workspace, tmp_path) -> None:
+    """Upgrade under a running experiment: an older daemon (module `engine.server`) started a
+    worker (`engine.worker`); it is killed, and the new daemon adopts the worker and ingests it."""
+    old = pre_layout_tree(tmp_path / "old-tix")
+    run = probe("from-old-daemon", steps=60, sleep=0.1)
+    env = {**os.environ, "PYTHONPATH": str(old)}
+    submit = ("import json, sys; from engine.client import Client; from engine.workspace import Workspace\n"
+              "with Client(Workspace.resolve(sys.argv[1])) as c: c.request('submit', experiment=None, "
+              "runs=[json.loads(sys.argv[2])])")
+    subprocess.run([sys.executable, "-c", submit, str(ws.home), json.dumps(run)], cwd=old, env=env,
+                   check=True, timeout=60)
+    old_daemon = psutil.Process(daemon_pid(ws))
+    assert "engine.server" in " ".join(old_daemon.cmdline())
+    events = ws.run_dir(run["id"]) / "events.jsonl"
+    wait_until(lambda: events.exists() and '"metric"' in events.read_text(), timeout=30)
+    worker = psutil.Process(int(_started_pid(events)))
+    assert "engine.worker" in worker.cmdline() and str(old) in worker.environ().get("PYTHONPATH", "")
+    old_daemon.kill()
+    old_daemon.wait(10)
+    with Client(ws) as client:  # the new daemon, from this tree
+        assert "engine.daemon.server" in " ".join(psutil.Process(daemon_pid(ws)).cmdline())
+        done = wait_state(client, run["id"], TERMINAL, timeout=60)
+        assert done["state"] == "succeeded", done.get("error")
+        q = client.request("sql", query=f"SELECT count(DISTINCT value) FROM metrics "
+                                        f"WHERE run_id = '{run['id']}' AND name = 'seq'")
+        assert q["rows"] == [[60]]
+
+
+def _started_pid(events: Path) -> str:
+    return next(json.loads(x)["pid"] for x in events.read_text().splitlines() if '"started"' in x)
+
+
+def test_legacy_worker_module_name_runs_the_current_worker(tmp_path) -> None:
+    """An older daemon still running after an upgrade spawns `python -m engine.worker RUN_DIR`."""
+    usage = subprocess.run([sys.executable, "-m", "engine.worker"], cwd=ROOT, capture_output=True, text=True)
+    assert usage.returncode == 2 and "python -m engine.jobs.worker RUN_DIR" in usage.stderr
+    daemon = subprocess.run([sys.executable, "-m", "engine.server", "--help"], cwd=ROOT, capture_output=True,
+                            text=True)
+    assert daemon.returncode == 0 and "engine.daemon.server" in daemon.stdout

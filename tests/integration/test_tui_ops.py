@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from engine.client import Client, RequestFailed
-from engine.gpus import parse_smi_line
-from engine.runlog import format_event, read_chunk
+from engine.client.connection import Client, RequestFailed
+from engine.daemon.gpus import parse_smi_line
+from engine.daemon.runlog import format_event, read_chunk
 from engine.workspace import Workspace
 from tests.tui.recorded import Recorded, build_workspace
 
@@ -120,7 +120,7 @@ def test_gpus_op_on_a_cpu_box(client: Client) -> None:
 
 
 def test_sql_total_and_sql_export_ops(client: Client, tmp_path) -> None:
-    """The SQL console's ops (engine/tui_ops.py), registered by the daemon like `sql`."""
+    """The SQL console's ops (engine/daemon/tui_ops.py), registered by the daemon like `sql`."""
     result = client.request("sql_total", query="SELECT range AS i FROM range(1500)", max_rows=10)
     assert result["total"] == 1500 and result["types"] == ["BIGINT"] and len(result["rows"]) == 10
     out = tmp_path / "all.csv"

@@ -25,8 +25,8 @@ from typing import Any
 
 import psutil
 
-from engine.ingest import ingest_run
-from engine.plan import make_run
+from engine.daemon.ingest import ingest_run
+from engine.experiments.plan import make_run
 from engine.workspace import Workspace
 from storage import Store
 

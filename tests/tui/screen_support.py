@@ -22,9 +22,9 @@ from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import Label
 
-from engine.client import Client
-from engine.imports import read_scores_csv
-from engine.plan import make_run
+from engine.analysis.imports import read_scores_csv
+from engine.client.connection import Client
+from engine.experiments.plan import make_run
 from engine.workspace import Workspace
 from tests.conftest import stop_everything, wait_until
 from tui.screentext import screen_text

@@ -11,7 +11,7 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from engine.client import Client, start_daemon
+from engine.client.connection import Client, start_daemon
 from tests.conftest import ROOT, wait_until
 from tests.tui.conftest import connected, make_app, run_app, until
 from tests.tui.recorded import Recorded

@@ -15,8 +15,8 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, Static, TextArea
 
-from engine.client import Client
-from engine.plan import make_run
+from engine.client.connection import Client
+from engine.experiments.plan import make_run
 from engine.workspace import Workspace
 from tests.conftest import ROOT, wait_until
 from tests.tui.screen_support import HostApp, import_scores, settle, until, workspace, write_scores_csv

@@ -1,5 +1,5 @@
 """The SQL console against a real daemon: capped grid with the total, inline errors, history,
-the schema browser, CSV and Parquet export; and engine/tui_ops.py's counted query."""
+the schema browser, CSV and Parquet export; and engine/daemon/tui_ops.py's counted query."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, OptionList, TextArea, Tree
 
 import tui.screens.sql as sql_module
-from engine.client import Client, RequestFailed
-from engine.tui_ops import count_query, export_query, sql_with_total
+from engine.client.connection import Client, RequestFailed
+from engine.daemon.tui_ops import count_query, export_query, sql_with_total
 from engine.workspace import Workspace
 from storage.store import ReadOnlyQueryError, Store
 from tests.tui.screen_support import HostApp, import_scores, settle, until, workspace, write_scores_csv
@@ -199,7 +199,7 @@ def test_export_writes_the_whole_result(db: Workspace, tmp_path: Path) -> None:
 
 
 def has_op(ws: Workspace, op: str) -> bool:
-    """Whether the daemon knows `op` (engine/tui_ops.py's ops are registered by engine/server.py)."""
+    """Whether the daemon knows `op` (engine/daemon/tui_ops.py's ops are registered by engine/daemon/server.py)."""
     with Client(ws) as client:
         try:
             client.request(op)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from engine.analysis import pca, tokens
-from engine.spec import SpecErrors, load_experiment_text
+from engine.experiments.spec import SpecErrors, load_experiment_text
 from tests.conftest import job_context
 
 RNG = np.random.default_rng(0)
@@ -238,7 +238,7 @@ def shift_events(run_dir: Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_analyse_job_end_to_end(tmp_path: Path, tiny_model: Path, tuned_model: Path) -> None:
-    from engine.ingest import ingest_run
+    from engine.daemon.ingest import ingest_run
     from engine.jobs import analyse
     from engine.jobs import eval as eval_job
     from storage import Store

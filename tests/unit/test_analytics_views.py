@@ -1,5 +1,5 @@
 """The analysis views of migration 0003 on a small hand-made database: model scores from runs and
-imports, the TI in SQL agreeing with engine.metrics, flips, scorer disagreements, output health,
+imports, the TI in SQL agreeing with engine.analysis.metrics, flips, scorer disagreements, output health,
 shift summaries and imports that replace instead of duplicating."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from engine.metrics import transferability
-from engine.server import RequestError, apply_import
+from engine.analysis.metrics import transferability
+from engine.daemon.server import RequestError, apply_import
 from storage import Store
 from storage.store import IngestBatch
 
@@ -57,7 +57,7 @@ def rows(store: Store, sql: str, params: list[Any] | None = None) -> list[dict[s
 
 
 def same(a: float | None, b: float) -> bool:
-    """SQL NULL stands for engine.metrics' NaN."""
+    """SQL NULL stands for engine.analysis.metrics' NaN."""
     return math.isnan(b) if a is None else a == pytest.approx(b, rel=1e-12, abs=1e-12)
 
 
@@ -286,8 +286,8 @@ analysis: {pca_shift: {items: 10}}
 def test_released_pairs_are_compared_with_their_own_base() -> None:
     """A model zoo in one file: each released model against the base its `from:` names, from the
     plan's eval runs to the `models` and `ti` views; a `from: none` model is a base itself."""
-    from engine.plan import plan_experiment
-    from engine.spec import load_experiment_text
+    from engine.experiments.plan import plan_experiment
+    from engine.experiments.spec import load_experiment_text
 
     runs = plan_experiment(load_experiment_text(ZOO, "zoo.yaml"))
     analysed = {r["name"]: r["params"]["base_model"]["name"] for r in runs if r["kind"] == "analyse"}

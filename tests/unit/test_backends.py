@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.backends import Generation, ModelRef, SamplingParams, load_backend
-from engine.backends.cache import GenerationCache, cache_key, model_identity
+from engine.evaluation.backends import Generation, ModelRef, SamplingParams, load_backend
+from engine.evaluation.backends.cache import GenerationCache, cache_key, model_identity
 
 pytestmark = pytest.mark.slow
 QUESTIONS = ["What is 12 + 7?", "Which number is larger, 5 or 9?", "Repeat the word zove.",
@@ -105,7 +105,7 @@ def test_unknown_backend_and_missing_vllm_are_clear(tiny_model: Path) -> None:
 def test_data_parallel_engines_split_the_runs_gpus_into_tensor_parallel_groups() -> None:
     """Each vLLM engine of a data-parallel evaluation gets its own GPUs out of the run's set
     (the module imports vllm only inside the engines, so this runs on any box)."""
-    from engine.backends.vllm import device_groups
+    from engine.evaluation.backends.vllm import device_groups
 
     assert device_groups("4,5,6,7", 4, 1) == ["4", "5", "6", "7"]
     assert device_groups("0,1,2,3,4,5,6,7", 4, 2) == ["0,1", "2,3", "4,5", "6,7"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.benchmarks import (
+from engine.evaluation.benchmarks import (
     REGISTRY,
     SUITES,
     BenchmarkError,
@@ -16,7 +16,7 @@ from engine.benchmarks import (
     load_items,
     read_records,
 )
-from engine.scorers import get_scorer
+from engine.evaluation.scorers import get_scorer
 from tests.conftest import SHARED_DATA
 
 BENCH_DIR = SHARED_DATA / "benchmarks"

@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from engine.backends import Generation
-from engine.benchmarks import (
+from engine.evaluation.backends import Generation
+from engine.evaluation.benchmarks import (
     REGISTRY,
     SUITE_LIMITS,
     SUITES,
@@ -34,8 +34,8 @@ from engine.benchmarks import (
     shape_row,
     suite_entries,
 )
-from engine.benchmarks_paper import decode_private_tests
-from engine.scorers import get_scorer
+from engine.evaluation.benchmarks_paper import decode_private_tests
+from engine.evaluation.scorers import get_scorer
 from tests.conftest import ROOT, SHARED_DATA, job_context
 
 FIXTURES = ROOT / "tests" / "fixtures" / "benchmarks"
@@ -116,7 +116,7 @@ def test_every_registered_prompt_renders() -> None:
 
 
 def test_the_registry_module_stays_light() -> None:
-    code = "import sys, engine.benchmarks; print(' '.join(sys.modules))"
+    code = "import sys, engine.evaluation.benchmarks; print(' '.join(sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert not {m.split(".")[0] for m in out.stdout.split()} & {"datasets", "torch", "transformers"}
 
@@ -295,7 +295,7 @@ def test_gpqa_options_are_shuffled_per_item_with_the_gold_letter(fixtures: Path)
 
 
 def test_gpqa_shuffle_does_not_depend_on_the_hash_seed(fixtures: Path) -> None:
-    code = ("from engine.benchmarks import get_benchmark, load_items;"
+    code = ("from engine.evaluation.benchmarks import get_benchmark, load_items;"
             "print(''.join(i['answer'] + ''.join(c[0] for c in i['choices']) "
             "for i in load_items(get_benchmark('gpqa_diamond'))))")
     runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True,
@@ -549,7 +549,7 @@ def test_pooled_score_weighs_each_subset_by_its_size(fixtures: Path) -> None:
 
 def test_rescoring_a_pooled_benchmark_counts_each_parts_items(fixtures: Path, tmp_path: Path) -> None:
     """`tix score` on saved HaluEval answers: the per-subset accuracies are over that subset's items."""
-    from engine.rescore import rescore
+    from engine.evaluation.rescore import rescore
 
     items = load_items(get_benchmark("halueval"))
     lines = [{"id": it["id"], "output": "Yes" if it["answer"] == "yes" else "No"} for it in items]

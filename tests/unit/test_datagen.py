@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.plan import plan_experiment
-from engine.spec import load_experiment_text
+from engine.experiments.plan import plan_experiment
+from engine.experiments.spec import load_experiment_text
 from tests.conftest import job_context
 
 
@@ -34,9 +34,9 @@ def test_planner_inserts_rejection_sampling_before_sft(tmp_path: Path) -> None:
 def test_datagen_keeps_only_correct_answers(tmp_path: Path, tiny_model: Path) -> None:
     from transformers import AutoTokenizer
 
-    from engine.backends import SamplingParams
-    from engine.backends.cache import GenerationCache, cache_key, model_identity
-    from engine.backends.hf import render_prompt
+    from engine.evaluation.backends import SamplingParams
+    from engine.evaluation.backends.cache import GenerationCache, cache_key, model_identity
+    from engine.evaluation.backends.hf import render_prompt
     from engine.jobs import datagen
 
     data = tmp_path / "q.jsonl"

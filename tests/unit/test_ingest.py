@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from engine.daemon.ingest import ingest_run, ingest_until_drained
 from engine.events import EventWriter, read_complete_lines
-from engine.ingest import ingest_run, ingest_until_drained
 from storage import Store
 
 

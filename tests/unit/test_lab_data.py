@@ -10,8 +10,8 @@ import itertools
 
 import pytest
 
+from engine.evaluation.scorers import get_scorer
 from engine.lab import data
-from engine.scorers import get_scorer
 
 PRETRAIN_ITEMS = 20_000  # enough to hit the small question spaces (one-digit sums) many times
 

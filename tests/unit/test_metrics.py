@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from engine.metrics import sigmas, ti_v1, ti_v2, transferability
+from engine.analysis.metrics import sigmas, ti_v1, ti_v2, transferability
 
 GROUPS = {"m1": "math", "m2": "math", "o1": "other", "n1": "non", "n2": "non"}
 BASE = {"m1": 20.0, "m2": 40.0, "o1": 50.0, "n1": 60.0, "n2": 80.0}

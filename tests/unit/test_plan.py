@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.plan import plan_experiment, variant_order
-from engine.spec import load_experiment, load_experiment_text
+from engine.experiments.plan import plan_experiment, variant_order
+from engine.experiments.spec import load_experiment, load_experiment_text
 from tests.conftest import ROOT
 
 TINY = ROOT / "experiments" / "tiny-lab.yaml"

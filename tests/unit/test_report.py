@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from engine.report import FORMATS, render
+from engine.analysis.report import FORMATS, render
 
 COLUMNS = ["model", "group", "score", "ok"]
 ROWS = [["a|b", "math_x", 12.345, True], ["c & d", "50%", float("nan"), False], ["e", None, None, None]]

@@ -18,8 +18,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from engine.sandbox import OUTPUT_CAP, run_python
-from engine.scorers.code import code_tests, extract_code
+from engine.evaluation.sandbox import OUTPUT_CAP, run_python
+from engine.evaluation.scorers.code import code_tests, extract_code
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox is Linux-only")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.imports import ImportErrors, parse_group_options, read_lm_eval, read_scores_csv
+from engine.analysis.imports import ImportErrors, parse_group_options, read_lm_eval, read_scores_csv
 from tests.conftest import SHARED_DATA
 
 HEADER = "model,base_model,method,benchmark,group,score\n"

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from engine.scorers import NO_ANSWER, SCORERS, UNCLOSED_THINK, Verdict, get_scorer
-from engine.scorers.choice import extract_letter, last_number, yes_or_no
-from engine.scorers.ifeval import aggregate_ifeval
-from engine.scorers.maths import extract_answer, is_equiv, last_boxed, strip_string, verify_equiv
-from engine.scorers.text import f1, normalize_answer
-from engine.scorers.textutil import first_line, normalise_space, strip_think
+from engine.evaluation.scorers import NO_ANSWER, SCORERS, UNCLOSED_THINK, Verdict, get_scorer
+from engine.evaluation.scorers.choice import extract_letter, last_number, yes_or_no
+from engine.evaluation.scorers.ifeval import aggregate_ifeval
+from engine.evaluation.scorers.maths import extract_answer, is_equiv, last_boxed, strip_string, verify_equiv
+from engine.evaluation.scorers.text import f1, normalize_answer
+from engine.evaluation.scorers.textutil import first_line, normalise_space, strip_think
 from tests.conftest import ROOT
 
 MINE = ["math_verify", "math_hendrycks", "mc_letter", "exact_match", "numeric", "yes_no_first_line",
@@ -31,7 +31,7 @@ def test_every_scorer_is_registered_with_a_version() -> None:
 
 
 def test_importing_the_scorers_loads_no_heavy_library() -> None:
-    code = "import sys, engine.scorers; print('\\n'.join(sys.modules))"
+    code = "import sys, engine.evaluation.scorers; print('\\n'.join(sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     loaded = {m.split(".")[0] for m in out.stdout.split()}
     assert not loaded & {"torch", "transformers", "trl", "sympy", "math_verify", "lm_eval", "nltk"}

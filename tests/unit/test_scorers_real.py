@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from engine.scorers import NO_ANSWER, get_scorer
+from engine.evaluation.scorers import NO_ANSWER, get_scorer
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 pytestmark = [

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from engine.spec import Experiment, SpecError, SpecErrors, check_file, load_experiment, load_experiment_text
+from engine.experiments.spec import (
+    Experiment,
+    SpecError,
+    SpecErrors,
+    check_file,
+    load_experiment,
+    load_experiment_text,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "experiments" / "tiny-lab.yaml"
@@ -293,7 +300,7 @@ def test_every_error_is_one_line(tmp_path: Path) -> None:
 def test_spec_does_not_import_heavy_libraries() -> None:
     """The CLI validates files on every call; importing trl/torch would cost seconds."""
     code = (
-        "import sys, engine.spec as s; s.load_experiment(sys.argv[1]);"
+        "import sys, engine.experiments.spec as s; s.load_experiment(sys.argv[1]);"
         "print(sorted(m for m in ('trl', 'transformers', 'torch') if m in sys.modules))"
     )
     command = [sys.executable, "-c", code, str(EXAMPLE)]

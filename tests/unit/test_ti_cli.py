@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from engine import cli
-from engine.client import RequestFailed
-from engine.server import RequestError, apply_import, run_ti
+from engine.client.connection import RequestFailed
+from engine.daemon.server import RequestError, apply_import, run_ti
 from storage import Store
 from tests.unit.test_analytics_views import BASE, RL, SFT, add_samples, add_shift, lab
 
@@ -22,7 +22,7 @@ Run = Callable[..., tuple[int, str, str]]
 
 
 class StoreClient:
-    """Stands in for engine.client.Client: answers `sql` and `import_scores` from a Store."""
+    """Stands in for engine.client.connection.Client: answers `sql` and `import_scores` from a Store."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -276,7 +276,7 @@ def test_flips_shift_and_health_share_the_formats(tix: Run, store: Store) -> Non
 def test_the_client_side_imports_neither_numpy_nor_duckdb() -> None:
     from tests.unit.test_imports import modules_after
 
-    loaded = modules_after("import engine.cli, engine.ti, engine.report, engine.imports")
+    loaded = modules_after("import engine.cli, engine.analysis.ti, engine.analysis.report, engine.analysis.imports")
     assert not loaded & {"numpy", "duckdb", "torch"}
 
 

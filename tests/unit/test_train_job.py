@@ -90,7 +90,7 @@ def start_worker(home: Path, run_dir: Path, params: dict) -> subprocess.Popen:
     run_dir.mkdir(parents=True, exist_ok=True)
     spec = {"run_id": run_dir.name, "kind": "train", "attempt": 1, "home": str(home), "params": params}
     (run_dir / "spec.yaml").write_text(yaml.safe_dump(spec))
-    return subprocess.Popen([sys.executable, "-m", "engine.worker", str(run_dir)], cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "engine.jobs.worker", str(run_dir)], cwd=ROOT,
                             env={**os.environ, "TIX_HOME": str(home)}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from engine import trainargs
-from engine.trainargs import FieldType, check_value, config_fields, field_type
+from engine.experiments import trainargs
+from engine.experiments.trainargs import FieldType, check_value, config_fields, field_type
 
 
 def test_fields_of_both_configs() -> None:
@@ -35,7 +35,7 @@ def test_field_types_come_from_annotations() -> None:
 def test_reading_fields_does_not_import_trl() -> None:
     """Checked in a fresh interpreter: other tests in this session may import torch."""
     code = (
-        "import sys; from engine.trainargs import config_fields; config_fields('sft'); config_fields('grpo');"
+        "import sys; from engine.experiments.trainargs import config_fields; config_fields('sft'); config_fields('grpo');"
         "print(sorted(m for m in ('trl', 'transformers', 'torch') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -2,9 +2,9 @@
 
 The list joins what the daemon knows (the `experiments` table: launched experiments and imported
 results) with the YAML files in `./experiments` and `TIX_HOME/experiments`. The editor validates
-as you type (0.3 s after the last key, in a thread) with engine/spec.py, the code behind
+as you type (0.3 s after the last key, in a thread) with engine/experiments/spec.py, the code behind
 `tix check`, so the messages are the same `FILE:LINE: KEY.PATH: MESSAGE (did you mean 'x'?)`
-lines. Launch does what `tix run FILE` does: validate, expand into runs (engine/plan.py), submit
+lines. Launch does what `tix run FILE` does: validate, expand into runs (engine/experiments/plan.py), submit
 through the daemon, and list each run id as queued or reused. Launch saves the file first, so
 the runs always match what is on disk.
 
@@ -106,7 +106,7 @@ def merge_entries(rows: list[dict[str, Any]], files: dict[Path, str]) -> list[En
 
 def check_text(text: str, filename: str) -> list[str]:
     """`tix check`'s lines for this text as file `filename` (empty when valid)."""
-    from engine.spec import SpecErrors, load_experiment_text
+    from engine.experiments.spec import SpecErrors, load_experiment_text
 
     try:
         load_experiment_text(text, filename)
@@ -117,8 +117,8 @@ def check_text(text: str, filename: str) -> list[str]:
 
 def plan_text(text: str, path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The experiment record and runs `tix run PATH` submits, for this text saved at `path`."""
-    from engine.plan import content_hash, plan_experiment
-    from engine.spec import load_experiment_text
+    from engine.experiments.plan import content_hash, plan_experiment
+    from engine.experiments.spec import load_experiment_text
 
     exp = load_experiment_text(text, str(path.resolve()))
     record = {"name": exp.name, "path": str(exp.path), "spec": exp.text, "spec_hash": content_hash(exp.text)}

@@ -39,7 +39,7 @@ from tui.format import (
     state_cell,
 )
 from tui.messages import ConnectionChanged, RunEventsPushed, RunsPushed
-from tui.screens.runs import ask_cancel, resume
+from tui.run_actions import ask_cancel, resume
 from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
 from tui.widgets.plotext_view import PlotextView

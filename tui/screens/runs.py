@@ -26,9 +26,10 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from tui.format import STATE_STYLES, STATES, count_label, duration, epoch, run_seconds
 from tui.messages import RunsLoaded, RunsPushed
-from tui.source import Source, SourceError
+from tui.run_actions import ask_cancel, resume
+from tui.screens.run_detail import RunDetailScreen
+from tui.source import Source
 from tui.widgets.chrome import Chrome
-from tui.widgets.confirm import Confirm
 from tui.widgets.runs_table import COLUMNS, RunsTable, layout
 
 #: Sort columns in the order `s` cycles them, with each one's natural direction (True = descending).
@@ -275,8 +276,6 @@ class RunsScreen(Screen[None]):
             self.open_detail(run["id"], "logs")
 
     def open_detail(self, run_id: str, tab: str) -> None:
-        from tui.screens.run_detail import RunDetailScreen
-
         self.app.push_screen(RunDetailScreen(self.source, run_id, tab=tab))
 
     def action_cancel(self) -> None:
@@ -285,44 +284,6 @@ class RunsScreen(Screen[None]):
     def action_resume(self) -> None:
         resume(self, self.selected_run())
 
-
-def ask_cancel(screen: Screen[Any], run: dict[str, Any] | None) -> None:
-    """Cancel `run` after a y/n question (the dashboard's and the run detail's `c`)."""
-    if run is None or run.get("state") not in ("queued", "running"):
-        screen.notify("only queued or running runs can be cancelled", severity="warning")
-        return
-    question = (f"Cancel {run['id']} ({run.get('experiment') or '-'}/{run.get('name') or '-'}, "
-                f"{run['state']})?\nRuns that depend on it are cancelled too.")
-    screen.app.push_screen(Confirm(question), lambda yes: yes and screen.run_worker(
-        run_action(screen, "cancel", {"target": run["id"]}, cancelled_note), group="actions"))
-
-
-def resume(screen: Screen[Any], run: dict[str, Any] | None) -> None:
-    """Queue a failed run again (retry) or a cancelled one (resume): the same daemon op."""
-    if run is None or run.get("state") not in ("failed", "cancelled"):
-        screen.notify("only failed runs can be retried and cancelled ones resumed", severity="warning")
-        return
-    verb = "retrying failed" if run["state"] == "failed" else "resuming cancelled"
-    screen.notify(f"{verb} run {run['id']}: queued again, it continues from what it recorded")
-    screen.run_worker(run_action(screen, "resume", {"id": run["id"]}, lambda _r: ""), group="actions")
-
-
-async def run_action(screen: Screen[Any], op: str, args: dict[str, Any],
-                     note: Callable[[Any], str]) -> None:
-    """One request for a run action; the daemon's push shows the effect, errors show as a toast."""
-    source: Source = screen.source  # type: ignore[attr-defined]
-    try:
-        result = await source.request(op, **args)
-    except SourceError as exc:
-        screen.notify(f"{op} failed: {exc}", severity="error")
-        return
-    message = note(result)
-    if message:
-        screen.notify(message)
-
-
-def cancelled_note(ids: list[str]) -> str:
-    return f"cancel sent to {count_label(len(ids), 'run')}" if ids else "nothing to cancel (already ended)"
 
 
 def describe(run: dict[str, Any] | None, now: float) -> Text:

@@ -36,7 +36,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TextArea, Tree
 from textual.worker import get_current_worker
 
-from engine.report import cell
+from engine.analysis.report import cell
 from tui.messages import ConnectionChanged
 from tui.screens.export import ExportChoice, ExportFormat, ExportScreen
 from tui.source import Source, SourceError
@@ -58,7 +58,7 @@ def quote_name(name: str) -> str:
 
 
 def count_query(query: str) -> str:
-    """The same count engine/tui_ops.py runs, for daemons that lack the `sql_total` op."""
+    """The same count engine/daemon/tui_ops.py runs, for daemons that lack the `sql_total` op."""
     body = query.strip().rstrip(";").rstrip()
     return f"SELECT count(*) FROM ({body}\n) AS counted"
 

@@ -1,0 +1,248 @@
+"""`tix ti`: the Transferability Index of every tuned model against its base, from stored scores.
+
+The daemon's `ti` op reads the `model_scores` view (experiment runs and imported scores alike)
+and computes with engine.analysis.metrics (`report` below), so every sigma mode (pooled, per-model,
+fixed) is available and the CLI never imports numpy (the long-lived daemon pays for it once).
+The CLI parses the flags (`parse_sigma`) and renders the returned objects (`human_rows`,
+`csv_rows`, `detail_rows`). The `ti` SQL view computes v1 and pooled v2 the same way in DuckDB.
+
+Models are compared per (experiment, base model): pooled sigma pools the point gains of every
+model that shares that base in that experiment. An experiment file's `ti: {variant, sigma}`
+section is the default for its experiment; flags override it; otherwise v2 with pooled sigma.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+GROUPS = ("math", "other", "non")
+Sigma = str | dict[str, float]
+Query = Callable[[str, list[Any]], list[dict[str, Any]]]
+SCORES_SQL = ('SELECT experiment, model, base_model, method, benchmark, "group", score, position '
+              "FROM model_scores{where} ORDER BY experiment, model, benchmark")
+SETTINGS_SQL = "SELECT name, spec FROM experiments ORDER BY name"
+UNSTABLE_NOTE = ("UNSTABLE: maths gain under 1 point or maths index <= 0; "
+                 "the ratio is computed but not meaningful")
+SIGMA_HELP = "pooled, per-model or math=V,other=V,non=V"
+
+
+class UnknownExperiment(LookupError):
+    """`tix ti NAME` with no experiment of that name."""
+
+
+def parse_sigma(text: str) -> Sigma:
+    """`pooled`, `per-model` or fixed `math=V,other=V,non=V` (all three, each > 0)."""
+    text = text.strip()
+    if text in ("pooled", "per-model"):
+        return text
+    values: dict[str, float] = {}
+    for part in text.split(","):
+        key, sep, number = (p.strip() for p in part.partition("="))
+        if not sep or key not in GROUPS:
+            raise ValueError(f"--sigma {text!r}: expected {SIGMA_HELP}")
+        if key in values:
+            raise ValueError(f"--sigma {text!r}: {key} given twice")
+        values[key] = _positive(text, key, number)
+    missing = [g for g in GROUPS if g not in values]
+    if missing:
+        raise ValueError(f"--sigma {text!r}: missing {', '.join(missing)} (fixed sigma needs all of "
+                         f"{', '.join(GROUPS)})")
+    return values
+
+
+def _positive(text: str, key: str, number: str) -> float:
+    try:
+        value = float(number)
+    except ValueError:
+        raise ValueError(f"--sigma {text!r}: {key}={number!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"--sigma {text!r}: {key} must be a number > 0")
+    return value
+
+
+def check_sigma(value: Any) -> Sigma | None:
+    """A sigma sent over the socket (a mode name or a group -> value map), validated; None = default."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return parse_sigma(value)
+    if isinstance(value, dict):
+        return parse_sigma(",".join(f"{k}={v}" for k, v in value.items()))
+    raise ValueError(f"sigma must be {SIGMA_HELP}")
+
+
+def spec_setting(spec: str | None) -> tuple[str | None, Sigma | None]:
+    """The `ti:` section of an experiment file's text (None where absent or unreadable)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(spec) if spec else None
+    except yaml.YAMLError:
+        return None, None
+    section = data.get("ti") if isinstance(data, dict) else None
+    if not isinstance(section, dict):
+        return None, None
+    try:
+        sigma = check_sigma(section.get("sigma"))
+    except ValueError:
+        sigma = None
+    return section.get("variant"), sigma
+
+
+def choose(spec: tuple[str | None, Sigma | None], variant: str | None,
+           sigma: Sigma | None) -> tuple[str, Sigma]:
+    """Flags first, then the experiment file's `ti:` section, then v2 with pooled sigma."""
+    spec_variant, spec_sigma = spec
+    chosen = variant or (spec_variant if spec_variant in ("v1", "v2") else "v2")
+    return chosen, sigma or spec_sigma or "pooled"
+
+
+# -- computing (the daemon) -----------------------------------------------------------------------
+@dataclass
+class _Experiment:
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> base_model, method, ...
+    groups: dict[str, str] = field(default_factory=dict)  # benchmark -> group
+
+
+def report(query: Query, experiment: str | None, variant: str | None,
+           sigma: Sigma | None) -> dict[str, Any]:
+    """{"results": one object per tuned model, "warnings": [...]}; `query(sql, params)` gives rows."""
+    specs = {r["name"]: r["spec"] for r in query(SETTINGS_SQL, [])}
+    if experiment is not None and experiment not in specs:
+        raise UnknownExperiment(f"no experiment named {experiment!r} "
+                                f"(experiments: {', '.join(sorted(specs)) or 'none yet'})")
+    where, params = (" WHERE experiment = ?", [experiment]) if experiment else ("", [])
+    rows = query(SCORES_SQL.format(where=where), params)
+    settings = {name: choose(spec_setting(specs.get(name)), variant, sigma)
+                for name in {r["experiment"] for r in rows}}
+    results, warnings = compute(rows, settings)
+    return {"results": results, "warnings": warnings}
+
+
+def collect(rows: list[dict[str, Any]]) -> dict[str, _Experiment]:
+    """model_scores rows grouped by experiment and model."""
+    out: dict[str, _Experiment] = {}
+    for r in rows:
+        exp = out.setdefault(r["experiment"], _Experiment())
+        model = exp.models.setdefault(r["model"], {"base_model": r["base_model"], "method": r["method"],
+                                                   "position": r["position"], "scores": {}})
+        model["scores"][r["benchmark"]] = float(r["score"])
+        exp.groups.setdefault(r["benchmark"], r["group"])
+    return out
+
+
+def compute(rows: list[dict[str, Any]], settings: Mapping[str, tuple[str, Sigma]]
+            ) -> tuple[list[dict[str, Any]], list[str]]:
+    """TI objects of every tuned model (per experiment, per base); warnings for bases with no scores."""
+    from engine.analysis.metrics import transferability
+
+    results: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    for name, exp in collect(rows).items():
+        variant, sigma = settings[name]
+        for base in sorted({m["base_model"] for m in exp.models.values() if m["base_model"]}):
+            tuned = _ordered({k: m for k, m in exp.models.items() if m["base_model"] == base})
+            if base not in exp.models:
+                warnings += [f"experiment {name}: no scores for base model {base!r}; skipped {t}"
+                             for t in tuned]
+                continue
+            scores = {base: exp.models[base]["scores"], **{t: exp.models[t]["scores"] for t in tuned}}
+            for r in transferability(base, scores, exp.groups, variant, sigma):
+                results.append(to_object(name, exp.models[r.model]["method"], sigma, r))
+    return results, warnings
+
+
+def _ordered(models: dict[str, dict[str, Any]]) -> list[str]:
+    """File order for imported models, then names."""
+    return sorted(models, key=lambda m: (models[m]["position"] is None, models[m]["position"] or 0, m))
+
+
+def to_object(experiment: str, method: str | None, sigma: Sigma, r: Any) -> dict[str, Any]:
+    """One tuned model's TIResult as a JSON object (NaN stays NaN until printed as null)."""
+    return {"experiment": experiment, "model": r.model, "base_model": r.base_model, "method": method,
+            "variant": r.variant, "sigma": None if r.variant == "v1" else sigma,
+            "ti_other": r.ti_other, "ti_non": r.ti_non, "unstable": r.unstable,
+            "unstable_reason": unstable_reason(r.unstable, r.math_gain), "math_gain": r.math_gain,
+            "groups": {g: {**v, "benchmarks": sum(b["group"] == g for b in r.benchmarks.values())}
+                       for g, v in r.groups.items()},
+            "benchmarks": benchmark_details(r.benchmarks)}
+
+
+def unstable_reason(unstable: bool, math_gain: float) -> str | None:
+    if not unstable:
+        return None
+    if math.isnan(math_gain):
+        return "no maths benchmark shared with the base"
+    if math_gain < 1.0:
+        return f"maths gain {math_gain:.2f} points < 1"
+    return "maths index <= 0"
+
+
+def benchmark_details(benchmarks: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per-benchmark deltas with the gain (points) and relative gain whatever the variant."""
+    out = {}
+    for b, d in benchmarks.items():
+        gain = d["model"] - d["base"]
+        out[b] = {**d, "gain": gain, "relative": gain / d["base"] if d["base"] else float("nan")}
+    return out
+
+
+# -- output (the CLI) -----------------------------------------------------------------------------
+def sigma_label(o: dict[str, Any]) -> str:
+    if o["variant"] == "v1":
+        return "v1"
+    return f"v2 {o['sigma']}" if isinstance(o["sigma"], str) else "v2 fixed"
+
+
+HUMAN_COLUMNS = ["experiment", "model", "base", "method", "TI", "math", "other", "non",
+                 "TI_other", "TI_non", "unstable"]
+CSV_COLUMNS = ["experiment", "model", "base_model", "method", "variant", "sigma", "math_base", "math_model",
+               "other_base", "other_model", "non_base", "non_model", "math_gain", "ti_other", "ti_non",
+               "unstable"]
+
+
+def human_rows(objects: list[dict[str, Any]]) -> list[list[Any]]:
+    """Table/md/latex rows: group means as `base -> model` (one decimal), the flag spelled out."""
+    rows = []
+    for o in objects:
+        means = [f"{_f(o['groups'][g]['base'])} -> {_f(o['groups'][g]['model'])}" for g in GROUPS]
+        rows.append([o["experiment"], o["model"], o["base_model"], o["method"] or "", sigma_label(o), *means,
+                     o["ti_other"], o["ti_non"], "UNSTABLE" if o["unstable"] else ""])
+    return rows
+
+
+def csv_rows(objects: list[dict[str, Any]]) -> list[list[Any]]:
+    rows = []
+    for o in objects:
+        sigma = o["sigma"] if isinstance(o["sigma"], str) or o["sigma"] is None else \
+            ",".join(f"{g}={o['sigma'][g]:g}" for g in GROUPS)
+        means = [o["groups"][g][k] for g in GROUPS for k in ("base", "model")]
+        rows.append([o["experiment"], o["model"], o["base_model"], o["method"], o["variant"], sigma or "",
+                     *means, o["math_gain"], o["ti_other"], o["ti_non"], o["unstable"]])
+    return rows
+
+
+DETAIL_COLUMNS = ["experiment", "model", "base", "TI", "benchmark", "group", "base_score", "score", "gain",
+                  "relative", "sigma", "delta", "s", "weight"]
+
+
+def detail_rows(objects: list[dict[str, Any]]) -> list[list[Any]]:
+    """Per-benchmark rows: gain and relative gain (v1's terms), and sigma, delta, signed root and
+    weight (v2's terms; empty for v1)."""
+    rows = []
+    for o in objects:
+        details = o["benchmarks"]
+        for b in sorted(details, key=lambda b: (GROUPS.index(details[b]["group"]), b)):
+            d = details[b]
+            v2 = ([o["groups"][d["group"]]["sigma"], d["delta"], d["s"], d["weight"]] if o["variant"] == "v2"
+                  else [None] * 4)
+            rows.append([o["experiment"], o["model"], o["base_model"], sigma_label(o), b, d["group"],
+                         d["base"], d["model"], d["gain"], d["relative"], *v2])
+    return rows
+
+
+def _f(value: float | None) -> str:
+    return "nan" if value is None or math.isnan(value) else f"{value:.1f}"

@@ -1,0 +1,146 @@
+"""The client side of the daemon protocol, used by the CLI, the TUI and scripts.
+
+It never opens the database. When no daemon answers on the workspace socket it starts one,
+detached in its own session, and waits for the socket to accept connections.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from engine.client.protocol import decode, encode
+from engine.events import tail_text
+from engine.workspace import Workspace
+
+
+class DaemonUnavailable(Exception):
+    """No daemon could be reached or started."""
+
+
+class RequestFailed(Exception):
+    """The daemon refused a request; `code` is refused, query_error, not_found, bad_request or internal."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def start_daemon(ws: Workspace) -> None:
+    """Launch `python -m engine.daemon.server --detach` and reap the launcher (the daemon is its child)."""
+    ws.ensure()
+    launcher = subprocess.run(
+        [sys.executable, "-m", "engine.daemon.server", "--home", str(ws.home), "--detach"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        start_new_session=True, timeout=60, text=True,
+    )
+    if launcher.returncode != 0:
+        reason = (launcher.stderr.strip().splitlines() or ["no reason given"])[-1]
+        raise DaemonUnavailable(f"the daemon could not start: {reason} (log: {ws.log})")
+
+
+def _connect(path: str, timeout: float) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class Client:
+    """One connection to the daemon; `request` is synchronous, `pushes` yields subscribed events."""
+
+    def __init__(self, ws: Workspace | None = None, autostart: bool = True, timeout: float = 120.0) -> None:
+        self.ws = ws or Workspace.resolve()
+        self.timeout = timeout
+        self.sock = self._open(autostart)
+        self.buffer = bytearray()
+        self.ids = itertools.count(1)
+        self.pending: collections.deque[dict[str, Any]] = collections.deque()
+
+    def _open(self, autostart: bool) -> socket.socket:
+        try:
+            return _connect(str(self.ws.socket), self.timeout)
+        except OSError:
+            if not autostart:
+                raise DaemonUnavailable(f"no daemon is running for {self.ws.home}") from None
+        start_daemon(self.ws)
+        return self._wait_for_socket(deadline=time.time() + 30)
+
+    def _wait_for_socket(self, deadline: float) -> socket.socket:
+        while time.time() < deadline:
+            try:
+                return _connect(str(self.ws.socket), self.timeout)
+            except OSError:
+                time.sleep(0.05)
+        reason = tail_text(self.ws.log, 400).splitlines()[-1:] or ["no log"]
+        raise DaemonUnavailable(f"the daemon did not start within 30 s ({self.ws.log}: {reason[0]})")
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def request(self, op: str, **args: Any) -> Any:
+        """Send one request and return its result; raises RequestFailed with the daemon's reason."""
+        request_id = next(self.ids)
+        self.sock.sendall(encode({"id": request_id, "op": op, "args": args}))
+        while True:
+            message = self._read()
+            if "push" in message:
+                self.pending.append(message)
+            elif message.get("id") == request_id:
+                break
+        if not message.get("ok"):
+            raise RequestFailed(str(message.get("error")), str(message.get("code", "internal")))
+        return message.get("result")
+
+    def _read(self) -> dict[str, Any]:
+        while (end := self.buffer.find(b"\n")) < 0:
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise DaemonUnavailable("the daemon closed the connection")
+            self.buffer += chunk
+        line = bytes(self.buffer[:end])
+        del self.buffer[: end + 1]
+        return decode(line)
+
+    def subscribe(self) -> None:
+        self.request("subscribe")
+
+    def pushes(self, timeout: float | None = None) -> Iterator[dict[str, Any]]:
+        """Pushed messages as they arrive; with `timeout`, stops after that long without one."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                while self.pending:
+                    yield self.pending.popleft()
+                try:
+                    yield self._read()
+                except TimeoutError:
+                    return
+        finally:
+            self.sock.settimeout(self.timeout)
+
+
+def daemon_running(ws: Workspace) -> bool:
+    """True when a daemon answers on the socket (starts nothing)."""
+    try:
+        with Client(ws, autostart=False, timeout=5) as client:
+            client.request("ping")
+        return True
+    except (DaemonUnavailable, OSError, RequestFailed):
+        return False

@@ -1,0 +1,625 @@
+"""The tix daemon: the only process that opens the database.
+
+Run by clients on demand (`python -m engine.daemon.server --home DIR --detach`), it serves JSON-line
+requests on `TIX_HOME/tix.sock` (mode 0600), pushes run changes to subscribed clients, and ticks
+the scheduler. It exits after `idle_timeout` seconds with nothing queued or running and no
+client connected, closing DuckDB so other tools can open the file. Workers survive it: a new
+daemon adopts them and ingests from the stored offsets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import yaml
+
+from engine import __version__
+from engine.client.protocol import MAX_LINE, decode, encode
+from engine.daemon.gpus import DETECTION, gpu_count, gpu_stats
+from engine.daemon.ingest import EventSummary
+from engine.daemon.runlog import read_chunk, streams_for
+from engine.daemon.scheduler import Scheduler
+from engine.daemon.settings import DaemonSettings
+from engine.events import STDERR_FILE, STDOUT_FILE
+from engine.workspace import Workspace
+from storage.store import ReadOnlyQueryError, Store, readonly_query, run_metrics, run_samples
+
+log = logging.getLogger("tix.daemon")
+
+
+class RequestError(Exception):
+    """A request the daemon refuses; `code` tells the client which exit status to use."""
+
+    def __init__(self, message: str, code: str = "bad_request") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Daemon:
+    """Socket server + scheduler loop around one Store."""
+
+    def __init__(self, ws: Workspace, store: Store, settings: DaemonSettings,
+                 ready: Callable[[str], None] = lambda _: None) -> None:
+        self.ws = ws
+        self.ready = ready
+        self.store = store
+        self.settings = settings
+        gpus = settings.gpus if settings.gpus is not None else gpu_count()
+        self.scheduler = Scheduler(store, ws, settings, gpus)
+        self.clients: set[asyncio.StreamWriter] = set()
+        self.subscribers: set[asyncio.StreamWriter] = set()
+        #: Runs each client follows closely (`subscribe` with `runs`): it gets run_events pushes.
+        self.watchers: dict[asyncio.StreamWriter, set[str]] = {}
+        self.log_sizes: dict[str, tuple[int, int]] = {}
+        self.started = time.time()
+        self.idle_since = time.time()
+        self.wake = asyncio.Event()
+        self.stopping = asyncio.Event()
+        self.ops: dict[str, Callable[[dict[str, Any], asyncio.StreamWriter], Awaitable[Any]]] = {
+            "ping": self.op_ping, "status": self.op_status, "run": self.op_run,
+            "submit": self.op_submit, "cancel": self.op_cancel, "resume": self.op_resume, "sql": self.op_sql,
+            "schema": self.op_schema, "subscribe": self.op_subscribe, "shutdown": self.op_shutdown,
+            "import_scores": self.op_import_scores, "ti": self.op_ti,
+            "run_metrics": self.op_run_metrics, "run_log": self.op_run_log,
+            "run_samples": self.op_run_samples, "gpus": self.op_gpus,
+            "sql_total": self.op_sql_total, "sql_export": self.op_sql_export,
+        }
+
+    # -- main loop ---------------------------------------------------------------------------
+    async def serve(self) -> None:
+        self.scheduler.recover()
+        with contextlib.suppress(FileNotFoundError):
+            self.ws.socket.unlink()
+        server = await asyncio.start_unix_server(self.handle, path=str(self.ws.socket), limit=MAX_LINE)
+        os.chmod(self.ws.socket, 0o600)
+        self.ready("ok")
+        log.info("daemon %s pid %d serving %s (gpus=%d)", __version__, os.getpid(), self.ws.socket,
+                 self.scheduler.gpu_total)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        try:
+            await self.run_ticks()
+        finally:
+            server.close()
+            for writer in list(self.clients):
+                writer.close()
+            with contextlib.suppress(FileNotFoundError):
+                self.ws.socket.unlink()
+
+    async def run_ticks(self) -> None:
+        while not self.stopping.is_set():
+            self.tick()
+            if self.idle_expired():
+                log.info("idle for %.0fs: exiting", self.settings.idle_timeout)
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=self.settings.tick)
+            self.wake.clear()
+
+    def tick(self) -> None:
+        try:
+            changed = self.scheduler.tick()
+        except Exception:  # noqa: BLE001 - the daemon must outlive a bad tick; the log says why
+            log.error("scheduler tick failed:\n%s", traceback.format_exc())
+            return
+        self.broadcast(changed)
+        self.push_run_events()
+
+    def idle_expired(self) -> bool:
+        if self.clients or self.scheduler.busy():
+            self.idle_since = time.time()
+            return False
+        return time.time() - self.idle_since >= self.settings.idle_timeout
+
+    def broadcast(self, run_ids: set[str]) -> None:
+        if not run_ids or not self.subscribers:
+            return
+        for run_id in sorted(run_ids):
+            run = self.store.run(run_id)
+            message = encode({"push": "run", "run": run})
+            for writer in list(self.subscribers):
+                self._push(writer, message)
+
+    def _push(self, writer: asyncio.StreamWriter, message: bytes) -> None:
+        if writer.is_closing():
+            self.subscribers.discard(writer)
+            self.watchers.pop(writer, None)
+            return
+        writer.write(message)
+
+    def push_run_events(self) -> None:
+        """Tell each client following a run what ingest stored for it and whether its logs grew.
+
+        The notice is small ({"push": "run_events", "run_id", "metrics", "samples", "events",
+        "logs"}: line counts and log sizes); the client fetches what it shows with run_metrics,
+        run_samples and run_log, so a burst of lines costs one notice per tick.
+        """
+        ingested, self.scheduler.ingested = self.scheduler.ingested, {}
+        watched = {run_id for runs in self.watchers.values() for run_id in runs}
+        for run_id in sorted(watched):
+            notice = self._run_notice(run_id, ingested.get(run_id))
+            if notice is None:
+                continue
+            message = encode(notice)
+            for writer, runs in list(self.watchers.items()):
+                if run_id in runs:
+                    self._push(writer, message)
+
+    def _run_notice(self, run_id: str, summary: EventSummary | None) -> dict[str, Any] | None:
+        sizes = self._log_sizes(run_id) if summary or run_id in self.scheduler.active else None
+        grew = sizes is not None and sizes != self.log_sizes.get(run_id)
+        if sizes is not None:
+            self.log_sizes[run_id] = sizes
+        if summary is None and not grew:
+            return None
+        metrics = summary.metric_lines if summary else 0
+        return {"push": "run_events", "run_id": run_id, "metrics": metrics,
+                "samples": summary.sample_lines if summary else 0,
+                "events": (summary.lines - metrics) if summary else 0,
+                "logs": None if sizes is None else {"stdout": sizes[0], "stderr": sizes[1]}}
+
+    def _log_sizes(self, run_id: str) -> tuple[int, int]:
+        run_dir = self.ws.run_dir(run_id)
+        sizes = []
+        for name in (STDOUT_FILE, STDERR_FILE):
+            try:
+                sizes.append((run_dir / name).stat().st_size)
+            except OSError:
+                sizes.append(0)
+        return sizes[0], sizes[1]
+
+    # -- connections -------------------------------------------------------------------------
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.clients.add(writer)
+        try:
+            while not reader.at_eof():
+                try:
+                    line = await reader.readline()
+                except (ConnectionError, ValueError):
+                    break
+                if line.strip():
+                    writer.write(encode(await self.dispatch(line, writer)))
+                    await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            self.clients.discard(writer)
+            self.subscribers.discard(writer)
+            self.watchers.pop(writer, None)
+            self.idle_since = time.time()
+            writer.close()
+
+    async def dispatch(self, line: bytes, writer: asyncio.StreamWriter) -> dict[str, Any]:
+        request_id = None
+        try:
+            request = decode(line)
+            request_id = request.get("id")
+            op = self.ops.get(str(request.get("op")))
+            if op is None:
+                raise RequestError(f"unknown op {request.get('op')!r}")
+            result = await op(request.get("args") or {}, writer)
+            return {"id": request_id, "ok": True, "result": result}
+        except RequestError as exc:
+            return {"id": request_id, "ok": False, "error": str(exc), "code": exc.code}
+        except ValueError as exc:
+            return {"id": request_id, "ok": False, "error": f"bad request: {exc}", "code": "bad_request"}
+        except Exception as exc:  # noqa: BLE001 - report, log, keep serving
+            log.error("request failed:\n%s", traceback.format_exc())
+            return {"id": request_id, "ok": False, "code": "internal",
+                    "error": f"internal error: {type(exc).__name__}: {exc} (see {self.ws.log})"}
+
+    # -- operations --------------------------------------------------------------------------
+    async def op_ping(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        return {"pid": os.getpid(), "version": __version__, "home": str(self.ws.home),
+                "uptime": round(time.time() - self.started, 1), "clients": len(self.clients),
+                "gpus": self.scheduler.gpu_total, "cpu_slots": self.settings.cpu_slots,
+                "idle_timeout": self.settings.idle_timeout, "runs": self.store.count_runs(),
+                "host": socket.gethostname()}
+
+    async def op_status(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> list[dict[str, Any]]:
+        where, params = [], []
+        if args.get("experiment"):
+            where.append("id IN (SELECT run_id FROM experiment_runs WHERE experiment = ?)")
+            params.append(args["experiment"])
+        if args.get("states"):
+            states = [str(s) for s in args["states"]]
+            where.append(f"state IN ({', '.join('?' for _ in states)})")
+            params.extend(states)
+        if args.get("ids"):
+            ids = [str(i) for i in args["ids"]]
+            where.append(f"id IN ({', '.join('?' for _ in ids)})")
+            params.extend(ids)
+        return self.store.runs(" AND ".join(where), params, limit=args.get("limit"))
+
+    async def op_run(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        return self.store.run(self.resolve_run(str(args.get("id", ""))))
+
+    def resolve_run(self, ref: str) -> str:
+        """A run id from its full id or a unique prefix."""
+        if not ref:
+            raise RequestError("no run id given")
+        rows = self.store.con.execute(
+            "SELECT id FROM runs WHERE id = ? OR starts_with(id, ?) ORDER BY id LIMIT 6", [ref, ref]
+        ).fetchall()
+        ids = [r[0] for r in rows]
+        if ref in ids:
+            return ref
+        if not ids:
+            raise RequestError(f"no run matches {ref!r} (see `tix status`)", "not_found")
+        if len(ids) > 1:
+            raise RequestError(f"{ref!r} is ambiguous: {', '.join(ids[:5])}", "bad_request")
+        return ids[0]
+
+    async def op_submit(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> list[dict[str, Any]]:
+        runs = args.get("runs")
+        if not isinstance(runs, list) or not all(isinstance(r, dict) and "id" in r for r in runs):
+            raise RequestError("submit needs a list of planned runs")
+        result = self.scheduler.submit(args.get("experiment"), runs)
+        self.wake.set()
+        return result
+
+    async def op_cancel(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> list[str]:
+        target = str(args.get("target", ""))
+        if target in self.store.experiment_names():
+            ids = self.store.experiment_run_ids(target)
+        else:
+            ids = [self.resolve_run(target)]
+        done = self.scheduler.cancel(ids)
+        self.broadcast(self.scheduler.changed)
+        self.scheduler.changed.clear()
+        self.wake.set()
+        return done
+
+    async def op_resume(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        run_id = self.resolve_run(str(args.get("id", "")))
+        problem = self.scheduler.resume(run_id)
+        if problem:
+            raise RequestError(problem)
+        self.wake.set()
+        return self.store.run(run_id)
+
+    async def op_sql(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """A read-only query: args query, max_rows (default 10,000), params (`?` values)."""
+        return await self.readonly_in_thread(_query, str(args.get("query", "")),
+                                             int(args.get("max_rows", 10_000)), query_params(args))
+
+    async def op_sql_total(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """`sql` plus the full row count (the TUI's SQL console; engine/daemon/tui_ops.py): args query,
+        max_rows (default 1,000), params."""
+        from engine.daemon.tui_ops import sql_with_total
+
+        max_rows = _bounded(args.get("max_rows"), 1_000, 1, 1_000_000)
+        return await self.readonly_in_thread(sql_with_total, str(args.get("query", "")), max_rows,
+                                             query_params(args))
+
+    async def op_sql_export(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """Write a read-only query's whole result with DuckDB's COPY (engine/daemon/tui_ops.py): args query,
+        path (absolute, on this box), format (csv | parquet), params. Result: rows, path."""
+        from engine.daemon.tui_ops import export_query
+
+        query, path, fmt = (str(args.get(k, "")) for k in ("query", "path", "format"))
+        return await self.readonly_in_thread(export_query, query, path, fmt, query_params(args))
+
+    async def readonly_in_thread(self, fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+        """Run `fn(store, *args)` in a thread on a connection of its own (a cursor made here, on the
+        loop's thread, as `sql` does), mapping refusals and DuckDB errors to one-line answers."""
+        own = Store(self.store.con.cursor(), None)
+        try:
+            return await asyncio.to_thread(fn, own, *args)
+        except ReadOnlyQueryError as exc:
+            raise RequestError(str(exc), "refused") from None
+        except duckdb.Error as exc:
+            raise RequestError(one_line(str(exc)), "query_error") from None
+        finally:
+            own.close()
+
+    async def op_import_scores(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        return apply_import(self.store, args)
+
+    async def op_ti(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """TI of every tuned model (engine.analysis.ti), computed here so clients need no numpy."""
+        return await asyncio.to_thread(run_ti, self.store.con.cursor(), args)
+
+    async def op_schema(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> list[dict[str, str]]:
+        return self.store.schema()
+
+    async def op_subscribe(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """Run pushes for every run; with `runs` (a list of ids, [] = none), also run_events pushes
+        for exactly those runs (the list replaces the connection's previous one)."""
+        self.subscribers.add(writer)
+        runs = args.get("runs")
+        if runs is None:
+            return {"subscribed": ["run"]}
+        if not isinstance(runs, list):
+            raise RequestError("subscribe: runs must be a list of run ids")
+        ids = sorted({self.resolve_run(str(r)) for r in runs})
+        if ids:
+            self.watchers[writer] = set(ids)
+        else:
+            self.watchers.pop(writer, None)
+        return {"subscribed": ["run", "run_events"], "runs": ids}
+
+    # -- run detail (the TUI's curves, log tail and samples browser) -------------------------
+    async def op_run_metrics(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """args id, since_step (steps >= it; absent = all), names (absent = all), max_rows."""
+        run_id = self.resolve_run(str(args.get("id", "")))
+        since, names = args.get("since_step"), args.get("names") or []
+        if since is not None and (isinstance(since, bool) or not isinstance(since, int)):
+            raise RequestError("run_metrics: since_step must be a step number")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise RequestError("run_metrics: names must be a list of metric names")
+        max_rows = _bounded(args.get("max_rows"), 200_000, 1, 1_000_000)
+        return await asyncio.to_thread(run_metrics, self.store.con.cursor(), run_id, since, names, max_rows)
+
+    async def op_run_log(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """args id, stream (both|stdout|stderr|events), offsets ({stream: byte offset}; a stream
+        left out gets its tail), max_bytes. Result: run_id, state, chunks [{stream, text, start,
+        offset (ask from here next), size}]."""
+        run = self.store.run(self.resolve_run(str(args.get("id", ""))))
+        assert run is not None
+        streams = streams_for(str(args.get("stream") or "both"))
+        offsets = args.get("offsets") or {}
+        if not isinstance(offsets, dict) or not all(
+                v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in offsets.values()):
+            raise RequestError("run_log: offsets must map a stream to a byte offset")
+        max_bytes = _bounded(args.get("max_bytes"), 64 << 10, 1 << 10, 4 << 20)
+        run_dir = Path(run["run_dir"] or self.ws.run_dir(run["id"]))
+        chunks = await asyncio.to_thread(
+            lambda: [read_chunk(run_dir, s, offsets.get(s), max_bytes) for s in streams])
+        return {"run_id": run["id"], "state": run["state"], "chunks": chunks}
+
+    async def op_run_samples(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """args id, query (text anywhere in the sample), benchmark, verdict (correct|wrong|unscored),
+        flag, limit (<= 1000), offset. Result: rows, total (matching), all, benchmarks {name: n}."""
+        run_id = self.resolve_run(str(args.get("id", "")))
+        filters = {k: args.get(k) for k in ("query", "benchmark", "verdict", "flag")}
+        if not all(v is None or isinstance(v, str) for v in filters.values()):
+            raise RequestError("run_samples: query, benchmark, verdict and flag must be text")
+        limit = _bounded(args.get("limit"), 100, 0, 1000)
+        offset = _bounded(args.get("offset"), 0, 0, 1 << 40)
+        return await asyncio.to_thread(run_samples, self.store.con.cursor(), run_id, filters["query"],
+                                       filters["benchmark"], filters["verdict"], filters["flag"],
+                                       limit, offset)
+
+    async def op_gpus(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """Each schedulable GPU with utilisation, memory and the runs holding it (for the GPU panel).
+
+        Result: gpus [{index, name, util, mem_used, mem_total, temperature, detected, runs: [{id,
+        name, kind, experiment}]}], scheduled (GPUs the scheduler uses), detected, source (nvml,
+        nvidia-smi or none), override (the gpus setting is set), how (how detection works).
+        """
+        stats, source = await asyncio.to_thread(gpu_stats)
+        by_index = {row["index"]: row for row in stats}
+        holders = self._gpu_holders()
+        total = self.scheduler.gpu_total
+        rows = []
+        for index in sorted(set(range(total)) | set(by_index)):
+            row = by_index.get(index) or {"index": index, "name": None, "util": None, "mem_used": None,
+                                          "mem_total": None, "temperature": None}
+            rows.append({**row, "detected": index in by_index, "scheduled": index < total,
+                         "runs": holders.get(index, [])})
+        return {"gpus": rows, "scheduled": total, "detected": len(stats), "source": source,
+                "override": self.settings.gpus is not None, "how": DETECTION}
+
+    def _gpu_holders(self) -> dict[int, list[dict[str, Any]]]:
+        active = {run_id: a.gpus for run_id, a in self.scheduler.active.items() if a.gpus}
+        if not active:
+            return {}
+        runs = {r["id"]: r for r in self.store.runs(
+            f"id IN ({', '.join('?' for _ in active)})", list(active))}
+        holders: dict[int, list[dict[str, Any]]] = {}
+        for run_id, gpus in sorted(active.items()):
+            run = runs.get(run_id) or {}
+            brief = {k: run.get(k) for k in ("name", "kind", "experiment", "state")}
+            for gpu in gpus:
+                holders.setdefault(gpu, []).append({"id": run_id, **brief})
+        return holders
+
+    async def op_shutdown(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        self.stopping.set()
+        self.wake.set()
+        return {"stopping": True, "workers_left_running": len(self.scheduler.active)}
+
+
+def query_params(args: dict[str, Any]) -> list[Any]:
+    """The `?` values of a query request: a list of scalars, else a one-line refusal."""
+    params = args.get("params") or []
+    if not isinstance(params, list) or not all(p is None or isinstance(p, (str, int, float, bool))
+                                                for p in params):
+        raise RequestError("sql params must be a list of scalars")
+    return params
+
+
+def _query(store: Store, query: str, max_rows: int, params: list[Any]) -> dict[str, Any]:
+    return readonly_query(store.con.cursor(), query, max_rows, params)
+
+
+def run_ti(cursor: duckdb.DuckDBPyConnection, args: dict[str, Any]) -> dict[str, Any]:
+    """The `ti` op on a cursor of its own (run in a thread, like `sql`): args experiment,
+    variant (v1|v2), sigma (pooled, per-model or {math, other, non}); closes the cursor."""
+    from engine.analysis import ti
+
+    variant, experiment = args.get("variant"), args.get("experiment")
+    if variant not in (None, "v1", "v2") or not isinstance(experiment, (str, type(None))):
+        raise RequestError("ti: variant must be v1 or v2 and experiment a name")
+    try:
+        sigma = ti.check_sigma(args.get("sigma"))
+        return ti.report(lambda sql, params: _dict_rows(cursor, sql, params), experiment, variant, sigma)
+    except ti.UnknownExperiment as exc:
+        raise RequestError(str(exc), "not_found") from None
+    except ValueError as exc:
+        raise RequestError(str(exc)) from None
+    finally:
+        cursor.close()
+
+
+def _dict_rows(cursor: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    cursor.execute(sql, params or None)
+    columns = [d[0] for d in cursor.description or []]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def apply_import(store: Store, args: dict[str, Any]) -> dict[str, int]:
+    """Store scores the client validated line by line (engine.analysis.imports). Checked again here, since
+    any script may send the op, and a base model outside the file must have scores already."""
+    experiment, models, scores = check_import(args)
+    whole = bool(args.get("whole_experiment"))
+    own = {m["model"] for m in models}
+    known = set() if whole else set(store.experiment_models(experiment)) - own
+    for m in models:
+        base = m.get("base_model")
+        if base and base not in own and base not in known:
+            raise RequestError(f"base model {base!r} has no scores in experiment {experiment!r}", "not_found")
+    return store.replace_imports(experiment, str(args.get("source") or ""), models, scores, whole)
+
+
+def check_import(args: dict[str, Any]) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
+    """The experiment, models and scores of an `import_scores` request, or a RequestError."""
+    from engine.analysis.imports import GROUPS, NAME
+
+    experiment, models, scores = args.get("experiment"), args.get("models"), args.get("scores")
+    if not isinstance(experiment, str) or not NAME.fullmatch(experiment):
+        raise RequestError(f"bad experiment name {experiment!r}: letters, digits, '.', '_' and '-'")
+    if not isinstance(models, list) or not isinstance(scores, list) or not scores:
+        raise RequestError("import_scores needs non-empty lists `models` and `scores`")
+    names = {m.get("model") for m in models if isinstance(m, dict)}
+    if len(names) != len(models) or not all(isinstance(n, str) and n for n in names):
+        raise RequestError("every imported model needs a unique non-empty name")
+    if not all(isinstance(m.get("base_model"), (str, type(None))) and _opt_int(m.get("position"))
+               for m in models):
+        raise RequestError("an imported model's base_model must be a name or null, its position a line")
+    seen: set[tuple[str, str]] = set()
+    for s in scores:
+        if not isinstance(s, dict) or s.get("model") not in names or s.get("group") not in GROUPS:
+            raise RequestError(f"bad score row {s!r}: model must be imported, "
+                               f"group one of {', '.join(GROUPS)}")
+        value, key = s.get("value"), (s["model"], s.get("benchmark"))
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
+            raise RequestError(f"bad score row {s!r}: value must be a percent in 0-100")
+        if not isinstance(key[1], str) or not key[1] or key in seen or not _opt_int(s.get("line")):
+            raise RequestError(f"bad score row {s!r}: missing or duplicate benchmark")
+        seen.add(key)
+    return experiment, models, scores
+
+
+def _bounded(value: Any, default: int, low: int, high: int) -> int:
+    """An integer argument within [low, high]; absent = default; nonsense is a bad request."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RequestError(f"expected a whole number, got {value!r}")
+    return min(max(value, low), high)
+
+
+def _opt_int(value: Any) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def one_line(message: str) -> str:
+    """DuckDB messages span lines (a caret under the query); keep them on one."""
+    parts = [p.strip() for p in message.splitlines() if p.strip() and set(p.strip()) != {"^"}]
+    return " | ".join(parts)
+
+
+# -- process entry --------------------------------------------------------------------------------
+def acquire_lock(ws: Workspace) -> int | None:
+    """Hold `daemon.lock` for the daemon's life; None when another daemon holds it."""
+    fd = os.open(ws.lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def run_daemon(ws: Workspace, settings: DaemonSettings, ready: Callable[[str], None]) -> int:
+    """Run until idle or stopped; 0 also when another daemon already serves this workspace."""
+    lock = acquire_lock(ws)
+    if lock is None:
+        log.info("another daemon holds %s", ws.lock)
+        ready("ok: already running")
+        return 0
+    try:
+        store = Store.open(ws.db)
+    except duckdb.Error as exc:
+        message = f"cannot open {ws.db}: {one_line(str(exc))}"
+        log.error(message)
+        ready(message)
+        return 1
+    try:
+        asyncio.run(Daemon(ws, store, settings, ready).serve())
+    finally:
+        store.close()
+        os.close(lock)
+    return 0
+
+
+def detach(log_file: Path) -> Callable[[str], None]:
+    """Fork; the parent exits once the child reports ready (0) or why it could not start (1).
+
+    This lets `tix` say at once why no daemon came up instead of waiting for a socket.
+    """
+    read_end, write_end = os.pipe()
+    if os.fork() > 0:
+        os.close(write_end)
+        message = os.read(read_end, 4096).decode(errors="replace")
+        if not message.startswith("ok"):
+            print(message or "the daemon exited during start-up", file=sys.stderr)
+        os._exit(0 if message.startswith("ok") else 1)
+    os.close(read_end)
+    log_fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    for fd in (1, 2):  # release the launcher's pipes: the starting client waits for their EOF
+        os.dup2(log_fd, fd)
+    os.close(log_fd)
+
+    def ready(message: str) -> None:
+        nonlocal write_end
+        if write_end >= 0:
+            os.write(write_end, message.encode())
+            os.close(write_end)
+            write_end = -1
+
+    return ready
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.daemon.server", description="the tix daemon")
+    parser.add_argument("--home", help="workspace folder (default TIX_HOME or ~/.tix)")
+    parser.add_argument("--detach", action="store_true", help="fork into the background")
+    args = parser.parse_args(argv)
+    ws = Workspace.resolve(args.home).ensure()
+    logging.basicConfig(filename=ws.log, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = DaemonSettings.load(ws.config)
+    except (ValueError, OSError, yaml.YAMLError) as exc:
+        log.error("cannot start: %s", exc)
+        print(f"cannot start: {one_line(str(exc))}", file=sys.stderr)
+        return 1
+    ready = detach(ws.log) if args.detach else (lambda _: None)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    code = run_daemon(ws, settings, ready)
+    ready("the daemon stopped during start-up")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,899 @@
+"""Loading and strict validation of experiment YAML files.
+
+An experiment file is the one thing a researcher writes by hand, and a mistake in it should
+cost seconds, not a failed GPU job an hour later. So validation is strict (unknown keys, wrong
+types and missing models are errors), reports every problem at once, and says where each one
+is as `FILE:LINE: KEY.PATH: MESSAGE (did you mean 'x'?)`, the format editors jump to.
+
+PyYAML's `safe_load` forgets line numbers and silently keeps the last of two duplicate keys,
+so we `yaml.compose` the node tree and build the Python values ourselves, recording the line
+of every key and value. Training arguments are checked against the installed trl's config
+classes by `engine.experiments.trainargs`, which reads trl's source instead of importing it, so this
+module stays free of torch, transformers and trl.
+
+    exp = load_experiment("experiments/tiny-lab.yaml")   # raises SpecErrors
+    exp.data["eval"]["generation"]["temperature"]        # defaults are filled in
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import difflib
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from engine.experiments import registry, trainargs
+
+KeyPath = tuple[str | int, ...]
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_NULL_TAG = "tag:yaml.org,2002:null"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_SCI_FLOAT = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_HF_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+_LOCAL_PREFIXES = ("/", "./", "../", "~")
+_MAX_NODES = 100_000
+"""Values built per file; bounds alias expansion ("billion laughs") to a clear error."""
+
+SET_BY_TIX = frozenset({"output_dir", "logging_dir", "report_to"})
+"""trl arguments tix sets itself: where checkpoints and logs go, and where metrics are sent."""
+
+METHODS = ("sft", "grpo")
+TI_SIGMAS = ("pooled", "per-model")
+
+
+# ── errors ─────────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class SpecError:
+    """One problem in an experiment file, at a 1-based line and a dotted key path."""
+
+    file: str
+    line: int
+    path: str
+    message: str
+    suggestion: str | None = None
+
+    def __str__(self) -> str:
+        """Exactly one line, `FILE:LINE: KEY.PATH: MESSAGE (did you mean 'x'?)`."""
+        where = f"{self.path}: " if self.path else ""
+        hint = f" (did you mean '{self.suggestion}'?)" if self.suggestion else ""
+        return " ".join(f"{self.file}:{self.line}: {where}{self.message}{hint}".splitlines())
+
+
+class SpecErrors(Exception):
+    """Every problem found in one file, so the user fixes them in one pass."""
+
+    def __init__(self, errors: Iterable[SpecError]) -> None:
+        self.errors: list[SpecError] = list(errors)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return "\n".join(str(error) for error in self.errors)
+
+
+class _Problem(NamedTuple):
+    message: str
+    suggestion: str | None = None
+
+
+class _TooLarge(Exception):
+    """Raised when building values exceeds `_MAX_NODES`."""
+
+
+# ── the result ─────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A validated experiment: `data` is plain YAML values with every default filled in."""
+
+    name: str
+    path: Path
+    text: str
+    data: dict[str, Any]
+
+    def local_path(self, ref: str) -> Path | None:
+        """The file or folder a model/data reference names, when it is a local path.
+
+        Relative paths in the file are relative to the file's folder, not to the cwd of
+        whichever process runs the job, so jobs should resolve references through this.
+        """
+        return _local_path(ref, self.path.parent)
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and validate an experiment file; raises SpecErrors listing every problem."""
+    text, error = _read(str(path))
+    if error is not None:
+        raise SpecErrors([error])
+    experiment = load_experiment_text(text, str(path))
+    return replace(experiment, path=Path(path).resolve())
+
+
+def load_experiment_text(text: str, filename: str = "<string>") -> Experiment:
+    """Validate experiment YAML given as text; relative paths are relative to filename's folder."""
+    try:
+        data, errors = _check_text(text, filename, Path(filename).parent)
+    except Exception as exc:  # noqa: BLE001 - the contract is: only SpecErrors escape
+        errors = [SpecError(filename, 1, "", f"internal error while checking: {type(exc).__name__}: {exc}")]
+    if errors:
+        raise SpecErrors(errors)
+    return Experiment(data["name"], Path(filename), text, data)
+
+
+def check_file(path: str | Path) -> list[SpecError]:
+    """Every problem in an experiment file; an empty list when it is valid."""
+    try:
+        load_experiment(path)
+    except SpecErrors as exc:
+        return exc.errors
+    return []
+
+
+def _read(path: str) -> tuple[str, SpecError | None]:
+    """The file's text, or the one error that says why it cannot be read."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        return "", SpecError(path, 1, "", "file not found")
+    except IsADirectoryError:
+        return "", SpecError(path, 1, "", "is a directory, expected an experiment YAML file")
+    except OSError as exc:
+        return "", SpecError(path, 1, "", f"cannot read file: {exc.strerror or exc}")
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return "", SpecError(path, line, "", f"not UTF-8 text (byte 0x{raw[exc.start]:02x})")
+
+
+def _check_text(text: str, filename: str, folder: Path) -> tuple[dict[str, Any], list[SpecError]]:
+    """Parse and validate; returns the data and the errors sorted by line."""
+    root, error = _compose(text, filename)
+    if error is not None:
+        return {}, [error]
+    checker = _Checker(filename, folder)
+    data = checker.run(root)
+    return data, sorted(checker.errors, key=lambda e: e.line)
+
+
+def _compose(text: str, filename: str) -> tuple[Node | None, SpecError | None]:
+    """The YAML node tree, or an error for text that is not YAML or holds no experiment."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        return None, SpecError(filename, line, "", f"not valid YAML: {_yaml_problem(exc)}")
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        return None, SpecError(filename, line, "", f"not valid YAML: character #x{code:04x} is not allowed")
+    except yaml.YAMLError as exc:
+        return None, SpecError(filename, 1, "", f"not valid YAML: {exc}")
+    except RecursionError:
+        return None, SpecError(filename, 1, "", "not valid YAML: nested too deeply")
+    if root is None or (root.tag == _NULL_TAG and root.value == ""):
+        return None, SpecError(filename, 1, "", "empty experiment file")
+    if not isinstance(root, MappingNode):
+        got = "a list" if isinstance(root, SequenceNode) else repr(root.value)
+        return None, SpecError(filename, _line(root), "", f"expected a mapping at the top level, got {got}")
+    return root, None
+
+
+def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
+    """PyYAML's problem and context as one phrase, e.g. "... (while parsing a flow sequence at line 2)"."""
+    problem, context = exc.problem or "syntax error", exc.context
+    if not context:
+        return problem
+    if problem.startswith("but "):  # "expected a single document in the stream, but found another document"
+        return f"{context}, {problem}"
+    where = f" at line {exc.context_mark.line + 1}" if exc.context_mark else ""
+    return f"{problem} ({context}{where})"
+
+
+def _line(node: Node) -> int:
+    return node.start_mark.line + 1
+
+
+# ── small value checks: each returns None or the problem ───────────────────────────────────
+
+Check = Callable[[Any], _Problem | None]
+
+
+def _is_int(value: Any) -> bool:
+    """YAML `true` is a bool, and a bool is never an integer here."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return _is_int(value) or isinstance(value, float)
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it, short enough for a one-line message."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list" if value else "an empty list"
+    if isinstance(value, datetime.date):  # YAML reads an unquoted 2024-01-01 as a date
+        return f"the date {value} (quote it for a string)"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _expected(what: str, value: Any) -> _Problem:
+    return _Problem(f"expected {what}, got {_show(value)}")
+
+
+def _string(value: Any) -> _Problem | None:
+    return None if isinstance(value, str) else _expected("a string", value)
+
+
+def _mapping_check(value: Any) -> _Problem | None:
+    return None if isinstance(value, dict) else _expected("a mapping", value)
+
+
+def _boolean(value: Any) -> _Problem | None:
+    return None if isinstance(value, bool) else _expected("true or false", value)
+
+
+def _bounds_text(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> str:
+    if hi is None:
+        return f"> {lo}" if lo_open else f">= {lo}"
+    if lo is None:
+        return f"< {hi}" if hi_open else f"<= {hi}"
+    return f"in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+
+
+def _within(value: float, lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> bool:
+    above = lo is None or (value > lo if lo_open else value >= lo)
+    below = hi is None or (value < hi if hi_open else value <= hi)
+    return above and below
+
+
+def _number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+            hi_open: bool = False, integer: bool = False) -> Check:
+    """A check for an integer or any number, optionally within bounds."""
+
+    def check(value: Any) -> _Problem | None:
+        if not (_is_int(value) if integer else _is_number(value)):
+            return _expected("an integer" if integer else "a number", value)
+        if not _within(value, lo, hi, lo_open, hi_open):
+            return _Problem(f"must be {_bounds_text(lo, hi, lo_open, hi_open)}, got {value}")
+        return None
+
+    return check
+
+
+def _integer(minimum: int | None = None) -> Check:
+    return _number(minimum, integer=True)
+
+
+def _suggest(word: str, options: Iterable[str]) -> str | None:
+    """The nearest valid name, for "did you mean" hints."""
+    matches = difflib.get_close_matches(word, sorted(options), n=1)
+    return matches[0] if matches else None
+
+
+def _choice(options: Iterable[str], what: str) -> Check:
+    """A check for one of a fixed set of names, suggesting the nearest on a typo."""
+    valid = tuple(options)
+
+    def check(value: Any) -> _Problem | None:
+        if not isinstance(value, str):
+            return _expected("a string", value)
+        if value not in valid:
+            message = f"unknown {what} '{value}': expected one of {', '.join(valid)}"
+            return _Problem(message, _suggest(value, valid))
+        return None
+
+    return check
+
+
+def _any(value: Any) -> _Problem | None:
+    return None
+
+
+def _layers(value: Any) -> _Problem | None:
+    """`"all"` or a list of layer indices."""
+    if value == "all":
+        return None
+    if not isinstance(value, list) or not value:
+        return _expected("'all' or a non-empty list of layer numbers", value)
+    bad = next((v for v in value if not (_is_int(v) and v >= 0)), None)
+    return None if bad is None else _Problem(f"expected layer numbers >= 0, got {_show(bad)}")
+
+
+def _target_modules(value: Any) -> _Problem | None:
+    if value == "all-linear":
+        return None
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return None
+    return _expected("'all-linear' or a list of module names", value)
+
+
+def _strings(value: Any) -> _Problem | None:
+    if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
+        return None
+    return _expected("a list of non-empty strings", value)
+
+
+def _name(value: Any) -> _Problem | None:
+    if not isinstance(value, str):
+        return _expected("a string", value)
+    if not _NAME.match(value):
+        rule = "use letters, digits, '.', '_' and '-', starting with a letter or digit"
+        return _Problem(f"invalid name '{value}': {rule}")
+    return None
+
+
+# ── references to models and data ──────────────────────────────────────────────────────────
+
+
+def _exists(path: Path) -> bool:
+    """Path.exists, but a name the OS rejects (too long, NUL byte) simply does not exist."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
+
+
+def _resolve(ref: str, folder: Path) -> Path:
+    path = Path(ref).expanduser()
+    return (path if path.is_absolute() else folder / path).resolve()
+
+
+def _local_path(ref: str, folder: Path) -> Path | None:
+    """The path `ref` names: explicit (`./x`, `/x`, `~/x`) or a bare name that exists."""
+    if ref.startswith(_LOCAL_PREFIXES):
+        return _resolve(ref, folder)
+    if ref and _exists(folder / ref):
+        return _resolve(ref, folder)
+    return None
+
+
+def _ref_problem(ref: Any, what: str, builtins: set[str], folder: Path) -> _Problem | None:
+    """Whether `ref` is a built-in, an HF id ("org/name") or an existing local path."""
+    if not isinstance(ref, str):
+        return _expected("a string", ref)
+    if ref in builtins:
+        return None
+    local = _local_path(ref, folder)
+    if local is not None:
+        return None if _exists(local) else _Problem(f"{what} path not found: {local}")
+    if _HF_ID.match(ref):
+        return None
+    noun = "dataset" if what == "data" else what
+    message = (f"unknown {noun} '{ref}': expected a built-in ({', '.join(sorted(builtins))}), "
+               "an HF id (org/name) or a local path")
+    return _Problem(message, _suggest(ref, builtins))
+
+
+# ── the schema ─────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class _Field:
+    """One key of a mapping: how to check it, its default, and whether ints become floats."""
+
+    check: Check = _any
+    default: Any = None
+    required: bool = False
+    to_float: bool = False
+
+
+_POSITIVE = _integer(1)
+DISTRIBUTED = ("zero3", "fsdp", "ddp")
+"""Shipped accelerate configurations (configs/accelerate/<name>.yaml) for `train.distributed`."""
+
+
+#: vLLM options with a type to check (others pass through to vLLM as written).
+_BACKEND_OPTIONS: dict[str, Check] = {
+    "tensor_parallel_size": _POSITIVE, "data_parallel_size": _POSITIVE, "max_model_len": _POSITIVE,
+    "gpu_memory_utilization": _number(0, 1, lo_open=True), "seed": _integer(),
+}
+
+
+def _backend_options(value: Any) -> _Problem | None:
+    """A mapping; the sizes that decide how many GPUs an evaluation holds must be numbers."""
+    if not isinstance(value, dict):
+        return _expected("a mapping", value)
+    for key, check in _BACKEND_OPTIONS.items():
+        if key in value and (problem := check(value[key])) is not None:
+            return _Problem(f"{key}: {problem.message}")
+    return None
+
+
+def _distributed(value: Any) -> _Problem | None:
+    """A shipped configuration's name, or a path to an accelerate config file."""
+    if isinstance(value, str) and (value in DISTRIBUTED or value.endswith((".yaml", ".yml"))):
+        return None
+    return _Problem(f"expected one of {', '.join(DISTRIBUTED)} or a path to an accelerate config "
+                    f"(.yaml), got {_show(value)}", _suggest(str(value), DISTRIBUTED))
+_TOP_KEYS = ("name", "description", "base", "models", "eval", "analysis", "ti")
+_TOP = {"name": _Field(_name, required=True), "description": _Field(_string, "")}
+_VARIANT_KEYS = ("from", "model", "revision", "method", "train")
+NO_BASE = "none"
+"""`from: none` on a released model: a base of its own (a model zoo's other base models)."""
+#: Unset sampling keys stay None: each benchmark then uses its own default (AIME avg@10 ...).
+_GENERATION = {
+    "max_new_tokens": _Field(_POSITIVE),
+    "temperature": _Field(_number(0), to_float=True),
+    "top_p": _Field(_number(0, 1, lo_open=True), to_float=True),
+    "n": _Field(_POSITIVE),
+    "enable_thinking": _Field(_boolean, False),
+    "seed": _Field(_integer(), 0),
+    "stop": _Field(_strings),
+}
+_BENCHMARK_KEYS = ("name", "group", "data", "limit", "scorer")
+_ANALYSES = {
+    "pca_shift": {
+        "items": _Field(_integer(3), 100),  # PCA(2) needs 3 texts: 2 centred points span one direction
+        "max_tokens": _Field(_POSITIVE, 128),
+        "pooling": _Field(_choice(("paper", "masked"), "pooling"), "paper"),
+        "layers": _Field(_layers, "all"),
+    },
+    "token_shift": {"items": _Field(_POSITIVE, 100)},
+}
+#: Options checked when present but not filled in when absent (the job picks the default).
+_ANALYSIS_OPTIONS = {
+    "token_shift": {
+        "batch_size": _Field(_POSITIVE),
+        "backend": _Field(_choice(("hf", "vllm"), "token_shift backend")),
+    },
+}
+_TI = {"variant": _Field(_choice(("v1", "v2"), "TI variant"), "v2")}
+_SIGMA = {group: _Field(_number(0, lo_open=True), required=True, to_float=True) for group in registry.GROUPS}
+_LORA = {  # the usual recipe: rank 16, alpha 2r, every linear layer
+    "r": _Field(_POSITIVE, 16),
+    "alpha": _Field(_POSITIVE, 32),
+    "dropout": _Field(_number(0, 1, hi_open=True), 0.0, to_float=True),
+    "target_modules": _Field(_target_modules, "all-linear"),
+}
+_ARG_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "learning_rate": (lambda v: v > 0, "must be > 0"),
+    "num_train_epochs": (lambda v: v > 0, "must be > 0"),
+    "max_steps": (lambda v: v == -1 or v > 0, "must be -1 (no limit) or > 0"),
+    "per_device_train_batch_size": (lambda v: v >= 1, "must be >= 1"),
+}
+"""Bounds trl itself would only complain about (if at all) after the model has loaded."""
+
+_GRPO_ARG_RULES = {"num_generations": (lambda v: v >= 2, "must be >= 2 (GRPO compares completions)")}
+
+
+def _dotted(path: KeyPath) -> str:
+    """("eval", "benchmarks", 1, "name") -> "eval.benchmarks[1].name"."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+# ── the checker ────────────────────────────────────────────────────────────────────────────
+
+
+class _Checker:
+    """Builds the values of one file from its YAML nodes, then validates them section by section.
+
+    `lines` maps each key path to (line of the key, line of its value), so any later error can
+    point at the right place; a missing key points at the mapping that lacks it.
+    """
+
+    def __init__(self, filename: str, folder: Path) -> None:
+        self.file = filename
+        self.folder = folder
+        self.errors: list[SpecError] = []
+        self.lines: dict[KeyPath, tuple[int, int]] = {}
+        self.unreadable: set[KeyPath] = set()
+        self.constructor = yaml.constructor.SafeConstructor()
+        self.budget = _MAX_NODES
+
+    # reporting
+
+    def error(self, path: KeyPath, message: str, suggestion: str | None = None, *,
+              at_value: bool = False) -> None:
+        """Report at the key's line, or its value's line for a wrong value (never twice per value)."""
+        if path in self.unreadable:
+            return
+        known = path
+        while known not in self.lines:
+            known = known[:-1]
+        key_line, value_line = self.lines[known]
+        line = value_line if at_value and known == path else key_line
+        self.errors.append(SpecError(self.file, line, _dotted(path), message, suggestion))
+
+    def problem(self, path: KeyPath, problem: _Problem) -> None:
+        self.error(path, problem.message, problem.suggestion, at_value=True)
+
+    # building values from nodes
+
+    def run(self, root: MappingNode) -> dict[str, Any]:
+        self.lines[()] = (_line(root), _line(root))
+        try:
+            value = self.build(root, ())
+        except (_TooLarge, RecursionError):
+            self.error((), "too many values (aliases expanding?) or nested too deeply")
+            return {}
+        return self.experiment(value)
+
+    def build(self, node: Node, path: KeyPath) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            raise _TooLarge
+        if isinstance(node, MappingNode):
+            return self.build_mapping(node, path)
+        if isinstance(node, SequenceNode):
+            return self.build_sequence(node, path)
+        return self.build_scalar(node, path)
+
+    def build_sequence(self, node: SequenceNode, path: KeyPath) -> list[Any]:
+        items = []
+        for index, item in enumerate(node.value):
+            self.lines[(*path, index)] = (_line(item), _line(item))
+            items.append(self.build(item, (*path, index)))
+        return items
+
+    def build_mapping(self, node: MappingNode, path: KeyPath) -> dict[str, Any]:
+        """Keys must be strings and unique; a duplicate is reported and its value ignored."""
+        values: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = self.build_key(key_node, path)
+            if key is None:
+                continue
+            if key in values:
+                first = self.lines[(*path, key)][0]
+                message = f"duplicate key '{key}' (first at line {first})"
+                self.errors.append(SpecError(self.file, _line(key_node), _dotted((*path, key)), message))
+                continue
+            self.lines[(*path, key)] = (_line(key_node), _line(value_node))
+            values[key] = self.build(value_node, (*path, key))
+        return values
+
+    def build_key(self, node: Node, path: KeyPath) -> str | None:
+        if isinstance(node, ScalarNode) and node.tag == _STR_TAG:
+            return node.value
+        if node.tag == _MERGE_TAG:
+            message = "merge keys (<<) are not supported; repeat the keys instead"
+        elif isinstance(node, ScalarNode):
+            message = f"keys must be strings, got {node.value!r} (quote it)"
+        else:
+            kind = "list" if isinstance(node, SequenceNode) else "mapping"
+            message = f"keys must be strings, got a {kind}"
+        self.errors.append(SpecError(self.file, _line(node), _dotted(path), message))
+        return None
+
+    def build_scalar(self, node: ScalarNode, path: KeyPath) -> Any:
+        """YAML 1.1 scalars, except that plain `1e-5` is a float (PyYAML would make it a string)."""
+        if node.tag == _STR_TAG and node.style is None and _SCI_FLOAT.match(node.value):
+            return float(node.value)
+        try:
+            return self.constructor.construct_object(node)
+        except (yaml.YAMLError, ValueError, TypeError) as exc:
+            self.error(path, f"cannot read value: {getattr(exc, 'problem', None) or exc}", at_value=True)
+            self.unreadable.add(path)
+            return None
+
+    # generic validation
+
+    def mapping(self, path: KeyPath, value: Any, allowed: Iterable[str] | None) -> dict[str, Any] | None:
+        """`value` if it is a mapping (reporting keys not in `allowed`), else None."""
+        if not isinstance(value, dict):
+            self.problem(path, _expected("a mapping", value))
+            return None
+        if allowed is not None:
+            valid = tuple(allowed)
+            for key in value:
+                if key not in valid:
+                    self.unknown_key((*path, key), key, valid)
+        return value
+
+    def unknown_key(self, path: KeyPath, key: str, valid: tuple[str, ...]) -> None:
+        suggestion = _suggest(key, valid)
+        message = f"unknown key '{key}'" + ("" if suggestion else f" (valid keys: {', '.join(valid)})")
+        self.error(path, message, suggestion)
+
+    def section(self, path: KeyPath, value: Any, fields: dict[str, _Field],
+                extra: tuple[str, ...] = ()) -> dict[str, Any] | None:
+        """A mapping of simple fields, defaults filled; `extra` keys are the caller's to check."""
+        found = self.mapping(path, value, (*fields, *extra))
+        if found is None:
+            return None
+        return {key: self.field((*path, key), found, key, spec) for key, spec in fields.items()}
+
+    def field(self, path: KeyPath, found: dict[str, Any], key: str, spec: _Field) -> Any:
+        if key not in found:
+            if spec.required:
+                self.error(path, f"missing required key '{key}'")
+            return copy.deepcopy(spec.default)
+        value = found[key]
+        problem = spec.check(value)
+        if problem is not None:
+            self.problem(path, problem)
+        return float(value) if spec.to_float and _is_int(value) else value
+
+    def model_ref(self, value: Any) -> _Problem | None:
+        return _ref_problem(value, "model", registry.BUILTIN_MODELS, self.folder)
+
+    def data_ref(self, value: Any) -> _Problem | None:
+        return _ref_problem(value, "data", registry.BUILTIN_DATASETS, self.folder)
+
+    # sections
+
+    def experiment(self, top: dict[str, Any]) -> dict[str, Any]:
+        data = self.section((), top, _TOP, extra=_TOP_KEYS[2:]) or {}
+        data["base"] = self.base(top)
+        data["models"] = self.models(top.get("models"))
+        data["eval"] = self.eval(top["eval"]) if "eval" in top else self.eval({})
+        data["analysis"] = self.analysis(top["analysis"]) if "analysis" in top else self.analysis(None)
+        data["ti"] = self.ti(top.get("ti", {}))
+        return data
+
+    def base(self, top: dict[str, Any]) -> dict[str, Any] | None:
+        if "base" not in top:
+            self.error(("base",), "missing required key 'base'")
+            return None
+        fields = {
+            "model": _Field(self.model_ref, required=True),
+            "revision": _Field(_string),
+            "seed": _Field(_integer(), 0),
+        }
+        return self.section(("base",), top["base"], fields)
+
+    def models(self, value: Any) -> dict[str, Any]:
+        """Variants by name; an empty `models:` means none."""
+        found = self.mapping(("models",), {} if value is None else value, None) or {}
+        variants = {}
+        for name, spec in found.items():
+            self.variant_name(name)
+            variants[name] = self.variant(("models", name), spec)
+        self.check_parents(variants)
+        return variants
+
+    def variant_name(self, name: str) -> None:
+        path = ("models", name)
+        if name in ("base", NO_BASE):
+            self.error(path, f"'{name}' is reserved (the base model, no base); choose another variant name")
+        elif not _VARIANT_NAME.match(name):
+            self.error(path, f"invalid variant name '{name}': use letters, digits, '_' and '-'")
+
+    def variant(self, path: KeyPath, value: Any) -> dict[str, Any] | None:
+        """A trained variant (`train:`) or a released checkpoint to evaluate (`model:`).
+
+        `from:` is the model a variant starts from: for a trained one, what it trains; for a
+        released one, the base the TI and the analyses compare it with (`none`: it is a base
+        itself). `method:` labels a released model (sft, rl, ...) in reports.
+        """
+        fields = {
+            "from": _Field(_string, "base"),
+            "model": _Field(self.model_ref),
+            "revision": _Field(_string),
+            "method": _Field(_string),
+        }
+        variant = self.section(path, value, fields, extra=("train",))
+        if variant is None:
+            return None
+        if ("model" in value) == ("train" in value):
+            both = ", not both" if "model" in value else ""
+            self.error(path, f"variant needs either model: or train:{both}")
+        if "train" in value and "method" in value:
+            self.error((*path, "method"), "method: labels released models; a trained one has train.method")
+        if "train" in value and value.get("from") == NO_BASE:
+            self.error((*path, "from"), "from: none is for released models; a trained one needs a source")
+        variant["train"] = self.train((*path, "train"), value["train"]) if "train" in value else None
+        return variant
+
+    def train(self, path: KeyPath, value: Any) -> dict[str, Any] | None:
+        fields = {
+            "method": _Field(_choice(METHODS, "method"), required=True),
+            "data": _Field(self.data_ref, required=True),
+            "retries": _Field(_integer(0), 0),
+            "gpus": _Field(_POSITIVE, 1),
+            "distributed": _Field(_distributed),
+            "limit": _Field(_POSITIVE),
+        }
+        train = self.section(path, value, fields, extra=("reward", "args", "lora", "teacher"))
+        if train is None:
+            return None
+        if train.get("gpus") == 1 and train.get("distributed"):
+            self.error((*path, "distributed"), "distributed: needs gpus: 2 or more")
+        if isinstance(train.get("gpus"), int) and train["gpus"] > 1 and "lora" in value:
+            self.error((*path, "lora"), "lora: not supported with gpus > 1 yet (the merged model is saved "
+                       "from one process); train LoRA on one GPU")
+        teacher = value.get("teacher")
+        train["teacher"] = self.teacher((*path, "teacher"), teacher) if teacher is not None else None
+        if train["teacher"] is not None and train["method"] != "sft":
+            self.error((*path, "teacher"), "teacher: only applies to method sft (GRPO samples itself)")
+        method = train["method"] if train["method"] in METHODS else None
+        train["reward"] = self.reward(path, value, method)
+        train["args"] = self.args((*path, "args"), value.get("args", {}), method)
+        train["lora"] = self.section((*path, "lora"), value["lora"], _LORA) if "lora" in value else None
+        return train
+
+    def teacher(self, path: KeyPath, value: Any) -> dict[str, Any] | None:
+        """SFT data the paper's way: sample a teacher ("self" = on-policy), keep correct answers."""
+        fields = {
+            "model": _Field(self.teacher_ref, required=True),
+            "samples": _Field(_POSITIVE, 4),
+            "enable_thinking": _Field(_boolean, False),
+            "max_new_tokens": _Field(_POSITIVE, 256),
+            "temperature": _Field(_number(0), 0.7, to_float=True),
+            "keep": _Field(_choice(("first", "all"), "keep"), "first"),
+            "limit": _Field(_POSITIVE),
+            "backend_options": _Field(_backend_options, {}),
+        }
+        return self.section(path, value, fields)
+
+    def teacher_ref(self, value: Any) -> _Problem | None:
+        return None if value == "self" else self.model_ref(value)
+
+    def reward(self, path: KeyPath, train: dict[str, Any], method: str | None) -> str | None:
+        """GRPO needs a reward (default "math"); SFT has none."""
+        if method == "sft" and "reward" in train:
+            self.error((*path, "reward"), "reward: only applies to method grpo")
+        if method != "grpo":
+            return None
+        reward = train.get("reward", "math")
+        problem = _choice(sorted(registry.REWARDS), "reward")(reward)
+        if problem is not None:
+            self.problem((*path, "reward"), problem)
+        return reward
+
+    def args(self, path: KeyPath, value: Any, method: str | None) -> dict[str, Any]:
+        """trl config arguments, checked against the installed trl's fields and types."""
+        found = self.mapping(path, {} if value is None else value, None)
+        if not found or method is None:
+            return dict(found or {})
+        try:
+            fields = trainargs.config_fields(method)
+        except RuntimeError as exc:
+            self.error(path, f"cannot check training arguments: {exc}")
+            return dict(found)
+        for key, arg in found.items():
+            self.arg((*path, key), key, arg, fields, method)
+        return dict(found)
+
+    def arg(self, path: KeyPath, key: str, value: Any, fields: dict[str, trainargs.FieldType],
+            method: str) -> None:
+        """One trl argument: not one tix sets, a real field, the right type, within bounds."""
+        config = trainargs.CONFIG_HOMES[method][2]
+        if key in SET_BY_TIX:
+            self.error(path, f"'{key}' is set by tix; remove it")
+        elif key not in fields:
+            self.error(path, f"unknown training argument '{key}' for trl {config}", _suggest(key, fields))
+        elif (expected := trainargs.check_value(fields[key], value)) is not None:
+            self.problem(path, _expected(expected, value))
+        elif value is not None:
+            rules = {**_ARG_RULES, **(_GRPO_ARG_RULES if method == "grpo" else {})}
+            rule = rules.get(key)
+            if rule is not None and not rule[0](value):
+                self.problem(path, _Problem(f"{rule[1]}, got {_show(value)}"))
+
+    def check_parents(self, variants: dict[str, Any]) -> None:
+        """`from:` must name the base or another variant, without cycles."""
+        names = [name for name, variant in variants.items() if variant]
+        parents = {name: variants[name]["from"] for name in names if isinstance(variants[name]["from"], str)}
+        for name, parent in parents.items():
+            if parent not in ("base", NO_BASE) and parent not in variants:
+                problem = _Problem(f"unknown variant '{parent}'", _suggest(parent, ["base", *variants]))
+                self.problem(("models", name, "from"), problem)
+        reported: set[frozenset[str]] = set()
+        for name in parents:
+            cycle = _cycle_from(name, parents)
+            if cycle and frozenset(cycle) not in reported:
+                reported.add(frozenset(cycle))
+                self.error(("models", cycle[0], "from"), "dependency cycle: " + " -> ".join(cycle))
+
+    def eval(self, value: Any) -> dict[str, Any] | None:
+        """One suite or an explicit benchmark list (the lab suite when neither is given)."""
+        path: KeyPath = ("eval",)
+        fields = {"suite": _Field(_choice(sorted(registry.SUITES), "suite")), "limit": _Field(_POSITIVE),
+                  "backend": _Field(_choice(registry.BACKENDS, "backend"), "auto"),
+                  "backend_options": _Field(_backend_options, {})}
+        found = self.section(path, value, fields, extra=("benchmarks", "generation"))
+        if found is None:
+            return None
+        if "suite" in value and "benchmarks" in value:
+            self.error(path, "needs either suite: or benchmarks:, not both")
+        if "benchmarks" in value:
+            found["benchmarks"] = self.benchmarks((*path, "benchmarks"), value["benchmarks"])
+        else:
+            found["suite"], found["benchmarks"] = value.get("suite", "lab"), None
+        found["generation"] = self.section((*path, "generation"), value.get("generation", {}), _GENERATION)
+        return found
+
+    def benchmarks(self, path: KeyPath, value: Any) -> list[dict[str, Any]] | None:
+        if not isinstance(value, list) or not value:
+            self.problem(path, _expected("a non-empty list of {name, group}", value))
+            return None
+        benchmarks, first_line = [], {}
+        for index, item in enumerate(value):
+            benchmark = self.section((*path, index), item, self.benchmark_fields())
+            benchmarks.append(benchmark)
+            name = benchmark and benchmark["name"]
+            if isinstance(name, str) and name in first_line:
+                message = f"duplicate benchmark '{name}' (first at line {first_line[name]})"
+                self.error((*path, index, "name"), message, at_value=True)
+            elif isinstance(name, str):
+                first_line[name] = self.lines[(*path, index, "name")][1]
+        return benchmarks
+
+    def benchmark_fields(self) -> dict[str, _Field]:
+        """One `eval.benchmarks` entry: a registered name; group, scorer and a local copy optional."""
+        from engine.evaluation.scorers.names import SCORER_NAMES
+
+        return {
+            "name": _Field(_choice(sorted(registry.BENCHMARKS), "benchmark"), required=True),
+            "group": _Field(_choice(registry.GROUPS, "group")),
+            "data": _Field(self.local_file),
+            "limit": _Field(_POSITIVE),
+            "scorer": _Field(_choice(SCORER_NAMES, "scorer")),
+        }
+
+    def local_file(self, value: Any) -> _Problem | None:
+        if not isinstance(value, str):
+            return _expected("a string", value)
+        path = (self.folder / Path(value).expanduser()).resolve()
+        return None if path.is_file() else _Problem(f"data file not found: {path}")
+
+    def analysis(self, value: Any) -> dict[str, Any] | None:
+        """Absent: every analysis with defaults. Present: only those listed (`name:` alone = defaults)."""
+        if value is None:
+            value = dict.fromkeys(_ANALYSES)
+        found = self.mapping(("analysis",), value, _ANALYSES)
+        if found is None:
+            return None
+        return {name: self.analysis_options(name, {} if found[name] is None else found[name])
+                for name in _ANALYSES if name in found}
+
+    def analysis_options(self, name: str, value: Any) -> dict[str, Any] | None:
+        """One analysis: its fields with defaults, plus the optional options it was given."""
+        options = _ANALYSIS_OPTIONS.get(name, {})
+        found = self.section(("analysis", name), value, _ANALYSES[name], extra=tuple(options))
+        if found is None:
+            return None
+        for key, spec in options.items():
+            if key in value:
+                found[key] = self.field(("analysis", name, key), value, key, spec)
+        return found
+
+    def ti(self, value: Any) -> dict[str, Any] | None:
+        """Transferability index: its variant and how the per-group sigma is estimated."""
+        ti = self.section(("ti",), value, _TI, extra=("sigma",))
+        if ti is None:
+            return None
+        sigma = value.get("sigma", "pooled")
+        if isinstance(sigma, dict):
+            ti["sigma"] = self.section(("ti", "sigma"), sigma, _SIGMA)
+            return ti
+        ti["sigma"] = sigma
+        if sigma not in TI_SIGMAS:
+            expected = "'pooled', 'per-model' or a mapping {" + ", ".join(registry.GROUPS) + "}"
+            suggestion = _suggest(sigma, TI_SIGMAS) if isinstance(sigma, str) else None
+            self.problem(("ti", "sigma"), _Problem(f"expected {expected}, got {_show(sigma)}", suggestion))
+        return ti
+
+
+def _cycle_from(start: str, parents: dict[str, str]) -> list[str]:
+    """The cycle reached by following `from:` links from `start`, e.g. [a, b, a]; [] if none."""
+    chain = [start]
+    while (parent := parents.get(chain[-1])) is not None and parent != "base":
+        if parent in chain:
+            return [*chain[chain.index(parent):], parent]
+        chain.append(parent)
+    return []
