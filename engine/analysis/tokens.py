@@ -233,13 +233,17 @@ def vllm_token_scores(model: str, responses: Sequence[Response], *, revision: st
                       **options: Any) -> list[tuple[np.ndarray, np.ndarray]]:
     """(log p, rank) of every completion token under `model`, from vLLM's `prompt_logprobs`.
 
-    Optional fast path for large models on CUDA boxes (vLLM imported here, lazily). It scores one
-    model at a time, so it cannot give the full-vocabulary KL; `from_vllm` pairs two of these.
+    Optional fast path for large models (vLLM imported here, lazily; on CUDA or vLLM's CPU build,
+    with the vLLM backend's defaults per device). It scores one model at a time, so it cannot
+    give the full-vocabulary KL; `from_vllm` pairs two of these.
     """
-    from vllm import LLM, SamplingParams
+    from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
 
-    llm = LLM(model=model, revision=revision, **{"gpu_memory_utilization": 0.4, **options})
+    from engine.evaluation.backends.vllm import engine_args, make_llm, prepare_environment
+
+    prepare_environment(options)
+    llm = make_llm(engine_args(model, {"gpu_memory_utilization": 0.4, **options}, revision=revision))
     params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1)
     outputs = llm.generate([TokensPrompt(prompt_token_ids=r.ids) for r in responses], params)
     results = []

@@ -735,6 +735,7 @@ class _Checker:
             "temperature": _Field(_number(0), 0.7, to_float=True),
             "keep": _Field(_choice(("first", "all"), "keep"), "first"),
             "limit": _Field(_POSITIVE),
+            "backend": _Field(_choice(registry.BACKENDS, "backend")),
             "backend_options": _Field(_backend_options, {}),
         }
         return self.section(path, value, fields)

@@ -291,13 +291,14 @@ def score_all(opts: dict[str, Any], base: ModelRef, tuned: ModelRef,
 def score_with_vllm(base: ModelRef, tuned: ModelRef, responses: dict[str, list[tokens.Response]],
                     progress: Progress) -> dict[str, list[tokens.TokenScores]]:
     """Every benchmark's responses in one vLLM pass per model (log p and ranks; no full KL)."""
-    from engine.evaluation.backends import vllm_available
+    from engine.evaluation.backends import require_vllm
 
-    if not vllm_available():
-        raise ValueError("token_shift.backend vllm needs the `vllm` package and a CUDA GPU")
+    require_vllm("token_shift.backend vllm")
     flat = [r for bench in responses.values() for r in bench]
-    paired = tokens.from_vllm(flat, tokens.vllm_token_scores(base.path, flat, revision=base.revision),
-                              tokens.vllm_token_scores(tuned.path, flat, revision=tuned.revision))
+    paired = tokens.from_vllm(flat, tokens.vllm_token_scores(base.path, flat, revision=base.revision,
+                                                             **base.options),
+                              tokens.vllm_token_scores(tuned.path, flat, revision=tuned.revision,
+                                                       **tuned.options))
     out, start = {}, 0
     for name, bench in responses.items():
         out[name], start = paired[start : start + len(bench)], start + len(bench)

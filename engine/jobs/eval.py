@@ -130,14 +130,16 @@ class Evaluator:
 
     def generate(self, prompts: list[str], sampling: SamplingParams) -> list[list[Generation]]:
         """Cached generations where the cache has them; the rest generated and cached."""
-        keys = [cache_key(self.model_id, p, sampling) for p in prompts]
+        keys = [cache_key(self.model_id, p, sampling, self.backend.cache_tag) for p in prompts]
         found = self.cache.get_many(keys)
         missing = list(dict.fromkeys(p for p, k in zip(prompts, keys, strict=True) if k not in found))
         self.generated += len(missing)
         self.from_cache += len(prompts) - len(missing)
         if missing:
             made = self.backend.generate(missing, sampling)
-            fresh = {cache_key(self.model_id, p, sampling): g for p, g in zip(missing, made, strict=True)}
+            tag = self.backend.cache_tag
+            fresh = {cache_key(self.model_id, p, sampling, tag): g
+                     for p, g in zip(missing, made, strict=True)}
             self.cache.put_many(fresh)
             found.update(fresh)
         return [found[k] for k in keys]

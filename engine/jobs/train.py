@@ -94,6 +94,8 @@ def make_trainer(ctx: JobContext, method: str, model_path: str, items: list[dict
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype="auto" if cuda else None)
     config = make_config(method, ctx.params.get("args") or {}, ctx.run_dir, cuda, ctx.params)
+    if getattr(config, "use_vllm", False):
+        ctx.events.log(f"GRPO rollouts by vLLM ({config.vllm_mode})")
     common = {"model": model, "args": config, "processing_class": tokenizer,
               "peft_config": lora_config(ctx.params.get("lora")), "callbacks": [event_callback(ctx)]}
     if method == "sft":
@@ -123,7 +125,13 @@ def make_config(method: str, args: dict[str, Any], run_dir: Path, cuda: bool, pa
         if cuda and importlib.util.find_spec("vllm") is not None:
             defaults.update(use_vllm=True, vllm_mode="colocate")
     user = {k: v for k, v in args.items() if k not in ("output_dir", "logging_dir", "report_to")}
-    return (SFTConfig if method == "sft" else GRPOConfig)(**{**defaults, **user})
+    config = (SFTConfig if method == "sft" else GRPOConfig)(**{**defaults, **user})
+    if getattr(config, "use_vllm", False) and not cuda:
+        from engine.evaluation.backends.vllm import keep_cpu_linear_weights, prepare_environment
+
+        prepare_environment({})  # trl's colocated engine on vLLM's CPU build: a small KV cache,
+        keep_cpu_linear_weights()  # and weights that trl's sync can overwrite
+    return config
 
 
 def lora_config(lora: dict[str, Any] | None) -> Any:

