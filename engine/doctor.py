@@ -177,7 +177,8 @@ def vllm_import() -> str:
     with quiet():
         module = importlib.import_module("vllm")
     if not vllm_available():
-        raise Skip(f"vllm {module.__version__} imports, but no CUDA device")
+        raise Skip(f"vllm {module.__version__} imports, but no CUDA device (its CPU build serves "
+                   "`backend: vllm`; `auto` picks HF here)")
     return f"vllm {module.__version__}"
 
 
@@ -270,17 +271,23 @@ def micro_model(folder: Path) -> Path:
 
 
 def generate(model: Path, kind: str) -> str:
-    from engine.evaluation.backends import ModelRef, SamplingParams, load_backend, vllm_available
+    from engine.evaluation.backends import ModelRef, SamplingParams, load_backend, vllm_installed
 
-    if kind == "vllm" and not vllm_available():
-        raise Skip("vllm unavailable")
+    if kind == "vllm" and not vllm_installed():
+        raise Skip("vllm not installed")
     options = {"gpu_memory_utilization": 0.2, "max_model_len": 256, "enforce_eager": True}
     backend = load_backend(ModelRef(str(model), options=options if kind == "vllm" else {}), kind)
     start = time.time()
     gens = backend.generate([backend.render("What is 2 + 2?", chat=True, enable_thinking=False)] * 4,
                             SamplingParams(max_new_tokens=16))
-    device = getattr(backend, "device", "cuda")
+    device = getattr(backend, "device", None) or ("cuda" if on_cuda() else "cpu (vLLM's CPU build)")
     return f"{sum(g[0].tokens for g in gens)} tokens in {time.time() - start:.2f}s on {device}"
+
+
+def on_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def train_step(model: Path, home: Path, method: str) -> str:

@@ -407,6 +407,7 @@ DISTRIBUTED = ("zero3", "fsdp", "ddp")
 _BACKEND_OPTIONS: dict[str, Check] = {
     "tensor_parallel_size": _POSITIVE, "data_parallel_size": _POSITIVE, "max_model_len": _POSITIVE,
     "gpu_memory_utilization": _number(0, 1, lo_open=True), "seed": _integer(),
+    "cpu_kv_cache_gib": _POSITIVE,  # whole GiB: vLLM reads VLLM_CPU_KVCACHE_SPACE as an integer
 }
 
 

@@ -348,6 +348,16 @@ def test_multi_gpu_settings_are_checked() -> None:
         "x.yaml:7: eval.backend_options: tensor_parallel_size: expected an integer, got 'two'"]
 
 
+def test_teacher_backend_and_cpu_kv_cache_are_checked() -> None:
+    text = ("name: x\nbase: {model: org/base}\nmodels:\n"
+            "  s: {train: {method: sft, data: lab/math-train, teacher: {model: self, backend: vlm}}}\n"
+            "eval: {suite: lab, backend: vllm, backend_options: {cpu_kv_cache_gib: 0.5}}\n")
+    assert error_lines(text, "x.yaml") == [
+        "x.yaml:4: models.s.train.teacher.backend: unknown backend 'vlm': expected one of auto, hf, vllm "
+        "(did you mean 'vllm'?)",
+        "x.yaml:5: eval.backend_options: cpu_kv_cache_gib: expected an integer, got 0.5"]
+
+
 def test_released_models_name_their_base_and_method() -> None:
     good = ("name: zoo\nbase: {model: org/a}\nmodels:\n  b: {model: org/b, from: none}\n"
             "  c: {model: org/c, from: b, method: rl}\n")
