@@ -144,6 +144,8 @@ class TixApp(App[None]):
         self.pushes_applied = 0
         """Push batches applied so far (tests and the bench wait on it)."""
         self._listeners: weakref.WeakSet[MessagePump] = weakref.WeakSet()
+        self._buffers: weakref.WeakSet[Any] = weakref.WeakSet()
+        """Screens with editor buffers (the experiments editor), asked before quitting."""
         self._followed: dict[str, int] = {}
         self._follow_lock = asyncio.Lock()
         for mode in LAZY_SCREENS:
@@ -292,7 +294,36 @@ class TixApp(App[None]):
         self.online, self.offline_reason = online, "" if online else reason
         self.tell(lambda: ConnectionChanged(online, self.offline_reason))
 
+    # -- quitting ----------------------------------------------------------------------------------
+    def keep_buffers(self, screen: Any) -> None:
+        """`screen` holds editor buffers: quitting asks first while `screen.unsaved()` lists any."""
+        self._buffers.add(screen)
+
+    def unsaved(self) -> list[tuple[Any, str]]:
+        return [(screen, name) for screen in list(self._buffers) for name in screen.unsaved()]
+
     async def action_quit(self) -> None:
+        """Every quit (q, ctrl+q, the palette) comes here: with unsaved buffers, ask first."""
+        unsaved = self.unsaved()
+        if not unsaved:
+            await self.shut_down()
+            return
+        from tui.widgets.quit_guard import QuitGuard
+
+        if not isinstance(self.screen, QuitGuard):
+            self.push_screen(QuitGuard([name for _, name in unsaved]), self.answered_quit)
+
+    async def answered_quit(self, choice: str | None) -> None:
+        from tui.widgets.quit_guard import DISCARD, SAVE
+
+        if choice == SAVE:
+            for screen in {screen for screen, _ in self.unsaved()}:
+                if not await screen.save_all():
+                    return  # the screen said why (a toast); nothing is lost, the app stays
+        if choice in (SAVE, DISCARD):
+            await self.shut_down()
+
+    async def shut_down(self) -> None:
         await self.source.close()
         self.exit()
 

@@ -20,7 +20,13 @@ from engine.experiments.plan import make_run
 from engine.workspace import Workspace
 from tests.conftest import ROOT, wait_until
 from tests.tui.screen_support import HostApp, import_scores, settle, until, workspace, write_scores_csv
-from tui.screens.experiments import ConfirmScreen, ExperimentsScreen, NewExperimentScreen, template_text
+from tui.screens.experiments import (
+    EXAMPLES,
+    ConfirmScreen,
+    ExperimentsScreen,
+    NewExperimentScreen,
+    template_text,
+)
 
 BROKEN = """name: broken
 base: {model: tiny-lab}
@@ -214,3 +220,27 @@ def test_experiments_snapshot(ws: Workspace, tmp_path: Path, snap_compare: Any, 
 
     app = HostApp(ws, lambda source: ExperimentsScreen(source, [folder]))
     assert snap_compare(app, terminal_size=size, run_before=settle(ready))
+
+
+def test_a_built_in_example_opens_as_a_copy_in_tix_home(home: tuple[Workspace, Path]) -> None:
+    """Saving an opened example must never change the installation: it is copied first."""
+    ws, _folder = home
+    shipped = EXAMPLES / "tiny-lab.yaml"
+    before = shipped.read_bytes()
+    copy = ws.home / "experiments" / "tiny-lab.yaml"
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        screen = screen_of(pilot)
+        assert "○ tiny-lab example" in [str(o.prompt) for o in screen.query_one(OptionList).options]
+        await open_entry(pilot, "tiny-lab")
+        assert screen.path == copy.resolve() and screen.origin == shipped
+        assert "copy of example tiny-lab.yaml" in str(screen.query_one("#exp-title").render())
+        editor = screen.query_one("#exp-editor", TextArea)
+        editor.text = editor.text.replace("max_steps: 150", "max_steps: 151")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: not screen.dirty)
+
+    drive(ws, [EXAMPLES], scenario)
+    assert shipped.read_bytes() == before
+    assert "max_steps: 151" in copy.read_text()
+    copy.unlink()

@@ -38,7 +38,9 @@ from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
 from tui.widgets.editor import CodeEditor
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "experiments" / "tiny-lab.yaml"
+EXAMPLES = Path(__file__).resolve().parents[2] / "experiments"
+"""The built-in example files shipped with tix: opened as copies, never edited in place."""
+TEMPLATE = EXAMPLES / "tiny-lab.yaml"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 NAME_LINE = re.compile(r"^name:.*$", re.MULTILINE)
 FALLBACK_TEMPLATE = """name: NAME
@@ -66,7 +68,8 @@ class Entry:
         if self.path is None:
             return Text.assemble(("◇ ", "magenta"), self.name, (" imported", "dim"))
         mark = ("● ", "green") if self.launched else ("○ ", "dim")
-        return Text.assemble(mark, self.name)
+        example = (" example", "dim") if is_example(self.path) else ""
+        return Text.assemble(mark, self.name, example)
 
 
 # -- files and validation (worker threads) --------------------------------------------------------
@@ -123,6 +126,21 @@ def plan_text(text: str, path: Path) -> tuple[dict[str, Any], list[dict[str, Any
     exp = load_experiment_text(text, str(path.resolve()))
     record = {"name": exp.name, "path": str(exp.path), "spec": exp.text, "spec_hash": content_hash(exp.text)}
     return record, plan_experiment(exp)
+
+
+def is_example(path: Path) -> bool:
+    return path.resolve().parent == EXAMPLES
+
+
+def example_copy(example: Path, folder: Path) -> tuple[Path, str, str]:
+    """The user's copy of a built-in example in `folder` (made now unless it exists), its text
+    and what happened: saving must never change the installation."""
+    target = folder / example.name
+    if target.exists():
+        return target.resolve(), target.read_text(), f"opened your copy {target} of the built-in example"
+    text = example.read_text()
+    write_text(target, text)
+    return target.resolve(), text, f"built-in example copied to {target}: edits and saves go there"
 
 
 def template_text(name: str) -> str:
@@ -260,6 +278,8 @@ class ExperimentsScreen(Screen[None]):
         self._validate_timer: Timer | None = None
         self._generation = 0
         self._discard_for: Path | None = None
+        self.origin: Path | None = None
+        """The built-in example the open file was copied from (shown in the header)."""
 
     @property
     def editor(self) -> TextArea:
@@ -283,6 +303,7 @@ class ExperimentsScreen(Screen[None]):
 
     def on_mount(self) -> None:
         getattr(self.app, "listen", lambda _w: None)(self)
+        getattr(self.app, "keep_buffers", lambda _w: None)(self)
         self.load_list()
 
     def on_screen_resume(self) -> None:
@@ -333,6 +354,9 @@ class ExperimentsScreen(Screen[None]):
     @work(exclusive=True, group="exp-open")
     async def read_entry(self, entry: Entry) -> None:
         assert entry.path is not None
+        if is_example(entry.path):
+            await self.open_example(entry.path)
+            return
         try:
             text = await asyncio.to_thread(entry.path.read_text)
             note = None
@@ -341,9 +365,23 @@ class ExperimentsScreen(Screen[None]):
                 self.notify(f"cannot read {entry.path}: {exc}", severity="error")
                 return
             text, note = entry.spec, "the file is gone: this is the spec stored at launch (ctrl+s saves it)"
+        self.origin = None
         self.show_file(entry.path, text, saved=note is None)
         if note:
             self.notify(note, severity="warning")
+
+    async def open_example(self, example: Path) -> None:
+        """A built-in example opens as the user's copy in TIX_HOME/experiments (the header says so)."""
+        try:
+            folder = self.source.ws.home / "experiments"
+            path, text, note = await asyncio.to_thread(example_copy, example, folder)
+        except OSError as exc:
+            self.notify(f"cannot copy the example {example}: {exc}", severity="error")
+            return
+        self.origin = example
+        self.show_file(path, text)
+        self.load_list(select=path)
+        self.notify(note)
 
     def show_file(self, path: Path, text: str, saved: bool = True) -> None:
         self.path = path
@@ -360,7 +398,9 @@ class ExperimentsScreen(Screen[None]):
         if self.path is None:
             return
         mark = Text(" [modified]", style="yellow") if self.dirty else Text("")
-        self.query_one("#exp-title", Static).update(Text.assemble((display_name(self.path), "bold"), mark))
+        origin = Text(f"  copy of example {self.origin.name}", style="dim") if self.origin else Text("")
+        title = Text.assemble((display_name(self.path), "bold"), mark, origin)
+        self.query_one("#exp-title", Static).update(title)
 
     # -- validation --------------------------------------------------------------------------------
     @on(TextArea.Changed, "#exp-editor")
@@ -400,6 +440,16 @@ class ExperimentsScreen(Screen[None]):
         check.update(Text("\n").join(shown))
 
     # -- save and create ---------------------------------------------------------------------------
+    def unsaved(self) -> list[str]:
+        """The open file when it has unsaved edits (the app asks before quitting)."""
+        return [display_name(self.path)] if self.path is not None and self.dirty else []
+
+    async def save_all(self) -> bool:
+        """Save the open file now (quitting with `save`); False, with a toast, when it cannot be."""
+        if self.path is None or not self.dirty:
+            return True
+        return await self.save(self.path, self.editor.text).wait() is True
+
     def action_save(self) -> None:
         if self.path is not None:
             self.save(self.path, self.editor.text)
@@ -432,6 +482,7 @@ class ExperimentsScreen(Screen[None]):
         except OSError as exc:
             self.notify(f"cannot create {path}: {exc}", severity="error")
             return
+        self.origin = None
         self.show_file(path.resolve(), text)
         self.load_list(select=path.resolve())
         self.notify(f"created {display_name(path)} from the tiny-lab template")
