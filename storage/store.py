@@ -8,6 +8,7 @@ when the daemon is killed halfway.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +26,12 @@ RUN_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 #: Statement types `tix sql` may run; anything else would change data or settings.
 READ_ONLY_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
+#: Plan operators that change data or files. A SELECT may hold one in a data-modifying CTE
+#: (`WITH x AS (DELETE ... RETURNING *) SELECT ...`), so the plan is searched, not only the
+#: statement's type.
+WRITE_OPERATORS = re.compile(r"INSERT|UPDATE|DELETE|MERGE|COPY|CREATE|DROP|ALTER|ATTACH|DETACH|VACUUM|EXPORT")
+EXPLAIN_ANALYZE = re.compile(r"^\s*EXPLAIN\s+(?:\([^)]*\)\s*)?ANALY[SZ]E\b", re.IGNORECASE)
+READ_ONLY = "the SQL console is read-only (one SELECT or EXPLAIN)"
 
 RUN_COLUMNS = (
     "id", "experiment", "name", "kind", "state", "params", "deps", "gpus_needed", "gpus", "pid",
@@ -315,7 +322,7 @@ def readonly_query(cur: duckdb.DuckDBPyConnection, sql: str, max_rows: int = 10_
     clients need not quote values into the text. Returns columns, their DuckDB types (so a grid
     can align a DECIMAL sent as text), at most `max_rows` rows, and whether more rows exist.
     """
-    with read_only_transaction(cur, sql):
+    with read_only_transaction(cur, sql, params):
         cur.execute(sql, list(params) or None)
         description = cur.description or []
         rows = cur.fetchmany(max_rows + 1)
@@ -324,14 +331,15 @@ def readonly_query(cur: duckdb.DuckDBPyConnection, sql: str, max_rows: int = 10_
 
 
 @contextmanager
-def read_only_transaction(cur: duckdb.DuckDBPyConnection, sql: str) -> Iterator[duckdb.DuckDBPyConnection]:
+def read_only_transaction(cur: duckdb.DuckDBPyConnection, sql: str,
+                          params: Sequence[Any] = ()) -> Iterator[duckdb.DuckDBPyConnection]:
     """Check that `sql` only reads, open a transaction in UTC on `cur`, roll it back, close `cur`.
 
     The one guard every client-supplied query passes through (the `sql` op, the TUI's grid and its
     COPY export): even a statement that slipped past the check could not change stored data.
     """
     try:
-        check_read_only(cur, sql)
+        check_read_only(cur, sql, params)
         cur.execute("SET TimeZone = 'UTC'")
         cur.execute("BEGIN TRANSACTION")
         yield cur
@@ -340,17 +348,49 @@ def read_only_transaction(cur: duckdb.DuckDBPyConnection, sql: str) -> Iterator[
         cur.close()
 
 
-def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
-    """Refuse anything but SELECT/EXPLAIN; a parse error surfaces as DuckDB's own message."""
+def check_read_only(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> None:
+    """Refuse anything but one SELECT/EXPLAIN that writes nowhere, however deep; a parse or
+    binder error surfaces as DuckDB's own message. The same words for `tix sql` and the TUI."""
     statements = con.extract_statements(sql)
     if not statements:
         raise ReadOnlyQueryError("empty query")
     for st in statements:
         kind = str(st.type).rsplit(".", 1)[-1]
         if kind not in READ_ONLY_STATEMENTS:
-            raise ReadOnlyQueryError(f"refused: {kind} statements change data; the SQL console is read-only")
+            raise ReadOnlyQueryError(f"refused: {kind} is not a query; {READ_ONLY}")
     if len(statements) > 1:
-        raise ReadOnlyQueryError("one statement at a time, please")
+        raise ReadOnlyQueryError(f"refused: one statement at a time; {READ_ONLY}")
+    query = statements[0].query
+    analyzed = EXPLAIN_ANALYZE.match(query)
+    if analyzed:  # EXPLAIN ANALYZE runs its statement: check what it would run
+        check_read_only(con, query[analyzed.end():], params)
+        return
+    writes = sorted(set(written_operators(con, query, params)))
+    if writes:
+        raise ReadOnlyQueryError(f"refused: the query holds {', '.join(writes)}, which writes; {READ_ONLY}")
+
+
+def written_operators(con: duckdb.DuckDBPyConnection, query: str, params: Sequence[Any]) -> list[str]:
+    """Names of the operators in `query`'s plan that write (EXPLAIN only plans: nothing runs)."""
+    if EXPLAIN_ANALYZE.match(query) or query.lstrip()[:7].upper() == "EXPLAIN":
+        query = re.sub(r"^\s*EXPLAIN\s+(?:\([^)]*\)\s*)?", "", query, flags=re.IGNORECASE)
+    rows = con.execute(f"EXPLAIN (FORMAT JSON) {query}", list(params) or None).fetchall()
+    names: list[str] = []
+    for row in rows:
+        collect_names(json.loads(row[-1]), names)
+    return [name for name in names if WRITE_OPERATORS.search(name)]
+
+
+def collect_names(node: Any, out: list[str]) -> None:
+    """Every operator `name` in an EXPLAIN (FORMAT JSON) tree."""
+    if isinstance(node, dict):
+        if isinstance(node.get("name"), str):
+            out.append(node["name"])
+        for value in node.values():
+            collect_names(value, out)
+    elif isinstance(node, list):
+        for value in node:
+            collect_names(value, out)
 
 
 def _imported_scores_table(experiment: str, scores: list[dict[str, Any]]) -> pa.Table:

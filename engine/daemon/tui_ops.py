@@ -64,7 +64,7 @@ def export_query(store: Store, query: str, path: str, fmt: str, params: Sequence
         raise ValueError(f"export path must be absolute, got {path!r}")
     body = query.strip().rstrip(";").rstrip()
     target = path.replace("'", "''")
-    with read_only_transaction(store.con.cursor(), query) as cur:
+    with read_only_transaction(store.con.cursor(), query, params) as cur:
         written = cur.execute(f"COPY ({body}\n) TO '{target}' ({EXPORT_FORMATS[fmt]})",
                               list(params) or None).fetchone()
     return {"rows": int(written[0]) if written else 0, "path": path}

@@ -74,7 +74,8 @@ def test_run_status_and_cancel_an_experiment(tix) -> None:
 
 
 @pytest.mark.parametrize("sql", ["DELETE FROM runs", "DROP TABLE runs", "CREATE TABLE x (a INT)",
-                                 "COPY runs TO '/tmp/tix-out.csv'"])
+                                 "COPY runs TO '/tmp/tix-out.csv'",
+                                 "with x as (delete from runs returning *) select * from x"])
 def test_sql_refuses_writes_with_exit_2(tix, sql: str) -> None:
     result = tix("sql", sql)
     assert result.returncode == 2

@@ -93,10 +93,13 @@ def test_grid_is_capped_with_the_total_and_errors_show_inline(db: Workspace) -> 
         assert grid.row_count == 3  # the last good result stays
         await run(pilot, refused)
         assert str(error.render()) == messages[refused] and "read-only" in messages[refused]
+        await run(pilot, nested)  # a write inside a query: the same words as `tix sql`
+        assert str(error.render()) == messages[nested] and "holds DELETE" in messages[nested]
         await run(pilot, "SELECT 42 AS answer")
         assert not error.display and screen.error is None
 
-    messages = {q: daemon_error(db, q) for q in (bad, refused)}
+    nested = "with x as (delete from runs returning *) select * from x"
+    messages = {q: daemon_error(db, q) for q in (bad, refused, nested)}
     drive(db, scenario)
 
 

@@ -60,12 +60,29 @@ def test_write_batch_moves_rows_and_offset_together() -> None:
     "DELETE FROM runs", "DROP TABLE runs", "INSERT INTO runs (id, kind, state) VALUES ('x','p','q')",
     "UPDATE runs SET state = 'x'", "CREATE TABLE t (a INT)", "COPY runs TO '/tmp/x.csv'",
     "ATTACH ':memory:' AS other", "SET threads = 1", "CHECKPOINT", "INSTALL httpfs",
-    "SELECT 1; DELETE FROM runs",
+    "SELECT 1; DELETE FROM runs", "SELECT 1; SELECT 2", "LOAD httpfs", "PRAGMA table_info('runs')",
+    "CALL pragma_version()",
+    # writes nested in a query: data-modifying CTEs, and EXPLAIN ANALYZE, which runs its statement
+    "WITH x AS (DELETE FROM runs RETURNING *) SELECT * FROM x",
+    "with x as (update runs set state = 'x' returning *) select count(*) from x",
+    "WITH x AS (INSERT INTO runs (id, kind, state) VALUES ('x','p','q') RETURNING *) SELECT * FROM x",
+    "WITH a AS (SELECT 1), x AS (DELETE FROM runs RETURNING id) SELECT * FROM a, x",
+    "EXPLAIN ANALYZE DELETE FROM runs", "EXPLAIN ANALYZE WITH x AS (DELETE FROM runs RETURNING *) SELECT * FROM x",
+    "EXPLAIN DELETE FROM runs",
 ])
 def test_sql_console_refuses_writes(sql: str) -> None:
     store = Store.open(None)
-    with pytest.raises(ReadOnlyQueryError):
+    store.con.execute("INSERT INTO runs (id, kind, state) VALUES ('keep', 'probe', 'queued')")
+    with pytest.raises(ReadOnlyQueryError, match=r"^refused: .*the SQL console is read-only"):
         store.query_readonly(sql)
+    assert store.con.execute("SELECT id, state FROM runs").fetchall() == [("keep", "queued")]
+
+
+@pytest.mark.parametrize("sql", ["SELECT * FROM runs", "WITH x AS (SELECT 1 AS a) SELECT * FROM x",
+                                 "EXPLAIN SELECT 1", "EXPLAIN ANALYZE SELECT count(*) FROM runs",
+                                 "SELECT 'DELETE FROM runs' AS text", "select * from range(3)"])
+def test_sql_console_runs_queries_that_only_read(sql: str) -> None:
+    assert Store.open(None).query_readonly(sql)["rows"] is not None
 
 
 def test_sql_console_reads_and_caps_rows() -> None:
