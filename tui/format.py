@@ -7,6 +7,7 @@ seconds, passed in so that tests and snapshots can fix the clock.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -106,3 +107,31 @@ def gib(n: float | None) -> str:
 
 def count_label(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+SIGNIFICANT = 6
+"""Significant digits of a float in a grid: enough to compare scores, never 17 digits of noise."""
+
+
+def readable_number(value: float) -> str:
+    """A float for a human: 6 significant digits with trailing zeros dropped (57.99999999999999 ->
+    58, 0.123456789 -> 0.123457), the integer part whole (1234567.891 -> 1234568), scientific
+    notation only for the very small and very large."""
+    if not math.isfinite(value):
+        return str(value)
+    if value == 0:
+        return "0"
+    magnitude = math.floor(math.log10(abs(value)))
+    if magnitude < -4 or magnitude >= 15:
+        return f"{value:.{SIGNIFICANT - 1}e}"
+    text = f"{value:.{max(0, SIGNIFICANT - 1 - magnitude)}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def column_decimals(values: list[float]) -> int | None:
+    """Decimals that show every value of a column readably (the most any needs, at most 6), so
+    the column lines up at the point; None when one needs scientific notation."""
+    texts = [readable_number(v) for v in values if math.isfinite(v)]
+    if any("e" in t for t in texts):
+        return None
+    return min(SIGNIFICANT, max((len(t.partition(".")[2]) for t in texts), default=0))

@@ -81,3 +81,34 @@ def test_help_palette_and_a_missing_screen(recorded: Recorded, monkeypatch: pyte
         assert isinstance(app.screen, RunsScreen)
 
     run_app(make_app(recorded.ws), scenario)
+
+
+def test_sql_console_first_visit_keeps_the_screen_keys(recorded: Recorded) -> None:
+    """The SQL console opens on its grid: number keys switch screens at once, `i` enters the
+    editor, escape leaves it, and nothing was typed into the query on the way."""
+    from textual.widgets import DataTable
+
+    app = make_app(recorded.ws)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await connected(pilot)
+        await pilot.press("5")
+        sql = await until(pilot, lambda: isinstance(pilot.app.screen, SQLScreen) and pilot.app.screen)
+        await until(pilot, lambda: sql.runs >= 1)
+        query = sql.editor.text
+        assert isinstance(pilot.app.focused, DataTable)
+        await pilot.press("1")
+        await until(pilot, lambda: isinstance(pilot.app.screen, RunsScreen))
+        await pilot.press("5")
+        await until(pilot, lambda: pilot.app.screen is sql)
+        assert sql.editor.text == query
+        await pilot.press("i")
+        assert sql.editor.has_focus
+        await pilot.press("ctrl+a", *"SELECT 7")
+        assert sql.editor.text == "SELECT 7"
+        await pilot.press("escape")
+        assert not sql.editor.has_focus
+        await pilot.press("1")
+        await until(pilot, lambda: isinstance(pilot.app.screen, RunsScreen))
+
+    run_app(app, scenario)

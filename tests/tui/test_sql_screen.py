@@ -276,3 +276,21 @@ def test_sql_snapshot(db: Workspace, snap_compare: Any, size: tuple[int, int],
 
     app = HostApp(db, lambda source: SQLScreen(source, query))
     assert snap_compare(app, terminal_size=size, run_before=settle(ready))
+
+
+def test_numbers_are_readable_and_data_is_shown_literally(db: Workspace) -> None:
+    """Floats to a column's decimals (at most 6 significant digits), never 17 digits of noise;
+    column names and cells that look like Rich markup or emoji codes are shown as written."""
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        screen = await run(pilot, "SELECT * FROM (VALUES (36.0::DOUBLE, 8.999999999999::DOUBLE, "
+                                  "57.99999999999999, 'a:fire:b'), (40.5, 0.1234567891, 1.5, '[red]x[/]')) "
+                                  't(score, "[red]col[/]", ":fire:", text)')
+        grid = screen.query_one("#sql-grid", DataTable)
+        assert [c.label.plain for c in grid.columns.values()] == ["score", "[red]col[/]", ":fire:", "text"]
+        rows = [[c.plain for c in grid.get_row_at(i)] for i in range(grid.row_count)]
+        assert rows == [["36.0", "9.000000", "58.0", "a:fire:b"], ["40.5", "0.123457", "1.5", "[red]x[/]"]]
+        shown = screen_text(pilot.app)
+        assert "[red]col[/]" in shown and "a:fire:b" in shown and "🔥" not in shown
+
+    drive(db, scenario)

@@ -6,13 +6,14 @@ the console sees exactly what `tix sql` sees: SELECT and EXPLAIN only, one state
 message on one line when a query fails. The grid holds at most `GRID_ROWS` rows and says how
 many the query has. History is kept in `TIX_HOME/sql_history` (JSON lines, the last 500).
 
-Keys: F5 (or ctrl+enter where the terminal reports it: kitty, WezTerm, foot, or tmux with
-`extended-keys on`) runs the editor's query; alt+up / alt+down walk the history; ctrl+s exports
-the last result (the whole result, run again: written by the daemon with DuckDB's COPY, or on
-daemons without the `sql_export` op fetched, at most `EXPORT_ROWS` rows); F2 shows or hides
-the schema browser, where enter on a table writes `SELECT * FROM name LIMIT 100` into the
-editor (the replaced text stays in the history) and enter on a column inserts its name; escape
-leaves the editor (tab indents there).
+Keys: i enters the editor (the screen opens on the grid, so the number keys switch screens from
+the first visit), escape leaves it; F5 (or ctrl+enter where the terminal reports it: kitty,
+WezTerm, foot, or tmux with `extended-keys on`) runs the editor's query; alt+up / alt+down walk
+the history; ctrl+s exports the last result (the whole result, run again: written by the daemon
+with DuckDB's COPY, or on daemons without the `sql_export` op fetched, at most `EXPORT_ROWS`
+rows); F2 shows or hides the schema browser, where enter on a table writes `SELECT * FROM name
+LIMIT 100` into the editor (the replaced text stays in the history) and enter on a column
+inserts its name; escape leaves the editor (tab indents there).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from textual.widgets import DataTable, Footer, Static, TextArea, Tree
 from textual.worker import get_current_worker
 
 from engine.analysis.report import cell
+from tui.format import column_decimals, readable_number
 from tui.messages import ConnectionChanged
 from tui.screens.export import ExportChoice, ExportFormat, ExportScreen
 from tui.source import Source, SourceError
@@ -50,6 +52,7 @@ SQL_FORMATS = [ExportFormat("csv", "CSV", "csv"), ExportFormat("parquet", "Parqu
 DEFAULT_QUERY = "SELECT id, experiment, name, kind, state FROM runs ORDER BY created_at DESC LIMIT 100"
 _HISTORY_LOCK = threading.Lock()
 PLAIN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+NUMBER = re.compile(r"-?\d+\.\d+")
 
 
 def quote_name(name: str) -> str:
@@ -76,12 +79,34 @@ def is_numeric(duck_type: str | None) -> bool:
     return duck_type is not None and duck_type.split("(")[0] in NUMERIC_TYPES
 
 
-def grid_cell(value: Any, numeric: bool = False) -> Text:
-    """NULL dimmed, numbers right-aligned (DECIMAL arrives as text), long text cut (exports keep it)."""
+def grid_cell(value: Any, numeric: bool = False, decimals: int | None = None) -> Text:
+    """NULL dimmed; numbers right-aligned (DECIMAL arrives as text), fractions with the column's
+    `decimals` (else 6 significant digits) and never cut; long text cut (exports keep it).
+    Always literal: a value is data, never Rich markup or an emoji code."""
     if value is None:
         return Text("NULL", style="dim")
-    right = numeric or (isinstance(value, (int, float)) and not isinstance(value, bool))
-    return Text(cell(value, None, 60), justify="right" if right else "left")
+    if fraction(value, numeric):
+        number = float(value)
+        text = readable_number(number) if decimals is None else f"{number:.{decimals}f}"
+        return Text(text, justify="right")
+    right = numeric or (isinstance(value, int) and not isinstance(value, bool))
+    return Text(cell(value, None, None if right else 60), justify="right" if right else "left")
+
+
+def fraction(value: Any, numeric: bool) -> bool:
+    """A float, or a DECIMAL sent as text."""
+    return isinstance(value, float) or (numeric and isinstance(value, str) and bool(NUMBER.fullmatch(value)))
+
+
+def grid_rows(result: dict[str, Any]) -> list[list[Text]]:
+    """The grid's cells: each fractional column formatted to one number of decimals."""
+    numeric = [is_numeric(t) for t in result.get("types") or [None] * len(result["columns"])]
+    decimals = []
+    for i, is_num in enumerate(numeric):
+        values = [float(row[i]) for row in result["rows"] if row[i] is not None and fraction(row[i], is_num)]
+        decimals.append(column_decimals(values) if values else None)
+    return [[grid_cell(v, n, d) for v, n, d in zip(row, numeric, decimals, strict=True)]
+            for row in result["rows"]]
 
 
 # -- history ---------------------------------------------------------------------------------------
@@ -191,12 +216,14 @@ class SQLScreen(Screen[None]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f5,ctrl+enter", "run", "run"),
+        Binding("i", "edit", "edit query"),
         Binding("alt+up", "history(-1)", "older"),
         Binding("alt+down", "history(1)", "newer"),
         Binding("ctrl+s", "export", "export"),
         Binding("f2", "toggle_schema", "schema"),
     ]
-    AUTO_FOCUS = "#sql-editor"
+    AUTO_FOCUS = "#sql-grid"
+    """Not the editor: on a first visit the number keys must still switch screens (`i` edits)."""
     EXTRA_KEYS: ClassVar[tuple[tuple[str, str], ...]] = (
         ("escape", "leave the editor (tab indents in it)"),
         ("enter (schema)", "a table: write SELECT * FROM it; a column: insert its name"),
@@ -249,6 +276,10 @@ class SQLScreen(Screen[None]):
     def editor(self) -> TextArea:
         return self.query_one("#sql-editor", TextArea)
 
+    def action_edit(self) -> None:
+        """Into the editor (escape leaves it): typing a query is an explicit choice."""
+        self.editor.focus()
+
     # -- running -----------------------------------------------------------------------------------
     def action_run(self) -> None:
         query = self.editor.text
@@ -300,10 +331,8 @@ class SQLScreen(Screen[None]):
         self.query_one("#sql-error", Static).add_class("-empty")
         grid = self.query_one("#sql-grid", DataTable)
         grid.clear(columns=True)
-        grid.add_columns(*result["columns"])
-        numeric = [is_numeric(t) for t in result.get("types") or [None] * len(result["columns"])]
-        grid.add_rows([[grid_cell(v, n) for v, n in zip(row, numeric, strict=True)]
-                       for row in result["rows"]])
+        grid.add_columns(*[Text(str(name)) for name in result["columns"]])  # literal, never markup
+        grid.add_rows(grid_rows(result))
         self._status(self.summary(result, seconds))
         self.runs += 1
 
