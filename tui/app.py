@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import importlib
 import subprocess
@@ -126,6 +127,7 @@ class TixApp(App[None]):
           for mode, key, title in SCREENS),
         Binding("question_mark", "help", "help"),
         Binding("q", "quit", "quit"),
+        Binding("r", "start_daemon", "start the daemon", show=False, priority=True),
     ]
 
     def __init__(self, ws: Workspace, *, source: Source | None = None, autostart: bool = True,
@@ -140,6 +142,9 @@ class TixApp(App[None]):
         self.online = True
         """False while the daemon is not reachable (the banner shows)."""
         self.offline_reason = ""
+        self.stopped_reason = ""
+        """Why the daemon stopped on purpose (`tix daemon stop`, SIGTERM); empty after a crash."""
+        self._start_requested = asyncio.Event()
         self.connected_once = asyncio.Event()
         self.pushes_applied = 0
         """Push batches applied so far (tests and the bench wait on it)."""
@@ -190,8 +195,14 @@ class TixApp(App[None]):
         self.call_after_refresh(lambda: self.screen.run_action(action))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Number keys switch screens everywhere except while typing in a text field."""
+        """Number keys switch screens everywhere except while typing in a text field; `r` starts
+        the daemon only while it is stopped on purpose (otherwise it is the screen's own `r`)."""
+        if action == "start_daemon":
+            return bool(self.stopped_reason) and not isinstance(self.focused, (Input, TextArea))
         return not (action == "switch" and isinstance(self.focused, (Input, TextArea)))
+
+    def action_start_daemon(self) -> None:
+        self._start_requested.set()
 
     def action_help(self) -> None:
         from tui.screens.help import HelpScreen
@@ -259,8 +270,23 @@ class TixApp(App[None]):
                 self.call_after_refresh(gc.freeze)
             self.connected_once.set()
             await self.apply_pushes()
+            if self.stopped_reason:
+                await self.wait_for_start()
+                continue
             self.set_online(False, "connection lost")
             await asyncio.sleep(min(self.retry_seconds, 0.2))
+
+    async def wait_for_start(self) -> None:
+        """After a deliberate stop: no daemon is started behind the user's back. `r` starts one;
+        a daemon started elsewhere (its socket appears) is joined."""
+        self._start_requested.clear()
+        self.set_online(False, self.stopped_reason, stopped=True)
+        self.refresh_bindings()
+        while not self._start_requested.is_set() and not self.ws.socket.exists():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._start_requested.wait(), timeout=self.retry_seconds)
+        self.stopped_reason = ""
+        self.refresh_bindings()
 
     async def apply_pushes(self) -> None:
         """Apply pushes in batches (everything queued now is one batch); return when disconnected."""
@@ -277,6 +303,8 @@ class TixApp(App[None]):
                     runs[message["run"]["id"]] = message["run"]
                 elif kind == "run_events":
                     notices.append(message)
+                elif kind == "stopping":
+                    self.stopped_reason = str(message.get("reason") or "stopped")
                 elif kind == "disconnected" and not self.source.connected:
                     gone = True
             self.runs.update(runs)
@@ -288,11 +316,12 @@ class TixApp(App[None]):
             if gone:
                 return
 
-    def set_online(self, online: bool, reason: str = "", announce: bool = False) -> None:
-        if online == self.online and reason == self.offline_reason and not announce:
+    def set_online(self, online: bool, reason: str = "", announce: bool = False,
+                   stopped: bool = False) -> None:
+        if online == self.online and reason == self.offline_reason and not (announce or stopped):
             return
         self.online, self.offline_reason = online, "" if online else reason
-        self.tell(lambda: ConnectionChanged(online, self.offline_reason))
+        self.tell(lambda: ConnectionChanged(online, self.offline_reason, stopped))
 
     # -- quitting ----------------------------------------------------------------------------------
     def keep_buffers(self, screen: Any) -> None:

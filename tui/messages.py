@@ -33,9 +33,11 @@ class RunEventsPushed(Message, bubble=False):
 
 
 class ConnectionChanged(Message, bubble=False):
-    """The daemon went away (online False, with why) or is back (refresh everything)."""
+    """The daemon went away (online False, with why) or is back (refresh everything); `stopped`:
+    it was stopped on purpose, and the app waits for `r` instead of starting it again."""
 
-    def __init__(self, online: bool, reason: str = "") -> None:
+    def __init__(self, online: bool, reason: str = "", stopped: bool = False) -> None:
         super().__init__()
         self.online = online
         self.reason = reason
+        self.stopped = stopped

@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import socket
+import struct
 import sys
 import time
 import traceback
@@ -61,6 +62,8 @@ class Daemon:
         gpus = settings.gpus if settings.gpus is not None else gpu_count()
         self.scheduler = Scheduler(store, ws, settings, gpus)
         self.clients: set[asyncio.StreamWriter] = set()
+        self.handlers: set[asyncio.Task[Any]] = set()
+        """The connection tasks, awaited at a stop so none is cancelled mid-read (asyncio logs those)."""
         self.subscribers: set[asyncio.StreamWriter] = set()
         #: Runs each client follows closely (`subscribe` with `runs`): it gets run_events pushes.
         self.watchers: dict[asyncio.StreamWriter, set[str]] = {}
@@ -91,15 +94,31 @@ class Daemon:
                  self.scheduler.gpu_total)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stopping.set)
+            loop.add_signal_handler(sig, self.stop, f"signal {sig.name}")
         try:
             await self.run_ticks()
         finally:
             server.close()
             for writer in list(self.clients):
                 writer.close()
+            if self.handlers:  # each ends on the EOF of its closed connection
+                await asyncio.wait(list(self.handlers), timeout=5)
             with contextlib.suppress(FileNotFoundError):
                 self.ws.socket.unlink()
+
+    def stop(self, reason: str) -> None:
+        """A deliberate stop (`tix daemon stop`, SIGTERM): one INFO line, and every client is told,
+        so a TUI waits to be asked instead of starting a daemon again (it does after a crash)."""
+        if self.stopping.is_set():
+            return
+        log.info("stopping (%s); %d worker(s) left running, the next daemon adopts them", reason,
+                 len(self.scheduler.active))
+        notice = encode({"push": "stopping", "reason": reason})
+        for writer in list(self.clients):
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                writer.write(notice)
+        self.stopping.set()
+        self.wake.set()
 
     async def run_ticks(self) -> None:
         while not self.stopping.is_set():
@@ -186,6 +205,9 @@ class Daemon:
     # -- connections -------------------------------------------------------------------------
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.clients.add(writer)
+        task = asyncio.current_task()
+        if task is not None:
+            self.handlers.add(task)
         try:
             while not reader.at_eof():
                 try:
@@ -198,6 +220,7 @@ class Daemon:
         except ConnectionError:
             pass
         finally:
+            self.handlers.discard(task)  # type: ignore[arg-type]
             self.clients.discard(writer)
             self.subscribers.discard(writer)
             self.watchers.pop(writer, None)
@@ -431,9 +454,18 @@ class Daemon:
         return holders
 
     async def op_shutdown(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
-        self.stopping.set()
-        self.wake.set()
+        self.stop(f"{args.get('reason') or 'tix daemon stop'}, from pid {peer_pid(writer)}")
         return {"stopping": True, "workers_left_running": len(self.scheduler.active)}
+
+
+def peer_pid(writer: asyncio.StreamWriter) -> int | str:
+    """The pid of the process at the other end of a client connection (who asked for a stop)."""
+    sock = writer.get_extra_info("socket")
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        return struct.unpack("3i", creds)[0]
+    except (OSError, AttributeError):
+        return "?"
 
 
 def query_params(args: dict[str, Any]) -> list[Any]:

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -16,7 +18,7 @@ from tests.conftest import ROOT, wait_until
 from tests.tui.conftest import connected, make_app, run_app, until
 from tests.tui.recorded import Recorded
 from tui.screentext import screen_text
-from tui.widgets.chrome import BANNER_TEXT, Chrome
+from tui.widgets.chrome import BANNER_TEXT, STOPPED_TEXT, Chrome
 
 
 def banner_shown(pilot: Pilot[Any]) -> bool:
@@ -32,23 +34,54 @@ def test_banner_while_the_daemon_is_away_then_reconnect_and_reload(recorded: Rec
         assert not banner_shown(pilot)
         with Client(ws, autostart=False) as client:
             client.request("shutdown")
-        await until(pilot, lambda: banner_shown(pilot), what="banner after the daemon stopped")
+        await until(pilot, lambda: stopped_banner_shown(pilot), what="banner after the daemon stopped")
         wait_until(lambda: not ws.socket.exists(), timeout=10)
-        with Client(ws) as client:  # another terminal starts a daemon and cancels a run meanwhile
+        with Client(ws) as client:  # another terminal starts a daemon (the app joins it), cancels a run
             client.request("cancel", target=recorded.ids["eval_rl"])
-        await until(pilot, lambda: not banner_shown(pilot), timeout=20, what="banner gone after reconnect")
+        await until(pilot, lambda: not banner_shown(pilot) and not stopped_banner_shown(pilot), timeout=20,
+                    what="banner gone after reconnect")
         await until(pilot, lambda: app.runs[recorded.ids["eval_rl"]]["state"] == "cancelled",
                     what="runs reloaded after reconnect")
-        # a second outage: the app starts the daemon again by itself, as the CLI does
+        # a second outage, a crash this time: the app starts the daemon again by itself, as the CLI does
         app.source.autostart = True
         old_pid = ws.lock.read_text()
-        with Client(ws, autostart=False) as client:
-            client.request("shutdown")
+        os.kill(int(old_pid), signal.SIGKILL)
+        await until(pilot, lambda: banner_shown(pilot), what="the reconnecting banner after a crash")
         await until(pilot, lambda: ws.lock.read_text() not in ("", old_pid) and app.source.connected
                     and not banner_shown(pilot), timeout=20, what="reconnected to a daemon the app started")
 
     start_daemon(ws)
     run_app(make_app(ws, autostart=False), scenario)
+
+
+def stopped_banner_shown(pilot: Pilot[Any]) -> bool:
+    return STOPPED_TEXT in screen_text(pilot.app)
+
+
+def test_a_deliberate_stop_waits_for_r(recorded: Recorded) -> None:
+    """`tix daemon stop` under an open TUI: no daemon is started behind the user's back; the banner
+    says so and `r` starts one. The daemon's log has one INFO line for the stop, no traceback."""
+    ws = recorded.ws
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        app = await connected(pilot)
+        before = len(ws.log.read_text())  # building the recorded workspace stopped a daemon too
+        result = subprocess.run([sys.executable, "-m", "engine.cli", "--home", str(ws.home), "daemon", "stop"],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        await until(pilot, lambda: stopped_banner_shown(pilot), what="the stopped banner")
+        assert "tix daemon stop" in screen_text(pilot.app)
+        await pilot.pause(3 * app.retry_seconds)
+        assert not ws.socket.exists() and not app.source.connected  # nothing restarted it
+        log = ws.log.read_text()[before:]
+        assert "Traceback" not in log and "ERROR" not in log
+        assert sum("stopping (tix daemon stop" in line and " INFO " in line for line in log.splitlines()) == 1
+        await pilot.press("r")
+        await until(pilot, lambda: app.source.connected and not banner_shown(pilot)
+                    and not stopped_banner_shown(pilot), timeout=20, what="started again by r")
+        assert app.runs  # reloaded
+
+    run_app(make_app(ws), scenario)
 
 
 HYGIENE = textwrap.dedent("""

@@ -23,6 +23,7 @@ SCREENS: tuple[tuple[str, str, str], ...] = (
     ("sql", "5", "SQL"), ("gpus", "6", "GPUs"),
 )
 BANNER_TEXT = "daemon not reachable; reconnecting..."
+STOPPED_TEXT = "daemon stopped - press r to start it"
 
 
 class Chrome(Vertical):
@@ -45,15 +46,16 @@ class Chrome(Vertical):
         if listen is not None:
             listen(self)
         self.app.mode_change_signal.subscribe(self, lambda _mode: self.draw())
-        self.set_offline(not getattr(self.app, "online", True), getattr(self.app, "offline_reason", ""))
+        self.set_offline(not getattr(self.app, "online", True), getattr(self.app, "offline_reason", ""),
+                         bool(getattr(self.app, "stopped_reason", "")))
         self.draw()
 
     def on_connection_changed(self, message: ConnectionChanged) -> None:
-        self.set_offline(not message.online, message.reason)
+        self.set_offline(not message.online, message.reason, message.stopped)
 
-    def set_offline(self, offline: bool, reason: str = "") -> None:
+    def set_offline(self, offline: bool, reason: str = "", stopped: bool = False) -> None:
         self.set_class(offline, "-offline")
-        banner = BANNER_TEXT + (f" ({reason})" if reason else "")
+        banner = (STOPPED_TEXT if stopped else BANNER_TEXT) + (f" ({reason})" if reason else "")
         self.query_one("#chrome-banner", Static).update(Text(" " + banner, overflow="ellipsis", no_wrap=True))
 
     def draw(self) -> None:
