@@ -13,6 +13,8 @@ from typing import Any
 
 from rich.text import Text
 
+from engine.analysis.report import SIGNIFICANT, readable_number
+
 STATE_STYLES = {"queued": "cyan", "running": "bold yellow", "succeeded": "green", "failed": "bold red",
                 "cancelled": "dim"}
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -107,25 +109,6 @@ def gib(n: float | None) -> str:
 
 def count_label(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
-
-
-SIGNIFICANT = 6
-"""Significant digits of a float in a grid: enough to compare scores, never 17 digits of noise."""
-
-
-def readable_number(value: float) -> str:
-    """A float for a human: 6 significant digits with trailing zeros dropped (57.99999999999999 ->
-    58, 0.123456789 -> 0.123457), the integer part whole (1234567.891 -> 1234568), scientific
-    notation only for the very small and very large."""
-    if not math.isfinite(value):
-        return str(value)
-    if value == 0:
-        return "0"
-    magnitude = math.floor(math.log10(abs(value)))
-    if magnitude < -4 or magnitude >= 15:
-        return f"{value:.{SIGNIFICANT - 1}e}"
-    text = f"{value:.{max(0, SIGNIFICANT - 1 - magnitude)}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def column_decimals(values: list[float]) -> int | None:

@@ -26,6 +26,25 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str, digi
     return RENDERERS[fmt](list(columns), [list(r) for r in rows], digits)
 
 
+SIGNIFICANT = 6
+"""Significant digits of a float in a grid: enough to compare scores, never 17 digits of noise."""
+
+
+def readable_number(value: float) -> str:
+    """A float for a human: 6 significant digits with trailing zeros dropped (57.99999999999999 ->
+    58, 0.123456789 -> 0.123457), the integer part whole (1234567.891 -> 1234568), scientific
+    notation only for the very small and very large."""
+    if not math.isfinite(value):
+        return str(value)
+    if value == 0:
+        return "0"
+    magnitude = math.floor(math.log10(abs(value)))
+    if magnitude < -4 or magnitude >= 15:
+        return f"{value:.{SIGNIFICANT - 1}e}"
+    text = f"{value:.{max(0, SIGNIFICANT - 1 - magnitude)}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def cell(value: Any, digits: int | None = None, limit: int | None = MAX_CELL) -> str:
     """One value as text for a human: None empty, floats rounded, long text cut with `...`."""
     if value is None:

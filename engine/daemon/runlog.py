@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine.analysis.report import readable_number
 from engine.events import EVENTS_FILE, STDERR_FILE, STDOUT_FILE
 
 STREAMS = {"stdout": STDOUT_FILE, "stderr": STDERR_FILE, "events": EVENTS_FILE}
@@ -69,6 +70,23 @@ def _before_last_break(data: bytes, stream: str) -> bytes:
     return b"" if stream == "events" else data
 
 
+def number(value: Any) -> str:
+    """A float as a person reads it (57.99999999999999 -> 58); anything else as it came."""
+    return readable_number(value) if isinstance(value, float) else str(value)
+
+
+def shift_place(event: dict[str, Any]) -> str:
+    """What a shift metric is about: the analysis, then its benchmark or its group, and layer."""
+    parts = [str(event.get("analysis"))]
+    if event.get("benchmark"):
+        parts.append(str(event["benchmark"]))
+    elif event.get("group"):
+        parts.append(f"group {event['group']}")
+    if event.get("layer") is not None:
+        parts.append(f"layer {event['layer']}")
+    return " ".join(parts)
+
+
 def format_events(data: bytes) -> str:
     """One readable line per story event: `HH:MM:SS type  details` (times in UTC)."""
     lines = []
@@ -97,12 +115,11 @@ def _details(kind: str, event: dict[str, Any]) -> str:
         return f"{event.get('desc') or ''} {event.get('step')}{f'/{total}' if total else ''}".strip()
     if kind == "score":
         return (f"{event.get('benchmark')} ({event.get('group')}) {event.get('metric')} = "
-                f"{event.get('value')} n={event.get('n')}")
+                f"{number(event.get('value'))} n={event.get('n')}")
     if kind == "failed":
         error = str(event.get("error") or "").strip().splitlines()
         return error[-1] if error else ""
     if kind == "shift":
-        where = f"{event.get('analysis')} {event.get('benchmark') or ''}"
-        return f"{where} {event.get('metric')} = {event.get('value')}"
+        return f"{shift_place(event)} {event.get('metric')} = {number(event.get('value'))}"
     rest = {k: v for k, v in event.items() if k not in ("t", "type")}
     return json.dumps(rest, default=str, separators=(", ", ": "))[:300] if rest else ""

@@ -143,6 +143,16 @@ def test_read_chunk_and_formatting(tmp_path) -> None:
     assert events["text"] == "00:00:00 log      hi\n" and events["offset"] < events["size"]  # torn line waits
     assert format_event({"t": 3600, "type": "failed", "error": "Traceback\n...\nValueError: x"}) == \
         "01:00:00 failed   ValueError: x"
+    # numbers as a person reads them, and every shift metric says what it is about
+    assert format_event({"t": 0, "type": "score", "benchmark": "lab_chain_sum", "group": "math",
+                         "metric": "accuracy", "value": 57.99999999999999, "n": 100}) == \
+        "00:00:00 score    lab_chain_sum (math) accuracy = 58 n=100"
+    assert format_event({"t": 0, "type": "shift", "analysis": "token_shift", "benchmark": None, "group": "math",
+                         "layer": None, "metric": "tokens", "value": 161}) == \
+        "00:00:00 shift    token_shift group math tokens = 161"
+    assert format_event({"t": 0, "type": "shift", "analysis": "pca_shift", "benchmark": "lab_syllogism",
+                         "group": "other", "layer": 2, "metric": "d", "value": 0.123456789}) == \
+        "00:00:00 shift    pca_shift lab_syllogism layer 2 d = 0.123457"
     assert parse_smi_line("0, NVIDIA H100 80GB HBM3, 37, 1024, 81559, 41") == {
         "index": 0, "name": "NVIDIA H100 80GB HBM3", "util": 37.0, "mem_used": 1 << 30,
         "mem_total": 81559 << 20, "temperature": 41.0}
