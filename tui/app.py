@@ -127,7 +127,7 @@ class TixApp(App[None]):
           for mode, key, title in SCREENS),
         Binding("question_mark", "help", "help"),
         Binding("q", "quit", "quit"),
-        Binding("r", "start_daemon", "start the daemon", show=False, priority=True),
+        Binding("r", "start_daemon", "start a stopped daemon", show=False, priority=True),
     ]
 
     def __init__(self, ws: Workspace, *, source: Source | None = None, autostart: bool = True,

@@ -3,8 +3,10 @@ filter, sort, cancel (with its question) and resume/retry, at 80x24 with keys on
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 
 from tests.tui.conftest import connected, make_app, run_app, until
@@ -97,5 +99,31 @@ def test_enter_opens_the_detail_and_escape_returns(recorded: Recorded) -> None:
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, RunsScreen), what="back on the dashboard")
         assert table(pilot).selected_id() == recorded.ids["sft"]
+
+    run_app(make_app(recorded.ws), scenario)
+
+
+def test_home_end_and_an_eta_only_once_it_means_something(recorded: Recorded) -> None:
+    from tui.format import eta_seconds
+
+    now = 10_000.0
+
+    def running(progress: float, seconds: float) -> dict[str, Any]:
+        started = datetime.fromtimestamp(now - seconds, UTC).isoformat()
+        return {"state": "running", "progress": progress, "started_at": started}
+
+    assert eta_seconds(running(0.06, 20), now) is None  # a model load at 6 % is not a rate yet
+    assert eta_seconds(running(0.10, 60), now) == pytest.approx(540)
+    assert eta_seconds(running(0.03, 300), now) == pytest.approx(9700)  # long runs: from 2 % after 2 min
+    assert eta_seconds(running(0.01, 300), now) is None
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await connected(pilot)
+        grid = table(pilot)
+        grid.focus()
+        await pilot.press("end")
+        assert grid.cursor_row == grid.row_count - 1
+        await pilot.press("home")
+        assert grid.cursor_row == 0
 
     run_app(make_app(recorded.ws), scenario)

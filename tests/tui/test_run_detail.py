@@ -58,6 +58,10 @@ def test_curves_and_log_follow_a_running_run(recorded: Recorded) -> None:
         assert "5 metrics, page 1/2" in text
         await pilot.press("m")
         await until(pilot, lambda: "completions/mean_length" in screen_text(app), what="second page")
+        await pilot.press("M")  # and back
+        await until(pilot, lambda: "page 1/2" in screen_text(app), what="first page again")
+        await pilot.press("M")  # wraps to the last page
+        await until(pilot, lambda: "page 2/2" in screen_text(app), what="last page by M")
         # the worker goes on: the daemon pushes run_events, the screen fetches only the new steps
         drawn = plot.drawn
         recorded.grow(range(61, 66))

@@ -57,8 +57,9 @@ def test_help_palette_and_a_missing_screen(recorded: Recorded, monkeypatch: pyte
         app = await connected(pilot)
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
+        await until(pilot, lambda: "Everywhere" in screen_text(app), what="help drawn")
         text = screen_text(app)
-        assert "Everywhere" in text and "resume/retry" in text and "command palette" in text
+        assert "reverse order" in text and "command palette" in text and "escape, q or ? closes this help" in text
         await pilot.press("escape")
         assert isinstance(app.screen, RunsScreen)
         await pilot.press("ctrl+p")

@@ -28,7 +28,8 @@ SECTIONS = (
     ("SQL (5)", "tui.screens.sql:SQLScreen"),
     ("GPUs (6)", "tui.screens.gpus:GpusScreen"),
 )
-INTRO = ("Keys work without a mouse at 80x24. Number keys switch screens everywhere except while "
+INTRO = ("escape, q or ? closes this help. "
+         "Keys work without a mouse at 80x24. Number keys switch screens everywhere except while "
          "typing in a text field (press escape first). ctrl+p opens the command palette: every screen "
          "and action by name.")
 

@@ -162,6 +162,7 @@ class RunDetailScreen(Screen[None]):
         Binding("l", "tab('logs')", "logs", show=False),
         Binding("s", "tab('samples')", "samples", show=False),
         Binding("m", "more_curves", "more curves"),
+        Binding("M", "more_curves(-1)", "previous curves", show=False),
         Binding("w", "stream", "stream"),
         Binding("f", "follow", "follow"),
         Binding("slash", "search", "search"),
@@ -324,13 +325,14 @@ class RunDetailScreen(Screen[None]):
         else:
             view.plot(curves_drawer(self.series, names, view.content_size.width or 80))
         pages = max(1, (len(self.metric_names) + 3) // 4)
-        note = (f"{len(self.metric_names)} metrics, page {self.curve_page + 1}/{pages} (m: more)"
+        note = (f"{len(self.metric_names)} metrics, page {self.curve_page + 1}/{pages} (m/M: next/prev)"
                 f"{f' · step {self.last_step}' if self.last_step is not None else ''}")
         self.query_one("#curve-note", Static).update(note)
 
-    def action_more_curves(self) -> None:
+    def action_more_curves(self, step: int = 1) -> None:
+        """The next page of four curves (`m`), or the previous one (`M`); both wrap around."""
         pages = max(1, (len(self.metric_names) + 3) // 4)
-        self.curve_page = (self.curve_page + 1) % pages
+        self.curve_page = (self.curve_page + step) % pages
         self.draw_curves()
 
     # -- logs ------------------------------------------------------------------------------------

@@ -86,7 +86,19 @@ def _cell(run: dict[str, Any], key: str, width: int, now: float) -> str | Text:
 class RunsTable(DataTable[Text]):
     """DataTable of runs keyed by run id; `show` lays out, `update_run` patches one row."""
 
-    BINDINGS: ClassVar[list[Binding]] = [Binding("enter", "select_cursor", "open", show=True)]
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("enter", "select_cursor", "open", show=True),
+        Binding("home", "first_run", "first run", show=False),
+        Binding("end", "last_run", "last run", show=False),
+    ]
+
+    def action_first_run(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=0)
+
+    def action_last_run(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=self.row_count - 1)
     DEFAULT_CSS = "RunsTable { height: 1fr; scrollbar-size-vertical: 1; }"
 
     def __init__(self, clock: Callable[[], float], **kwargs: Any) -> None:
