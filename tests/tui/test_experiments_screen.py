@@ -179,9 +179,16 @@ def test_launch_queues_runs_as_tix_run_does(home: tuple[Workspace, Path]) -> Non
         screen = await open_entry(pilot, "launch")
         await pilot.press("f5")
         confirm = await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen) and pilot.app.screen)
-        assert "Launch launch:" in str(confirm.question)
+        question = str(confirm.question)
+        assert question.startswith("Launch launch: 8 runs, 8 to run\n")
+        assert "work: 1 build (CPU), 2 train x 1 GPU, 3 eval x 1 GPU, 2 analyse x 1 GPU" in question
         await pilot.press("y")
         await until(pilot, lambda: screen.launched)
+        await pilot.press("f5")  # again: everything is known to the daemon now
+        confirm = await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen) and pilot.app.screen)
+        assert str(confirm.question).startswith("Launch launch: 8 runs, 0 to run, reused: 8 queued\n")
+        assert "work: nothing new" in str(confirm.question)
+        await pilot.press("n")
         output = str(screen.query_one("#exp-output", Static).render())
         assert output.startswith(f"launched launch: {len(screen.launched)} runs, 0 reused")
         assert all(f"{item['id']} queued" in output for item in screen.launched)

@@ -33,6 +33,7 @@ from textual.widgets import Footer, Input, Label, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
+from tui.format import count_label
 from tui.messages import ConnectionChanged
 from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
@@ -141,6 +142,39 @@ def example_copy(example: Path, folder: Path) -> tuple[Path, str, str]:
     text = example.read_text()
     write_text(target, text)
     return target.resolve(), text, f"built-in example copied to {target}: edits and saves go there"
+
+
+def launch_question(record: dict[str, Any], runs: list[dict[str, Any]], states: dict[str, str],
+                    saving: bool) -> Text:
+    """What F5 is about to do: how many runs are new, how many are reused (and in what state),
+    and the work the new ones ask for, by kind with their GPUs, before the user says yes."""
+    fresh = [r for r in runs if states.get(r["id"], "failed") in ("failed", "cancelled")]
+    reused: dict[str, int] = {}
+    for r in runs:
+        if r not in fresh:
+            reused[states[r["id"]]] = reused.get(states[r["id"]], 0) + 1
+    again = sum(1 for r in fresh if r["id"] in states)
+    text = Text(f"Launch {record['name']}: {count_label(len(runs), 'run')}, ", style="bold")
+    text.append(f"{len(fresh)} to run" + (f" ({again} failed or cancelled, queued again)" if again else ""))
+    if reused:
+        text.append(", reused: " + ", ".join(f"{n} {state}" for state, n in sorted(reused.items())))
+    text.append("\nwork: " + (work_summary(fresh) or "nothing new"))
+    if saving:
+        text.append("\n(saves the file first)")
+    return text
+
+
+def work_summary(runs: list[dict[str, Any]]) -> str:
+    """`1 build (CPU), 2 train x 1 GPU, 3 eval x 1 GPU`: kinds in pipeline order with their GPUs."""
+    groups: dict[tuple[str, int], int] = {}
+    for r in runs:
+        key = (r["kind"], int(r.get("gpus_needed") or 0))
+        groups[key] = groups.get(key, 0) + 1
+    order = {kind: i for i, kind in enumerate(("build", "datagen", "train", "eval", "analyse"))}
+    parts = []
+    for (kind, gpus), n in sorted(groups.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0][1])):
+        parts.append(f"{n} {kind}" + (f" x {gpus} GPU{'s' if gpus > 1 else ''}" if gpus else " (CPU)"))
+    return ", ".join(parts)
 
 
 def template_text(name: str) -> str:
@@ -504,7 +538,9 @@ class ExperimentsScreen(Screen[None]):
             self.notify(f"{len(errors)} problem(s): fix them before launching", severity="error")
             return
         record, runs = await asyncio.to_thread(plan_text, text, path)
-        if not await self.app.push_screen_wait(ConfirmScreen(self._question(record, runs, text))):
+        states = await self.known_states([r["id"] for r in runs])
+        if not await self.app.push_screen_wait(ConfirmScreen(launch_question(record, runs, states,
+                                                                             text != self.saved_text))):
             return
         if text != self.saved_text:
             try:
@@ -522,14 +558,17 @@ class ExperimentsScreen(Screen[None]):
         self.show_launch(record["name"], queued)
         self.load_list()
 
-    def _question(self, record: dict[str, Any], runs: list[dict[str, Any]], text: str) -> Text:
-        kinds: dict[str, int] = {}
-        for r in runs:
-            kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
-        counts = ", ".join(f"{n} {k}" for k, n in kinds.items())
-        saving = "\n(saves the file first)" if text != self.saved_text else ""
-        return Text(f"Launch {record['name']}: {len(runs)} runs ({counts})?\n"
-                    f"Identical runs already done are reused.{saving}")
+    async def known_states(self, ids: list[str]) -> dict[str, str]:
+        """The state of each planned run the daemon already has (identical runs share an id)."""
+        if not ids:
+            return {}
+        marks = ", ".join("?" * len(ids))
+        try:
+            query = f"SELECT id, state FROM runs WHERE id IN ({marks})"
+            result = await self.source.request("sql", query=query, params=ids, max_rows=len(ids))
+        except SourceError:
+            return {}
+        return {row[0]: row[1] for row in result["rows"]}
 
     def show_launch(self, name: str, queued: list[dict[str, Any]]) -> None:
         """What `tix run` prints (each run id, its state, reused or not), compacted to fit 80x24."""
