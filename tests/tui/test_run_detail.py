@@ -14,8 +14,11 @@ from tui.screens.run_detail import (
     RunDetailScreen,
     clean_log,
     curve_names,
+    item_part,
     parse_search,
+    sample_cells,
     sample_text,
+    sample_widths,
     step_ticks,
     thin,
 )
@@ -112,6 +115,18 @@ def test_samples_browser_search_and_verdicts(recorded: Recorded) -> None:
         await until(pilot, lambda: not isinstance(app.screen, RunDetailScreen), what="back")
 
     run_app(make_app(recorded.ws), scenario)
+
+
+def test_sample_item_ids_keep_what_tells_them_apart() -> None:
+    assert item_part("basic_arithmetic-12", "lab_basic_arithmetic") == "12"  # the lab's ids
+    assert item_part("lab_chain_sum-003", "lab_chain_sum") == "003"
+    assert item_part("acp_app/17", "acpbench") == "acp_app/17"  # nothing to drop: the whole id
+    assert item_part("test/precalculus/807.json", "math500") == "test/precalculus/807.json"
+    narrow, wide = sample_widths(80), sample_widths(160)
+    assert narrow["item"] == 8 and wide["item"] > narrow["item"]
+    cells = sample_cells({"benchmark": "lab_basic_arithmetic", "item_id": "basic_arithmetic-12", "verdict": 1.0,
+                          "extracted": "42", "gold": "42", "flags": [], "completion": "42"}, narrow)
+    assert cells[2] == "12"
 
 
 def test_helpers() -> None:

@@ -478,20 +478,33 @@ class RunDetailScreen(Screen[None]):
 
 def sample_widths(width: int) -> dict[str, int]:
     """Column widths of the samples table at `width` cells (the completion takes the rest)."""
-    fixed = {"v": 1, "benchmark": 14 if width < 100 else 22, "item": 8, "answer": 8, "gold": 8, "flags": 8}
+    item = 8 if width < 100 else 14 if width < 150 else 22  # the item id widens with the terminal
+    fixed = {"v": 1, "benchmark": 14 if width < 100 else 22, "item": item, "answer": 8, "gold": 8, "flags": 8}
     rest = width - sum(fixed.values()) - 2 * (len(fixed) + 1) - 2
     return {**fixed, "completion": max(10, rest)}
 
 
 def sample_cells(s: dict[str, Any], widths: dict[str, int]) -> list[Text | str]:
-    """One sample as table cells; the item id loses its benchmark prefix (the column has it)."""
+    """One sample as table cells; the item id keeps only what tells it apart (the column beside it
+    names the benchmark)."""
     bench, item = str(s.get("benchmark") or ""), str(s.get("item_id") or "")
-    item = item.removeprefix(bench + "-") if bench else item
+    item = item_part(item, bench)
     return [verdict_mark(s.get("verdict")), fit(bench, widths["benchmark"]), fit(item, widths["item"]),
             fit(str(s.get("extracted") if s.get("extracted") is not None else "-"), widths["answer"]),
             fit(str(s.get("gold") if s.get("gold") is not None else "-"), widths["gold"]),
             Text(fit(",".join(s.get("flags") or []), widths["flags"]), style="yellow"),
             fit(s.get("completion") or "", widths["completion"])]
+
+
+def item_part(item: str, bench: str) -> str:
+    """`basic_arithmetic-12` of `lab_basic_arithmetic` -> `12`: drop the longest tail of the
+    benchmark's name (whole `_` words) that starts the id, with its separator."""
+    words = bench.split("_")
+    for start in range(len(words)):
+        prefix = "_".join(words[start:])
+        if prefix and len(item) > len(prefix) + 1 and item.startswith(prefix) and item[len(prefix)] in "-/:_":
+            return item[len(prefix) + 1:]
+    return item
 
 
 def sample_text(s: dict[str, Any]) -> Text:
