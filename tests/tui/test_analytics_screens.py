@@ -85,6 +85,11 @@ def one_decimal(value: float | None) -> str:
     return "nan" if value is None else f"{value:.1f}"
 
 
+def signed(value: float | None) -> str:
+    text = one_decimal(value)
+    return text if value is None or value <= 0 else "+" + text
+
+
 def check_table(screen: TIScreen, cli: list[dict[str, Any]]) -> None:
     """The screen's objects equal the CLI's JSON, and each row shows them rounded, `!` when unstable."""
     assert len(screen.shown) == len(cli) == 2
@@ -95,8 +100,12 @@ def check_table(screen: TIScreen, cli: list[dict[str, Any]]) -> None:
         cells = row_text(table, i)
         mark = "!" if o["unstable"] else " "
         assert cells[0] == o["model"]
-        assert cells[-2:] == [one_decimal(o["ti_other"]) + mark, one_decimal(o["ti_non"]) + mark]
-        assert cells[2] == f"{o['groups']['math']['base']:.1f}→{o['groups']['math']['model']:.1f}"
+        assert cells[-2:] == [signed(o["ti_other"]) + mark, signed(o["ti_non"]) + mark]  # the sign written out
+        math = o["groups"]["math"]
+        arrow = "↑" if math["model"] - math["base"] >= 1 else "↓" if math["model"] - math["base"] <= -1 else ""
+        assert cells[2] == f"{math['base']:.1f}→{math['model']:.1f}{arrow}"
+    notes = str(screen.query_one("#ti-notes").render())
+    assert f"against base model {cli[0]['base_model']}" in notes
 
 
 def test_ti_screen_shows_what_tix_ti_computes(lab: Workspace) -> None:
@@ -300,5 +309,7 @@ def test_ti_notes_name_the_base_or_count_several() -> None:
     screen = TIScreen(None)  # type: ignore[arg-type] - the notes need no daemon
     screen.experiment, screen.warnings = "zoo", []
     rows = [{"model": "a1", "base_model": "a", "unstable": False}, {"model": "b1", "base_model": "b", "unstable": False}]
-    assert screen._notes(rows).plain.startswith("2 bases (column base) · ")
-    assert screen._notes(rows[:1]).plain.startswith("base a · ")
+    assert screen._notes(rows).plain.startswith("2 base models (column base) · ")
+    assert screen._notes(rows[:1]).plain.startswith("against base model a · ")
+    markup = [{"model": "m", "base_model": "[red]x[/] :fire:", "unstable": False}]
+    assert screen._notes(markup).plain.startswith("against base model [red]x[/] :fire: · ")  # data, literally

@@ -57,10 +57,16 @@ def ti_style(value: float | None) -> str:
     return f"dim {hue}" if size < 25 else hue if size < 100 else f"bold bright_{hue}"
 
 
+def signed(value: float | None, digits: int = 1) -> str:
+    """`+85.7` / `-41.2`: the sign is written out, so it reads on the highlighted row (whose colours
+    the cursor replaces) and without colour at all."""
+    return number(value, digits) if is_missing(value) or value <= 0 else "+" + number(value, digits)
+
+
 def ti_cell(value: float | None, unstable: bool) -> Text:
-    """A TI ratio, right-aligned, with `!` when the ratio is unstable (see the notes line)."""
+    """A TI ratio, signed and right-aligned, with `!` when the ratio is unstable (see the notes line)."""
     mark = UNSTABLE_MARK if unstable else " "
-    return Text(number(value) + mark, style=ti_style(value), justify="right")
+    return Text(signed(value) + mark, style=ti_style(value), justify="right")
 
 
 def gain_style(gain: float | None, small: float = 1.0) -> str:
@@ -70,12 +76,14 @@ def gain_style(gain: float | None, small: float = 1.0) -> str:
 
 
 def mean_cell(group: dict[str, Any] | None) -> Text:
-    """`base->model` group means, coloured by the gain."""
+    """`base->model` group means, coloured by the gain, which an arrow also shows (↑ gain of a
+    point or more, ↓ loss, nothing in between) for the highlighted row and for no colour."""
     if not group:
         return Text("-", style="dim")
     base, model = group.get("base"), group.get("model")
     gain = None if is_missing(base) or is_missing(model) else model - base
-    return Text(f"{number(base)}→{number(model)}", style=gain_style(gain))
+    arrow = "" if gain is None or abs(gain) < 1.0 else "↑" if gain > 0 else "↓"
+    return Text(f"{number(base)}→{number(model)}{arrow}", style=gain_style(gain))
 
 
 def mode_label(objects: list[dict[str, Any]], variant: str | None, sigma: ti.Sigma | None) -> str:
@@ -275,8 +283,9 @@ class TIScreen(ResultsScreen):
             return Text("no tuned model with scores against its base yet "
                         "(scores come from eval runs or `tix import scores`)")
         bases = list(dict.fromkeys(str(o["base_model"]) for o in rows))
-        which = f"base [b]{bases[0]}[/b]" if len(bases) == 1 else f"{len(bases)} bases (column base)"
-        lines = [Text.from_markup(f"{which} · " + LEGEND)]
+        which = (Text.assemble("against base model ", (bases[0], "bold")) if len(bases) == 1
+                 else Text(f"{len(bases)} base models (column base)"))
+        lines = [Text.assemble(which, " · ", Text.from_markup(LEGEND))]
         for o in rows:
             if o["unstable"]:
                 lines.append(Text(f"{UNSTABLE_MARK} {o['model']}: unstable, {o['unstable_reason']}: "
