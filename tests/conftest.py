@@ -128,13 +128,17 @@ TINY_BUILD = {"model": "tiny-lab", "seed": 3, "vocab_size": 512, "pretrain_steps
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny-lab model built once per test session (about 6 s), for backend and eval tests."""
+    return build_lab_model(tmp_path_factory.mktemp("tiny-home"), TINY_BUILD)
+
+
+def build_lab_model(home: Path, params: dict[str, Any]) -> Path:
+    """Run the real `build` job in `home` with `params`; the built model's folder."""
     from engine.events import EventWriter
     from engine.jobs import JobContext, build
 
-    home = tmp_path_factory.mktemp("tiny-home")
     run_dir = home / "runs" / "build"
     run_dir.mkdir(parents=True)
-    ctx = JobContext("build", "build", dict(TINY_BUILD), run_dir, home, EventWriter(run_dir / "events.jsonl"))
+    ctx = JobContext("build", "build", dict(params), run_dir, home, EventWriter(run_dir / "events.jsonl"))
     return Path(build.run(ctx)["model_path"])
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import build_lab_model
+
 HAVE_VLLM = importlib.util.find_spec("vllm") is not None
 LAB_BUILD = {"model": "tiny-lab", "seed": 5, "vocab_size": 512, "pretrain_steps": 200, "batch_size": 16,
              "corpus_items": 4000}
@@ -48,11 +50,4 @@ def vllm_env() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def lab_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny-lab base model built once per lane run (fp32 or bf16 autocast, as `auto` picks)."""
-    from engine.events import EventWriter
-    from engine.jobs import JobContext, build
-
-    home = tmp_path_factory.mktemp("vllm-lab")
-    run_dir = home / "runs" / "build"
-    run_dir.mkdir(parents=True)
-    ctx = JobContext("build", "build", dict(LAB_BUILD), run_dir, home, EventWriter(run_dir / "events.jsonl"))
-    return Path(build.run(ctx)["model_path"])
+    return build_lab_model(tmp_path_factory.mktemp("vllm-lab"), LAB_BUILD)
