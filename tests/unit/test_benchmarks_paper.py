@@ -480,6 +480,7 @@ class Oracle:
     """A backend that answers every prompt with a prepared text and prefers a prepared choice."""
 
     name = "oracle"
+    cache_tag = "oracle:text"  # the Backend protocol: name and precision, part of the cache key
 
     def __init__(self, texts: dict[str, str], choices: dict[str, str]) -> None:
         self.texts, self.choices = texts, choices
