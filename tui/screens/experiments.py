@@ -149,9 +149,10 @@ def launch_question(record: dict[str, Any], runs: list[dict[str, Any]], states: 
     """What F5 is about to do: how many runs are new, how many are reused (and in what state),
     and the work the new ones ask for, by kind with their GPUs, before the user says yes."""
     fresh = [r for r in runs if states.get(r["id"], "failed") in ("failed", "cancelled")]
+    fresh_ids = {r["id"] for r in fresh}
     reused: dict[str, int] = {}
     for r in runs:
-        if r not in fresh:
+        if r["id"] not in fresh_ids:
             reused[states[r["id"]]] = reused.get(states[r["id"]], 0) + 1
     again = sum(1 for r in fresh if r["id"] in states)
     text = Text(f"Launch {record['name']}: {count_label(len(runs), 'run')}, ", style="bold")
