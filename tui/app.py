@@ -46,6 +46,7 @@ from engine.workspace import Workspace
 from tui.messages import ConnectionChanged, RunEventsPushed, RunsLoaded, RunsPushed
 from tui.source import Source, SourceError
 from tui.widgets.chrome import SCREENS, Chrome
+from tui.widgets.literal import LiteralNotify
 
 #: Screens written in their own modules, imported when first opened: mode -> (module, class).
 LAZY_SCREENS = {
@@ -116,7 +117,7 @@ def other_screen_commands(app: TixApp, current: Screen[Any]) -> list[tuple[str, 
     return out
 
 
-class TixApp(App[None]):
+class TixApp(LiteralNotify):
     """Screens as modes over one daemon connection; see the module docstring."""
 
     TITLE = "tix"

@@ -31,6 +31,7 @@ from tui.messages import ConnectionChanged, RunsPushed
 from tui.screens.export import ExportChoice, ExportFormat, ExportScreen
 from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
+from tui.widgets.literal import LiteralTable, literal_options
 from tui.widgets.plotext_view import PlotextView
 
 TI_FORMATS = [ExportFormat("csv", "CSV", "csv"), ExportFormat("md", "Markdown", "md"),
@@ -131,7 +132,7 @@ def export_in_thread(screen: Screen[Any], path: Path, text: str) -> None:
     screen.run_worker(write, thread=True, group="ti-export")
 
 
-class ModelTable(DataTable[Any]):
+class ModelTable(LiteralTable):
     """The TI table: enter opens the selected model's benchmarks (shown in the footer)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "select_cursor", "benchmarks")]
@@ -208,7 +209,7 @@ class TIScreen(ResultsScreen):
         yield Chrome()
         with Horizontal(id="ti-bar"):
             yield Select[str]([], prompt="experiment", compact=True, id="ti-experiment")
-            yield Label("", id="ti-mode")
+            yield Label("", id="ti-mode", markup=False)
         yield ModelTable(id="ti-table", cursor_type="row", zebra_stripes=True)
         yield Static("loading…", id="ti-notes")
         yield Footer()
@@ -246,7 +247,7 @@ class TIScreen(ResultsScreen):
         select = self.query_one("#ti-experiment", Select)
         if names != self._options:
             self._options = names
-            select.set_options([(n, n) for n in names])
+            select.set_options(literal_options((n, n) for n in names))
         if self.experiment is not None and select.value != self.experiment:
             select.value = self.experiment
 
@@ -364,7 +365,7 @@ class TIDetailScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(self._head(), id="detail-head")
-            yield DataTable(id="detail-table", cursor_type="row", zebra_stripes=True)
+            yield LiteralTable(id="detail-table", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def _head(self) -> Text:
@@ -576,7 +577,7 @@ class ShiftScreen(ResultsScreen):
             with TabPane("ranks", id="ranks"):
                 yield PlotextView("no token shift", id="plot-ranks")
             with TabPane("tokens", id="tokens"):
-                yield DataTable(id="shift-tokens", cursor_type="row", zebra_stripes=True)
+                yield LiteralTable(id="shift-tokens", cursor_type="row", zebra_stripes=True)
         yield Static("", id="shift-note")
         yield Footer()
 
@@ -624,7 +625,7 @@ class ShiftScreen(ResultsScreen):
             self.run_id = runs[0][0] if runs else None
         select = self.query_one("#shift-run", Select)
         with select.prevent(Select.Changed):
-            select.set_options([(label, run_id) for run_id, label in runs])
+            select.set_options(literal_options((label, run_id) for run_id, label in runs))
             if self.run_id is not None:
                 select.value = self.run_id
         await self._load_model()
@@ -656,7 +657,7 @@ class ShiftScreen(ResultsScreen):
     def _set_select(self, selector: str, values: list[str], value: str | None) -> None:
         select = self.query_one(selector, Select)
         with select.prevent(Select.Changed):
-            select.set_options([(v, v) for v in values])
+            select.set_options(literal_options((v, v) for v in values))
             if value is not None:
                 select.value = value
 

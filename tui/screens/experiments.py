@@ -213,7 +213,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(self.question)
+            yield Static(self.question, markup=False)
             yield Label("[b]y[/b] launch · [b]n[/b] cancel")
         yield Footer()
 
@@ -244,7 +244,7 @@ class NewExperimentScreen(ModalScreen[Path | None]):
             yield Input(placeholder="my-experiment", id="new-name")
             yield Label("file (enter creates it):")
             yield Input(str(self.folder / "NAME.yaml"), id="new-path")
-            yield Label("", id="new-error")
+            yield Label("", id="new-error", markup=False)
         yield Footer()
 
     @on(Input.Changed, "#new-name")
@@ -364,7 +364,7 @@ class ExperimentsScreen(Screen[None]):
         self.entries = merge_entries(rows, files)
         options = self.query_one("#exp-list", OptionList)
         options.clear_options()
-        options.add_options([Option(e.label()) for e in self.entries])
+        options.add_options([Option(Text(e.label())) for e in self.entries])
         wanted = select or self.path
         at = next((i for i, e in enumerate(self.entries) if e.path == wanted), 0 if self.entries else None)
         options.highlighted = at

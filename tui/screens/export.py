@@ -69,9 +69,9 @@ class ExportScreen(ModalScreen[ExportChoice | None]):
         with Vertical():
             yield Label(f"[b]{self.title_text}[/b]")
             yield OptionList(*[Option(f.label, id=f.key) for f in self.formats], id="export-formats")
-            yield Label(f"file, relative to {home_short(Path.cwd())} (enter writes it):")
+            yield Label(f"file, relative to {home_short(Path.cwd())} (enter writes it):", markup=False)
             yield Input(self._default_path(self.formats[0]), id="export-path")
-            yield Label("", id="export-error")
+            yield Label("", id="export-error", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:

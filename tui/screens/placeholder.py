@@ -31,5 +31,5 @@ class PlaceholderScreen(Screen[None]):
         with Middle(), Center():
             yield Static(f"The {self.title_text} screen is not available.\n\n{self.target} could not be "
                          f"loaded:\n{self.error}\n\nThe other screens work; press 1 for runs, ? for help.",
-                         id="notice")
+                         id="notice", markup=False)
         yield Footer()

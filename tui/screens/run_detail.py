@@ -42,6 +42,7 @@ from tui.messages import ConnectionChanged, RunEventsPushed, RunsPushed
 from tui.run_actions import ask_cancel, resume
 from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
+from tui.widgets.literal import LiteralTable
 from tui.widgets.plotext_view import PlotextView
 
 #: Curves shown first when a run has them (trl's names), four to a page; then the rest by name.
@@ -211,8 +212,8 @@ class RunDetailScreen(Screen[None]):
             with TabPane("s samples", id="samples"):
                 yield Input(placeholder="search: text  is:correct|wrong  bench:NAME  flag:NAME", id="search",
                             compact=True)
-                yield Static(id="sample-count")
-                yield DataTable(id="sample-table", cursor_type="row")
+                yield Static(id="sample-count", markup=False)
+                yield LiteralTable(id="sample-table", cursor_type="row")
                 with VerticalScroll(id="sample-scroll"):
                     yield Static(id="sample-view")
         yield Footer()

@@ -44,6 +44,7 @@ from tui.screens.export import ExportChoice, ExportFormat, ExportScreen
 from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
 from tui.widgets.editor import CodeEditor
+from tui.widgets.literal import LiteralTable
 
 GRID_ROWS = 1_000
 EXPORT_ROWS = 200_000
@@ -256,7 +257,7 @@ class SQLScreen(Screen[None]):
                                            soft_wrap=True, show_line_numbers=False)
                 yield Static("", id="sql-error", classes="-empty")
                 yield Static("F5 runs the query · read-only: SELECT and EXPLAIN", id="sql-status")
-                yield DataTable(id="sql-grid", zebra_stripes=True)
+                yield LiteralTable(id="sql-grid", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:

@@ -31,7 +31,7 @@ class Confirm(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(self.question, id="question")
+            yield Static(self.question, id="question", markup=False)
             yield Static("y / enter: yes    n / escape: no", id="keys")
 
     def action_answer(self, yes: bool) -> None:
