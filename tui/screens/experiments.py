@@ -364,7 +364,7 @@ class ExperimentsScreen(Screen[None]):
         self.entries = merge_entries(rows, files)
         options = self.query_one("#exp-list", OptionList)
         options.clear_options()
-        options.add_options([Option(Text(e.label())) for e in self.entries])
+        options.add_options([Option(e.label()) for e in self.entries])  # Text: literal
         wanted = select or self.path
         at = next((i for i, e in enumerate(self.entries) if e.path == wanted), 0 if self.entries else None)
         options.highlighted = at
