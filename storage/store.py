@@ -448,6 +448,60 @@ def run_metrics(cur: duckdb.DuckDBPyConnection, run_id: str, since_step: int | N
             "last_step": max(steps) if steps else since_step, "truncated": len(rows) > max_rows}
 
 
+#: Per benchmark of one run: the stored score (the scorer's aggregate, once the benchmark is
+#: done), and from its samples so far the live accuracy, the standard error over items (sample
+#: sd of per-item means / sqrt(n), as the eval job computes it) and the output health.
+_RUN_RESULTS_SQL = """
+WITH s AS (
+    SELECT benchmark, item_id, verdict, flags, extracted, finish_reason, completion, extra->>'group' AS grp
+    FROM samples WHERE run_id = $run
+    QUALIFY row_number() OVER (PARTITION BY benchmark, item_id, sample_idx ORDER BY "offset" DESC) = 1
+), items AS (
+    SELECT benchmark, item_id, avg(verdict) AS m FROM s WHERE verdict IS NOT NULL GROUP BY benchmark, item_id
+), spread AS (
+    SELECT benchmark, count(*) AS items, 100 * avg(m) AS live, 100 * stddev_samp(m) / sqrt(count(*)) AS stderr
+    FROM items GROUP BY benchmark
+), health AS (
+    SELECT benchmark, any_value(grp) AS grp, count(*) AS outputs,
+           count(*) FILTER (WHERE list_contains(coalesce(flags, []), 'no_answer') OR extracted IS NULL
+                                  OR trim(extracted) = '') AS no_answer,
+           count(*) FILTER (WHERE finish_reason = 'length'
+                                  OR list_contains(coalesce(flags, []), 'truncated')) AS truncated,
+           count(*) FILTER (WHERE list_contains(coalesce(flags, []), 'unclosed_think')
+                                  OR contains(list_last(string_split(coalesce(completion, ''), '</think>')),
+                                              '<think>')) AS unclosed_think
+    FROM s GROUP BY ALL
+), scored AS (
+    SELECT benchmark, arg_max("group", t) AS "group", arg_max(value, t) AS value, arg_max(n, t) AS n
+    FROM scores WHERE run_id = $run AND metric = 'accuracy' GROUP BY ALL
+)
+SELECT coalesce(sc.benchmark, h.benchmark) AS benchmark, coalesce(sc."group", h.grp),
+       sc.value AS accuracy, sc.n, sp.live, sp.items, sp.stderr,
+       h.outputs, h.no_answer, h.truncated, h.unclosed_think
+FROM scored sc FULL JOIN health h ON h.benchmark = sc.benchmark
+LEFT JOIN spread sp ON sp.benchmark = coalesce(sc.benchmark, h.benchmark)
+ORDER BY benchmark
+"""
+RESULT_COLUMNS = ("benchmark", "group", "accuracy", "n", "live", "items", "stderr", "outputs", "no_answer",
+                  "truncated", "unclosed_think")
+SHIFT_COLUMNS = ("scope", "benchmark", "group", "pca_d", "kl", "rank_shift", "logp_diff", "tokens")
+
+
+def run_results(cur: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
+    """What an eval or analyse run found, for its run-detail page: per benchmark the accuracy
+    (stored score, or live from the samples while it runs) with stderr, n and output health;
+    and the shift summary (PCA d, KL, rank shift per group and benchmark). On its own cursor."""
+    try:
+        cur.execute(_RUN_RESULTS_SQL, {"run": run_id})
+        benchmarks = [dict(zip(RESULT_COLUMNS, r, strict=True)) for r in cur.fetchall()]
+        cur.execute('SELECT DISTINCT scope, benchmark, "group", pca_d, kl, rank_shift, logp_diff, tokens '
+                    'FROM shift_summary WHERE run_id = ? ORDER BY scope DESC, "group", benchmark', [run_id])
+        shift = [dict(zip(SHIFT_COLUMNS, r, strict=True)) for r in cur.fetchall()]
+    finally:
+        cur.close()
+    return {"run_id": run_id, "benchmarks": benchmarks, "shift": shift}
+
+
 SAMPLE_COLUMNS = ("offset", "benchmark", "item_id", "sample_idx", "prompt", "completion", "extracted",
                   "verdict", "tokens", "finish_reason", "flags")
 

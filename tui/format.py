@@ -128,3 +128,68 @@ def column_decimals(values: list[float]) -> int | None:
     if any("e" in t for t in texts):
         return None
     return min(SIGNIFICANT, max((len(t.partition(".")[2]) for t in texts), default=0))
+
+
+# -- what a finished run found (the dashboard's result column and summary) -----------------------
+GROUP_ORDER = ("math", "other", "non")
+
+
+def short_value(value: float) -> str:
+    """3 significant digits: 57.3, 0.412, 1.2e-05 (a column of 8-16 cells)."""
+    return f"{value:.3g}" if value == 0 or 1e-3 <= abs(value) < 1e5 else f"{value:.1e}"
+
+
+def ordered_groups(values: dict[str, Any]) -> list[tuple[str, float]]:
+    """(group, value) in the paper's order (math, other, non), then any other group by name."""
+    known = [g for g in GROUP_ORDER if g in values] + sorted(g for g in values if g not in GROUP_ORDER)
+    return [(g, float(values[g])) for g in known if isinstance(values[g], int | float)]
+
+
+def eval_accuracies(result: dict[str, Any]) -> dict[str, float]:
+    scores = result.get("scores") if isinstance(result.get("scores"), dict) else {}
+    return {b: float(s["metrics"]["accuracy"]) for b, s in scores.items()
+            if isinstance(s, dict) and isinstance((s.get("metrics") or {}).get("accuracy"), int | float)}
+
+
+def result_facts(run: dict[str, Any]) -> list[tuple[str, str]]:
+    """What a succeeded run found, as (label, value) pairs, most telling first: mean accuracy and
+    group means (eval), final loss/reward (train, build), d per group (analyse)."""
+    result = run.get("result")
+    if run.get("state") != "succeeded" or not isinstance(result, dict):
+        return []
+    kind = run.get("kind")
+    if kind == "eval":
+        accs = eval_accuracies(result)
+        facts = [("acc", short_value(sum(accs.values()) / len(accs)))] if accs else []
+        return facts + [(g, short_value(v)) for g, v in ordered_groups(result.get("groups") or {})]
+    if kind == "score":
+        metrics = (result.get("summary") or {}).get("metrics") or {}
+        return [(k, short_value(float(v))) for k, v in metrics.items() if isinstance(v, int | float)][:3]
+    if kind == "analyse":
+        d = (result.get("pca_shift") or {}).get("d") or {}
+        kl = (result.get("token_shift") or {}).get("kl") or {}
+        return [(name, "/".join(short_value(v) for _, v in ordered_groups(values)))
+                for name, values in (("d", d), ("KL", kl)) if values]
+    final = dict(result.get("final") or {})
+    if kind == "build" and isinstance(result.get("final_loss"), int | float):
+        final["loss"] = result["final_loss"]
+    facts = [(k, short_value(float(final[k]))) for k in ("reward", "loss")
+             if isinstance(final.get(k), int | float)]
+    return facts + ([("steps", str(result["steps"]))] if result.get("steps") else [])
+
+
+def result_cell(run: dict[str, Any]) -> str:
+    """The result column: the run's most telling figure (`acc 57.3`, `loss 0.412`, `d .12/.08/.05`)."""
+    facts = result_facts(run)
+    return f"{facts[0][0]} {facts[0][1]}" if facts else ""
+
+
+def result_line(run: dict[str, Any]) -> str:
+    """Every fact of the result on one line, for the selected run's summary."""
+    result = run.get("result") if run.get("state") == "succeeded" else None
+    if run.get("kind") == "analyse" and isinstance(result, dict):
+        shifts = [("d", (result.get("pca_shift") or {}).get("d") or {}),
+                  ("KL", (result.get("token_shift") or {}).get("kl") or {})]
+        return " · ".join(f"{name} " + " ".join(f"{g} {short_value(v)}" for g, v in ordered_groups(values))
+                          for name, values in shifts if values)
+    return " · ".join(f"{k} {v}" for k, v in result_facts(run))

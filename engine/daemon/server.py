@@ -37,7 +37,7 @@ from engine.daemon.scheduler import Scheduler
 from engine.daemon.settings import DaemonSettings
 from engine.events import STDERR_FILE, STDOUT_FILE
 from engine.workspace import Workspace
-from storage.store import ReadOnlyQueryError, Store, readonly_query, run_metrics, run_samples
+from storage.store import ReadOnlyQueryError, Store, readonly_query, run_metrics, run_results, run_samples
 
 log = logging.getLogger("tix.daemon")
 
@@ -78,7 +78,7 @@ class Daemon:
             "schema": self.op_schema, "subscribe": self.op_subscribe, "shutdown": self.op_shutdown,
             "import_scores": self.op_import_scores, "ti": self.op_ti,
             "run_metrics": self.op_run_metrics, "run_log": self.op_run_log,
-            "run_samples": self.op_run_samples, "gpus": self.op_gpus,
+            "run_samples": self.op_run_samples, "run_results": self.op_run_results, "gpus": self.op_gpus,
             "sql_total": self.op_sql_total, "sql_export": self.op_sql_export,
         }
 
@@ -418,6 +418,12 @@ class Daemon:
         return await asyncio.to_thread(run_samples, self.store.con.cursor(), run_id, filters["query"],
                                        filters["benchmark"], filters["verdict"], filters["flag"],
                                        limit, offset)
+
+    async def op_run_results(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """args id. Result: benchmarks [{benchmark, group, accuracy, n, live, items, stderr, outputs,
+        no_answer, truncated, unclosed_think}] and shift [{scope, benchmark, group, pca_d, kl, ...}]."""
+        run_id = self.resolve_run(str(args.get("id", "")))
+        return await asyncio.to_thread(run_results, self.store.con.cursor(), run_id)
 
     async def op_gpus(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
         """Each schedulable GPU with utilisation, memory and the runs holding it (for the GPU panel).

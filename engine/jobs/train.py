@@ -76,7 +76,19 @@ def train_once(ctx: JobContext) -> dict[str, Any]:
     if not trainer.is_world_process_zero():
         return {}
     return {"model_path": str(final), "method": method, "steps": trainer.state.global_step,
-            "resumed_from": resume.name if resume else None, "train_items": len(items)}
+            "resumed_from": resume.name if resume else None, "train_items": len(items),
+            "final": final_values(trainer.state.log_history)}
+
+
+def final_values(history: list[dict[str, Any]]) -> dict[str, float]:
+    """The last logged loss and reward: what the dashboard shows for a finished training run
+    (trl's closing `train_loss` is the mean over all steps, not where training ended)."""
+    found: dict[str, float] = {}
+    for entry in reversed(history):
+        for key in ("loss", "reward"):
+            if key not in found and isinstance(entry.get(key), int | float):
+                found[key] = float(entry[key])
+    return found
 
 
 def model_location(model: Any) -> str:

@@ -39,6 +39,8 @@ BENCHMARKS = (("lab_basic_arithmetic", "math"), ("lab_syllogism", "other"), ("la
 #: recorded pids can never reach a real process.
 FAKE_PID = 1 << 30
 SPEC = Path(__file__).resolve().parents[2] / "experiments" / "tiny-lab.yaml"
+BUILD_RESULT = {"model_path": "models/tiny-lab-0", "final_loss": 1.1187}
+SFT_RESULT = {"model_path": "models/sft", "steps": 40, "final": {"loss": 0.4123}}
 
 
 @dataclass
@@ -97,6 +99,22 @@ def build_workspace(ws: Workspace, extra_runs: int = 0, live: bool = True) -> Re
     return rec
 
 
+def add_run(ws: Workspace, plan: dict[str, Any], row: dict[str, Any], write: Any,
+            experiment: str | None = EXPERIMENT) -> str:
+    """Store one more run (fields `row`), let `write(Files)` fill its folder, ingest it and file
+    it under `experiment`; before the daemon starts. Returns its id."""
+    store = Store.open(ws.db)
+    try:
+        _store_run(store, ws, plan, row)
+        if experiment:
+            store.link_runs(experiment, [plan["id"]])
+        write(Files(ws.run_dir(plan["id"]), row))
+        _ingest(store, plan["id"], ws.run_dir(plan["id"]))
+    finally:
+        store.close()
+    return plan["id"]
+
+
 def _ingest(store: Store, run_id: str, run_dir: Path) -> None:
     while ingest_run(store, run_id, run_dir).lines:
         pass
@@ -122,11 +140,11 @@ def _runs(rec: Recorded, live: bool) -> list[tuple[dict[str, Any], dict[str, Any
     worker = _fake_worker(rec) if live else None
     waiting = _queued if worker else _cancelled  # with no running run, a queued one would start
     runs = [
-        (build, _done(100, 96), _write_build),
-        (sft, _done(95, 80, gpus="0"), _write_sft),
+        (build, _done(100, 96, result=BUILD_RESULT), _write_build),
+        (sft, _done(95, 80, gpus="0", result=SFT_RESULT), _write_sft),
         (rl, _live(78, worker, gpus="0") if worker else _done(78, 30), _write_rl),
-        (eval_base, _done(94, 90, gpus="0"), _write_eval(0.4)),
-        (eval_sft, _done(79, 75, gpus="0"), _write_eval(0.7)),
+        (eval_base, _done(94, 90, gpus="0", result=eval_result(0.4)), _write_eval(0.4)),
+        (eval_sft, _done(79, 75, gpus="0", result=eval_result(0.7)), _write_eval(0.7)),
         (eval_rl, waiting(77), _write_nothing),
         (analyse_sft, _failed(74, 73, "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"),
          _write_failed),
@@ -147,9 +165,11 @@ def _fake_worker(rec: Recorded) -> int:
 
 
 # -- stored rows ---------------------------------------------------------------------------------
-def _done(start: float, end: float, gpus: str | None = None) -> dict[str, Any]:
+def _done(start: float, end: float, gpus: str | None = None, result: Any = None) -> dict[str, Any]:
+    """A succeeded run; `result` is what its final event reported (the scheduler stores it)."""
     return {"state": "succeeded", "created_at": at(start + 1), "started_at": at(start), "finished_at": at(end),
-            "heartbeat_at": at(end), "progress": 1.0, "attempt": 1, "gpus": gpus, "host": "lab-box"}
+            "heartbeat_at": at(end), "progress": 1.0, "attempt": 1, "gpus": gpus, "host": "lab-box",
+            "result": result}
 
 
 def _live(start: float, pid: int, gpus: str | None) -> dict[str, Any]:
@@ -206,7 +226,7 @@ def _write_build(run_dir: Path, row: dict[str, Any]) -> None:
     for step in range(1, 31):
         f.event(2 + step * 7, "metric", step=step, values={"loss": round(6.2 * math.exp(-step / 9) + 1.1, 4)})
         f.event(2 + step * 7, "progress", step=step, total=30, desc="pretrain")
-    f.event(220, "finished", result={"model_path": "models/tiny-lab-0"})
+    f.event(220, "finished", result=BUILD_RESULT)
     f.out("pre-training tiny-lab for 30 steps\nsaved models/tiny-lab-0\n")
 
 
@@ -225,7 +245,7 @@ def _write_sft(run_dir: Path, row: dict[str, Any]) -> None:
         if step % 5 == 0:
             f.out(json.dumps({"loss": round(loss, 4), "learning_rate": lr, "epoch": round(step / 40, 2)}) + "\n")
             f.out(f"\r{step * 100 // 40:3d}%|{'#' * (step // 4):<10}| {step}/40\n", "stderr")
-    f.event(820, "finished", result={"model_path": "models/sft"})
+    f.event(820, "finished", result=SFT_RESULT)
 
 
 def _write_rl(run_dir: Path, row: dict[str, Any]) -> None:
@@ -260,16 +280,29 @@ def _write_eval(accuracy: float) -> Any:
         for b, (bench, group) in enumerate(BENCHMARKS):
             right = 0
             for i in range(8):
-                correct = (i * 7 + b * 3) % 10 < accuracy * 10
+                correct = _correct(i, b, accuracy)
                 right += correct
                 f.sample(**_sample(bench, group, i, correct))
             f.event(30 + b * 30, "score", benchmark=bench, group=group, metric="accuracy",
                     value=round(100 * right / 8, 1), n=8, model=row.get("_model"))
             f.event(30 + b * 30, "progress", step=b + 1, total=len(BENCHMARKS), desc="eval")
-        f.event(100, "finished", result={"scores": len(BENCHMARKS)})
+        f.event(100, "finished", result=eval_result(accuracy))
         f.out("lab_basic_arithmetic: 8 items\nlab_syllogism: 8 items\nlab_spell_backward: 8 items\n")
 
     return write
+
+
+def _correct(i: int, b: int, accuracy: float) -> bool:
+    """Whether item i of benchmark b is right in a run of about `accuracy`."""
+    return (i * 7 + b * 3) % 10 < accuracy * 10
+
+
+def eval_result(accuracy: float) -> dict[str, Any]:
+    """The eval job's result: per benchmark its group, n and accuracy, and the group means."""
+    scores = {bench: {"group": group, "n": 8,
+                      "metrics": {"accuracy": round(100 * sum(_correct(i, b, accuracy) for i in range(8)) / 8, 1)}}
+              for b, (bench, group) in enumerate(BENCHMARKS)}
+    return {"scores": scores, "groups": {g: scores[bench]["metrics"]["accuracy"] for bench, g in BENCHMARKS}}
 
 
 def _sample(bench: str, group: str, i: int, correct: bool) -> dict[str, Any]:

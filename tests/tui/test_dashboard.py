@@ -127,3 +127,29 @@ def test_home_end_and_an_eta_only_once_it_means_something(recorded: Recorded) ->
         assert grid.cursor_row == 0
 
     run_app(make_app(recorded.ws), scenario)
+
+
+def test_finished_runs_show_what_they_found(recorded: Recorded) -> None:
+    """A result column (wide) or the progress column (narrow) and the summary under the table say
+    what a finished run found: an eval's mean accuracy and group means, a training's final loss."""
+
+    def row_of(pilot: Pilot[Any], role: str) -> str:
+        return next(x for x in screen_text(pilot.app).splitlines() if recorded.ids[role] in x)
+
+    async def wide(pilot: Pilot[Any]) -> None:
+        await connected(pilot)
+        assert "result" in screen_text(pilot.app).splitlines()[2]  # the header row
+        assert "acc 70.8" in row_of(pilot, "eval_sft")  # (62.5 + 75 + 75) / 3
+        assert "loss 1.12" in row_of(pilot, "build")
+        await select(pilot, recorded.ids["eval_sft"])
+        await until(pilot, lambda: "acc 70.8 · math 62.5 · other 75 · non 75" in screen_text(pilot.app),
+                    what="the selected run's result under the table")
+
+    async def narrow(pilot: Pilot[Any]) -> None:
+        await connected(pilot)
+        assert "prog/resu" in screen_text(pilot.app)
+        assert "acc 70.8" in row_of(pilot, "eval_sft")
+        assert "%" in row_of(pilot, "rl")  # a running run keeps its progress bar
+
+    run_app(make_app(recorded.ws), wide, size=(120, 30))
+    run_app(make_app(recorded.ws), narrow, size=(80, 24))

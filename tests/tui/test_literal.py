@@ -12,9 +12,8 @@ from textual.widgets import Label, OptionList, Select
 from textual.widgets.option_list import Option
 
 from engine.experiments.plan import make_run
-from storage import Store
 from tests.tui.conftest import connected, make_app, run_app, until
-from tests.tui.recorded import Files, Recorded, _ingest, _store_run, at
+from tests.tui.recorded import Files, Recorded, add_run, at
 from tui.screens.placeholder import PlaceholderScreen
 from tui.screens.run_detail import RunDetailScreen
 from tui.screentext import screen_text
@@ -25,14 +24,12 @@ MARK = "[red]x[/red]:fire:"
 
 
 def add_marked_run(rec: Recorded) -> str:
-    """A finished eval run whose name, error, log, samples and benchmark all carry MARK."""
+    """A failed eval run whose name, error, log, samples and benchmark all carry MARK."""
     plan = make_run("eval", f"v{MARK}", f"e{MARK}", {"suite": "lab"}, [])
     row = {"state": "failed", "created_at": at(30), "started_at": at(29), "finished_at": at(28),
            "error": f"ValueError: bad {MARK}", "attempt": 1}
-    store = Store.open(rec.ws.db)
-    try:
-        _store_run(store, rec.ws, plan, row)
-        f = Files(rec.ws.run_dir(plan["id"]), row)
+
+    def write(f: Files) -> None:
         f.event(0, "started", pid=f.pid, host="lab-box", attempt=1)
         f.event(1, "log", message=f"loading {MARK}")
         f.sample(benchmark=f"b{MARK}", group="math", item_id=f"i{MARK}", sample_idx=0, prompt=f"p{MARK}",
@@ -40,10 +37,8 @@ def add_marked_run(rec: Recorded) -> str:
                  gold=f"g{MARK}")
         f.event(2, "failed", error=f"ValueError: bad {MARK}")
         f.out(f"stdout {MARK}\n")
-        _ingest(store, plan["id"], rec.ws.run_dir(plan["id"]))
-    finally:
-        store.close()
-    return plan["id"]
+
+    return add_run(rec.ws, plan, row, write, experiment=None)
 
 
 def test_run_name_error_log_and_samples_are_literal(recorded: Recorded) -> None:

@@ -3,13 +3,17 @@ follows, the event story, and the samples browser with search and verdict filter
 
 from __future__ import annotations
 
+import subprocess
 from typing import Any
 
+import psutil
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Log
 
+from engine.experiments.plan import make_run
 from tests.tui.conftest import connected, make_app, run_app, until
-from tests.tui.recorded import Recorded
+from tests.tui.recorded import EXPERIMENT, Files, Recorded, add_run, at
+from tests.tui.screen_support import shift_events
 from tui.screens.run_detail import (
     RunDetailScreen,
     clean_log,
@@ -142,3 +146,98 @@ def test_helpers() -> None:
     assert step_ticks(1, 1000) == [250, 500, 750, 1000]
     assert step_ticks(0, 7) == [0, 2, 4, 6]
     assert step_ticks(5, 5) == [5]
+
+
+def results_text(pilot: Pilot[Any]) -> str:
+    return screen_text(pilot.app)
+
+
+def test_an_eval_run_opens_on_its_scores_and_they_follow_it_live(recorded: Recorded) -> None:
+    """A finished eval opens on accuracy ± stderr, n, health and group means; a running one shows
+    what its samples say so far and updates as more are scored."""
+    worker = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    plan = make_run("eval", "live", EXPERIMENT, {"suite": "lab", "n": 1}, [])
+    row = {"state": "running", "created_at": at(10), "started_at": at(9), "heartbeat_at": at(0), "attempt": 1,
+           "pid": worker.pid, "pid_started": psutil.Process(worker.pid).create_time(), "_pid": worker.pid,
+           "progress": 0.1}
+    live_dir = recorded.ws.run_dir(plan["id"])
+
+    def write(f: Files) -> None:
+        f.event(0, "started", pid=worker.pid, host="lab-box", attempt=1)
+        for i in range(4):
+            f.sample(benchmark="lab_basic_arithmetic", group="math", item_id=f"a-{i}", sample_idx=0, prompt="q",
+                     completion="c", extracted="1", verdict=float(i < 1), tokens=3, finish_reason="stop",
+                     flags=[])
+
+    live_id = add_run(recorded.ws, plan, row, write)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        app = await connected(pilot)
+        app.open_run(recorded.ids["eval_sft"])
+        await until(pilot, lambda: "group means" in results_text(pilot), what="scores shown")
+        assert detail(pilot).active_tab() == "results"
+        text = results_text(pilot)
+        assert "accuracy" in text and "± stderr" in text and "no answer" in text
+        line = next(x for x in text.splitlines() if "lab_basic_arithmetic" in x)
+        assert line.split()[1:5] == ["math", "62.5", "18.3", "8"]  # 5/8, sd of 0/1 items / sqrt 8
+        assert "2 (25%)" in next(x for x in text.splitlines() if "lab_spell_backward" in x)
+        assert "math 62.5   other 75.0   non 75.0" in text
+        await pilot.press("escape")
+        app.open_run(live_id)
+        await until(pilot, lambda: "25.0" in results_text(pilot), what="live accuracy (1 of 4)")
+        assert "so far" in results_text(pilot)
+        f = Files(live_dir, row)
+        for i in range(4, 8):
+            f.sample(benchmark="lab_basic_arithmetic", group="math", item_id=f"a-{i}", sample_idx=0, prompt="q",
+                     completion="c", extracted="1", verdict=1.0, tokens=3, finish_reason="stop", flags=[])
+        await until(pilot, lambda: "62.5" in results_text(pilot), what="live accuracy (5 of 8)")
+        f.event(30, "score", benchmark="lab_basic_arithmetic", group="math", metric="accuracy", value=62.5, n=8)
+        await until(pilot, lambda: "so far" not in results_text(pilot), what="stored score replaces the live one")
+
+    try:
+        run_app(make_app(recorded.ws), scenario, size=(120, 30))
+    finally:
+        worker.kill()
+        worker.wait()
+
+
+def test_an_analyse_run_opens_on_its_shift_summary(recorded: Recorded) -> None:
+    plan = make_run("analyse", "sft", EXPERIMENT, {"pca_shift": {}, "token_shift": {}}, [])
+    row = {"state": "succeeded", "created_at": at(20), "started_at": at(19), "finished_at": at(18), "attempt": 1,
+           "progress": 1.0}
+
+    def write(f: Files) -> None:
+        f.event(0, "started", pid=f.pid, host="lab-box", attempt=1)
+        for event in shift_events(1.0):
+            f.event(1, event.pop("type"), **{k: v for k, v in event.items() if k != "t"})
+        f.event(2, "finished", result={"pca_shift": {"d": {"math": 1.5}}})
+
+    run_id = add_run(recorded.ws, plan, row, write)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        app = await connected(pilot)
+        app.open_run(run_id)
+        await until(pilot, lambda: "PCA d" in screen_text(app), what="shift summary")
+        text = screen_text(app)
+        assert detail(pilot).active_tab() == "results"
+        assert "KL" in text and "rank shift" in text
+        math_row = next(x for x in text.splitlines() if x.strip().startswith("math"))
+        assert "1.5" in math_row  # the group's d (scale * 1.5)
+        await pilot.press("g")  # curves still one key away
+        await until(pilot, lambda: detail(pilot).active_tab() == "curves", what="curves tab")
+
+    run_app(make_app(recorded.ws), scenario, size=(120, 30))
+
+
+def test_a_finished_train_run_says_it_is_loading_before_its_curves_arrive(recorded: Recorded) -> None:
+    async def scenario(pilot: Pilot[Any]) -> None:
+        app = await connected(pilot)
+        app.open_run(recorded.ids["sft"])
+        await until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.query("#plot"),
+                    what="detail")
+        seen = screen_text(app)
+        assert detail(pilot).active_tab() == "curves"
+        assert "no metrics" not in seen  # never claims none while they load
+        await until(pilot, lambda: detail(pilot).query_one("#plot", PlotextView).drawn, what="curves drawn")
+
+    run_app(make_app(recorded.ws), scenario)

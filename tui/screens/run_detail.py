@@ -19,6 +19,9 @@ import math
 import time
 from typing import Any, ClassVar
 
+from rich import box
+from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -34,7 +37,9 @@ from tui.format import (
     duration,
     eta_seconds,
     fit,
+    ordered_groups,
     progress_cell,
+    result_line,
     run_seconds,
     state_cell,
 )
@@ -51,7 +56,15 @@ PREFERRED = ("loss", "reward", "kl", "learning_rate")
 HIDDEN = frozenset({"eta_seconds", "epoch", "step", "total_flos", "train_runtime"})
 PAGE = 100
 STREAMS = ("both", "stdout", "stderr", "events")
-TABS = ("curves", "logs", "samples")
+TABS = ("results", "curves", "logs", "samples")
+#: Run kinds whose page opens on what they found rather than on curves.
+RESULT_KINDS = frozenset({"eval", "score", "analyse"})
+
+
+def first_tab(run_id: str) -> str:
+    """An eval or analyse run opens on its results, a build or train run on its curves (a run's
+    id starts with its kind)."""
+    return "results" if run_id.split("-", 1)[0] in RESULT_KINDS else "curves"
 
 
 def curve_names(names: list[str]) -> list[str]:
@@ -159,6 +172,7 @@ class RunDetailScreen(Screen[None]):
     """
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("escape", "back", "back"),
+        Binding("o", "tab('results')", "results", show=False),
         Binding("g", "tab('curves')", "curves", show=False),
         Binding("l", "tab('logs')", "logs", show=False),
         Binding("s", "tab('samples')", "samples", show=False),
@@ -176,11 +190,11 @@ class RunDetailScreen(Screen[None]):
     TAB_ACTIONS: ClassVar[dict[str, str]] = {"more_curves": "curves", "stream": "logs", "follow": "logs",
                                               "search": "samples", "page": "samples"}
 
-    def __init__(self, source: Source, run_id: str, tab: str = "curves") -> None:
+    def __init__(self, source: Source, run_id: str, tab: str | None = None) -> None:
         super().__init__()
         self.source = source
         self.run_id = run_id
-        self.initial_tab = tab if tab in TABS else "curves"
+        self.initial_tab = tab if tab in TABS else first_tab(run_id)
         self.series: dict[str, list[tuple[int, float]]] = {}
         self.metric_names: list[str] = []
         self.last_step: int | None = None
@@ -197,14 +211,18 @@ class RunDetailScreen(Screen[None]):
         self.load_metrics = Coalesced(self, self.fetch_metrics, "metrics")
         self.load_log = Coalesced(self, self.fetch_log, "log")
         self.load_samples = Coalesced(self, self.fetch_samples, "samples")
+        self.load_results = Coalesced(self, self.fetch_results, "results")
+        self.results_stale = False
 
     # -- layout ----------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Chrome()
         yield Static(id="head")
         with TabbedContent(initial=self.initial_tab, id="detail-tabs"):
+            with TabPane("o results", id="results"), VerticalScroll(id="results-scroll"):
+                yield Static(Text("loading results…", style="dim"), id="results-view")
             with TabPane("g curves", id="curves"):
-                yield PlotextView("no metrics yet", id="plot")
+                yield PlotextView("loading metrics…", id="plot")
                 yield Static(id="curve-note")
             with TabPane("l logs", id="logs"):
                 yield Static(id="log-head")
@@ -243,6 +261,7 @@ class RunDetailScreen(Screen[None]):
         self.load_metrics()
         self.load_log()
         self.load_samples()
+        self.load_results()
 
     # -- pushes ----------------------------------------------------------------------------------
     def on_runs_pushed(self, message: RunsPushed) -> None:
@@ -255,6 +274,7 @@ class RunDetailScreen(Screen[None]):
                 if run.get("state") in TERMINAL:  # the last lines were ingested with the end
                     self.load_metrics()
                     self.load_log()
+                    self.load_results()
 
     def on_run_events_pushed(self, message: RunEventsPushed) -> None:
         for notice in message.notices:
@@ -268,6 +288,10 @@ class RunDetailScreen(Screen[None]):
                 self.samples_stale = True
                 if self.active_tab() == "samples":
                     self.load_samples()
+            if notice.get("samples") or notice.get("events"):  # scores and shifts are events
+                self.results_stale = True
+                if self.active_tab() == "results":
+                    self.load_results()
 
     def on_connection_changed(self, message: ConnectionChanged) -> None:
         if message.online:
@@ -335,6 +359,17 @@ class RunDetailScreen(Screen[None]):
         pages = max(1, (len(self.metric_names) + 3) // 4)
         self.curve_page = (self.curve_page + step) % pages
         self.draw_curves()
+
+    # -- results ---------------------------------------------------------------------------------
+    async def fetch_results(self) -> None:
+        self.results_stale = False
+        view = self.query_one("#results-view", Static)
+        try:
+            result = await self.source.request("run_results", id=self.run_id)
+        except SourceError as exc:
+            view.update(Text(f"results: {exc}", style="red"))
+            return
+        view.update(results_view(self.run, result))
 
     # -- logs ------------------------------------------------------------------------------------
     async def fetch_log(self) -> None:
@@ -446,6 +481,8 @@ class RunDetailScreen(Screen[None]):
             self.query_one("#sample-table", DataTable).focus()
             if self.samples_stale:
                 self.load_samples()
+        elif tab == "results" and self.results_stale:
+            self.load_results()
         elif tab == "logs":
             self.query_one("#log", Log).focus()
         self.refresh_bindings()
@@ -521,3 +558,92 @@ def sample_text(s: dict[str, Any]) -> Text:
         text.append(f"\n{title}\n", style="bold cyan")
         text.append(str(s.get(key)) if s.get(key) is not None else "(none)")
     return text
+
+
+# -- results ---------------------------------------------------------------------------------------
+def results_view(run: dict[str, Any], result: dict[str, Any]) -> Group:
+    """An eval's scores (accuracy ± stderr, n, health per benchmark, then group means), an
+    analyse run's shift summary, or what any other run reported when it ended."""
+    parts: list[Any] = []
+    if result["benchmarks"]:
+        parts += score_parts(result["benchmarks"], run.get("state") == "running")
+    if result["shift"]:
+        parts += shift_parts(result["shift"])
+    if not parts:
+        parts.append(no_results(run))
+    return Group(*parts)
+
+
+SCORE_COLUMNS = ("benchmark", "group", "accuracy", "± stderr", "n", "no answer", "truncated", "open think")
+HEALTH = ("no_answer", "truncated", "unclosed_think")
+
+
+def score_parts(rows: list[dict[str, Any]], running: bool) -> list[Any]:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for name in SCORE_COLUMNS:
+        table.add_column(name, justify="left" if name in ("benchmark", "group") else "right", no_wrap=True,
+                         overflow="fold" if name == "benchmark" else "ellipsis")
+    live = False
+    for r in rows:
+        accuracy = r["accuracy"] if r["accuracy"] is not None else r["live"]
+        live |= r["accuracy"] is None and accuracy is not None
+        table.add_row(Text(str(r["benchmark"])), Text(str(r["group"] or "-")),
+                      Text("-" if accuracy is None else f"{accuracy:.1f}",
+                           style="yellow" if r["accuracy"] is None else "bold"),
+                      "-" if r["stderr"] is None else f"{r['stderr']:.1f}", str(r["n"] or r["items"] or 0),
+                      *(health_cell(r[k], r["outputs"]) for k in HEALTH))
+    parts: list[Any] = [table, group_means_line(rows)]
+    if live:
+        going = "the run is going on" if running else "the run ended before scoring them"
+        parts.append(Text(f"yellow: accuracy so far, from the samples scored until now ({going})",
+                          style="dim"))
+    return parts
+
+
+def health_cell(count: int | None, outputs: int | None) -> Text:
+    if not outputs:
+        return Text("-", style="dim")
+    share = 100 * (count or 0) / outputs
+    return Text(f"{count} ({share:.0f}%)", style="red" if share >= 10 else "" if count else "dim")
+
+
+def group_means_line(rows: list[dict[str, Any]]) -> Text:
+    """Mean accuracy per group over its benchmarks (each benchmark weighs the same), as TI uses."""
+    by_group: dict[str, list[float]] = {}
+    for r in rows:
+        value = r["accuracy"] if r["accuracy"] is not None else r["live"]
+        if value is not None and r["group"]:
+            by_group.setdefault(str(r["group"]), []).append(float(value))
+    means = ordered_groups({g: sum(v) / len(v) for g, v in by_group.items()})
+    text = Text("group means  ", style="bold")
+    text.append("   ".join(f"{g} {v:.1f}" for g, v in means) or "-")
+    return text
+
+
+def shift_parts(rows: list[dict[str, Any]]) -> list[Any]:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table.add_column("group / benchmark", no_wrap=True, overflow="fold")
+    for name in ("PCA d", "KL", "rank shift", "Δ log p", "tokens"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for r in rows:
+        label = Text(str(r["group"] or "-"), style="bold") if r["scope"] == "group" else \
+            Text(f"  {r['benchmark']} ({r['group'] or '-'})")
+        table.add_row(label, *(Text("-", style="dim") if r[k] is None else Text(readable(r[k]))
+                               for k in ("pca_d", "kl", "rank_shift", "logp_diff", "tokens")))
+    return [table, Text("PCA d: distance between base and tuned hidden states on the base model's "
+                        "PCs; KL and rank shift: how the output distribution moved (README, Shift)",
+                        style="dim")]
+
+
+def readable(value: float) -> str:
+    return f"{value:.0f}" if float(value).is_integer() and abs(value) >= 10 else f"{value:.4g}"
+
+
+def no_results(run: dict[str, Any]) -> Text:
+    line = result_line(run)
+    if line:
+        return Text(line, style="green")
+    if run.get("state") in ("queued", "running"):
+        what = "scores" if run["id"].startswith("eval") else "results"
+        return Text(f"no {what} yet: they appear here as the run records them", style="dim")
+    return Text("this run recorded no scores or shift results", style="dim")

@@ -24,7 +24,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static
 
-from tui.format import STATE_STYLES, STATES, count_label, duration, epoch, run_seconds
+from tui.format import STATE_STYLES, STATES, count_label, duration, epoch, result_line, run_seconds
 from tui.messages import RunsLoaded, RunsPushed
 from tui.run_actions import ask_cancel, resume
 from tui.screens.run_detail import RunDetailScreen
@@ -220,7 +220,7 @@ class RunsScreen(Screen[None]):
 
     @on(DataTable.RowSelected, "#runs")
     def _selected(self, event: DataTable.RowSelected) -> None:
-        self.open_detail(str(event.row_key.value), "curves")
+        self.open_detail(str(event.row_key.value), None)
 
     # -- filter and sort -------------------------------------------------------------------------
     def action_filter(self) -> None:
@@ -275,7 +275,8 @@ class RunsScreen(Screen[None]):
         if run:
             self.open_detail(run["id"], "logs")
 
-    def open_detail(self, run_id: str, tab: str) -> None:
+    def open_detail(self, run_id: str, tab: str | None) -> None:
+        """Open a run; `tab` None opens the tab that fits its kind (scores for an eval, ...)."""
         self.app.push_screen(RunDetailScreen(self.source, run_id, tab=tab))
 
     def action_cancel(self) -> None:
@@ -306,6 +307,9 @@ def describe(run: dict[str, Any] | None, now: float) -> Text:
     elif run.get("finished_at"):
         ended = epoch(run["finished_at"])
         ago = duration(now - ended) if ended else ""
+        found = result_line(run)
+        if found:  # what it found first: it is why the user selected a finished run
+            text.append(found + "  ", style="green")
         text.append(f"ended {str(run['finished_at'])[5:16]}" + (f" ({ago} ago)" if ago else ""))
     text.no_wrap, text.overflow = True, "ellipsis"
     return text

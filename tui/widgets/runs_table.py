@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist
 
-from tui.format import duration, eta_seconds, fit, progress_cell, run_seconds, state_cell
+from tui.format import duration, eta_seconds, fit, progress_cell, result_cell, run_seconds, state_cell
 
 
 @dataclass(frozen=True)
@@ -34,10 +34,12 @@ class Column:
 COLUMNS = (
     Column("id", "id", 18), Column("experiment", "experiment", 9, 2, 22), Column("name", "name", 8, 2, 18),
     Column("kind", "kind", 7, wide_only=True), Column("state", "state", 9),
-    Column("progress", "progress", 10, 1, 24), Column("eta", "ETA", 5), Column("gpus", "GPU", 4),
-    Column("time", "time", 6),
+    Column("progress", "progress", 11, 1, 24), Column("result", "result", 10, 1, 16, wide_only=True),
+    Column("eta", "ETA", 5), Column("gpus", "GPU", 4), Column("time", "time", 6),
 )
-WIDE = 96
+WIDE = 100
+#: Below WIDE the progress column also shows a finished run's result (a full bar says nothing).
+NARROW_PROGRESS = "prog/result"
 
 
 def layout(width: int) -> list[tuple[Column, int]]:
@@ -61,8 +63,10 @@ def layout(width: int) -> list[tuple[Column, int]]:
 def cells(run: dict[str, Any], cols: list[tuple[Column, int]], now: float) -> list[Text]:
     """The row of one run, each cell a space then its text cut to the column width."""
     out = []
+    folded = not any(col.key == "result" for col, _ in cols)  # narrow: results share progress
     for col, width in cols:
-        value = _cell(run, col.key, width, now)
+        key = "result" if folded and col.key == "progress" and result_cell(run) else col.key
+        value = _cell(run, key, width, now)
         text = value if isinstance(value, Text) else Text(fit(value, width))
         text.truncate(width, overflow="ellipsis")
         out.append(Text(" ") + text)
@@ -74,6 +78,8 @@ def _cell(run: dict[str, Any], key: str, width: int, now: float) -> str | Text:
         return state_cell(run)
     if key == "progress":
         return progress_cell(run, width)
+    if key == "result":
+        return result_cell(run)
     if key == "eta":
         return duration(eta_seconds(run, now), short=True)
     if key == "time":
@@ -126,7 +132,8 @@ class RunsTable(DataTable[Text]):
         self.clear(columns=True)
         self.cols = layout(width)
         for col, w in self.cols:
-            label = (header or {}).get(col.key, col.label)
+            folded = col.key == "progress" and not any(c.key == "result" for c, _ in self.cols)
+            label = (header or {}).get(col.key, NARROW_PROGRESS if folded else col.label)
             self.add_column(Text(" " + fit(label, w), style="bold"), key=col.key, width=w + 1)
         now = self.clock()
         self.shown = {}
