@@ -265,11 +265,11 @@ class TixApp(LiteralNotify):
                 continue
             self.runs = {r["id"]: r for r in runs}
             await self.send_follows()
-            self.tell(RunsLoaded)
-            self.set_online(True, announce=True)  # screens that asked while offline ask again
             if not self.connected_once.is_set():
                 self.call_after_refresh(gc.freeze)
-            self.connected_once.set()
+            self.connected_once.set()  # before RunsLoaded: screens stop saying "connecting…"
+            self.tell(RunsLoaded)
+            self.set_online(True, announce=True)  # screens that asked while offline ask again
             await self.apply_pushes()
             if self.stopped_reason:
                 await self.wait_for_start()

@@ -113,3 +113,19 @@ def test_tui_process_imports_no_ml_library_and_no_duckdb(recorded: Recorded) -> 
     loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
     assert "textual" in loaded and "plotext" in loaded
     assert not loaded & {"torch", "transformers", "trl", "vllm", "duckdb", "numpy", "pyarrow"}
+
+
+def test_cold_start_paints_connecting_then_the_runs(recorded: Recorded) -> None:
+    """No daemon yet: the first frame already has the tabs and says it is connecting (never
+    "0 runs ... no run selected"); the runs replace it when the first status arrives."""
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        await pilot.pause()
+        first = screen_text(app)
+        assert "1 Runs" in first and "connecting to the daemon…" in first
+        assert "0 runs" not in first and "no run selected" not in first
+        await until(pilot, lambda: "10 runs" in screen_text(app), what="runs after the first status")
+        assert "connecting" not in screen_text(app)
+
+    run_app(make_app(recorded.ws), scenario)

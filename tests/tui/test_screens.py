@@ -113,3 +113,40 @@ def test_sql_console_first_visit_keeps_the_screen_keys(recorded: Recorded) -> No
         await until(pilot, lambda: isinstance(pilot.app.screen, RunsScreen))
 
     run_app(app, scenario)
+
+
+def test_footers_fit_at_80_columns_with_help_and_quit_always_shown(recorded: Recorded) -> None:
+    """Every screen's footer keeps `? help` and `q quit` and never cuts a key in half: what does
+    not fit is dropped from the end (the screen lists its keys most important first)."""
+
+    def footer_line(pilot: Pilot[Any]) -> str:
+        return next(x for x in reversed(screen_text(pilot.app).splitlines()) if "palette" in x)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        app = await connected(pilot)
+        for key in ("1", "2", "3", "4", "5", "6"):
+            await pilot.press(key)
+            await pilot.pause(0.3)
+            line = footer_line(pilot)
+            assert "? help" in line and "q quit" in line, (key, line)
+            keys = line.split("▏")[0]
+            assert keys.endswith("  ") or keys.endswith("quit"), (key, line)  # nothing cut at the edge
+        app.open_run(recorded.ids["rl"])
+        await pilot.pause(0.5)
+        assert "q quit" in footer_line(pilot)
+
+    run_app(make_app(recorded.ws), scenario, size=(80, 24))
+
+
+def test_fitting_keeps_the_essentials_then_the_screen_order() -> None:
+    from textual.widgets._footer import FooterKey
+
+    from tui.widgets.footer import fitting, key_cells
+
+    keys = [FooterKey(k, k, d, a) for k, d, a in (("enter", "open", "open"), ("l", "logs", "logs"),
+                                                  ("c", "cancel", "cancel"), ("?", "help", "help"),
+                                                  ("q", "quit", "quit"))]
+    width = key_cells(keys[3]) + key_cells(keys[4]) + key_cells(keys[0]) + 2
+    assert [k.action for k in fitting(keys, width)] == ["open", "help", "quit"]
+    assert [k.action for k in fitting(keys, 1000)] == ["open", "logs", "cancel", "help", "quit"]
+    assert [k.action for k in fitting(keys, 5)] == ["help", "quit"]

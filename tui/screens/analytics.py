@@ -24,13 +24,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Label, Select, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Label, Select, Static, TabbedContent, TabPane
 
 from engine.analysis import report, ti
 from tui.messages import ConnectionChanged, RunsPushed
 from tui.screens.export import ExportChoice, ExportFormat, ExportScreen
 from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
+from tui.widgets.footer import FitFooter
 from tui.widgets.literal import LiteralTable, literal_options
 from tui.widgets.plotext_view import PlotextView
 
@@ -212,7 +213,7 @@ class TIScreen(ResultsScreen):
             yield Label("", id="ti-mode", markup=False)
         yield ModelTable(id="ti-table", cursor_type="row", zebra_stripes=True)
         yield Static("loading…", id="ti-notes")
-        yield Footer()
+        yield FitFooter()
 
     def reload_results(self) -> None:
         self.load()
@@ -366,7 +367,7 @@ class TIDetailScreen(ModalScreen[None]):
         with Vertical():
             yield Static(self._head(), id="detail-head")
             yield LiteralTable(id="detail-table", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield FitFooter()
 
     def _head(self) -> Text:
         o = self.model
@@ -579,7 +580,7 @@ class ShiftScreen(ResultsScreen):
             with TabPane("tokens", id="tokens"):
                 yield LiteralTable(id="shift-tokens", cursor_type="row", zebra_stripes=True)
         yield Static("", id="shift-note")
-        yield Footer()
+        yield FitFooter()
 
     def reload_results(self) -> None:
         self.load_runs()

@@ -29,7 +29,7 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Label, OptionList, Static, TextArea
+from textual.widgets import Input, Label, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
@@ -38,6 +38,7 @@ from tui.messages import ConnectionChanged
 from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
 from tui.widgets.editor import CodeEditor
+from tui.widgets.footer import FitFooter
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "experiments"
 """The built-in example files shipped with tix: opened as copies, never edited in place."""
@@ -215,7 +216,7 @@ class ConfirmScreen(ModalScreen[bool]):
         with Vertical():
             yield Static(self.question, markup=False)
             yield Label("[b]y[/b] launch · [b]n[/b] cancel")
-        yield Footer()
+        yield FitFooter()
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
@@ -245,7 +246,7 @@ class NewExperimentScreen(ModalScreen[Path | None]):
             yield Label("file (enter creates it):")
             yield Input(str(self.folder / "NAME.yaml"), id="new-path")
             yield Label("", id="new-error", markup=False)
-        yield Footer()
+        yield FitFooter()
 
     @on(Input.Changed, "#new-name")
     def _name_changed(self, event: Input.Changed) -> None:
@@ -334,7 +335,7 @@ class ExperimentsScreen(Screen[None]):
                                            placeholder="the experiment opens here")
                 yield Static("", id="exp-check")
                 yield Static("", id="exp-output", classes="-empty")
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         getattr(self.app, "listen", lambda _w: None)(self)

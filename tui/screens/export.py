@@ -17,8 +17,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Input, Label, OptionList
+from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
+
+from tui.widgets.footer import FitFooter
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ class ExportScreen(ModalScreen[ExportChoice | None]):
             yield Label(f"file, relative to {home_short(Path.cwd())} (enter writes it):", markup=False)
             yield Input(self._default_path(self.formats[0]), id="export-path")
             yield Label("", id="export-error", markup=False)
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self.query_one(OptionList).highlighted = 0

@@ -18,12 +18,13 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from tui.format import bar, gib
 from tui.messages import ConnectionChanged
 from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
+from tui.widgets.footer import FitFooter
 
 REFRESH_SECONDS = 2.0
 
@@ -49,7 +50,7 @@ class GpusScreen(Screen[None]):
         yield Static("asking the daemon…", id="gpu-head")
         with VerticalScroll():
             yield Static(id="gpu-body")
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         getattr(self.app, "listen", lambda _w: None)(self)

@@ -10,9 +10,10 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Center, Middle
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from tui.widgets.chrome import Chrome
+from tui.widgets.footer import FitFooter
 
 
 class PlaceholderScreen(Screen[None]):
@@ -32,4 +33,4 @@ class PlaceholderScreen(Screen[None]):
             yield Static(f"The {self.title_text} screen is not available.\n\n{self.target} could not be "
                          f"loaded:\n{self.error}\n\nThe other screens work; press 1 for runs, ? for help.",
                          id="notice", markup=False)
-        yield Footer()
+        yield FitFooter()

@@ -28,7 +28,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Log, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Input, Log, Static, TabbedContent, TabPane
 
 from tui.coalesce import Coalesced
 from tui.format import (
@@ -47,6 +47,7 @@ from tui.messages import ConnectionChanged, RunEventsPushed, RunsPushed
 from tui.run_actions import ask_cancel, resume
 from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
+from tui.widgets.footer import FitFooter
 from tui.widgets.literal import LiteralTable
 from tui.widgets.plotext_view import PlotextView
 
@@ -234,7 +235,7 @@ class RunDetailScreen(Screen[None]):
                 yield LiteralTable(id="sample-table", cursor_type="row")
                 with VerticalScroll(id="sample-scroll"):
                     yield Static(id="sample-view")
-        yield Footer()
+        yield FitFooter()
 
     @property
     def run(self) -> dict[str, Any]:

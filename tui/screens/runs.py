@@ -22,7 +22,7 @@ from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from tui.format import STATE_STYLES, STATES, count_label, duration, epoch, result_line, run_seconds
 from tui.messages import RunsLoaded, RunsPushed
@@ -30,6 +30,7 @@ from tui.run_actions import ask_cancel, resume
 from tui.screens.run_detail import RunDetailScreen
 from tui.source import Source
 from tui.widgets.chrome import Chrome
+from tui.widgets.footer import FitFooter
 from tui.widgets.runs_table import COLUMNS, RunsTable, layout
 
 #: Sort columns in the order `s` cycles them, with each one's natural direction (True = descending).
@@ -103,7 +104,7 @@ class RunsScreen(Screen[None]):
         yield Static(id="selected")
         yield Input(placeholder="filter: words in id, name, experiment, kind, state (esc clears)",
                     id="filter", compact=True, select_on_focus=False)
-        yield Footer()
+        yield FitFooter()
 
     @property
     def table(self) -> RunsTable:
@@ -188,7 +189,16 @@ class RunsScreen(Screen[None]):
             if run is not None and run.get("state") == "running":
                 table.update_run(run)
 
+    def loaded(self) -> bool:
+        """Whether the first status has arrived: before it, "0 runs" would be a lie."""
+        connected = getattr(self.app, "connected_once", None)
+        return connected is None or connected.is_set()
+
     def show_summary(self) -> None:
+        if not self.loaded():
+            self.query_one("#summary", Static).update(Text("connecting to the daemon…", style="bold yellow"),
+                                                      layout=False)
+            return
         counts = Counter(r.get("state") for r in self.runs.values())
         text = Text(count_label(len(self.runs), "run"), style="bold")
         if self.filter_text:  # first, so 80 columns always show it
@@ -212,7 +222,9 @@ class RunsScreen(Screen[None]):
         explain themselves when they do not apply): refreshing the footer's bindings on each cursor
         move would recompose it, and Textual 8's Footer keeps every replaced key alive (a leak of
         about a thousand objects per refresh, which also slows its garbage collections)."""
-        self.query_one("#selected", Static).update(describe(self.selected_run(), self.clock()), layout=False)
+        shown = describe(self.selected_run(), self.clock()) if self.loaded() else Text(
+            "the runs appear as soon as the daemon answers (it is started if it is not running)", style="dim")
+        self.query_one("#selected", Static).update(shown, layout=False)
 
     @on(DataTable.RowHighlighted, "#runs")
     def _highlighted(self) -> None:

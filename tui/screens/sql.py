@@ -34,7 +34,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static, TextArea, Tree
+from textual.widgets import DataTable, Static, TextArea, Tree
 from textual.worker import get_current_worker
 
 from engine.analysis.report import cell
@@ -44,6 +44,7 @@ from tui.screens.export import ExportChoice, ExportFormat, ExportScreen
 from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
 from tui.widgets.editor import CodeEditor
+from tui.widgets.footer import FitFooter
 from tui.widgets.literal import LiteralTable
 
 GRID_ROWS = 1_000
@@ -258,7 +259,7 @@ class SQLScreen(Screen[None]):
                 yield Static("", id="sql-error", classes="-empty")
                 yield Static("F5 runs the query · read-only: SELECT and EXPLAIN", id="sql-status")
                 yield LiteralTable(id="sql-grid", zebra_stripes=True)
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         tree = self.query_one("#sql-schema", Tree)
