@@ -26,7 +26,7 @@ from tests.conftest import ROOT
 from tests.tui.screen_support import EXPERIMENT, HostApp, seed, settle, until, workspace
 from tui.screens.analytics import ShiftScreen, TIDetailScreen, TIScreen
 from tui.screens.export import ExportScreen
-from tui.widgets.plotext_view import PlotextView
+from tui.widgets.charts import ChartView
 
 
 @pytest.fixture(scope="module")
@@ -193,10 +193,11 @@ def shift_screen(pilot: Pilot[Any]) -> ShiftScreen:
 
 
 async def plotted(pilot: Pilot[Any], plot_id: str, *expected: str) -> str:
-    """The plot's text once it has been drawn and shows every `expected` string."""
-    plot = pilot.app.screen.query_one(f"#{plot_id}", PlotextView)
-    await until(pilot, lambda: plot.drawn and all(e in str(plot.render()) for e in expected))
-    return str(plot.render())
+    """The chart's text once it shows every `expected` string."""
+    chart = pilot.app.screen.query_one(f"#{plot_id}", ChartView)
+    await until(pilot, lambda: chart.chart is not None and all(e in chart.render().plain for e in expected),
+                what=f"{plot_id} showing {expected}")
+    return chart.render().plain
 
 
 def test_shift_screen_draws_the_recorded_results(lab: Workspace) -> None:
@@ -205,17 +206,18 @@ def test_shift_screen_draws_the_recorded_results(lab: Workspace) -> None:
         screen = shift_screen(pilot)
         assert (screen.experiment, screen.model, screen.benchmark) == (EXPERIMENT, "rl", "arith")
         assert screen.benchmarks() == ["arith", "chain", "bits", "syllogism", "reverse", "spell"]
-        await plotted(pilot, "plot-pca", "arith: layers L0..L4", "base", "tuned", "PC1", "L0", "L4")
+        await plotted(pilot, "plot-pca", "arith: layers L0..L4", "o base", "x tuned", "PC1", "L0", "L4")
+        await plotted(pilot, "plot-layers", "distance per layer", "L0", "L4")
         runs = screen.runs[(EXPERIMENT, "rl")]
         assert len(runs) == 2 and screen.run_id == runs[0][0]  # the newest of rl's two analyse runs
         await pilot.press("d")
         # rl's maths d 0.25 * 1.5; its benchmarks' d 0.25 * (i + 1) in BENCHMARKS order
         await plotted(pilot, "plot-d", "0.375", "math", "other", "non")
-        await plotted(pilot, "plot-d-bench", "d per benchmark", "arith", "0.25", "spell", "1.5")
+        await plotted(pilot, "plot-d", "d per benchmark", "arith", "0.25", "spell", "1.5")
         screen.query_one("#shift-run", Select).value = runs[1][0]  # the older run, at scale 0.5
         await until(pilot, lambda: screen.loaded >= 2)
         await plotted(pilot, "plot-d", "0.75")
-        await plotted(pilot, "plot-d-bench", "3")  # reverse, 0.5 * 6
+        await plotted(pilot, "plot-d", "reverse     3")  # reverse, 0.5 * 6
         screen.query_one("#shift-model", Select).value = "sft"
         await until(pilot, lambda: screen.loaded >= 3)
         assert screen.run_id == screen.runs[(EXPERIMENT, "sft")][0][0]
@@ -225,9 +227,9 @@ def test_shift_screen_draws_the_recorded_results(lab: Workspace) -> None:
         await until(pilot, lambda: model_select.value == "sft")
         assert screen.model == "sft" and screen.loaded == 3
         await pilot.press("k")
-        await plotted(pilot, "plot-kl", "token KL(tuned ‖ base) per benchmark", "syllogism 0.3", "spell 0.5")
+        await plotted(pilot, "plot-kl", "token KL(tuned ‖ base) per benchmark", "syllogism 0.3", "spell     0.5")
         await pilot.press("b")
-        await plotted(pilot, "plot-ranks", "80%", "rank 2-3")  # arith's rank-1 share; the caption's legend
+        await plotted(pilot, "plot-ranks", "80%", "rank 2-3")  # arith's rank-1 share; the legend
         await pilot.press("t")
         tokens = screen.query_one("#shift-tokens", DataTable)
         assert [row_text(tokens, i) for i in range(tokens.row_count)] == [
@@ -269,13 +271,30 @@ def test_shift_snapshot(lab: Workspace, snap_compare: Any, size: tuple[int, int]
     assert snap_compare(HostApp(lab, ShiftScreen), terminal_size=size, run_before=settle(ready))
 
 
+@pytest.mark.parametrize("size", [(60, 18), (80, 24), (160, 48)], ids=["60x18", "80x24", "160x48"])
+def test_shift_d_snapshot(lab: Workspace, snap_compare: Any, size: tuple[int, int],
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The d tab: every benchmark's bar beside its name, whole names where they fit."""
+    import tui.screens.analytics as analytics
+
+    monkeypatch.setattr(analytics, "run_label", lambda row: f"11-23 11:00 {row['run_id'][-4:]}")
+
+    async def ready(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: isinstance(pilot.app.screen, ShiftScreen) and pilot.app.screen.loaded)
+        await pilot.press("d")
+        text = await plotted(pilot, "plot-d", "d per benchmark")
+        for name in ("arith", "chain", "bits", "syllogism", "reverse", "spell"):  # label, value, bar: one line
+            assert any(line.startswith(name) and "█" in line for line in text.splitlines()), (name, text)
+
+    assert snap_compare(HostApp(lab, ShiftScreen), terminal_size=size, run_before=settle(ready))
+
+
 HYGIENE = """
 import sys
 import tui.screens.analytics as a, tui.screens.sql, tui.screens.experiments as e
-from tui.widgets.plotext_view import render_figure
 points = [{"layer": i, "base_pc1": i, "base_pc2": 0.5, "tuned_pc1": i, "tuned_pc2": 1.0} for i in range(3)]
-render_figure(a.draw_trajectory(points, "b"), 60, 15)
-render_figure(a.draw_buckets(["b"], [[0.8], [0.15], [0.05]]), 60, 10)
+a.trajectory_chart(points, "b")(60, 15)
+a.bucket_chart(["b"], [[0.8], [0.15], [0.05]])(60, 10)
 text = e.template_text("x")
 assert e.check_text(text, "x.yaml") == []
 e.plan_text(text, __import__("pathlib").Path("x.yaml"))
@@ -292,16 +311,24 @@ def test_screens_import_nothing_heavy() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_horizontal_bars_fit_on_their_axis() -> None:
-    """plotext alone ends the axis short of the longest bar; the drawn axis must cover every value."""
-    from tui.screens.analytics import draw_bars
-    from tui.widgets.plotext_view import render_figure
+def test_bars_stay_beside_their_labels_at_every_width() -> None:
+    """Each bar is one line holding its label, value and bar; labels take the width there is and
+    are cut (with …) only when the bar would get fewer than MIN_BAR cells."""
+    from tui.widgets.charts import MIN_BAR, Bar, bars_text
 
-    for values in ([0.119, 0.0876, 0.002], [0.119, -0.0876, 0.002]):
-        text = render_figure(draw_bars(["a", "b", "c"], values, "t", horizontal=True), 60, 12).plain
-        ticks = [float(x) for x in text.splitlines()[-1].split()]
-        assert ticks[-1] >= max(values) and ticks[0] <= min(0.0, *values)
-        assert "a 0.119" in text and "c 0.002" in text
+    names = ["lab_basic_arithmetic", "lab_chain_sum", "lab_word_sequence_reversal"]
+    bars = [Bar(n, v, f"{v:.3g}") for n, v in zip(names, [0.119, -0.0876, 0.002], strict=True)]
+    for width in (30, 60, 80, 160):
+        lines = bars_text(bars, width, "d").plain.splitlines()
+        assert lines[0] == "d" and len(lines) == 4
+        for line, name, value in zip(lines[1:], names, ("0.119", "-0.0876", "0.002"), strict=True):
+            label = line.split(" ")[0]
+            assert name.startswith(label.rstrip("…")) and value in line and len(line) <= width
+            if width >= len(names[2]) + 8 + MIN_BAR:
+                assert label == name  # room for whole names: never cut
+        cells = [sum(c in "█▏▎▍▌▋▊▉" for c in line) for line in lines[1:]]
+        assert cells[0] > cells[1] > cells[2]  # lengths follow |d|
+    assert "█" * 5 in bars_text(bars, 80).plain.splitlines()[1]
 
 
 def test_ti_notes_name_the_base_or_count_several() -> None:

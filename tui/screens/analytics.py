@@ -30,10 +30,10 @@ from engine.analysis import report, ti
 from tui.messages import ConnectionChanged, RunsPushed
 from tui.screens.export import ExportChoice, ExportFormat, ExportScreen
 from tui.source import Source, SourceError
+from tui.widgets.charts import Bar, ChartView, bars_text, trajectory_text
 from tui.widgets.chrome import Chrome
 from tui.widgets.footer import FitFooter
 from tui.widgets.literal import LiteralTable, literal_options
-from tui.widgets.plotext_view import PlotextView
 
 TI_FORMATS = [ExportFormat("csv", "CSV", "csv"), ExportFormat("md", "Markdown", "md"),
               ExportFormat("latex", "LaTeX (booktabs)", "tex")]
@@ -448,76 +448,45 @@ def run_label(row: dict[str, Any]) -> str:
     return f"{str(row.get('created') or '')[5:16]} {row['run_id'][-4:]}"  # timestamps come as JSON text
 
 
-def short(name: str, width: int = 14) -> str:
-    return name if len(name) <= width else name[: width - 1] + "…"
+def value_bars(rows: list[dict[str, Any]], label: str, value: str) -> list[Bar]:
+    """A bar per row: its `label` field beside its `value` field."""
+    return [Bar(str(r[label]), float(r[value]), f"{r[value]:.3g}") for r in rows]
 
 
-def draw_trajectory(points: list[dict[str, Any]], benchmark: str) -> Any:
-    """Base and tuned mean projections per layer (PC1, PC2), joined in layer order."""
-    def draw(figure: Any) -> None:
-        for who, marker in (("base", "dot"), ("tuned", "x")):
-            xs = [p[f"{who}_pc1"] for p in points]
-            ys = [p[f"{who}_pc2"] for p in points]
-            signal = figure.signal(xs, ys, marker=marker)
-            signal.lines()
-            signal.label(who)
-            figure.draw(signal)
-        last = points[-1]
-        figure.draw(figure.text(last["tuned_pc1"], last["tuned_pc2"], f"L{last['layer']}"))
-        figure.draw(figure.text(points[0]["base_pc1"], points[0]["base_pc2"], f"L{points[0]['layer']}"))
-        for axis, keys in (("x", ("base_pc1", "tuned_pc1")), ("y", ("base_pc2", "tuned_pc2"))):
-            figure.ruler(axis).lim(*padded([p[k] for p in points for k in keys]))
-        figure.title(f"{benchmark}: layers L{points[0]['layer']}..L{last['layer']}")
-        figure.label("PC1", "x")
-        figure.label("PC2", "y")
-    return draw
+def titled_bars(*sections: tuple[str, list[Bar]]) -> Callable[[int, int], Text]:
+    """A chart of one or more titled bar lists, each label beside its own bar at any width."""
+    def chart(width: int, _height: int) -> Text:
+        return Text("\n\n").join(bars_text(bars, width, title) for title, bars in sections if bars)
+    return chart
 
 
-def padded(values: list[float], margin: float = 0.08) -> tuple[float, float]:
-    """Axis limits with room at both ends, so the layer labels at the extremes stay readable."""
-    low, high = min(values), max(values)
-    room = (high - low) * margin or abs(high) * margin or 1.0
-    return low - room, high + room
+def trajectory_chart(points: list[dict[str, Any]], benchmark: str) -> Callable[[int, int], Text]:
+    """The selected benchmark's base and tuned mean projections per layer, titled."""
+    title = Text(f"{benchmark}: layers L{points[0]['layer']}..L{points[-1]['layer']}", style="bold")
 
-
-def draw_bars(labels: list[str], values: list[float], title: str, horizontal: bool = False) -> Any:
-    """One bar per label with its value written on it; horizontal bars list the first label on top."""
-    if horizontal:
-        labels, values = labels[::-1], values[::-1]
-
-    def draw(figure: Any) -> None:
-        if horizontal:  # the value goes in the label: written on a short bar it would be clipped
-            figure.draw(figure.bar([f"{short(x)} {v:.3g}" for x, v in zip(labels, values, strict=True)],
-                                   values, orientation="h"))
-            # plotext 6 sizes a horizontal bar chart's value axis short of the longest bar: set it
-            low, high = min(0.0, *values), max(0.0, *values)
-            room = (high - low) * 0.04 or 1.0
-            figure.ruler("x").lim(low - room if low < 0 else 0.0, high + room if high > 0 else 0.0)
-        else:
-            figure.draw(figure.bar([short(x) for x in labels], values, labeled=[f"{v:.3g}" for v in values]))
-        figure.title(title)
-    return draw
+    def chart(width: int, height: int) -> Text:
+        return Text("\n").join([title, trajectory_text(points, width, height - 1)])
+    return chart
 
 
 BUCKETS = (("share_base_rank1", "rank 1", "bright_blue"), ("share_base_rank2_3", "rank 2-3", "bright_green"),
            ("share_base_rank_gt3", "rank > 3", "bright_red"))
-"""The base-rank buckets in plotext's default colour order (12, 10, 9), for the caption."""
+"""The base-rank buckets: a share of each benchmark's tokens, drawn as one stacked bar."""
 BUCKET_LEGEND = Text.assemble(
     "base rank of the tuned model's tokens: ",
     *[item for _, name, colour in BUCKETS for item in (("███ ", colour), f"{name}  ")])
 
 
-def draw_buckets(labels: list[str], shares: list[list[float]]) -> Any:
-    """Stacked horizontal bars: each benchmark's tokens split by their rank under the base model."""
-    labels, shares = labels[::-1], [s[::-1] for s in shares]
+def bucket_chart(labels: list[str], shares: list[list[float]]) -> Callable[[int, int], Text]:
+    """Stacked bars: each benchmark's tokens split by their rank under the base model, with the
+    shares written after the bar and the legend under the chart."""
+    bars = [Bar(label, 1.0, "", tuple((share[i], colour, f"{100 * share[i]:.0f}%")
+                                      for share, (_, _, colour) in zip(shares, BUCKETS, strict=True)))
+            for i, label in enumerate(labels)]
 
-    def draw(figure: Any) -> None:
-        percents = [[f"{100 * v:.0f}%" if v >= 0.05 else "" for v in bucket] for bucket in shares]
-        figure.draw(figure.bar([short(x) for x in labels], shares, stacked=True, orientation="h",
-                               labeled=percents))
-        figure.ruler("x").lim(0, 1)
-        figure.title("share of tokens by base rank")
-    return draw
+    def chart(width: int, _height: int) -> Text:
+        return Text("\n\n").join([bars_text(bars, width, "share of tokens by base rank"), BUCKET_LEGEND])
+    return chart
 
 
 class ShiftScreen(ResultsScreen):
@@ -527,7 +496,11 @@ class ShiftScreen(ResultsScreen):
     ShiftScreen #shift-bar { height: 1; }
     ShiftScreen #shift-bar Select { width: 1fr; }
     ShiftScreen #shift-bar #shift-run { width: 19; }
-    ShiftScreen #d-plots PlotextView { width: 1fr; }
+    ShiftScreen #shift-bar #shift-benchmark { width: 2fr; }
+    ShiftScreen SelectOverlay { text-wrap: nowrap; text-overflow: ellipsis; }
+    ShiftScreen #plot-pca { width: 3fr; }
+    ShiftScreen #plot-layers { width: 1fr; min-width: 16; max-width: 34; padding-left: 1; }
+    ShiftScreen TabPane { padding: 0 1; }
     ShiftScreen TabbedContent { height: 1fr; }
     ShiftScreen #shift-note { height: auto; max-height: 2; padding: 0 1; color: $text-muted; }
     """
@@ -568,15 +541,15 @@ class ShiftScreen(ResultsScreen):
             yield Select[str]([], prompt="run", compact=True, id="shift-run")
             yield Select[str]([], prompt="benchmark", compact=True, id="shift-benchmark")
         with TabbedContent(initial="pca"):
-            with TabPane("PCA", id="pca"):
-                yield PlotextView("no PCA points", id="plot-pca")
-            with TabPane("d", id="d"), Horizontal(id="d-plots"):
-                yield PlotextView("no PCA shift", id="plot-d")
-                yield PlotextView("no PCA shift", id="plot-d-bench")
+            with TabPane("PCA", id="pca"), Horizontal(id="pca-plots"):
+                yield ChartView("no PCA points", id="plot-pca")
+                yield ChartView("", id="plot-layers")
+            with TabPane("d", id="d"):
+                yield ChartView("no PCA shift", id="plot-d")
             with TabPane("KL", id="kl"):
-                yield PlotextView("no token shift", id="plot-kl")
+                yield ChartView("no token shift", id="plot-kl")
             with TabPane("ranks", id="ranks"):
-                yield PlotextView("no token shift", id="plot-ranks")
+                yield ChartView("no token shift", id="plot-ranks")
             with TabPane("tokens", id="tokens"):
                 yield LiteralTable(id="shift-tokens", cursor_type="row", zebra_stripes=True)
         yield Static("", id="shift-note")
@@ -699,13 +672,11 @@ class ShiftScreen(ResultsScreen):
         self.draw_benchmark()
         groups = sorted((r for r in self.summary if r["scope"] == "group" and not is_missing(r["pca_d"])),
                         key=lambda r: GROUP_ORDER.get(r["group"], 9))
-        self.query_one("#plot-d", PlotextView).plot(
-            draw_bars([r["group"] for r in groups], [r["pca_d"] for r in groups], "PCA shift d per group")
-            if groups else None, "no PCA shift recorded for this model")
         benches = [r for r in self._bench_rows() if not is_missing(r["pca_d"])]
-        self.query_one("#plot-d-bench", PlotextView).plot(
-            draw_bars([r["benchmark"] for r in benches], [r["pca_d"] for r in benches], "d per benchmark",
-                      horizontal=True) if benches else None, "no per-benchmark PCA shift")
+        self.query_one("#plot-d", ChartView).show(
+            titled_bars(("PCA shift d per group", value_bars(groups, "group", "pca_d")),
+                        ("d per benchmark", value_bars(benches, "benchmark", "pca_d")))
+            if groups or benches else None, "no PCA shift recorded for this model")
         self._draw_kl()
         self._draw_ranks()
 
@@ -720,25 +691,28 @@ class ShiftScreen(ResultsScreen):
         rows = [r for r in rows if not is_missing(r[metric])]
         title = ("token KL(tuned ‖ base) per benchmark" if metric == "kl"
                  else "mean log p_tuned - log p_base per benchmark (no full KL: vLLM backend)")
-        self.query_one("#plot-kl", PlotextView).plot(
-            draw_bars([r["benchmark"] for r in rows], [r[metric] for r in rows], title, horizontal=True)
+        self.query_one("#plot-kl", ChartView).show(
+            titled_bars((title, value_bars(rows, "benchmark", metric)))
             if rows else None, "no token shift recorded for this model")
 
     def _draw_ranks(self) -> None:
         keys = [key for key, _, _ in BUCKETS]
         rows = [r for r in self._bench_rows() if all(not is_missing(r[k]) for k in keys)]
         shares = [[r[k] for r in rows] for k in keys]
-        self.query_one("#plot-ranks", PlotextView).plot(
-            draw_buckets([r["benchmark"] for r in rows], shares) if rows else None,
-            "no token shift recorded for this model", caption=BUCKET_LEGEND)
+        self.query_one("#plot-ranks", ChartView).show(
+            bucket_chart([r["benchmark"] for r in rows], shares) if rows else None,
+            "no token shift recorded for this model")
 
     def draw_benchmark(self) -> None:
-        """The selected benchmark's PCA trajectory and most-shifted tokens."""
+        """The selected benchmark's PCA trajectory, its shift per layer, and most-shifted tokens."""
         points = [p for p in self.points if p["benchmark"] == self.benchmark
                   and not any(is_missing(p[k]) for k in ("base_pc1", "base_pc2", "tuned_pc1", "tuned_pc2"))]
-        self.query_one("#plot-pca", PlotextView).plot(
-            draw_trajectory(points, self.benchmark or "") if points else None,
+        self.query_one("#plot-pca", ChartView).show(
+            trajectory_chart(points, self.benchmark or "") if points else None,
             f"no PCA points for {self.benchmark}" if self.benchmark else "no PCA points")
+        layers = [{**p, "name": f"L{p['layer']}"} for p in points if not is_missing(p.get("shift"))]
+        self.query_one("#plot-layers", ChartView).show(
+            titled_bars(("distance per layer", value_bars(layers, "name", "shift"))) if layers else None, "")
         scope, shown = self.shown_tokens()
         table = self.query_one("#shift-tokens", DataTable)
         table.clear(columns=True)
