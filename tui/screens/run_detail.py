@@ -575,7 +575,9 @@ def results_view(run: dict[str, Any], result: dict[str, Any]) -> Group:
     return Group(*parts)
 
 
-SCORE_COLUMNS = ("benchmark", "group", "accuracy", "± stderr", "n", "no answer", "truncated", "open think")
+SCORE_COLUMNS = ("benchmark", "group", "acc", "±se", "n", "no ans", "trunc", "think")
+SCORE_KEY = ("acc: accuracy % (yellow: so far) · ±se: its standard error over items · no ans, trunc, think: "
+             "share of outputs with no answer, cut at the token limit, a <think> left open")
 HEALTH = ("no_answer", "truncated", "unclosed_think")
 
 
@@ -583,7 +585,7 @@ def score_parts(rows: list[dict[str, Any]], running: bool) -> list[Any]:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for name in SCORE_COLUMNS:
         table.add_column(name, justify="left" if name in ("benchmark", "group") else "right", no_wrap=True,
-                         overflow="fold" if name == "benchmark" else "ellipsis")
+                         overflow="ellipsis", min_width=min(len(name), 6))
     live = False
     for r in rows:
         accuracy = r["accuracy"] if r["accuracy"] is not None else r["live"]
@@ -597,15 +599,17 @@ def score_parts(rows: list[dict[str, Any]], running: bool) -> list[Any]:
     if live:
         going = "the run is going on" if running else "the run ended before scoring them"
         parts.append(Text(f"yellow: accuracy so far, from the samples scored until now ({going})",
-                          style="dim"))
+                          style="yellow"))
+    parts.append(Text(SCORE_KEY, style="dim"))
     return parts
 
 
 def health_cell(count: int | None, outputs: int | None) -> Text:
+    """The share of a benchmark's outputs with a problem: red from 10 %, dim when none."""
     if not outputs:
         return Text("-", style="dim")
     share = 100 * (count or 0) / outputs
-    return Text(f"{count} ({share:.0f}%)", style="red" if share >= 10 else "" if count else "dim")
+    return Text(f"{share:.0f}%", style="red" if share >= 10 else "" if count else "dim")
 
 
 def group_means_line(rows: list[dict[str, Any]]) -> Text:
