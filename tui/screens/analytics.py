@@ -473,7 +473,7 @@ BUCKETS = (("share_base_rank1", "rank 1", "bright_blue"), ("share_base_rank2_3",
            ("share_base_rank_gt3", "rank > 3", "bright_red"))
 """The base-rank buckets: a share of each benchmark's tokens, drawn as one stacked bar."""
 BUCKET_LEGEND = Text.assemble(
-    "base rank of the tuned model's tokens: ",
+    "base rank of the tuned tokens: ",
     *[item for _, name, colour in BUCKETS for item in (("███ ", colour), f"{name}  ")])
 
 
