@@ -95,3 +95,34 @@ def test_sql_console_reads_and_caps_rows() -> None:
 def test_schema_lists_tables_and_views() -> None:
     tables = {row["table"] for row in Store.open(None).schema()}
     assert {"runs", "events", "metrics", "samples", "scores", "shift_results", "run_summary"} <= tables
+
+
+def test_run_results_match_the_eval_jobs_arithmetic() -> None:
+    """A run's results page: the stored score wins, stderr over items is what the eval job writes
+    (samples.stderr), health counts the latest line of each sample, a benchmark still running
+    shows its accuracy so far; analyse runs bring their shift summary."""
+    from engine.evaluation.samples import stderr
+    from storage.store import run_results
+
+    store = Store.open(None)
+    store.insert_run({"id": "e", "kind": "eval", "state": "running"})
+    verdicts = {"a-0": [1.0, 0.0], "a-1": [1.0, 1.0], "a-2": [0.0, 0.0]}  # two samples per item
+    offset = 0
+    batch = IngestBatch("e", "samples.jsonl", 1)
+    for item, values in verdicts.items():
+        for idx, v in enumerate(values):
+            offset += 1
+            batch.add("samples", {"run_id": "e", "offset": offset, "benchmark": "arith", "item_id": item,
+                                  "sample_idx": idx, "prompt": "q", "completion": "<think>x", "extracted": "1",
+                                  "verdict": v, "tokens": 3, "finish_reason": "length" if item == "a-2" else "stop",
+                                  "flags": [], "extra": '{"group": "math"}'})
+    store.write_batch(batch)
+    live = run_results(store.con.cursor(), "e")["benchmarks"]
+    assert len(live) == 1 and live[0]["accuracy"] is None and live[0]["group"] == "math"
+    assert live[0]["live"] == pytest.approx(100 * (0.5 + 1 + 0) / 3) and live[0]["items"] == 3
+    assert live[0]["stderr"] == pytest.approx(100 * stderr([0.5, 1.0, 0.0]))
+    assert (live[0]["outputs"], live[0]["truncated"], live[0]["unclosed_think"]) == (6, 2, 6)
+    store.con.execute("INSERT INTO scores VALUES ('e', 'm', 'arith', 'math', 'accuracy', 50.0, 3, now())")
+    done = run_results(store.con.cursor(), "e")["benchmarks"][0]
+    assert (done["accuracy"], done["n"]) == (50.0, 3)
+    assert run_results(store.con.cursor(), "e")["shift"] == []

@@ -173,3 +173,12 @@ def test_launch_commands_and_shipped_configs() -> None:
         kinds[name] = (str(config.distributed_type), config.mixed_precision)
     assert kinds == {"zero3": ("DistributedType.DEEPSPEED", "bf16"), "fsdp": ("DistributedType.FSDP", "bf16"),
                      "ddp": ("DistributedType.MULTI_GPU", "bf16")}
+
+
+def test_final_values_are_the_last_logged_not_trls_mean() -> None:
+    from engine.jobs.train import final_values
+
+    history = [{"loss": 2.0, "reward": 0.1, "step": 1}, {"loss": 1.0, "step": 2}, {"reward": 0.5, "step": 3},
+               {"train_loss": 1.5, "train_runtime": 9.0}]
+    assert final_values(history) == {"loss": 1.0, "reward": 0.5}
+    assert final_values([]) == {}
