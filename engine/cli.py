@@ -208,10 +208,12 @@ def demo(ctx: click.Context) -> None:
     models = ["base", *sorted(m for m in scores if m != "base")]
     click.echo(f"\naccuracy (%, greedy) after {time.time() - started:.0f} s:")
     click.echo(render_table(["group", "benchmark", *models], lab_demo.accuracy_rows(scores, groups, models)))
-    click.echo("\nTransferability Index against the base (group means base -> model):")
+    click.echo("\nTransferability Index against the base (group means, Δ: signed change from the base):")
     v1 = call(ctx, "ti", experiment="tiny-lab", variant="v1")["results"]
     v2 = call(ctx, "ti", experiment="tiny-lab", variant="v2", sigma="pooled")["results"]
     click.echo(render_table(lab_demo.TI_COLUMNS, lab_demo.ti_rows(v1, v2)))
+    for note in lab_demo.ti_notes(v1, v2):
+        click.echo(note)
     shift = call(ctx, "sql", query=lab_demo.SHIFT_SQL, params=["tiny-lab"])
     click.echo("\nShift against the base per group (PCA d over layers; token shift on own answers):")
     click.echo(render_table(lab_demo.SHIFT_COLUMNS, lab_demo.shift_rows(shift["rows"])))

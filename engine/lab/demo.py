@@ -64,19 +64,47 @@ def accuracy_rows(scores: dict[str, dict[str, float]], groups: dict[str, str],
 
 
 def ti_rows(v1: list[dict[str, Any]], v2: list[dict[str, Any]]) -> list[list[str]]:
-    """One row per tuned model from the `ti` op's objects: group means, TI v1 and v2, the flag."""
+    """The base's group means, then one row per tuned model from the `ti` op's objects: its group
+    means with the signed change from the base, TI v1 and v2; an unstable model's name gets `*`
+    (explained by `ti_notes` under the table)."""
     by_model = {o["model"]: o for o in v2}
-    return [_ti_row(one, by_model[one["model"]]) for one in sorted(v1, key=lambda o: o["model"])]
+    ordered = sorted(v1, key=lambda o: o["model"])
+    base = [base_row(by_model[ordered[0]["model"]])] if ordered else []
+    return base + [_ti_row(one, by_model[one["model"]]) for one in ordered]
+
+
+def base_row(v2: dict[str, Any]) -> list[str]:
+    groups = v2["groups"]
+    return [str(v2["base_model"]), *(f"{groups[g]['base']:.1f}" for g in GROUPS), *["-"] * 4]
 
 
 def _ti_row(v1: dict[str, Any], v2: dict[str, Any]) -> list[str]:
     groups = v2["groups"]
-    means = [f"{groups[g]['base']:.1f} -> {groups[g]['model']:.1f}" for g in ("math", "other", "non")]
-    flag = "UNSTABLE (maths gain < 1 pt or index <= 0)" if v1["unstable"] or v2["unstable"] else ""
-    return [v1["model"], *means, *(_fmt(o[k]) for o in (v1, v2) for k in ("ti_other", "ti_non")), flag]
+    means = [f"{groups[g]['model']:.1f} ({groups[g]['model'] - groups[g]['base']:+.1f})" for g in GROUPS]
+    name = v1["model"] + ("*" if is_unstable(v1, v2) else "")
+    return [name, *means, *(_fmt(o[k]) for o in (v1, v2) for k in ("ti_other", "ti_non"))]
 
 
-TI_COLUMNS = ["model", "math", "other", "non", "TI_other v1", "TI_non v1", "TI_other v2", "TI_non v2", ""]
+def is_unstable(v1: dict[str, Any], v2: dict[str, Any]) -> bool:
+    return bool(v1["unstable"] or v2["unstable"])
+
+
+def ti_notes(v1: list[dict[str, Any]], v2: list[dict[str, Any]]) -> list[str]:
+    """The footnote of each starred model: why its TI is not meaningful."""
+    by_model = {o["model"]: o for o in v2}
+    notes = []
+    for one in sorted(v1, key=lambda o: o["model"]):
+        two = by_model[one["model"]]
+        if is_unstable(one, two):
+            why = one.get("unstable_reason") or two.get("unstable_reason") or UNSTABLE_WHY
+            notes.append(f"* {one['model']}: TI unstable, not meaningful ({why})")
+    return notes
+
+
+GROUPS = ("math", "other", "non")
+UNSTABLE_WHY = "maths gain < 1 pt or index <= 0"
+TI_COLUMNS = ["model", "math (Δ)", "other (Δ)", "non (Δ)", "TI_other v1", "TI_non v1", "TI_other v2",
+              "TI_non v2"]
 
 
 def _fmt(value: float | None) -> str:

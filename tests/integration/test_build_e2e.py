@@ -54,7 +54,10 @@ def test_demo_end_to_end(ws: Workspace, tix) -> None:
     out = result.stdout
     assert "Transferability Index" in out and "TI_other v1" in out and "TI_non v2" in out
     ti_table = out[out.index("TI_other v1"):out.index("Shift against")]
-    assert ti_table.count("\nrl ") + ti_table.count("\nsft ") == 2 and "next:" in out
+    models = [line.split()[0] for line in ti_table.splitlines() if line.split() and line.split()[0].rstrip("*")
+              in ("base", "rl", "sft")]
+    assert [m.rstrip("*") for m in models] == ["base", "rl", "sft"] and "next:" in out
+    assert all(f"* {m[:-1]}: TI unstable" in ti_table for m in models if m.endswith("*"))  # starred: a footnote
     shift = out[out.index("Shift against"):out.index("next:")]
     for model in ("rl", "sft"):  # one row per group, every analysis filled in
         rows = [line.split() for line in shift.splitlines() if line.startswith(model + " ")]

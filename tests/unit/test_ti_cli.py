@@ -292,3 +292,18 @@ def test_a_model_whose_base_has_no_scores_yet_is_skipped_with_a_warning(tix: Run
                                 "runs or `tix import scores`)"]
     code, out, _ = tix("ti", "half", "--format", "json")
     assert code == 0 and json.loads(out) == []
+
+
+def test_demo_ti_table_has_a_base_row_signed_deltas_and_footnotes() -> None:
+    from engine.lab import demo
+
+    groups = {"math": {"base": 40.0, "model": 55.0}, "other": {"base": 60.0, "model": 58.0},
+              "non": {"base": 50.0, "model": 35.0}}
+    v1 = [{"model": "sft", "ti_other": -20.0, "ti_non": -94.6, "unstable": False},
+          {"model": "rl", "ti_other": 1.0, "ti_non": 2.0, "unstable": True, "unstable_reason": "maths gain 0.4"}]
+    v2 = [{**o, "groups": groups, "base_model": "base", "unstable": o["unstable"]} for o in v1]
+    rows = demo.ti_rows(v1, v2)
+    assert rows[0] == ["base", "40.0", "60.0", "50.0", "-", "-", "-", "-"]
+    assert rows[1][:4] == ["rl*", "55.0 (+15.0)", "58.0 (-2.0)", "35.0 (-15.0)"]
+    assert rows[2][0] == "sft" and len(rows[2]) == len(demo.TI_COLUMNS)
+    assert demo.ti_notes(v1, v2) == ["* rl: TI unstable, not meaningful (maths gain 0.4)"]
