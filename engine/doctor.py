@@ -310,6 +310,33 @@ def train_step(model: Path, home: Path, method: str) -> str:
     return f"{result['steps']} step, model saved"
 
 
+def lab_precision() -> str:
+    """What `precision: auto` picks for the tiny lab here, and why (the same oneDNN check)."""
+    import torch
+
+    capability = torch.backends.cpu.get_cpu_capability()
+    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return f"bf16 autocast: this CPU ({capability}) has native bf16 matmuls"
+    return (f"fp32: this CPU ({capability}) has no native bf16 matmuls; emulated bf16 would be slower "
+            "than fp32 (set `precision: bf16` in the build to force it)")
+
+
+#: `tix demo` wall seconds ~ DEMO_FIT[0] + DEMO_FIT[1] * (seconds per pre-training step): the line
+#: through two measured machines, a 2-core AVX-512 box with native bf16 (0.12 s/step, demo 231 s)
+#: and a 2-core AVX2-only one in fp32 (0.55 s/step, demo 809 s); README, "The tiny lab".
+DEMO_FIT = (70.0, 1344.0)
+
+
+def demo_estimate() -> str:
+    """The demo's time here, from a 10-step probe of the lab's pre-training at its precision."""
+    from engine.lab.model import probe_step_seconds
+
+    per_step = probe_step_seconds(10)
+    estimate = DEMO_FIT[0] + DEMO_FIT[1] * per_step
+    return (f"`tix demo` about {estimate / 60:.0f} min here ({per_step:.2f} s per pre-training step "
+            f"in a 10-step probe; the 1,000-step build is most of it)")
+
+
 def disk(ws: Workspace) -> str:
     usage = shutil.disk_usage(ws.home if ws.home.exists() else ws.home.parent)
     free = usage.free / 2**30
@@ -329,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     doc.check("versions", versions)
     gpu_checks(doc)
     doc.check("disk", lambda: disk(ws))
+    doc.check("lab precision", lab_precision)
+    if not args.quick:
+        doc.check("demo estimate", demo_estimate, required=False)
     with tempfile.TemporaryDirectory(prefix="tix-doctor-") as tmp:
         home = Path(tmp)
         model = home / "micro"

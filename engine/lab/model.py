@@ -253,3 +253,22 @@ def _train_step(
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimiser.step()
     return loss.item()
+
+
+def probe_step_seconds(steps: int = 10, precision: str = "auto", warmup: int = 2) -> float:
+    """Seconds per pre-training step of the default tiny lab build on this CPU (its size, vocabulary,
+    batch 32 of 128 tokens, `precision`), timed over `steps` steps after `warmup` untimed ones on
+    random tokens: the build's cost without its tokenizer and corpus (`tix doctor` estimates the
+    demo's time from it)."""
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(Qwen2Config(vocab_size=1024, **DEFAULT_SIZE))
+    model.set_attn_implementation("eager")
+    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    batch = torch.randint(0, 1024, (32, 2, 128))
+    dtype = autocast_dtype(precision)
+    for _ in range(warmup):
+        _train_step(model, optimiser, batch, 1e-3, dtype)
+    start = time.perf_counter()
+    for _ in range(steps):
+        _train_step(model, optimiser, batch, 1e-3, dtype)
+    return (time.perf_counter() - start) / steps

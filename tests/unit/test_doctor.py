@@ -130,3 +130,15 @@ def test_imports_that_print_keep_json_clean(tmp_path: Path, monkeypatch: pytest.
     assert capsys.readouterr().out == ""
     with pytest.raises(Skip, match="not_a_package not installed"):
         doctor.package("not_a_package", "tests")
+
+
+def test_lab_precision_follows_the_cpu_and_the_probe_times_real_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.lab import model
+
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert doctor.lab_precision().startswith("bf16" if native else "fp32")
+    assert torch.backends.cpu.get_cpu_capability() in doctor.lab_precision()
+    per_step = model.probe_step_seconds(steps=2, warmup=1)
+    assert 0.001 < per_step < 30
+    monkeypatch.setattr(model, "probe_step_seconds", lambda steps: 0.55)  # the AVX2 box of the fit
+    assert "about 13 min" in doctor.demo_estimate()  # 809 s measured there
