@@ -33,9 +33,11 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual.app import App
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.markup import escape
 from textual.message import Message
 from textual.message_pump import MessagePump
 from textual.screen import ModalScreen, Screen
@@ -80,14 +82,14 @@ class TixCommands(Provider):
 
     async def discover(self) -> Hits:
         for name, callback, help_text in self.commands()[:60]:
-            yield DiscoveryHit(name, callback, help=help_text)
+            yield DiscoveryHit(Text(name), callback, help=help_text)  # Text: run names are literal
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for name, callback, help_text in self.commands():
             score = matcher.match(name)
-            if score > 0:
-                yield Hit(score, matcher.highlight(name), callback, help=help_text)
+            if score > 0:  # highlight() reads its text as markup: escaped, a run name stays literal
+                yield Hit(score, matcher.highlight(escape(name)), callback, help=help_text)
 
 
 def shown_bindings(screen: type[Screen[Any]] | Screen[Any]) -> list[Binding]:

@@ -63,6 +63,10 @@ def test_run_name_error_log_and_samples_are_literal(recorded: Recorded) -> None:
         box.value = MARK
         await pilot.press("enter")
         await until(pilot, lambda: f"match “{MARK}”" in screen_text(app), what="search echoed")
+        await pilot.press("escape", "escape", "ctrl+p")  # the palette lists runs by name
+        await pilot.press(*run_id[:9])
+        await until(pilot, lambda: f"e{MARK}/v{MARK}" in screen_text(app), what="palette entry")
+        await pilot.press("escape")
 
     run_app(make_app(recorded.ws), scenario, size=(140, 40))
 
