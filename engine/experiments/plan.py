@@ -66,8 +66,9 @@ class Planner:
     def base_model(self) -> tuple[Any, list[str]]:
         base = self.data["base"]
         if base["model"] in BUILTIN_MODELS:
-            run = self.add(make_run("build", "base", self.exp.name,
-                                    {"model": base["model"], "seed": base.get("seed", 0)}, []))
+            params = {"model": base["model"], "seed": base.get("seed", 0), **(base.get("build") or {})} | (
+                {"rebuild": True} if base.get("rebuild") else {})  # absent when false: same run ids as before
+            run = self.add(make_run("build", "base", self.exp.name, params, []))
             return {"from_run": run["id"], "key": "model_path"}, [run["id"]]
         return self.external_model(base), []
 

@@ -385,6 +385,23 @@ def _ref_problem(ref: Any, what: str, builtins: set[str], folder: Path) -> _Prob
     return _Problem(message, _suggest(ref, builtins))
 
 
+def _build_params(value: Any) -> _Problem | None:
+    """`base.build:` of the built-in tiny lab: build parameters other than the model and seed
+    (which `base:` names), checked as the build job checks them."""
+    from engine.lab.params import resolve
+
+    if not isinstance(value, dict):
+        return _Problem("must be a mapping of build parameters (pretrain_steps, precision, ...)")
+    fixed = sorted({"model", "seed"} & set(value))
+    if fixed:
+        return _Problem(f"set {' and '.join(fixed)} under base:, not under base.build")
+    try:
+        resolve(value)
+    except ValueError as exc:
+        return _Problem(str(exc))
+    return None
+
+
 # ── the schema ─────────────────────────────────────────────────────────────────────────────
 
 
@@ -653,8 +670,15 @@ class _Checker:
             "model": _Field(self.model_ref, required=True),
             "revision": _Field(_string),
             "seed": _Field(_integer(), 0),
+            "rebuild": _Field(_boolean, False),
+            "build": _Field(_build_params),
         }
-        return self.section(("base",), top["base"], fields)
+        base = self.section(("base",), top["base"], fields)
+        key = "build" if base and base.get("build") else "rebuild" if base and base.get("rebuild") else None
+        if key and base and base.get("model") not in registry.BUILTIN_MODELS:
+            self.error(("base", key), f"only a built-in base ({', '.join(sorted(registry.BUILTIN_MODELS))}) "
+                                      "is built; this base is loaded as it is")
+        return base
 
     def models(self, value: Any) -> dict[str, Any]:
         """Variants by name; an empty `models:` means none."""

@@ -17,7 +17,6 @@ never leaves a folder that looks finished.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,75 +26,55 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.jobs import JobContext
-from engine.lab import DEFAULT_SIZE
+from engine.lab.params import DEFAULTS, PRECISIONS, VERSION, content_hash, resolve  # noqa: F401 - build's API
 
 if TYPE_CHECKING:  # torch and transformers load only when a build actually runs
     from engine.lab.model import OnStep
 
-VERSION = "2"
-
-#: Every parameter the build accepts, with its default; anything else is a ValueError.
-DEFAULTS: dict[str, Any] = {
-    "model": "tiny-lab",
-    "seed": 0,
-    "vocab_size": 1024,
-    "size": {},
-    "pretrain_steps": 1000,
-    "batch_size": 32,
-    "lr": 3e-3,
-    "corpus_items": 70000,
-    "precision": "auto",
-}
-#: `precision` values: bf16 autocast, fp32, or `auto` (bf16 where the CPU has native bf16).
-PRECISIONS = ("auto", "bf16", "fp32")
 COMPLETE = ".complete"
 INFO_FILE = "tix_build.json"
 METRIC_EVERY = 10
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    """Build (or reuse) the tiny lab model described by `ctx.params`; returns where it lives."""
-    params = resolve(ctx.params)
-    path = ctx.models_dir / f"tiny-lab-{content_hash(params)}"
+    """Build (or reuse) the tiny lab model described by `ctx.params`; returns where it lives.
+
+    The default build comes shipped in the package (engine/lab/ship.py): it is copied, not
+    trained, unless `rebuild` is set, which trains it here into a folder of its own."""
+    wanted = dict(ctx.params)
+    rebuild = wanted.pop("rebuild", False)
+    if not isinstance(rebuild, bool):
+        raise ValueError(f"build parameter 'rebuild' must be true or false, not {rebuild!r}")
+    params = resolve(wanted)
+    name = f"tiny-lab-{content_hash(params)}"
+    path = ctx.models_dir / (f"{name}-rebuilt" if rebuild else name)
     if (path / COMPLETE).exists():
         ctx.events.log(f"reusing {path}: an identical build is already complete")
         return _result(path, reused=True)
-    _set_threads()
+    shipped = None if rebuild else _shipped(name)
     tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        _build(ctx, params, tmp)
-        return _result(_move_into_place(ctx, tmp, path), reused=False)
+        if shipped is not None:
+            ctx.events.log(f"using the shipped base {name} (made by `python -m engine.lab.ship`; "
+                           "`rebuild: true` under `base:` trains it here instead)")
+            shutil.copytree(shipped, tmp)
+            (tmp / COMPLETE).write_text("")
+        else:
+            _set_threads()
+            _build(ctx, params, tmp)
+        return _result(_move_into_place(ctx, tmp, path), reused=shipped is not None)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def resolve(params: dict[str, Any]) -> dict[str, Any]:
-    """`params` over DEFAULTS, size included; unknown keys or models are a ValueError."""
-    unknown = sorted(set(params) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown build parameter(s): {', '.join(unknown)} (known: {', '.join(DEFAULTS)})")
-    resolved = {**DEFAULTS, **params}
-    if resolved["model"] != "tiny-lab":
-        raise ValueError(f"build can only make model 'tiny-lab', not {resolved['model']!r}")
-    resolved["size"] = {**DEFAULT_SIZE, **(resolved["size"] or {})}
-    _check_types(resolved)
-    if resolved["precision"] not in PRECISIONS:
-        raise ValueError(f"build parameter 'precision' must be one of {', '.join(PRECISIONS)}")
-    return resolved
+def _shipped(name: str) -> Path | None:
+    """The package's copy of build `name`, checked file by file; None when there is none."""
+    from engine.lab.shipping import shipped_folder, verify
 
-
-def _check_types(params: dict[str, Any]) -> None:
-    """Each parameter must have its default's type (an int is fine where a float is expected)."""
-    for key, default in DEFAULTS.items():
-        expected = (int, float) if isinstance(default, float) else type(default)
-        if not isinstance(params[key], expected) or isinstance(params[key], bool):
-            raise ValueError(f"build parameter {key!r} must be {type(default).__name__}, not {params[key]!r}")
-
-
-def content_hash(params: dict[str, Any]) -> str:
-    """First 12 hex digits of sha256 over the canonical JSON of resolved params and VERSION."""
-    canonical = json.dumps({"params": params, "version": VERSION}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    folder = shipped_folder(name)
+    if folder is not None:
+        verify(folder)
+    return folder
 
 
 def _set_threads() -> None:

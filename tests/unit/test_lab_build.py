@@ -268,3 +268,43 @@ def test_failed_build_leaves_nothing_that_looks_complete(
     with pytest.raises(RuntimeError, match="killed"):
         build.run(ctx)
     assert not ctx.models_dir.exists() or list(ctx.models_dir.iterdir()) == []
+
+
+def test_the_default_base_comes_from_the_package_unless_rebuild(tmp_path: Path) -> None:
+    """`base: tiny-lab` with default parameters copies the shipped build (checked file by file)
+    instead of pre-training; `rebuild` trains into a folder of its own."""
+    from engine.jobs import build
+    from engine.lab import shipping as ship
+
+    name = f"tiny-lab-{build.content_hash(build.resolve({}))}"
+    shipped = ship.shipped_folder(name)
+    assert shipped is not None, f"{name} is not shipped: run `python -m engine.lab.ship`"
+    ctx = make_ctx(tmp_path / "home", {"model": "tiny-lab", "seed": 0})
+    started = time.perf_counter()
+    result = build.run(ctx)
+    assert time.perf_counter() - started < 10  # a copy, not 1,000 training steps
+    path = Path(result["model_path"])
+    assert path.name == name and (path / build.COMPLETE).exists()
+    for file, digest in json.loads((shipped / ship.MANIFEST).read_text())["files"].items():
+        assert ship.sha256(path / file) == digest
+    assert any("using the shipped base" in e.get("message", "") for e in read_events(ctx))
+    rebuilt = make_ctx(tmp_path / "home2", {**TINY, "rebuild": True})
+    assert Path(build.run(rebuilt)["model_path"]).name.endswith("-rebuilt")
+    with pytest.raises(ValueError, match="rebuild"):
+        build.run(make_ctx(tmp_path / "home3", {"model": "tiny-lab", "rebuild": "yes"}))
+
+
+def test_a_damaged_shipped_model_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from engine.jobs import build
+    from engine.lab import shipping as ship
+
+    name = f"tiny-lab-{build.content_hash(build.resolve({}))}"
+    copy = tmp_path / "shipped"
+    shutil.copytree(ship.SHIPPED / name, copy / name)
+    with open(copy / name / "config.json", "a") as f:
+        f.write(" ")
+    monkeypatch.setattr(ship, "SHIPPED", copy)
+    with pytest.raises(ValueError, match=r"config\.json is missing or changed"):
+        build.run(make_ctx(tmp_path / "home", {"model": "tiny-lab"}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from engine.experiments.plan import plan_experiment, variant_order
 from engine.experiments.spec import load_experiment, load_experiment_text
@@ -90,3 +91,81 @@ def test_multi_gpu_runs_ask_the_scheduler_for_their_gpu_sets(tmp_path: Path) -> 
         "sft": (8, "zero3"), "fsdp": (4, "fsdp"), "mine": (2, str(tmp_path / "my-ds.yaml")), "one": (1, None)}
     assert "gpus" not in train["one"]["params"]  # a one-GPU run keeps the id it had before multi-GPU existed
     assert {r["gpus_needed"] for r in runs["eval"]} == {8}  # 2-way tensor parallel x 4 copies
+
+
+def test_rebuild_asks_for_a_build_of_its_own() -> None:
+    text = TINY.read_text()
+    default = by_kind(plan_experiment(load_experiment_text(text, str(TINY))))["build"][0]
+    assert "rebuild" not in default["params"]  # run ids of existing workspaces do not move
+    rebuilt = by_kind(plan_experiment(load_experiment_text(
+        text.replace("  seed: 0\n", "  seed: 0\n  rebuild: true\n", 1), str(TINY))))["build"][0]
+    assert rebuilt["params"]["rebuild"] is True and rebuilt["id"] != default["id"]
+
+
+def test_rebuild_must_be_a_boolean() -> None:
+    from engine.experiments.spec import SpecErrors
+
+    text = TINY.read_text().replace("  seed: 0\n", "  seed: 0\n  rebuild: maybe\n", 1)
+    try:
+        load_experiment_text(text, str(TINY))
+    except SpecErrors as exc:
+        assert "base.rebuild" in str(exc)
+    else:
+        raise AssertionError("rebuild: maybe was accepted")
+
+
+def test_base_build_parameters_reach_the_build_and_are_checked() -> None:
+    from engine.experiments.spec import SpecErrors
+
+    text = TINY.read_text()
+    tuned = text.replace("  seed: 0\n", "  seed: 3\n  build: {pretrain_steps: 200, precision: fp32}\n", 1)
+    build = by_kind(plan_experiment(load_experiment_text(tuned, str(TINY))))["build"][0]
+    assert build["params"] == {"model": "tiny-lab", "seed": 3, "pretrain_steps": 200, "precision": "fp32"}
+    for bad, said in (("build: {steps: 2}", "unknown build parameter(s): steps"),
+                      ("build: {precision: fp16}", "'precision' must be one of auto, bf16, fp32"),
+                      ("build: {seed: 2}", "set seed under base:")):
+        try:
+            load_experiment_text(text.replace("  seed: 0\n", f"  seed: 0\n  {bad}\n", 1), str(TINY))
+        except SpecErrors as exc:
+            assert "base.build" in str(exc) and said in str(exc), str(exc)
+        else:
+            raise AssertionError(f"{bad} was accepted")
+    released = text.replace("  model: tiny-lab\n", "  model: org/name\n", 1).replace(
+        "  seed: 0\n", "  seed: 0\n  build: {pretrain_steps: 2}\n", 1)
+    try:
+        load_experiment_text(released, str(TINY))
+    except SpecErrors as exc:
+        assert "only a built-in base" in str(exc)
+    else:
+        raise AssertionError("build parameters for a released base were accepted")
+
+
+def load_bench_lab() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_lab", ROOT / "bench" / "lab.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_lab_seeds_the_base_and_both_trainings_and_summarises_over_seeds() -> None:
+    lab = load_bench_lab()
+    exp = load_experiment_text(lab.experiment_text(2, "fp32"), str(TINY))
+    assert exp.data["name"] == "tiny-lab-seed2"
+    assert exp.data["base"]["seed"] == 2 and exp.data["base"]["build"] == {"precision": "fp32"}
+    assert all(v["train"]["args"]["seed"] == 2 for v in exp.data["models"].values())
+    build = by_kind(plan_experiment(load_experiment_text(lab.experiment_text(0, "auto"), str(TINY))))["build"][0]
+    assert build["params"] == {"model": "tiny-lab", "seed": 0}  # seed 0, defaults: the shipped base
+
+    def seed(math_sft: float) -> dict[str, Any]:
+        means = {"base": {"math": 40.0, "other": 50.0, "non": 60.0},
+                 "sft": {"math": math_sft, "other": 49.0, "non": 50.0}}
+        ti = {v: {"sft": {"ti_other": -10.0, "ti_non": -100.0}} for v in ("v1", "v2")}
+        return {"means": means, "ti": ti}
+
+    lines = lab.summary([seed(50.0), seed(44.0), seed(47.0)])
+    math_line = next(line for line in lines if line.startswith("sft") and " math " in line)
+    assert "+7.0 ± 3.0" in math_line
+    assert "maths gain >= 5 pts in 2/3 seeds (+10.0, +4.0, +7.0)" in lines[-1]
+    assert "-10.0 ± 0.0" in next(line for line in lines if " other " in line)

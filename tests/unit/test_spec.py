@@ -72,7 +72,7 @@ def test_example_defaults_are_filled() -> None:
 def test_minimal_file_gets_every_default() -> None:
     data = load_experiment_text(BASE).data
     assert data["description"] == ""
-    assert data["base"] == {"model": "tiny-lab", "revision": None, "seed": 0}
+    assert data["base"] == {"model": "tiny-lab", "revision": None, "seed": 0, "rebuild": False, "build": None}
     assert data["models"] == {}
     assert (data["eval"]["suite"], data["eval"]["benchmarks"], data["eval"]["limit"]) == ("lab", None, None)
     assert data["eval"]["generation"]["temperature"] is None
