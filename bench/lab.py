@@ -124,6 +124,7 @@ def main() -> None:
     parser.add_argument("--home", help="workspace (default: a fresh temporary one)")
     args = parser.parse_args()
     home = Path(args.home or tempfile.mkdtemp(prefix="tix-lab-bench-"))
+    home.mkdir(parents=True, exist_ok=True)
     results = []
     try:
         for seed in range(args.seeds):
