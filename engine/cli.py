@@ -323,15 +323,34 @@ def render_score(summary: dict[str, Any]) -> str:
               help="Only runs in this state. Repeatable.")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool, experiment: str | None, states: tuple[str, ...]) -> None:
-    """List runs: id, experiment, kind, state, progress, started, finished."""
+    """List runs: id, experiment, kind, state, progress, started, finished (and the Slurm job of
+    runs on a cluster: its id, then its node, why it waits, or how Slurm ended it)."""
     runs = call(ctx, "status", experiment=experiment, states=list(states))
     if as_json:
         click.echo(json.dumps(runs, indent=1))
         return
+    columns = list(STATUS_COLUMNS)
     rows = [[run["id"], run["experiment"] or "", run["name"] or "", run["kind"], run["state"],
              progress_cell(run), (run["started_at"] or "")[:19], (run["finished_at"] or "")[:19]]
             for run in runs]
-    click.echo(render_table(list(STATUS_COLUMNS), rows) if rows else "no runs")
+    if any(run.get("job_id") for run in runs):
+        columns.append("slurm job")
+        for row, run in zip(rows, runs, strict=True):
+            row.append(job_cell(run))
+    click.echo(render_table(columns, rows) if rows else "no runs")
+
+
+def job_cell(run: dict[str, Any]) -> str:
+    """`12 pending (Reason=Resources)`, `12 on node7` or `12 TIMEOUT (TimeLimit)`: a queued run on a
+    cluster says why it waits."""
+    job, reason = run.get("job_id"), run.get("reason")
+    if not job:
+        return ""
+    if run["state"] == "queued":
+        return f"{job} pending (Reason={reason})" if reason else f"{job} submitted"
+    if reason and run["state"] in TERMINAL:
+        return f"{job} {reason}"
+    return f"{job} on {run['node']}" if run.get("node") else str(job)
 
 
 def progress_cell(run: dict[str, Any]) -> str:
@@ -738,9 +757,12 @@ def daemon_status(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps({"running": True, **info}))
         return
     runs = ", ".join(f"{n} {s}" for s, n in sorted(info["runs"].items())) or "no runs"
+    where = f"{info['gpus']} GPU(s), {info['cpu_slots']} CPU slot(s)"
+    if info.get("executor", "local") != "local":
+        where = f"workers on {info['executor']}"
     click.echo(f"daemon running: pid {info['pid']} on {info['host']}, up {info['uptime']:.0f}s, "
-               f"{info['clients']} client(s), {info['gpus']} GPU(s), {info['cpu_slots']} CPU slot(s), "
-               f"idle exit after {info['idle_timeout']:.0f}s; runs: {runs}")
+               f"{info['clients']} client(s), {where}, idle exit after {info['idle_timeout']:.0f}s; "
+               f"runs: {runs}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -37,6 +37,7 @@ RUN_COLUMNS = (
     "id", "experiment", "name", "kind", "state", "params", "deps", "gpus_needed", "gpus", "pid",
     "pid_started", "host", "run_dir", "created_at", "started_at", "finished_at", "heartbeat_at",
     "progress", "progress_text", "error", "result", "attempt", "max_retries", "cancel_requested",
+    "executor", "job_id", "node", "reason",
 )
 _JSON_COLUMNS = ("params", "result")
 _TIME_COLUMNS = ("created_at", "started_at", "finished_at", "heartbeat_at")

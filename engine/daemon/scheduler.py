@@ -1,37 +1,66 @@
 """The scheduler: the daemon's run state machine.
 
-Every tick it (1) ingests what running workers wrote, (2) notices workers that died, (3)
-escalates cancellations from SIGTERM to SIGKILL, (4) cancels runs whose dependencies failed,
-and (5) starts queued runs whose dependencies succeeded, on free GPU sets or CPU slots.
+Every tick it (1) asks each executor about its jobs (one batched query), (2) ingests what running
+workers wrote, (3) notices workers that died, (4) escalates cancellations from SIGTERM to SIGKILL,
+(5) cancels runs whose dependencies failed, and (6) starts queued runs whose dependencies
+succeeded: locally on free GPU sets or CPU slots, on Slurm by submitting them (Slurm queues what
+does not fit; such a run stays `queued`, with its job id and Slurm's reason, until it starts).
 States: queued -> running -> succeeded | failed | cancelled (failed may go back to queued when
 the run asks for retries).
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from engine.daemon.executors.local import WorkerHandle, kill, spawn_worker, terminate
+from engine.daemon.executors.base import Executor, Handle, JobStatus, Launch, SubmitError, worker_env
+from engine.daemon.executors.local import LocalExecutor
 from engine.daemon.ingest import EventSummary, ingest_run, ingest_until_drained
 from engine.daemon.settings import DaemonSettings
 from engine.events import SPEC_FILE, STDERR_FILE, tail_text
 from engine.workspace import Workspace
 from storage.store import TERMINAL_STATES, Store, utcnow
 
+log = logging.getLogger("tix.daemon")
+
+
+#: Columns that point a run at its job; cleared when the run goes back to the queue.
+JOB_COLUMNS = {"job_id": None, "node": None, "reason": None}
+
 
 @dataclass
 class Active:
-    """A worker this daemon watches, and the resources it holds until its process exits."""
+    """A worker this daemon watches, and the resources it holds until it ends."""
 
-    handle: WorkerHandle
+    handle: Handle
+    executor: Executor
     gpus: list[int] = field(default_factory=list)
     cpu_slot: bool = True
     kill_at: float | None = None
+    stored: dict[str, Any] = field(default_factory=dict)
+    """The executor's columns (pid or job id, node, reason) as last written to the run's row."""
+    running: bool = True
+    """The row says `running`; a job waiting in Slurm's queue turns running when it starts."""
+    settled: bool = False
+    """A final event gave the run its outcome; the job ending afterwards changes nothing."""
+    ended_at: float | None = None
+    """When the executor first said the job ended without a final event (see `final_wait`)."""
+
+
+def make_executor(name: str, settings: DaemonSettings) -> Executor:
+    """The executor called `name` (config `executor:`, or the one stored with an adopted run)."""
+    if name == "slurm":
+        from engine.daemon.executors.slurm import SlurmExecutor
+
+        return SlurmExecutor(settings.slurm)
+    return LocalExecutor()
 
 
 class Scheduler:
@@ -47,16 +76,32 @@ class Scheduler:
         #: What ingest stored per run since the daemon last looked (for run_events pushes).
         self.ingested: dict[str, EventSummary] = {}
         self.host = socket.gethostname()
+        self.executors: dict[str, Executor] = {}
+        self.executor = self.executor_named(settings.executor)
+
+    def executor_named(self, name: str) -> Executor:
+        if name not in self.executors:
+            self.executors[name] = make_executor(name, self.settings)
+        return self.executors[name]
+
+    def close(self) -> None:
+        for executor in self.executors.values():
+            executor.close()
 
     # -- recovery and status -----------------------------------------------------------------
     def recover(self) -> None:
-        """Adopt workers left running by a previous daemon (they kept going without it)."""
-        for run in self.store.runs_in(["running"]):
-            handle = WorkerHandle(int(run["pid"] or 0), float(run["pid_started"] or 0.0))
-            gpus = [int(g) for g in (run["gpus"] or "").split(",") if g]
-            self.active[run["id"]] = Active(handle, gpus, cpu_slot=not gpus)
+        """Adopt workers a previous daemon left (they kept going without it): running ones, and
+        cluster jobs still waiting in the cluster's queue."""
+        for run in self.store.runs("state = 'running' OR (state = 'queued' AND job_id IS NOT NULL)"):
+            executor = self.executor_named(run["executor"] or "local")
+            handle = executor.adopt(run)
+            gpus = [int(g) for g in (run["gpus"] or "").split(",") if g] if executor.assigns_gpus else []
+            active = Active(handle, executor, gpus, cpu_slot=executor.assigns_gpus and not gpus,
+                            stored={**handle.columns(), "node": run["node"], "reason": run["reason"]},
+                            running=run["state"] == "running")
+            self.active[run["id"]] = active
             if run["cancel_requested"]:
-                self.active[run["id"]].kill_at = time.time() + self.settings.cancel_grace
+                active.kill_at = time.time() + self.settings.cancel_grace
 
     def busy(self) -> bool:
         return bool(self.active) or bool(self.store.count_runs().get("queued"))
@@ -64,6 +109,8 @@ class Scheduler:
     # -- the tick ----------------------------------------------------------------------------
     def tick(self) -> set[str]:
         """One pass; returns the ids of runs whose row changed."""
+        for executor in self.executors.values():
+            executor.poll([a.handle for a in self.active.values() if a.executor is executor])
         for run_id in list(self.active):
             self._watch(run_id)
         self._escalate_cancels()
@@ -73,15 +120,42 @@ class Scheduler:
 
     def _watch(self, run_id: str) -> None:
         active = self.active[run_id]
-        alive = active.handle.alive()
+        status = active.executor.status(active.handle)
+        summary = self._ingest(run_id, status)
+        wrote = summary is not None and bool(summary.lines or summary.sample_lines)
+        self._record(run_id, active, status, wrote)
+        if summary is not None:
+            self._apply(run_id, summary)
+            if wrote:
+                self.ingested[run_id] = summary
+        if not status.alive:
+            self._exited(run_id, status)
+
+    def _ingest(self, run_id: str, status: JobStatus) -> EventSummary | None:
+        """Read what the worker wrote; everything left on disk once it ended; nothing if it never ran.
+
+        A job still waiting in a cluster's queue is read too (cheap: nothing new on disk), so that a
+        short job shows up as soon as its lines do, not only when the next squeue says RUNNING."""
+        if not status.alive and not status.started:
+            return None
         run_dir = self.ws.run_dir(run_id)
-        summary = ingest_run(self.store, run_id, run_dir) if alive else ingest_until_drained(
-            self.store, run_id, run_dir)
-        self._apply(run_id, summary)
-        if summary.lines or summary.sample_lines:
-            self.ingested[run_id] = summary
-        if not alive:
-            self._exited(run_id)
+        if status.alive:
+            return ingest_run(self.store, run_id, run_dir)
+        return ingest_until_drained(self.store, run_id, run_dir)
+
+    def _record(self, run_id: str, active: Active, status: JobStatus, wrote: bool) -> None:
+        """Store what changed of the job (id, node, reason), and `running` once a queued job started
+        (the executor says so, or its worker wrote lines)."""
+        fields = dict(active.handle.columns())
+        if status.state is not None:
+            fields.update(node=status.node, reason=reason_column(status))
+        fields = {k: v for k, v in fields.items() if k not in active.stored or active.stored[k] != v}
+        active.stored.update(fields)
+        if (status.started or wrote) and not active.running and not active.settled:
+            active.running = True
+            fields.update(state="running", started_at=utcnow(), heartbeat_at=utcnow())
+        if fields:
+            self._update(run_id, **fields)
 
     def _apply(self, run_id: str, summary: EventSummary) -> None:
         fields: dict[str, Any] = {}
@@ -97,6 +171,8 @@ class Scheduler:
             self._finalise(run_id, summary.final)
 
     def _finalise(self, run_id: str, final: dict[str, Any]) -> None:
+        if run_id in self.active:
+            self.active[run_id].settled = True
         run = self.store.run(run_id)
         if run is None or run["state"] != "running":
             return
@@ -108,22 +184,41 @@ class Scheduler:
         else:
             self._fail(run, str(final.get("error") or "failed"))
 
-    def _exited(self, run_id: str) -> None:
-        """The worker process is gone: free its resources and settle a state it did not write."""
-        self.active.pop(run_id, None)
+    def _exited(self, run_id: str, status: JobStatus) -> None:
+        """The worker is gone: free its resources and settle a state it did not write."""
+        active = self.active[run_id]
         run = self.store.run(run_id)
-        if run is None or run["state"] != "running":
+        if run is None or active.settled or run["state"] in TERMINAL_STATES:
+            self.active.pop(run_id, None)
             return
-        if run["cancel_requested"]:
-            self._update(run_id, state="cancelled", finished_at=utcnow(), error="cancelled")
+        if self._awaiting_final_line(active, status, run):
             return
-        stderr = tail_text(self.ws.run_dir(run_id) / STDERR_FILE, 1500)
-        self._fail(run, "worker died without a final event" + (f": {stderr}" if stderr else ""))
+        self.active.pop(run_id, None)
+        if run["cancel_requested"] or status.cancelled:
+            error = "cancelled" if run["cancel_requested"] else f"{status.error} (cancelled outside tix)"
+            self._update(run_id, state="cancelled", finished_at=utcnow(), error=error)
+        elif not status.started:  # refused by the cluster: its own one-line message, nothing ran
+            log.info("run %s: %s", run_id, status.error)
+            self._fail(run, status.error or "the worker could not be started")
+        else:
+            stderr = tail_text(self.ws.run_dir(run_id) / STDERR_FILE, 1500)
+            why = "worker died without a final event" + (f" ({status.error})" if status.error else "")
+            self._fail(run, why + (f": {stderr}" if stderr else ""))
+
+    @staticmethod
+    def _awaiting_final_line(active: Active, status: JobStatus, run: dict[str, Any]) -> bool:
+        """True while an ended job's last lines may still be on their way (NFS attribute caches lag
+        behind the compute node); bounded by the executor's `final_wait`, 0 for local processes."""
+        if not status.started or run["cancel_requested"] or status.cancelled:
+            return False
+        now = time.time()
+        active.ended_at = active.ended_at or now
+        return now - active.ended_at < active.executor.final_wait
 
     def _fail(self, run: dict[str, Any], error: str) -> None:
         if run["attempt"] < 1 + run["max_retries"]:
             self._update(run["id"], state="queued", error=f"attempt {run['attempt']} failed: {error}",
-                         pid=None, progress=None, progress_text="retrying")
+                         pid=None, progress=None, progress_text="retrying", **JOB_COLUMNS)
         else:
             self._update(run["id"], state="failed", error=error, finished_at=utcnow())
 
@@ -131,7 +226,7 @@ class Scheduler:
         now = time.time()
         for active in self.active.values():
             if active.kill_at is not None and now >= active.kill_at:
-                kill(active.handle)
+                active.executor.kill(active.handle)
                 active.kill_at = None
 
     # -- starting runs -----------------------------------------------------------------------
@@ -145,6 +240,8 @@ class Scheduler:
             states.update({r["id"]: r for r in self.store.runs(
                 f"id IN ({', '.join('?' for _ in dep_ids)})", dep_ids)})
         for run in queued:  # in creation order, so upstream cancellations cascade in one pass
+            if run["id"] in self.active:  # submitted and waiting in the cluster's queue, or a retry
+                continue                  # whose previous attempt is still winding down
             verdict = self._deps_verdict(run, states)
             if verdict == "wait":
                 continue
@@ -168,7 +265,9 @@ class Scheduler:
         return "ok"
 
     def _allocate(self, run: dict[str, Any]) -> list[int] | None:
-        """GPU indices for the run ([] = a CPU slot), or None when it must wait."""
+        """GPU indices for the run ([] = a CPU slot, or left to the cluster), or None when it must wait."""
+        if not self.executor.assigns_gpus:
+            return []  # the cluster allocates; what does not fit waits in its queue
         needed = int(run["gpus_needed"] or 0) if self.gpu_total else 0
         if needed == 0:
             used = sum(1 for a in self.active.values() if a.cpu_slot)
@@ -189,17 +288,36 @@ class Scheduler:
                 "name": run["name"], "attempt": attempt, "home": str(self.ws.home),
                 "params": resolve_refs(run["params"] or {}, inputs), "inputs": inputs}
         (run_dir / SPEC_FILE).write_text(yaml.safe_dump(spec, sort_keys=False))
-        cuda = ",".join(str(g) for g in gpus)
+        executor = self.executor
+        launch = self._launch(run, run_dir, attempt, gpus)
         try:
-            handle = spawn_worker(run_dir, self.ws.home, cuda, attempt)
-        except OSError as exc:
+            handle = executor.submit(launch)
+        except (OSError, SubmitError) as exc:
             self._update(run["id"], state="failed", error=f"could not start worker: {exc}")
             return
-        self.active[run["id"]] = Active(handle, gpus, cpu_slot=not gpus)
-        self._update(run["id"], state="running", attempt=attempt, pid=handle.pid,
-                     pid_started=handle.started, host=self.host, gpus=cuda, run_dir=str(run_dir),
-                     started_at=utcnow(), heartbeat_at=utcnow(), finished_at=None, progress=None,
-                     progress_text=None, cancel_requested=False)
+        status = executor.status(handle)
+        active = Active(handle, executor, gpus, cpu_slot=executor.assigns_gpus and not gpus,
+                        stored={**handle.columns(), "node": None, "reason": None}, running=status.started)
+        self.active[run["id"]] = active
+        fields: dict[str, Any] = {
+            "attempt": attempt, "executor": executor.name, "pid": None, "pid_started": None,
+            **JOB_COLUMNS, **active.stored, "host": self.host, "gpus": launch.env.get("CUDA_VISIBLE_DEVICES"),
+            "run_dir": str(run_dir), "finished_at": None, "progress": None, "progress_text": None,
+            "cancel_requested": False}
+        if status.started:
+            fields.update(state="running", started_at=utcnow(), heartbeat_at=utcnow())
+        self._update(run["id"], **fields)
+
+    def _launch(self, run: dict[str, Any], run_dir: Path, attempt: int, gpus: list[int]) -> Launch:
+        """One attempt for the configured executor: locally the scheduler chose the GPUs; a cluster
+        sets CUDA_VISIBLE_DEVICES itself, and a run needing none gets it empty, as locally."""
+        needed = int(run["gpus_needed"] or 0)
+        if self.executor.assigns_gpus:
+            cuda: str | None = ",".join(str(g) for g in gpus)
+            needed = len(gpus)
+        else:
+            cuda = None if needed else ""
+        return Launch(run["id"], run_dir, attempt, worker_env(self.ws.home, cuda), needed)
 
     # -- requests ----------------------------------------------------------------------------
     def submit(self, experiment: dict[str, Any] | None, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -222,7 +340,7 @@ class Scheduler:
             return {"id": plan["id"], "state": "queued", "reused": False}
         if existing["state"] in ("failed", "cancelled"):
             self._update(plan["id"], state="queued", error=None, finished_at=None,
-                         cancel_requested=False, progress=None, progress_text=None)
+                         cancel_requested=False, progress=None, progress_text=None, **JOB_COLUMNS)
             return {"id": plan["id"], "state": "queued", "reused": True}
         return {"id": plan["id"], "state": existing["state"], "reused": True}
 
@@ -233,28 +351,37 @@ class Scheduler:
             state = run["state"] if run else "unknown"
             return f"run {run_id} is {state}: only failed or cancelled runs can be resumed"
         self._update(run_id, state="queued", error=None, finished_at=None, cancel_requested=False,
-                     progress_text="resuming")
+                     progress_text="resuming", **JOB_COLUMNS)
         return None
 
     def cancel(self, run_ids: list[str]) -> list[str]:
-        """Cancel queued runs at once; SIGTERM running ones, SIGKILL after the grace period."""
+        """Cancel queued runs at once; SIGTERM running ones (and scancel ones waiting in a cluster's
+        queue), SIGKILL after the grace period."""
         done = []
         for run_id in run_ids:
             run = self.store.run(run_id)
             if run is None or run["state"] in TERMINAL_STATES:
                 continue
-            if run["state"] == "queued":
-                self._update(run_id, state="cancelled", error="cancelled", finished_at=utcnow())
-            elif run_id in self.active:
+            active = self.active.get(run_id)
+            if active is not None and not active.settled:
                 self._update(run_id, cancel_requested=True)
-                terminate(self.active[run_id].handle)
-                self.active[run_id].kill_at = time.time() + self.settings.cancel_grace
+                active.executor.terminate(active.handle)
+                active.kill_at = time.time() + self.settings.cancel_grace
+            elif run["state"] == "queued":
+                self._update(run_id, state="cancelled", error="cancelled", finished_at=utcnow())
             done.append(run_id)
         return done
 
     def _update(self, run_id: str, **fields: Any) -> None:
         self.store.update_run(run_id, **fields)
         self.changed.add(run_id)
+
+
+def reason_column(status: JobStatus) -> str | None:
+    """The run's `reason`: why its job waits, or how the cluster ended it (`TIMEOUT (TimeLimit)`)."""
+    if status.alive or not status.started or status.state is None:
+        return status.reason
+    return f"{status.state} ({status.reason})" if status.reason else status.state
 
 
 def resolve_refs(value: Any, inputs: dict[str, dict[str, Any]]) -> Any:

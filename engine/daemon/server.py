@@ -90,8 +90,8 @@ class Daemon:
         server = await asyncio.start_unix_server(self.handle, path=str(self.ws.socket), limit=MAX_LINE)
         os.chmod(self.ws.socket, 0o600)
         self.ready("ok")
-        log.info("daemon %s pid %d serving %s (gpus=%d)", __version__, os.getpid(), self.ws.socket,
-                 self.scheduler.gpu_total)
+        log.info("daemon %s pid %d serving %s (gpus=%d, executor=%s)", __version__, os.getpid(),
+                 self.ws.socket, self.scheduler.gpu_total, self.settings.executor)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop, f"signal {sig.name}")
@@ -105,6 +105,7 @@ class Daemon:
                 await asyncio.wait(list(self.handlers), timeout=5)
             with contextlib.suppress(FileNotFoundError):
                 self.ws.socket.unlink()
+            self.scheduler.close()
 
     def stop(self, reason: str) -> None:
         """A deliberate stop (`tix daemon stop`, SIGTERM): one INFO line, and every client is told,
@@ -252,7 +253,7 @@ class Daemon:
                 "uptime": round(time.time() - self.started, 1), "clients": len(self.clients),
                 "gpus": self.scheduler.gpu_total, "cpu_slots": self.settings.cpu_slots,
                 "idle_timeout": self.settings.idle_timeout, "runs": self.store.count_runs(),
-                "host": socket.gethostname()}
+                "host": socket.gethostname(), "executor": self.settings.executor}
 
     async def op_status(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> list[dict[str, Any]]:
         where, params = [], []

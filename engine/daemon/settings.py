@@ -1,4 +1,9 @@
-"""Daemon settings: defaults, then `TIX_HOME/config.yaml`, then `TIX_*` environment variables."""
+"""Daemon settings: defaults, then `TIX_HOME/config.yaml`, then `TIX_*` environment variables.
+
+Validation is strict because a typo in a cluster setting would otherwise surface as a puzzling
+sbatch refusal hours later: an unknown key or a wrong type stops the daemon from starting with
+one line that names the file and the key.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +14,83 @@ from typing import Any
 
 import yaml
 
+#: How workers are started: `local` processes on this box, or `slurm` jobs on a cluster.
+EXECUTORS = ("local", "slurm")
+
+
+@dataclass
+class SlurmSettings:
+    """`slurm:` in config.yaml: how the slurm executor submits workers (unset = the cluster's default)."""
+
+    partition: str | None = field(default=None, metadata={
+        "kind": "text", "help": "--partition for runs needing GPUs (every run when cpu_partition is unset)."})
+    account: str | None = field(default=None, metadata={"kind": "text", "help": "--account to charge."})
+    qos: str | None = field(default=None, metadata={"kind": "text", "help": "--qos of every job."})
+    time: str | None = field(default=None, metadata={
+        "kind": "text", "help": "--time limit of every job (minutes, or [D-]HH:MM:SS)."})
+    gpus_per_node: int | None = field(default=None, metadata={
+        "kind": "int", "help": "GPUs one node has; a run needing more fails before submission."})
+    cpus_per_gpu: int | None = field(default=None, metadata={
+        "kind": "int", "help": "--cpus-per-gpu for runs that use GPUs."})
+    mem_per_gpu: str | None = field(default=None, metadata={
+        "kind": "text", "help": "--mem-per-gpu for runs that use GPUs (e.g. 40G)."})
+    constraint: str | None = field(default=None, metadata={"kind": "text", "help": "--constraint (features)"})
+    exclusive: bool = field(default=False, metadata={"kind": "bool", "help": "--exclusive: whole nodes."})
+    extra_args: list[str] = field(default_factory=list, metadata={
+        "kind": "list", "help": "More sbatch arguments, added last (they win over the ones above)."})
+    cpu_partition: str | None = field(default=None, metadata={
+        "kind": "text", "help": "--partition for runs that need no GPU (they ask --gpus-per-node=0)."})
+    setup: list[str] = field(default_factory=list, metadata={
+        "kind": "list", "help": "Shell lines the job script runs before the worker (module load, venv...)."})
+    signal_grace: int = field(default=300, metadata={
+        "kind": "int", "help": "Seconds before the time limit when the worker gets TERM (--signal=B:TERM@N)"})
+    final_wait: float = field(default=30.0, metadata={
+        "kind": "number", "help": "Seconds to wait for a job's last event lines after it ended (NFS lag)."})
+    poll_interval: float = field(default=2.0, metadata={
+        "kind": "number", "help": "Least seconds between two squeue calls (one call asks about every job)."})
+
+    @classmethod
+    def from_values(cls, values: Any, source: str) -> SlurmSettings:
+        if values is None:
+            return cls()
+        if not isinstance(values, dict):
+            raise ValueError(f"{source}: setting slurm expects a mapping of slurm settings, got {values!r}")
+        known = {f.name: f for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, raw in values.items():
+            if key not in known:
+                raise ValueError(f"{source}: unknown setting 'slurm.{key}' (known: {', '.join(known)})")
+            value = _check(f"slurm.{key}", raw, known[key].metadata["kind"], source)
+            if value is not None:
+                kwargs[key] = value
+        return cls(**kwargs)
+
 
 @dataclass
 class DaemonSettings:
-    """What the daemon reads at start; every field can be set in config.yaml or the environment."""
+    """What the daemon reads at start; every field can be set in config.yaml, most in the environment."""
 
     idle_timeout: float = field(default=600.0, metadata={
         "help": "Seconds with nothing queued or running and no client connected before the daemon "
-                "exits and releases the database (env TIX_IDLE_TIMEOUT).", "env": "TIX_IDLE_TIMEOUT"})
+                "exits and releases the database (env TIX_IDLE_TIMEOUT).", "env": "TIX_IDLE_TIMEOUT",
+        "kind": "number"})
     gpus: int | None = field(default=None, metadata={
         "help": "Number of GPUs to schedule on; unset = detect with NVML or nvidia-smi (env TIX_GPUS).",
-        "env": "TIX_GPUS"})
+        "env": "TIX_GPUS", "kind": "int"})
     cpu_slots: int = field(default=1, metadata={
         "help": "Runs that need no GPU (or any run on a CPU-only box) running at once (env TIX_CPU_SLOTS).",
-        "env": "TIX_CPU_SLOTS"})
+        "env": "TIX_CPU_SLOTS", "kind": "int"})
     cancel_grace: float = field(default=10.0, metadata={
         "help": "Seconds between SIGTERM and SIGKILL when a run is cancelled (env TIX_CANCEL_GRACE).",
-        "env": "TIX_CANCEL_GRACE"})
+        "env": "TIX_CANCEL_GRACE", "kind": "number"})
     tick: float = field(default=0.5, metadata={
         "help": "Seconds between scheduler passes (ingest, liveness, starts) (env TIX_TICK).",
-        "env": "TIX_TICK"})
+        "env": "TIX_TICK", "kind": "number"})
+    executor: str = field(default="local", metadata={
+        "help": "How workers start: local processes, or slurm jobs (env TIX_EXECUTOR).",
+        "env": "TIX_EXECUTOR", "kind": "choice"})
+    slurm: SlurmSettings = field(default_factory=SlurmSettings, metadata={
+        "help": "The slurm executor's sbatch options (a mapping; see SlurmSettings).", "kind": "slurm"})
 
     @classmethod
     def load(cls, config_file: Path | None = None, env: dict[str, str] | None = None) -> DaemonSettings:
@@ -40,7 +102,7 @@ class DaemonSettings:
                 raise ValueError(f"{config_file}: expected a mapping of settings")
             values.update(loaded)
         for f in fields(cls):
-            if f.metadata["env"] in env:
+            if f.metadata.get("env") in env:
                 values[f.name] = env[f.metadata["env"]]
         return cls.from_values(values, source=str(config_file or "environment"))
 
@@ -51,18 +113,54 @@ class DaemonSettings:
         for key, raw in values.items():
             if key not in known:
                 raise ValueError(f"{source}: unknown setting {key!r} (known: {', '.join(known)})")
-            kwargs[key] = _coerce(key, raw, known[key].type, source)
+            kind = known[key].metadata["kind"]
+            if kind == "slurm":
+                kwargs[key] = SlurmSettings.from_values(raw, source)
+            elif kind == "choice":
+                kwargs[key] = _choice(key, raw, source)
+            else:
+                kwargs[key] = _coerce(key, raw, kind, source)
         return cls(**kwargs)
 
 
-def _coerce(key: str, raw: Any, type_name: Any, source: str) -> Any:
+def _choice(key: str, raw: Any, source: str) -> str:
+    if raw is None or raw == "":
+        return "local"
+    if raw not in EXECUTORS:
+        raise ValueError(f"{source}: setting {key} must be one of {', '.join(EXECUTORS)}, got {raw!r}")
+    return str(raw)
+
+
+def _coerce(key: str, raw: Any, kind: str, source: str) -> Any:
+    """A non-negative number from YAML or an environment string; empty means unset."""
     if raw is None or raw == "":
         return None
-    kind = int if "int" in str(type_name) else float
     try:
-        value = kind(raw)
+        if isinstance(raw, bool):
+            raise TypeError
+        value = int(raw) if kind == "int" else float(raw)
     except (TypeError, ValueError):
         raise ValueError(f"{source}: setting {key} expects a number, got {raw!r}") from None
     if value < 0:
         raise ValueError(f"{source}: setting {key} must not be negative")
     return value
+
+
+def _check(key: str, raw: Any, kind: str, source: str) -> Any:
+    """One `slurm:` value checked against its kind; None leaves the default in place."""
+    if raw is None:
+        return None
+    if kind == "bool":
+        if not isinstance(raw, bool):
+            raise ValueError(f"{source}: setting {key} expects true or false, got {raw!r}")
+        return raw
+    if kind == "list":
+        if not isinstance(raw, list) or not all(isinstance(x, (str, int, float)) and not isinstance(x, bool)
+                                                for x in raw):
+            raise ValueError(f"{source}: setting {key} expects a list of strings, got {raw!r}")
+        return [str(x) for x in raw]
+    if kind == "text":
+        if isinstance(raw, bool) or not isinstance(raw, (str, int)) or str(raw).strip() == "":
+            raise ValueError(f"{source}: setting {key} expects a non-empty string, got {raw!r}")
+        return str(raw)
+    return _coerce(key, raw, kind, source)

@@ -8,7 +8,7 @@
 # Must run as root (slurmd/slurmstepd need it).  Packages: tests/slurm/install.sh.
 # Everything (config, state, spool, logs, munge key+socket, pid files, fake GPU
 # device nodes) lives under DIR; only the TCP ports and the Slurm cgroup tree
-# (/sys/fs/cgroup/*/slurm) are global.  Only stdout carries the exports; all
+# (/sys/fs/cgroup/*/slurm_localhost, removed by slurmd when empty) are global.  Only stdout carries the exports; all
 # diagnostics go to stderr.
 #
 # Tunables (env):
@@ -18,6 +18,8 @@
 #   TIX_SLURM_PORT=16817    slurmctld port; slurmd uses PORT+1
 #   TIX_SLURM_WAIT=30       seconds to wait for the node to become idle
 #   TIX_SLURM_PROCTRACK=auto|cgroup|linuxproc
+#   TIX_SLURM_CRED_EXPIRE=10  credential lifetime = delay before a requeued job may restart
+#   TIX_SLURM_DEBUG=info    SlurmctldDebug/SlurmdDebug
 set -euo pipefail
 
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -30,10 +32,6 @@ SLURMD_PORT=$((CTLD_PORT + 1))
 WAIT_S=${TIX_SLURM_WAIT:-30}
 PROCTRACK=${TIX_SLURM_PROCTRACK:-auto}
 NODE=localhost
-# Marker put in the environment of every daemon we start (slurmstepd inherits it
-# from slurmd) so `stop` can find strays without touching anything else.
-MARK_VAR=_TIX_SLURM_DAEMON_DIR
-
 log() { echo "cluster.sh: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
@@ -66,16 +64,37 @@ is_ours() {
     [[ $cl == *"$name"* && $cl == *"$DIR/"* ]]
 }
 
-# pids whose environment carries our marker for this DIR
-marked_pids() {
-    local f pid
-    for f in /proc/[0-9]*/environ; do
-        pid=${f#/proc/}
-        pid=${pid%/environ}
+# Slurm/munge processes belonging to this DIR: comm slurm*/munge* and cwd or an
+# open fd under DIR/ (slurmstepd overwrites its argv+environ, but keeps cwd=DIR/log
+# and the slurmd.log fd).  Never the caller: $$ is excluded.
+our_procs() {
+    local d pid comm
+    for d in /proc/[0-9]*; do
+        pid=${d#/proc/}
         [[ $pid != "$$" ]] || continue
-        if { tr '\0' '\n' <"$f"; } 2>/dev/null | grep -qxF "$MARK_VAR=$DIR"; then
+        comm=""
+        read -r comm 2>/dev/null <"$d/comm" || continue
+        [[ $comm == slurm* || $comm == munge* ]] || continue
+        if [[ -n $(find "$d/cwd" "$d/fd/" -maxdepth 1 -lname "$DIR/*" -print -quit 2>/dev/null) ]]; then
             echo "$pid"
         fi
+    done
+}
+
+# pids in the Slurm job cgroups (freezer, cgroup v1) of the given slurmstepd pids;
+# job cgroup dirs go to stdout as "cg:PATH" lines too (for rmdir afterwards)
+job_cgroup_procs() {
+    local pid path dir f
+    for pid in "$@"; do
+        path=$(sed -n 's/^[0-9]*:freezer:\(.*\)$/\1/p' "/proc/$pid/cgroup" 2>/dev/null) || continue
+        # only ever a Slurm job cgroup, never "/" or a foreign one
+        [[ $path =~ ^(/slurm[^/]*/uid_[0-9]+/job_[0-9]+) ]] || continue
+        dir=/sys/fs/cgroup/freezer${BASH_REMATCH[1]}
+        [[ -d $dir ]] || continue
+        echo "cg:$dir"
+        while IFS= read -r f; do
+            cat "$f" 2>/dev/null || true
+        done < <(find "$dir" -name cgroup.procs 2>/dev/null)
     done
 }
 
@@ -98,7 +117,7 @@ with_descendants() {
         # shellcheck disable=SC2206
         [[ -z ${kids[$pid]:-} ]] || todo+=(${kids[$pid]})
     done
-    echo "${out[@]}"
+    printf '%s\n' "${out[@]}" | sort -un | tr '\n' ' '
 }
 
 alive_any() {
@@ -126,14 +145,12 @@ term_wait_kill() {
     done
 }
 
-stop_daemon() {
-    local name=$1 pidf=$RUN/$1.pid pid
+# pid recorded for daemon NAME, if that process is alive and ours
+daemon_pid() {
+    local pidf=$RUN/$1.pid pid
     [[ -f $pidf ]] || return 0
     pid=$(<"$pidf")
-    if is_ours "$pid" "$name"; then
-        term_wait_kill 10 "$pid"
-    fi
-    rm -f "$pidf"
+    if is_ours "$pid" "$1"; then echo "$pid"; fi
 }
 
 ctld_up() {
@@ -151,30 +168,43 @@ cluster_stop() {
             SLURM_CONF=$CONF timeout 5 scancel --signal=KILL --full $ids 2>/dev/null || true
             local i
             for ((i = 0; i < 50; i++)); do
-                [[ -z $(SLURM_CONF=$CONF timeout 5 squeue -h -o %i -t RUNNING,SUSPENDED,CONFIGURING 2>/dev/null) ]] && break
+                [[ -z $(SLURM_CONF=$CONF timeout 5 squeue -h -o %i -t RUNNING,SUSPENDED,CONFIGURING,COMPLETING 2>/dev/null) ]] && break
                 sleep 0.1
             done
         fi
     fi
-    # 2. daemons, by recorded pid.  Collect slurmstepd/job trees first (they
-    #    survive slurmd and get re-parented once slurmstepd dies).
-    local -a strays
-    local -a marked strays
-    read -r -d '' -a marked < <(marked_pids) || true
-    read -r -a strays <<<"$(with_descendants "${marked[@]}")" || true
-    stop_daemon slurmd
-    stop_daemon slurmctld
-    stop_daemon munged
-    # 3. leftovers of ours only: marked processes and their descendants.
+    # 2. remember slurmstepd + job processes now: they survive slurmd and are
+    #    re-parented to init once slurmstepd dies.
+    local -a procs strays=() cgdirs=()
+    local line
+    read -r -d '' -a procs < <(our_procs) || true
+    while IFS= read -r line; do
+        if [[ $line == cg:* ]]; then cgdirs+=("${line#cg:}"); else strays+=("$line"); fi
+    done < <(job_cgroup_procs "${procs[@]}")
+    read -r -a strays <<<"$(with_descendants "${procs[@]}" "${strays[@]}")" || true
+    # 3. the daemons, by recorded pid.  Each needs ~2 s to exit on TERM, so
+    #    signal all three at once.
+    local -a daemons=()
+    local d pid
+    for d in slurmd slurmctld munged; do
+        pid=$(daemon_pid "$d")
+        [[ -z $pid ]] || daemons+=("$pid")
+    done
+    term_wait_kill 10 "${daemons[@]}"
+    rm -f "$RUN"/*.pid
+    # 4. leftovers of ours only.
     local -a left=()
     local p
-    for p in "${strays[@]}" $(marked_pids); do
+    for p in $({ printf '%s\n' "${strays[@]}"; our_procs; } | sort -un); do
         kill -0 "$p" 2>/dev/null && left+=("$p")
     done
     if ((${#left[@]})); then
         log "killing leftover processes: ${left[*]}"
-        term_wait_kill 3 "${left[@]}"
+        term_wait_kill 1 "${left[@]}"
     fi
+    for d in "${cgdirs[@]}"; do
+        find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+    done
 }
 
 # ---------------------------------------------------------------- config
@@ -209,7 +239,8 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$MUNGE_SOCK
+# cred_expire also delays the restart of a requeued job (EligibleTime=now+cred_expire+1, default 120 s)
+AuthInfo=socket=$MUNGE_SOCK,cred_expire=${TIX_SLURM_CRED_EXPIRE:-10}
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool
 SlurmctldPidFile=$RUN/slurmctld.pid
@@ -291,17 +322,20 @@ fail_start() {
     exit 1
 }
 
-# daemon launcher: marker in env, SLURM_CONF pointing at our config
+# daemon launcher: SLURM_CONF pointing at our config
 launch() {
-    env "$MARK_VAR=$DIR" SLURM_CONF="$CONF" "$@"
+    env SLURM_CONF="$CONF" "$@"
 }
 
-wait_for() { # wait_for SECS DESCRIPTION CMD...
-    local secs=$1 what=$2
-    shift 2
+wait_for() { # wait_for SECS DAEMON DESCRIPTION CMD...   (fails fast if DAEMON died)
+    local secs=$1 daemon=$2 what=$3
+    shift 3
     local deadline=$((SECONDS + secs))
     until "$@" >/dev/null 2>&1; do
         ((SECONDS < deadline)) || fail_start "timeout after ${secs}s waiting for $what"
+        if [[ -f $RUN/$daemon.pid && -z $(daemon_pid "$daemon") ]]; then
+            fail_start "$daemon exited while waiting for $what"
+        fi
         sleep 0.1
     done
 }
@@ -322,10 +356,17 @@ cluster_start() {
         command -v "$b" >/dev/null || die "$b not found; run tests/slurm/install.sh"
     done
 
-    if [[ -d $RUN ]] || [[ -n $(marked_pids) ]]; then
+    if [[ -n $(daemon_pid slurmd)$(daemon_pid slurmctld)$(daemon_pid munged)$(our_procs) ]]; then
         log "stopping previous cluster in $DIR"
         cluster_stop
     fi
+
+    local port
+    for port in "$CTLD_PORT" "$SLURMD_PORT"; do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            die "port $port is in use (another cluster?); stop it or set TIX_SLURM_PORT"
+        fi
+    done
 
     choose_proctrack
     mkdir -p "$DIR"
@@ -348,15 +389,15 @@ cluster_start() {
         --seed-file="$MUNGE_DIR/munged.seed" \
         </dev/null >>"$LOGD/munged.out" 2>&1 ||
         fail_start "munged failed to start"
-    wait_for 10 "munged socket" munge_ok
+    wait_for 10 munged "munged socket" munge_ok
 
     launch slurmctld -f "$CONF" -c -i </dev/null >>"$LOGD/slurmctld.out" 2>&1 ||
         fail_start "slurmctld failed to start"
-    wait_for 15 "slurmctld (scontrol ping)" env SLURM_CONF="$CONF" scontrol ping
+    wait_for 15 slurmctld "slurmctld (scontrol ping)" env SLURM_CONF="$CONF" scontrol ping
 
     launch slurmd -f "$CONF" -N "$NODE" </dev/null >>"$LOGD/slurmd.out" 2>&1 ||
         fail_start "slurmd failed to start"
-    wait_for "$WAIT_S" "node $NODE idle in sinfo" node_idle
+    wait_for "$WAIT_S" slurmd "node $NODE idle in sinfo" node_idle
 
     log "up: $DIR (proctrack/$PROCTRACK, ports $CTLD_PORT/$SLURMD_PORT, ${CPUS} cpus, ${GPUS} gpus)"
     echo "export SLURM_CONF=$CONF"

@@ -2,6 +2,7 @@
 
 Each worker is `python -m engine.jobs.worker RUN_DIR` in its own session (so an SSH hang-up or the
 daemon's death does not reach it), with stdout and stderr appended to files in its run folder.
+The scheduler chooses its GPUs (CUDA_VISIBLE_DEVICES in the launch's env) and CPU slot.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import psutil
 
+from engine.daemon.executors.base import JobStatus, Launch
 from engine.events import STDERR_FILE, STDOUT_FILE
 
 
@@ -40,6 +43,10 @@ class WorkerHandle:
         except psutil.Error:
             return False
 
+    def columns(self) -> dict[str, Any]:
+        """Stored with the run: a later daemon finds the process again by pid and start time."""
+        return {"pid": self.pid, "pid_started": self.started}
+
     def signal(self, sig: int) -> None:
         """Signal the worker's whole process group (it leads its own session)."""
         if not self.alive():
@@ -48,10 +55,39 @@ class WorkerHandle:
             os.killpg(self.pid, sig)
 
 
-def spawn_worker(run_dir: Path, home: Path, cuda_visible: str, attempt: int = 1) -> WorkerHandle:
+class LocalExecutor:
+    """Workers as detached processes on this box (the default executor)."""
+
+    name = "local"
+    assigns_gpus = True
+    final_wait = 0.0
+
+    def submit(self, launch: Launch) -> WorkerHandle:
+        return spawn_worker(launch.run_dir, launch.env, launch.attempt)
+
+    def adopt(self, run: dict[str, Any]) -> WorkerHandle:
+        return WorkerHandle(int(run["pid"] or 0), float(run["pid_started"] or 0.0))
+
+    def poll(self, handles: Sequence[WorkerHandle]) -> None:
+        """Nothing to batch: `status` asks the kernel about one pid."""
+
+    def status(self, handle: WorkerHandle) -> JobStatus:
+        return JobStatus(alive=handle.alive())
+
+    def terminate(self, handle: WorkerHandle) -> None:
+        terminate(handle)
+
+    def kill(self, handle: WorkerHandle) -> None:
+        kill(handle)
+
+    def close(self) -> None:
+        """Workers outlive the daemon; nothing to release."""
+
+
+def spawn_worker(run_dir: Path, extra_env: dict[str, str], attempt: int = 1) -> WorkerHandle:
     """Start the worker for `run_dir`; returns once the process exists."""
     env = dict(os.environ)
-    env.update({"TIX_HOME": str(home), "CUDA_VISIBLE_DEVICES": cuda_visible, "PYTHONUNBUFFERED": "1"})
+    env.update(extra_env)
     with open(run_dir / STDOUT_FILE, "ab") as out, open(run_dir / STDERR_FILE, "ab") as err:
         mark_attempt(out, attempt)
         mark_attempt(err, attempt)

@@ -1,0 +1,154 @@
+"""The slurm executor's parts that need no cluster: settings validation, the sbatch command, reading
+squeue/scontrol/sacct answers, the status column, and a daemon on a box without sbatch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.cli import job_cell
+from engine.client.connection import Client
+from engine.daemon.executors.base import Launch
+from engine.daemon.executors.slurm import (
+    first_error_line,
+    job_status,
+    parse_scontrol,
+    parse_squeue,
+    sbatch_argv,
+)
+from engine.daemon.scheduler import reason_column
+from engine.daemon.settings import DaemonSettings, SlurmSettings
+from engine.workspace import Workspace
+from tests.conftest import probe, wait_state
+
+CONFIG = """\
+executor: slurm
+slurm:
+  partition: gpu
+  cpu_partition: cpu
+  account: lab
+  qos: high
+  time: "1-00:00:00"
+  gpus_per_node: 8
+  cpus_per_gpu: 4
+  mem_per_gpu: 40G
+  constraint: h100
+  exclusive: true
+  extra_args: [--mail-type=END]
+  setup: [module load cuda/12, source ~/venv/bin/activate]
+  signal_grace: 120
+"""
+
+
+def load(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> DaemonSettings:
+    config = tmp_path / "config.yaml"
+    config.write_text(text)
+    return DaemonSettings.load(config, env or {})
+
+
+def test_a_full_slurm_config_loads(tmp_path: Path) -> None:
+    settings = load(tmp_path, CONFIG)
+    assert settings.executor == "slurm"
+    s = settings.slurm
+    assert (s.partition, s.cpu_partition, s.time, s.gpus_per_node, s.mem_per_gpu) == ("gpu", "cpu", "1-00:00:00", 8, "40G")
+    assert s.exclusive is True and s.extra_args == ["--mail-type=END"] and len(s.setup) == 2
+    assert (s.signal_grace, s.final_wait) == (120, 30.0)
+    assert load(tmp_path, "idle_timeout: 5\n").executor == "local"
+
+
+def test_tix_executor_overrides_the_file(tmp_path: Path) -> None:
+    assert load(tmp_path, CONFIG, {"TIX_EXECUTOR": "local"}).executor == "local"
+    assert load(tmp_path, "", {"TIX_EXECUTOR": "slurm"}).executor == "slurm"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("executor: kubernetes\n", "setting executor must be one of local, slurm, got 'kubernetes'"),
+    ("slurm: {partitoin: gpu}\n", "unknown setting 'slurm.partitoin' (known: partition, account"),
+    ("slurm: {exclusive: 'yes'}\n", "setting slurm.exclusive expects true or false, got 'yes'"),
+    ("slurm: {extra_args: --exclusive}\n", "setting slurm.extra_args expects a list of strings, got '--exclusive'"),
+    ("slurm: {setup: [{module: cuda}]}\n", "setting slurm.setup expects a list of strings"),
+    ("slurm: {gpus_per_node: eight}\n", "setting slurm.gpus_per_node expects a number, got 'eight'"),
+    ("slurm: {signal_grace: -5}\n", "setting slurm.signal_grace must not be negative"),
+    ("slurm: {partition: ''}\n", "setting slurm.partition expects a non-empty string"),
+    ("slurm: gpu\n", "setting slurm expects a mapping of slurm settings, got 'gpu'"),
+])
+def test_bad_slurm_settings_are_one_line_naming_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        load(tmp_path, text)
+    error = str(caught.value)
+    assert "\n" not in error and error.startswith(f"{tmp_path / 'config.yaml'}: ") and message in error
+
+
+def test_a_bad_slurm_setting_stops_the_cli_with_one_line(ws: Workspace, tix) -> None:
+    ws.ensure()
+    ws.config.write_text("executor: slurm\nslurm: {partitoin: gpu}\n")
+    result = tix("status")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown setting 'slurm.partitoin'" in lines[0] and str(ws.config) in lines[0]
+
+
+def launch(gpus: int, run_dir: Path = Path("/home/u/.tix/runs/train-1")) -> Launch:
+    return Launch("train-1", run_dir, 1, {"TIX_HOME": "/home/u/.tix"}, gpus)
+
+
+def test_sbatch_command_of_a_gpu_run_and_a_cpu_run() -> None:
+    s = SlurmSettings.from_values({"partition": "gpu", "cpu_partition": "cpu", "account": "lab", "qos": "high",
+                                   "time": "60", "cpus_per_gpu": 4, "mem_per_gpu": "40G", "constraint": "h100",
+                                   "exclusive": True, "extra_args": ["--nice=10"]}, "test")
+    gpu = sbatch_argv(launch(2), s)
+    assert gpu[:2] == ["sbatch", "--parsable"] and gpu[-1] == "--nice=10"
+    assert {"--job-name=tix-train-1", "--chdir=/home/u/.tix/runs/train-1",
+            "--output=/home/u/.tix/runs/train-1/stdout.log", "--error=/home/u/.tix/runs/train-1/stderr.log",
+            "--open-mode=append", "--signal=B:TERM@300", "--requeue", "--gpus-per-node=2", "--partition=gpu",
+            "--account=lab", "--qos=high", "--time=60", "--cpus-per-gpu=4", "--mem-per-gpu=40G",
+            "--constraint=h100", "--exclusive"} == set(gpu[2:-1])
+    cpu = sbatch_argv(launch(0), s)
+    assert "--gpus-per-node=0" in cpu and "--partition=cpu" in cpu
+    assert not any(a.startswith(("--cpus-per-gpu", "--mem-per-gpu")) for a in cpu)
+    assert "--partition=gpu" in sbatch_argv(launch(0), SlurmSettings(partition="gpu"))  # no cpu_partition
+    odd = sbatch_argv(launch(0, Path("/data/100%/runs/x")), SlurmSettings())
+    assert "--output=/data/100%%/runs/x/stdout.log" in odd  # sbatch expands %j and friends
+
+
+def test_squeue_scontrol_and_sacct_answers_map_to_job_states() -> None:
+    found = parse_squeue("11|PENDING|Resources|\n12|RUNNING|None|localhost\n13|TIMEOUT|TimeLimit|localhost\n"
+                         "14|CANCELLED|None|localhost\n15|COMPLETED|None|localhost\n")
+    pending, running, timeout, cancelled, completed = (found[str(i)] for i in range(11, 16))
+    assert (pending.alive, pending.started, pending.reason, pending.node) == (True, False, "Resources", None)
+    assert (running.alive, running.started, running.reason, running.node) == (True, True, None, "localhost")
+    assert not timeout.alive and timeout.error == "slurm job 13 TIMEOUT, Reason=TimeLimit"
+    assert cancelled.cancelled and not completed.cancelled and completed.error == "slurm job 15 COMPLETED"
+    assert (reason_column(pending), reason_column(running)) == ("Resources", None)
+    assert (reason_column(timeout), reason_column(completed)) == ("TIMEOUT (TimeLimit)", "COMPLETED")
+    line = ("JobId=37 JobName=job.sh UserId=root(0) JobState=COMPLETED Reason=None Requeue=1 Restarts=0 "
+            "ExitCode=0:0 Partition=cpu NodeList=localhost StdOut=/tmp/x/stdout.log")
+    fields = parse_scontrol(line)
+    assert (fields["JobState"], fields["NodeList"], fields["ExitCode"]) == ("COMPLETED", "localhost", "0:0")
+    assert job_status("9", "CANCELLED by 0", "None", "n1").cancelled  # sacct's wording
+    assert job_status("9", "OUT_OF_MEMORY", "OutOfMemory", "n1").error == "slurm job 9 OUT_OF_MEMORY, Reason=OutOfMemory"
+    assert first_error_line("sbatch: error: invalid partition specified: nosuch\n"
+                            "sbatch: error: Batch job submission failed: Invalid partition name specified\n") \
+        == "sbatch: error: invalid partition specified: nosuch"
+
+
+def test_status_column_says_why_a_cluster_run_waits() -> None:
+    assert job_cell({"job_id": "12", "state": "queued", "reason": "Resources"}) == "12 pending (Reason=Resources)"
+    assert job_cell({"job_id": "12", "state": "running", "reason": None, "node": "gpu7"}) == "12 on gpu7"
+    assert job_cell({"job_id": "12", "state": "failed", "reason": "TIMEOUT (TimeLimit)"}) == "12 TIMEOUT (TimeLimit)"
+    assert job_cell({"job_id": None, "state": "running"}) == ""
+
+
+def test_without_sbatch_a_run_fails_on_one_line_and_the_daemon_goes_on(ws: Workspace, monkeypatch) -> None:
+    ws.ensure()
+    ws.config.write_text("executor: slurm\n")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    run = probe("nobatch", steps=1)
+    with Client(ws) as client:
+        client.request("submit", experiment=None, runs=[run])
+        failed = wait_state(client, run["id"], {"failed"}, timeout=30)
+        assert failed["error"] == ("could not submit to Slurm: sbatch not found on PATH "
+                                   "(executor slurm needs Slurm's commands)")
+        assert client.request("ping")["executor"] == "slurm"
+    assert "Traceback" not in ws.log.read_text()
