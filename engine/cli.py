@@ -8,6 +8,7 @@ query, an unknown run), 1 for a failed operation, 0 for success.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -75,8 +76,12 @@ def cli(ctx: click.Context, home: str | None) -> None:
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--plan", "show_plan", is_flag=True,
-              help="Also list the runs `tix run` would queue: kind, model, GPUs, what each waits for.")
-def check(files: tuple[str, ...], show_plan: bool) -> None:
+              help="Also list the runs `tix run` would queue: kind, model, GPUs, what each waits for "
+                   "(and each run's sbatch line when the workspace's executor is slurm).")
+@click.option("--sbatch", "show_sbatch", is_flag=True,
+              help="With --plan: print each run's sbatch line whatever the executor (nothing is submitted).")
+@click.pass_context
+def check(ctx: click.Context, files: tuple[str, ...], show_plan: bool, show_sbatch: bool) -> None:
     """Validate experiment files: prints `ok` or one line per error (exit 2 when invalid)."""
     from engine.experiments.spec import check_file
 
@@ -88,10 +93,41 @@ def check(files: tuple[str, ...], show_plan: bool) -> None:
         if not errors:
             click.echo(f"{file}: ok" if len(files) > 1 else "ok")
             if show_plan:
-                click.echo(plan_table(load_plan(file, ())[1]))
+                runs = load_plan(file, ())[1]
+                click.echo(plan_table(runs))
+                for line in sbatch_lines(workspace(ctx), runs, show_sbatch):
+                    click.echo(line)
         bad = bad or bool(errors)
     if bad:
         sys.exit(2)
+
+
+def sbatch_lines(ws: Workspace, runs: list[dict[str, Any]], always: bool) -> list[str]:
+    """Each run's sbatch command as the Slurm executor would build it from this workspace's settings
+    and the run's `slurm:` overrides: the cluster's view of a plan, checked before anything queues.
+    Printed when the executor is slurm, or `always`; only builds the argv, so no Slurm is needed."""
+    from engine.daemon.executors.base import Launch, SubmitError
+    from engine.daemon.executors.slurm import SCRIPT_FILE, job_settings, sbatch_argv
+    from engine.daemon.settings import DaemonSettings
+
+    try:
+        settings = DaemonSettings.load(ws.config)
+    except ValueError as exc:
+        raise Failure(str(exc), 2) from None
+    if settings.executor != "slurm" and not always:
+        return []
+    lines = [f"sbatch lines (executor {settings.executor}; settings from {ws.config} and the file's slurm:):"]
+    for run in runs:
+        run_dir = ws.run_dir(run["id"])
+        launch = Launch(run["id"], run_dir, 1, {}, int(run["gpus_needed"] or 0),
+                        (run["params"] or {}).get("slurm") or {})
+        try:
+            argv = [*sbatch_argv(launch, job_settings(launch, settings.slurm)), str(run_dir / SCRIPT_FILE)]
+        except SubmitError as exc:
+            lines.append(f"{run['id']}: not submitted: {exc}")
+            continue
+        lines.append(f"{run['id']}: {shlex.join(argv)}")
+    return lines
 
 
 def plan_table(runs: list[dict[str, Any]]) -> str:

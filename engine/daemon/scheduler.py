@@ -286,7 +286,7 @@ class Scheduler:
         attempt = int(run["attempt"]) + 1
         spec = {"run_id": run["id"], "kind": run["kind"], "experiment": run["experiment"],
                 "name": run["name"], "attempt": attempt, "home": str(self.ws.home),
-                "params": resolve_refs(run["params"] or {}, inputs), "inputs": inputs}
+                "params": resolve_refs(worker_params(run["params"]), inputs), "inputs": inputs}
         (run_dir / SPEC_FILE).write_text(yaml.safe_dump(spec, sort_keys=False))
         executor = self.executor
         launch = self._launch(run, run_dir, attempt, gpus)
@@ -317,7 +317,8 @@ class Scheduler:
             needed = len(gpus)
         else:
             cuda = None if needed else ""
-        return Launch(run["id"], run_dir, attempt, worker_env(self.ws.home, cuda), needed)
+        overrides = (run["params"] or {}).get("slurm") or {}
+        return Launch(run["id"], run_dir, attempt, worker_env(self.ws.home, cuda), needed, overrides)
 
     # -- requests ----------------------------------------------------------------------------
     def submit(self, experiment: dict[str, Any] | None, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -375,6 +376,12 @@ class Scheduler:
     def _update(self, run_id: str, **fields: Any) -> None:
         self.store.update_run(run_id, **fields)
         self.changed.add(run_id)
+
+
+def worker_params(params: dict[str, Any] | None) -> dict[str, Any]:
+    """A run's parameters for its worker: `slurm:` overrides are for the executor only (a job that
+    checks its parameters strictly, like build, would refuse them)."""
+    return {key: value for key, value in (params or {}).items() if key != "slurm"}
 
 
 def reason_column(status: JobStatus) -> str | None:

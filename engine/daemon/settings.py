@@ -8,7 +8,7 @@ one line that names the file and the key.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,10 @@ import yaml
 
 #: How workers are started: `local` processes on this box, or `slurm` jobs on a cluster.
 EXECUTORS = ("local", "slurm")
+#: `slurm:` keys an experiment file may override (top level, or a variant's `train:`); the rest
+#: (gpus_per_node, final_wait, poll_interval) describe the cluster or the daemon, not a run.
+PER_EXPERIMENT = ("partition", "account", "qos", "time", "cpus_per_gpu", "mem_per_gpu", "constraint",
+                  "exclusive", "extra_args", "cpu_partition", "setup", "signal_grace")
 
 
 @dataclass
@@ -64,6 +68,22 @@ class SlurmSettings:
             if value is not None:
                 kwargs[key] = value
         return cls(**kwargs)
+
+    def merged(self, overrides: dict[str, Any] | None, source: str) -> SlurmSettings:
+        """These settings with a run's overrides from its experiment file on top (later wins, lists
+        included). Checked again here: they come from the database, perhaps from an older tix."""
+        if not overrides:
+            return self
+        kinds = {f.name: f.metadata["kind"] for f in fields(self)}
+        changes: dict[str, Any] = {}
+        for key, raw in overrides.items():
+            if key not in PER_EXPERIMENT:
+                raise ValueError(f"{source}: 'slurm.{key}' cannot be set in an experiment file "
+                                 f"(per experiment: {', '.join(PER_EXPERIMENT)})")
+            value = _check(f"slurm.{key}", raw, kinds[key], source)
+            if value is not None:
+                changes[key] = value
+        return replace(self, **changes)
 
 
 @dataclass

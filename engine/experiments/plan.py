@@ -49,6 +49,13 @@ class Planner:
         self.data = exp.data
         self.runs: dict[str, dict[str, Any]] = {}
         self.models: dict[str, tuple[Any, list[str]]] = {}  # variant -> (model param, deps)
+        self.slurm: dict[str, Any] = exp.data.get("slurm") or {}
+
+    def with_slurm(self, params: dict[str, Any], train: dict[str, Any] | None = None) -> dict[str, Any]:
+        """`params` plus the run's sbatch overrides: the file's top-level `slurm:`, then the
+        training's own (later wins). Absent when there are none, so those run ids stay as they were."""
+        overrides = {**self.slurm, **((train or {}).get("slurm") or {})}
+        return {**params, "slurm": overrides} if overrides else params
 
     def add(self, run: dict[str, Any]) -> dict[str, Any]:
         self.runs.setdefault(run["id"], run)
@@ -68,7 +75,7 @@ class Planner:
         if base["model"] in BUILTIN_MODELS:
             params = {"model": base["model"], "seed": base.get("seed", 0), **(base.get("build") or {})} | (
                 {"rebuild": True} if base.get("rebuild") else {})  # absent when false: same run ids as before
-            run = self.add(make_run("build", "base", self.exp.name, params, []))
+            run = self.add(make_run("build", "base", self.exp.name, self.with_slurm(params), []))
             return {"from_run": run["id"], "key": "model_path"}, [run["id"]]
         return self.external_model(base), []
 
@@ -98,7 +105,8 @@ class Planner:
             params["data"] = {"from_run": generated["id"], "key": "data_path"}
             train_deps.append(generated["id"])
         retries = int(train.get("retries", 0))
-        run = self.add(make_run("train", name, self.exp.name, params, train_deps, retries, gpus=gpus))
+        run = self.add(make_run("train", name, self.exp.name, self.with_slurm(params, train), train_deps,
+                                retries, gpus=gpus))
         return {"from_run": run["id"], "key": "model_path"}, [run["id"]]
 
     def datagen_run(self, name: str, train: dict[str, Any], data: str, source: Any,
@@ -112,14 +120,16 @@ class Planner:
             model, deps = self.external_model(teacher), []
         params = {"teacher": model, "data": data, "data_signature": path_signature(data),
                   **{k: v for k, v in teacher.items() if k != "model" and v not in (None, {})}}
-        return self.add(make_run("datagen", name, self.exp.name, params, deps, gpus=eval_gpus(params)))
+        return self.add(make_run("datagen", name, self.exp.name, self.with_slurm(params), deps,
+                                 gpus=eval_gpus(params)))
 
     def eval_run(self, name: str) -> dict[str, Any]:
         model, deps = self.models[name]
         params = {"model": model, **self.data["eval"], **self.released_labels(name)}
         if params.get("benchmarks"):
             params["benchmarks"] = [self.local_benchmark(b) for b in params["benchmarks"]]
-        return self.add(make_run("eval", name, self.exp.name, params, deps, gpus=eval_gpus(params)))
+        return self.add(make_run("eval", name, self.exp.name, self.with_slurm(params), deps,
+                                 gpus=eval_gpus(params)))
 
     def released_labels(self, name: str) -> dict[str, Any]:
         """A released model's base (when not the experiment's) and method label, which the
@@ -154,7 +164,8 @@ class Planner:
         base, base_deps = self.models[against]
         model, deps = self.models[name]
         params = {"base_model": base, "model": model, "samples_from": evaluation["id"], **analysis}
-        self.add(make_run("analyse", name, self.exp.name, params, [*base_deps, *deps, evaluation["id"]]))
+        self.add(make_run("analyse", name, self.exp.name, self.with_slurm(params),
+                          [*base_deps, *deps, evaluation["id"]]))
 
 
 def eval_gpus(params: dict[str, Any]) -> int:

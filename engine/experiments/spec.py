@@ -444,7 +444,27 @@ def _distributed(value: Any) -> _Problem | None:
         return None
     return _Problem(f"expected one of {', '.join(DISTRIBUTED)} or a path to an accelerate config "
                     f"(.yaml), got {_show(value)}", _suggest(str(value), DISTRIBUTED))
-_TOP_KEYS = ("name", "description", "base", "models", "eval", "analysis", "ti")
+
+
+def _text(value: Any) -> _Problem | None:
+    """A Slurm option's value: a non-empty string (a number is taken as written, e.g. `time: 60`)."""
+    if _is_int(value) or (isinstance(value, str) and value.strip()):
+        return None
+    return _expected("a non-empty string", value)
+
+
+#: Per-experiment sbatch options: the daemon's `slurm:` settings that make sense for one run
+#: (engine.daemon.settings.PER_EXPERIMENT, which a test keeps equal to these keys).
+_SLURM = {
+    "partition": _Field(_text), "account": _Field(_text), "qos": _Field(_text), "time": _Field(_text),
+    "cpus_per_gpu": _Field(_POSITIVE), "mem_per_gpu": _Field(_text), "constraint": _Field(_text),
+    "exclusive": _Field(_boolean), "extra_args": _Field(_strings), "cpu_partition": _Field(_text),
+    "setup": _Field(_strings), "signal_grace": _Field(_integer(0)),
+}
+_SLURM_DAEMON = ("gpus_per_node", "final_wait", "poll_interval")
+"""`slurm:` settings of the daemon that describe the cluster or the daemon itself, not a run."""
+_SLURM_TEXT = frozenset(key for key, spec in _SLURM.items() if spec.check is _text)
+_TOP_KEYS = ("name", "description", "base", "models", "eval", "analysis", "ti", "slurm")
 _TOP = {"name": _Field(_name, required=True), "description": _Field(_string, "")}
 _VARIANT_KEYS = ("from", "model", "revision", "method", "train")
 NO_BASE = "none"
@@ -660,6 +680,7 @@ class _Checker:
         data["eval"] = self.eval(top["eval"]) if "eval" in top else self.eval({})
         data["analysis"] = self.analysis(top["analysis"]) if "analysis" in top else self.analysis(None)
         data["ti"] = self.ti(top.get("ti", {}))
+        data["slurm"] = self.slurm(("slurm",), top.get("slurm"))
         return data
 
     def base(self, top: dict[str, Any]) -> dict[str, Any] | None:
@@ -732,7 +753,7 @@ class _Checker:
             "distributed": _Field(_distributed),
             "limit": _Field(_POSITIVE),
         }
-        train = self.section(path, value, fields, extra=("reward", "args", "lora", "teacher"))
+        train = self.section(path, value, fields, extra=("reward", "args", "lora", "teacher", "slurm"))
         if train is None:
             return None
         if train.get("gpus") == 1 and train.get("distributed"):
@@ -748,7 +769,23 @@ class _Checker:
         train["reward"] = self.reward(path, value, method)
         train["args"] = self.args((*path, "args"), value.get("args", {}), method)
         train["lora"] = self.section((*path, "lora"), value["lora"], _LORA) if "lora" in value else None
+        train["slurm"] = self.slurm((*path, "slurm"), value.get("slurm"))
         return train
+
+    def slurm(self, path: KeyPath, value: Any) -> dict[str, Any] | None:
+        """sbatch options over the daemon's for these runs; only the keys given are kept (no
+        defaults), so a file without them plans the same runs, with the same ids, as before."""
+        found = self.mapping(path, value, None) if value is not None else None
+        if not found:
+            return None
+        for key in found:
+            if key in _SLURM_DAEMON:
+                self.error((*path, key), f"'{key}' is a daemon setting (TIX_HOME/config.yaml), "
+                                         "not one per experiment")
+            elif key not in _SLURM:
+                self.unknown_key((*path, key), key, tuple(_SLURM))
+        checked = {key: self.field((*path, key), found, key, _SLURM[key]) for key in _SLURM if key in found}
+        return {key: str(v) if key in _SLURM_TEXT and _is_int(v) else v for key, v in checked.items()}
 
     def teacher(self, path: KeyPath, value: Any) -> dict[str, Any] | None:
         """SFT data the paper's way: sample a teacher ("self" = on-policy), keep correct answers."""

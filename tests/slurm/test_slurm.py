@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import pytest
+import yaml
 
 from engine.client.connection import Client
 from engine.daemon.executors.slurm import SlurmExecutor
@@ -113,6 +114,20 @@ def test_an_invalid_partition_fails_the_run_on_one_line_and_nothing_else(slurm_w
         assert failed["job_id"] is None
         assert wait_state(client, fine["id"], TERMINAL, timeout=60)["state"] == "succeeded"
     assert "Traceback" not in slurm_ws.log.read_text()
+
+
+def test_a_runs_slurm_overrides_from_its_experiment_file_reach_its_job(slurm_ws, slurm_client) -> None:
+    """`slurm:` in an experiment file lands in the run's params (engine.experiments.plan); here a GPU
+    run the daemon would send to `gpu` goes to `cpu`, with its own time limit and setup line."""
+    run = gpu_probe("moved", steps=1, slurm={"partition": "cpu", "time": "7", "setup": ["echo override-setup"]})
+    slurm_client.request("submit", experiment=None, runs=[run])
+    done = wait_state(slurm_client, run["id"], TERMINAL, timeout=60)
+    assert done["state"] == "succeeded", done
+    job = job_fields(done["job_id"])
+    assert (job["Partition"], job["TimeLimit"]) == ("cpu", "00:07:00")
+    assert "override-setup" in (slurm_ws.run_dir(run["id"]) / "stdout.log").read_text()
+    spec = yaml.safe_load((slurm_ws.run_dir(run["id"]) / "spec.yaml").read_text())
+    assert "slurm" not in spec["params"]  # the worker never sees them
 
 
 def test_a_job_that_dies_without_a_final_event_fails_with_its_stderr(slurm_ws, slurm_client) -> None:

@@ -3,22 +3,26 @@ squeue/scontrol/sacct answers, the status column, and a daemon on a box without 
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from engine.cli import job_cell
 from engine.client.connection import Client
-from engine.daemon.executors.base import Launch
+from engine.daemon.executors.base import Launch, SubmitError
 from engine.daemon.executors.slurm import (
     first_error_line,
+    job_settings,
     job_status,
     parse_scontrol,
     parse_squeue,
     sbatch_argv,
 )
-from engine.daemon.scheduler import reason_column
+from engine.daemon.scheduler import reason_column, worker_params
 from engine.daemon.settings import DaemonSettings, SlurmSettings
+from engine.experiments.plan import plan_experiment
+from engine.experiments.spec import load_experiment
 from engine.workspace import Workspace
 from tests.conftest import probe, wait_state
 
@@ -152,3 +156,76 @@ def test_without_sbatch_a_run_fails_on_one_line_and_the_daemon_goes_on(ws: Works
                                    "(executor slurm needs Slurm's commands)")
         assert client.request("ping")["executor"] == "slurm"
     assert "Traceback" not in ws.log.read_text()
+
+
+# -- per-experiment `slurm:` overrides ---------------------------------------------------------
+EXPERIMENT = """\
+name: override
+base: {model: tiny-lab}
+slurm: {partition: big, time: 60, setup: [module load cuda]}
+models:
+  s:
+    train:
+      method: sft
+      data: lab/math-train
+      slurm: {partition: a100, exclusive: true, extra_args: [--nice=5]}
+"""
+
+
+def test_the_experiment_file_can_override_only_per_run_settings() -> None:
+    from engine.daemon.settings import PER_EXPERIMENT
+    from engine.experiments.spec import _SLURM, _SLURM_DAEMON
+
+    assert set(_SLURM) == set(PER_EXPERIMENT)
+    assert set(PER_EXPERIMENT) | set(_SLURM_DAEMON) == {f.name for f in fields(SlurmSettings)}
+
+
+def test_overrides_merge_over_the_daemon_settings_later_wins(tmp_path: Path) -> None:
+    daemon = SlurmSettings.from_values({"partition": "gpu", "cpu_partition": "cpu", "account": "lab",
+                                        "setup": ["source venv"], "extra_args": ["--nice=1"]}, "test")
+    path = tmp_path / "exp.yaml"
+    path.write_text(EXPERIMENT)
+    runs = {(r["kind"], r["name"]): r for r in plan_experiment(load_experiment(path))}
+    train, build = runs[("train", "s")], runs[("build", "base")]
+    s = job_settings(Launch(train["id"], tmp_path, 1, {}, 1, train["params"]["slurm"]), daemon)
+    assert (s.partition, s.account, s.time, s.exclusive) == ("a100", "lab", "60", True)
+    assert (s.setup, s.extra_args) == (["module load cuda"], ["--nice=5"])  # lists are replaced, not added
+    cpu = sbatch_argv(launch := Launch(build["id"], tmp_path, 1, {}, 0, build["params"]["slurm"]),
+                      job_settings(launch, daemon))
+    assert "--partition=cpu" in cpu and "--time=60" in cpu and "--exclusive" not in cpu  # cpu_partition wins
+    assert job_settings(launch, daemon).setup == ["module load cuda"]
+
+
+def test_a_stored_override_that_is_not_valid_refuses_the_run_on_one_line() -> None:
+    for bad, message in [({"gpus_per_node": 2}, "'slurm.gpus_per_node' cannot be set in an experiment file"),
+                         ({"exclusive": "yes"}, "setting slurm.exclusive expects true or false")]:
+        with pytest.raises(SubmitError) as refused:
+            job_settings(Launch("train-1", Path("/r"), 1, {}, 1, bad), SlurmSettings())
+        assert str(refused.value).startswith("run train-1: ") and message in str(refused.value)
+    assert worker_params({"model": "m", "slurm": {"partition": "a"}}) == {"model": "m"}
+
+
+def test_check_plan_prints_each_sbatch_line_without_slurm(tix, ws: Workspace, tmp_path: Path,
+                                                         monkeypatch) -> None:
+    path = tmp_path / "exp.yaml"
+    path.write_text(EXPERIMENT)
+    monkeypatch.setenv("PATH", "/nonexistent")  # no sbatch: the lines are only built
+    ws.ensure()
+    ws.config.write_text("executor: local\n")
+    assert "sbatch" not in tix("check", "--plan", str(path)).stdout
+    ws.config.write_text(CONFIG)
+    for out in (tix("check", "--plan", str(path)), tix("check", "--plan", "--sbatch", str(path))):
+        assert out.returncode == 0, out.stderr
+        lines = {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in out.stdout.splitlines()
+                 if line.startswith(("build-", "train-", "eval-", "analyse-")) and ": sbatch " in line}
+        assert len(lines) == 5
+        train = next(v for k, v in lines.items() if k.startswith("train-"))
+        run_id = next(k for k in lines if k.startswith("train-"))
+        assert train.startswith(f"sbatch --parsable --job-name=tix-{run_id} --chdir={ws.run_dir(run_id)} ")
+        assert train.endswith("--gpus-per-node=1 --partition=a100 --account=lab --qos=high --time=60 "
+                              "--constraint=h100 --cpus-per-gpu=4 --mem-per-gpu=40G --exclusive --nice=5 "
+                              f"{ws.run_dir(run_id)}/job.sh")  # the variant's extra_args replace the daemon's
+        build = next(v for k, v in lines.items() if k.startswith("build-"))
+        assert build.endswith("--gpus-per-node=0 --partition=cpu --account=lab --qos=high --time=60 "
+                              "--constraint=h100 --exclusive --mail-type=END "
+                              f"{ws.run_dir(build.split('tix-')[1].split()[0])}/job.sh")

@@ -169,3 +169,18 @@ def test_bench_lab_seeds_the_base_and_both_trainings_and_summarises_over_seeds()
     assert "+7.0 ± 3.0" in math_line
     assert "maths gain >= 5 pts in 2/3 seeds (+10.0, +4.0, +7.0)" in lines[-1]
     assert "-10.0 ± 0.0" in next(line for line in lines if " other " in line)
+
+
+def test_slurm_overrides_reach_every_run_and_only_files_with_them_change_ids() -> None:
+    text = TINY.read_text()
+    plain = plan_experiment(load_experiment_text(text, str(TINY)))
+    assert not any("slurm" in r["params"] for r in plain)  # no `slurm:`: params and ids as before
+    top = plan_experiment(load_experiment_text(text + "slurm: {partition: big, time: 60}\n", str(TINY)))
+    assert all(r["params"]["slurm"] == {"partition": "big", "time": "60"} for r in top)
+    assert not {r["id"] for r in top} & {r["id"] for r in plain}
+    exp = load_experiment_text(text + "slurm: {partition: big, time: 60}\n", str(TINY))
+    exp.data["models"]["sft"]["train"]["slurm"] = {"partition": "a100", "exclusive": True}
+    runs = {(r["kind"], r["name"]): r for r in plan_experiment(exp)}
+    assert runs[("train", "sft")]["params"]["slurm"] == {"partition": "a100", "time": "60", "exclusive": True}
+    assert runs[("eval", "sft")]["params"]["slurm"] == {"partition": "big", "time": "60"}  # train only
+    assert runs[("train", "rl")]["params"]["slurm"] == {"partition": "big", "time": "60"}

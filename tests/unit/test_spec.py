@@ -372,3 +372,33 @@ def test_released_models_name_their_base_and_method() -> None:
         "zoo.yaml:5: models.t.method: method: labels released models; a trained one has train.method",
         "zoo.yaml:5: models.t.from: from: none is for released models; a trained one needs a source",
         "zoo.yaml:6: models.c.from: unknown variant 'bb'"]
+
+
+# ── per-experiment slurm: overrides ─────────────────────────────────────────────────────────
+
+
+def test_slurm_overrides_keep_only_the_keys_given() -> None:
+    text = sft("") + "      slurm: {partition: a100, exclusive: true, cpus_per_gpu: 8}\n" + (
+        "slurm: {partition: big, time: 60, setup: [module load cuda]}\n")
+    data = load_experiment_text(text).data
+    assert data["slurm"] == {"partition": "big", "time": "60", "setup": ["module load cuda"]}
+    assert data["models"]["s"]["train"]["slurm"] == {"partition": "a100", "cpus_per_gpu": 8, "exclusive": True}
+    plain = load_experiment_text(sft("")).data
+    assert plain["slurm"] is None and plain["models"]["s"]["train"]["slurm"] is None
+
+
+def test_slurm_mistakes_are_one_line_each_at_their_key(tmp_path: Path) -> None:
+    text = sft("") + "      slurm: {gpus_per_node: 2, setup: module load cuda, signal_grace: -1}\n" + (
+        "slurm:\n  partion: gpu\n  cpus_per_gpu: many\n  exclusive: 1\n")
+    shown = [str(e).removeprefix(f"{tmp_path / 'exp.yaml'}:") for e in errors_in(tmp_path, text)]
+    assert shown == [
+        "10: models.s.train.slurm.gpus_per_node: 'gpus_per_node' is a daemon setting (TIX_HOME/config.yaml), "
+        "not one per experiment",
+        "10: models.s.train.slurm.setup: expected a list of non-empty strings, got 'module load cuda'",
+        "10: models.s.train.slurm.signal_grace: must be >= 0, got -1",
+        "12: slurm.partion: unknown key 'partion' (did you mean 'partition'?)",
+        "13: slurm.cpus_per_gpu: expected an integer, got 'many'",
+        "14: slurm.exclusive: expected true or false, got 1",
+    ]
+    assert [str(e).split(": ", 2)[1:] for e in errors_in(tmp_path, BASE + "slurm: [gpu]\n")] == [
+        ["slurm", "expected a mapping, got a list"]]

@@ -10,7 +10,7 @@ runs the same worker command, so the run folder contract is the same whatever ru
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +26,9 @@ class Launch:
     """Set for the worker on top of the daemon's own environment (TIX_HOME, CUDA_VISIBLE_DEVICES...)."""
     gpus: int
     """GPUs the run needs; the local executor gets the chosen devices in `env` instead."""
+    slurm: dict[str, Any] = field(default_factory=dict)
+    """The run's `slurm:` overrides from its experiment file (top level, then its variant's `train:`);
+    the Slurm executor puts them over its settings, the local executor has nothing to apply them to."""
 
 
 @dataclass(frozen=True)

@@ -102,11 +102,9 @@ class SlurmExecutor:
     # -- submitting ------------------------------------------------------------------------
     def submit(self, launch: Launch) -> SlurmHandle:
         """Write the job script and start sbatch in the background; refusals come back in `status`."""
-        most = self.settings.gpus_per_node
-        if most is not None and launch.gpus > most:
-            raise SubmitError(f"needs {launch.gpus} GPUs; slurm.gpus_per_node is {most}")
-        argv = sbatch_argv(launch, self.settings)
-        script = write_script(launch, self.settings, argv, self.python)
+        settings = job_settings(launch, self.settings)
+        argv = sbatch_argv(launch, settings)
+        script = write_script(launch, settings, argv, self.python)
         for name in (STDOUT_FILE, STDERR_FILE):
             with open(launch.run_dir / name, "ab") as stream:
                 mark_attempt(stream, launch.attempt)
@@ -225,8 +223,21 @@ class SlurmExecutor:
 
 
 # -- the sbatch command and the job script ----------------------------------------------------
+def job_settings(launch: Launch, s: SlurmSettings) -> SlurmSettings:
+    """The settings of one run's job: the daemon's, then the run's overrides from its experiment
+    file. A run that cannot be submitted is refused here, before anything is written."""
+    most = s.gpus_per_node
+    if most is not None and launch.gpus > most:
+        raise SubmitError(f"needs {launch.gpus} GPUs; slurm.gpus_per_node is {most}")
+    try:
+        return s.merged(launch.slurm, f"run {launch.run_id}")
+    except ValueError as exc:
+        raise SubmitError(str(exc)) from None
+
+
 def sbatch_argv(launch: Launch, s: SlurmSettings) -> list[str]:
-    """The sbatch command of one attempt, without the script; `tix check --plan` can print it."""
+    """The sbatch command of one attempt, without the script; `tix check --plan` prints it (with
+    `s` from `job_settings`, as the executor submits it)."""
     folder = str(launch.run_dir).replace("%", "%%")  # sbatch expands %j etc. in --output
     gpu = launch.gpus > 0
     options = {"partition": s.partition if gpu or not s.cpu_partition else s.cpu_partition,
