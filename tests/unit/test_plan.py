@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from engine.experiments.plan import plan_experiment, variant_order
 from engine.experiments.spec import load_experiment, load_experiment_text
 from tests.conftest import ROOT
@@ -102,21 +104,24 @@ def test_rebuild_asks_for_a_build_of_its_own() -> None:
     assert rebuilt["params"]["rebuild"] is True and rebuilt["id"] != default["id"]
 
 
-def test_rebuild_must_be_a_boolean() -> None:
+def refusal(text: str) -> str:
+    """The one-line errors `text` gets from the experiment checker; fails if it is accepted."""
     from engine.experiments.spec import SpecErrors
 
-    text = TINY.read_text().replace("  seed: 0\n", "  seed: 0\n  rebuild: maybe\n", 1)
-    try:
+    with pytest.raises(SpecErrors) as caught:
         load_experiment_text(text, str(TINY))
-    except SpecErrors as exc:
-        assert "base.rebuild" in str(exc)
-    else:
-        raise AssertionError("rebuild: maybe was accepted")
+    return str(caught.value)
+
+
+def with_base(line: str, text: str | None = None) -> str:
+    return (text or TINY.read_text()).replace("  seed: 0\n", f"  seed: 0\n  {line}\n", 1)
+
+
+def test_rebuild_must_be_a_boolean() -> None:
+    assert "base.rebuild" in refusal(with_base("rebuild: maybe"))
 
 
 def test_base_build_parameters_reach_the_build_and_are_checked() -> None:
-    from engine.experiments.spec import SpecErrors
-
     text = TINY.read_text()
     tuned = text.replace("  seed: 0\n", "  seed: 3\n  build: {pretrain_steps: 200, precision: fp32}\n", 1)
     build = by_kind(plan_experiment(load_experiment_text(tuned, str(TINY))))["build"][0]
@@ -124,20 +129,10 @@ def test_base_build_parameters_reach_the_build_and_are_checked() -> None:
     for bad, said in (("build: {steps: 2}", "unknown build parameter(s): steps"),
                       ("build: {precision: fp16}", "'precision' must be one of auto, bf16, fp32"),
                       ("build: {seed: 2}", "set seed under base:")):
-        try:
-            load_experiment_text(text.replace("  seed: 0\n", f"  seed: 0\n  {bad}\n", 1), str(TINY))
-        except SpecErrors as exc:
-            assert "base.build" in str(exc) and said in str(exc), str(exc)
-        else:
-            raise AssertionError(f"{bad} was accepted")
-    released = text.replace("  model: tiny-lab\n", "  model: org/name\n", 1).replace(
-        "  seed: 0\n", "  seed: 0\n  build: {pretrain_steps: 2}\n", 1)
-    try:
-        load_experiment_text(released, str(TINY))
-    except SpecErrors as exc:
-        assert "only a built-in base" in str(exc)
-    else:
-        raise AssertionError("build parameters for a released base were accepted")
+        error = refusal(with_base(bad))
+        assert "base.build" in error and said in error, error
+    released = with_base("build: {pretrain_steps: 2}", text.replace("  model: tiny-lab\n", "  model: org/name\n", 1))
+    assert "only a built-in base" in refusal(released)
 
 
 def load_bench_lab() -> Any:
