@@ -140,5 +140,9 @@ def test_lab_precision_follows_the_cpu_and_the_probe_times_real_steps(monkeypatc
     assert torch.backends.cpu.get_cpu_capability() in doctor.lab_precision()
     per_step = model.probe_step_seconds(steps=2, warmup=1)
     assert 0.001 < per_step < 30
-    monkeypatch.setattr(model, "probe_step_seconds", lambda steps: 0.55)  # the AVX2 box of the fit
-    assert "about 13 min" in doctor.demo_estimate()  # 809 s measured there
+    monkeypatch.setattr(model, "probe_step_seconds", lambda steps: 0.55)  # the AVX2 box of the fits
+    assert "about 4 min" in doctor.demo_estimate()  # 809 s there, less the 566 s build the package ships
+    from engine.lab import shipping
+
+    monkeypatch.setattr(shipping, "SHIPPED", shipping.SHIPPED / "nowhere")
+    assert "about 13 min" in doctor.demo_estimate()  # without the shipped base: the whole 809 s
