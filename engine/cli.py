@@ -480,7 +480,10 @@ text_cell = tables.cell
 
 
 def _counted_table(columns: list[str], rows: list[list[Any]]) -> str:
-    return tables.table(columns, rows) + f"\n({len(rows)} row{'s' if len(rows) != 1 else ''})"
+    """The human table: floats as a person reads them (`58`, not `57.99999999999999`); csv and
+    json keep every digit for programs."""
+    shown = [[tables.readable_number(v) if isinstance(v, float) else v for v in row] for row in rows]
+    return tables.table(columns, shown) + f"\n({len(rows)} row{'s' if len(rows) != 1 else ''})"
 
 
 FORMATTERS: dict[str, Callable[[list[str], list[list[Any]]], str]] = {

@@ -116,3 +116,12 @@ def test_bad_settings_file_is_reported(tix, ws: Workspace) -> None:
     assert result.returncode == 1
     assert "unknown setting 'idle_timout'" in one_line_error(result)
     assert "unknown setting 'idle_timout'" in ws.log.read_text()
+
+
+def test_sql_table_shows_readable_floats_and_csv_keeps_every_digit(tix) -> None:
+    query = "SELECT 57.99999999999999::DOUBLE AS a, 28.999999999999996::DOUBLE AS b, 0.123456789::DOUBLE AS c"
+    table = tix("sql", query)
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[2].split() == ["58", "29", "0.123457"]
+    csv = tix("sql", query, "--format", "csv")
+    assert "57.99999999999999" in csv.stdout and "0.123456789" in csv.stdout
