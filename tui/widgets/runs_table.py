@@ -63,10 +63,11 @@ def layout(width: int) -> list[tuple[Column, int]]:
 def cells(run: dict[str, Any], cols: list[tuple[Column, int]], now: float) -> list[Text]:
     """The row of one run, each cell a space then its text cut to the column width."""
     out = []
-    folded = not any(col.key == "result" for col, _ in cols)  # narrow: results share progress
+    found = result_cell(run)  # once per row: it is also what the progress column shows when narrow
+    folded = not any(col.key == "result" for col, _ in cols)
     for col, width in cols:
-        key = "result" if folded and col.key == "progress" and result_cell(run) else col.key
-        value = _cell(run, key, width, now)
+        shows_result = col.key == "result" or (folded and col.key == "progress" and found)
+        value = found if shows_result else _cell(run, col.key, width, now)
         text = value if isinstance(value, Text) else Text(fit(value, width))
         text.truncate(width, overflow="ellipsis")
         out.append(Text(" ") + text)
@@ -78,8 +79,6 @@ def _cell(run: dict[str, Any], key: str, width: int, now: float) -> str | Text:
         return state_cell(run)
     if key == "progress":
         return progress_cell(run, width)
-    if key == "result":
-        return result_cell(run)
     if key == "eta":
         return duration(eta_seconds(run, now), short=True)
     if key == "time":
