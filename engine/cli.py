@@ -120,7 +120,7 @@ def sbatch_lines(ws: Workspace, runs: list[dict[str, Any]], always: bool) -> lis
     for run in runs:
         run_dir = ws.run_dir(run["id"])
         launch = Launch(run["id"], run_dir, 1, {}, int(run["gpus_needed"] or 0),
-                        (run["params"] or {}).get("slurm") or {})
+                        (run["params"] or {}).get("slurm") or {}, (run["params"] or {}).get("nodes"))
         try:
             argv = [*sbatch_argv(launch, job_settings(launch, settings.slurm)), str(run_dir / SCRIPT_FILE)]
         except SubmitError as exc:
@@ -784,16 +784,18 @@ def daemon_stop(ctx: click.Context) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def daemon_status(ctx: click.Context, as_json: bool) -> None:
-    """Show the daemon's pid, uptime, clients, GPUs and run counts (exit 3 if it is not running)."""
+    """Show the daemon's pid, uptime, clients, GPUs and run counts (exit 3 if it is not running);
+    on Slurm also the cluster's partitions (sinfo) and tix's jobs there."""
     ws = workspace(ctx)
     try:
         with Client(ws, autostart=False, timeout=10) as client:
             info = client.request("ping")
+            cluster = slurm_cluster(client) if info.get("executor") == "slurm" else None
     except (DaemonUnavailable, OSError):
         click.echo(json.dumps({"running": False}) if as_json else f"daemon not running ({ws.home})")
         sys.exit(3)
     if as_json:
-        click.echo(json.dumps({"running": True, **info}))
+        click.echo(json.dumps({"running": True, **info, **({"slurm": cluster} if cluster else {})}))
         return
     runs = ", ".join(f"{n} {s}" for s, n in sorted(info["runs"].items())) or "no runs"
     where = f"{info['gpus']} GPU(s), {info['cpu_slots']} CPU slot(s)"
@@ -802,6 +804,45 @@ def daemon_status(ctx: click.Context, as_json: bool) -> None:
     click.echo(f"daemon running: pid {info['pid']} on {info['host']}, up {info['uptime']:.0f}s, "
                f"{info['clients']} client(s), {where}, idle exit after {info['idle_timeout']:.0f}s; "
                f"runs: {runs}")
+    if cluster is not None:
+        click.echo(slurm_report(cluster))
+
+
+def slurm_cluster(client: Client) -> dict[str, Any]:
+    """The daemon's view of the cluster (the `gpus` op on Slurm); a refusal becomes its `error`."""
+    try:
+        return client.request("gpus")
+    except RequestFailed as exc:
+        return {"error": f"cannot ask the daemon about the cluster: {exc}"}
+
+
+def slurm_report(cluster: dict[str, Any]) -> str:
+    """Partitions, the cluster's totals (each node once) and tix's own jobs, under the status line."""
+    lines = [cluster["error"]] if cluster.get("error") else []
+    if cluster.get("partitions"):
+        total = cluster["totals"]
+        lines += ["", render_table(["partition", "avail", "nodes", "state", "GPUs free/total"],
+                                   [partition_row(p) for p in cluster["partitions"]]),
+                  f"cluster: {total['nodes']} node(s), {total['gpus_used']} of {total['gpus']} GPU(s) used, "
+                  f"{total['gpus_free']} free"]
+    jobs = [[j["run"], j["job_id"], (j["slurm_state"] or j["state"] or "?").lower(),
+             j["node"] or j["reason"] or "-"] for j in cluster.get("jobs") or []]
+    if not jobs:
+        return "\n".join([*lines, "tix jobs: none in the cluster"])
+    return "\n".join([*lines, "", "tix jobs:", render_table(["run", "job", "state", "node / reason"], jobs)])
+
+
+def partition_row(part: dict[str, Any]) -> list[Any]:
+    """sinfo's way: the default partition with a `*`; free GPUs are those a job could get now."""
+    return [part["name"] + ("*" if part["default"] else ""), part["avail"], part["nodes"],
+            node_states(part["states"]), f"{part['gpus_free']}/{part['gpus']}"]
+
+
+def node_states(states: dict[str, int]) -> str:
+    """`mix` when every node shares it, else `2 idle, 1 mix`."""
+    if len(states) == 1:
+        return next(iter(states))
+    return ", ".join(f"{n} {state}" for state, n in states.items())
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -30,6 +30,8 @@ class EventSummary:
     progress: tuple[int, int | None, str] | None = None
     heartbeat: float | bool | None = None
     final: dict[str, Any] | None = None
+    started: dict[str, Any] | None = None
+    """The last `started` event of this pass: a worker (re)started, e.g. a job Slurm requeued."""
 
 
 def ingest_run(store: Store, run_id: str, run_dir: Path, max_bytes: int = 8 << 20) -> EventSummary:
@@ -67,7 +69,8 @@ def _merge(total: EventSummary, step: EventSummary) -> None:
     total.sample_lines += step.sample_lines
     total.progress = step.progress or total.progress
     total.heartbeat = step.heartbeat or total.heartbeat
-    total.final = step.final or total.final
+    total.final = step.final or (None if step.started else total.final)
+    total.started = step.started or total.started
 
 
 def _ingest_file(store: Store, run_id: str, run_dir: Path, file: str, max_bytes: int,
@@ -133,6 +136,9 @@ def _summarise(summary: EventSummary, kind: str, event: dict[str, Any]) -> None:
         summary.heartbeat = event.get("t") or True
     elif kind in FINAL_EVENTS:
         summary.final = event
+    elif kind == "started":  # a restarted job (Slurm requeue): an earlier final was its last run's
+        summary.started = event
+        summary.final = None
 
 
 _SAMPLE_FIELDS = ("benchmark", "item_id", "sample_idx", "prompt", "completion", "extracted",

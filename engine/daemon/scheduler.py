@@ -52,6 +52,11 @@ class Active:
     """A final event gave the run its outcome; the job ending afterwards changes nothing."""
     ended_at: float | None = None
     """When the executor first said the job ended without a final event (see `final_wait`)."""
+    interrupted: dict[str, Any] | None = None
+    """A signal stopped the worker (its `failed` event says `interrupted`) on a backend that may run
+    the job again: the event waits for the job's fate (requeued: the run goes on; ended: it fails)."""
+    last: JobStatus = field(default_factory=lambda: JobStatus(alive=True, started=False))
+    """The executor's previous answer (a time limit shows in the time left before the signal)."""
 
 
 def make_executor(name: str, settings: DaemonSettings) -> Executor:
@@ -92,13 +97,20 @@ class Scheduler:
     def recover(self) -> None:
         """Adopt workers a previous daemon left (they kept going without it): running ones, and
         cluster jobs still waiting in the cluster's queue."""
-        for run in self.store.runs("state = 'running' OR (state = 'queued' AND job_id IS NOT NULL)"):
+        for run in self.store.runs("state = 'running' OR (state = 'queued' AND attempt > 0)"):
             executor = self.executor_named(run["executor"] or "local")
-            handle = executor.adopt(run)
+            handle = executor.adopt(run) if run["state"] == "running" or run["job_id"] else None
+            if handle is None and not retry_waiting(run):
+                handle = executor.find_submitted(run)
+                if handle is not None:
+                    log.info("run %s: adopting job %s, submitted before the last daemon stopped",
+                             run["id"], handle.columns())
+            if handle is None:
+                continue
             gpus = [int(g) for g in (run["gpus"] or "").split(",") if g] if executor.assigns_gpus else []
             active = Active(handle, executor, gpus, cpu_slot=executor.assigns_gpus and not gpus,
-                            stored={**handle.columns(), "node": run["node"], "reason": run["reason"]},
-                            running=run["state"] == "running")
+                            stored={**handle.columns(), "job_id": run["job_id"], "node": run["node"],
+                                    "reason": run["reason"]}, running=run["state"] == "running")
             self.active[run["id"]] = active
             if run["cancel_requested"]:
                 active.kill_at = time.time() + self.settings.cancel_grace
@@ -128,8 +140,11 @@ class Scheduler:
             self._apply(run_id, summary)
             if wrote:
                 self.ingested[run_id] = summary
+        if active.interrupted is not None:
+            self._follow_interrupted(run_id, active, status, summary)
         if not status.alive:
             self._exited(run_id, status)
+        active.last = status
 
     def _ingest(self, run_id: str, status: JobStatus) -> EventSummary | None:
         """Read what the worker wrote; everything left on disk once it ended; nothing if it never ran.
@@ -171,9 +186,14 @@ class Scheduler:
             self._finalise(run_id, summary.final)
 
     def _finalise(self, run_id: str, final: dict[str, Any]) -> None:
-        if run_id in self.active:
-            self.active[run_id].settled = True
         run = self.store.run(run_id)
+        active = self.active.get(run_id)
+        if active is not None and self._may_come_back(active, final, run):
+            active.interrupted = final
+            self._update(run_id, progress_text="interrupted: waiting for Slurm to requeue or end the job")
+            return
+        if active is not None:
+            active.settled = True
         if run is None or run["state"] != "running":
             return
         if final["type"] == "finished":
@@ -183,6 +203,38 @@ class Scheduler:
             self._update(run_id, state="cancelled", finished_at=utcnow(), error="cancelled")
         else:
             self._fail(run, str(final.get("error") or "failed"))
+
+    @staticmethod
+    def _may_come_back(active: Active, final: dict[str, Any], run: dict[str, Any] | None) -> bool:
+        """A signal stopped the worker, not tix's cancel, on a backend that may rerun the job."""
+        return (active.executor.requeues and final.get("type") == "failed" and bool(final.get("interrupted"))
+                and run is not None and run["state"] == "running" and not run["cancel_requested"])
+
+    def _follow_interrupted(self, run_id: str, active: Active, status: JobStatus,
+                            summary: EventSummary | None) -> None:
+        """The fate of a job whose worker a signal stopped: a new `started` line or the job waiting
+        in the queue again means Slurm requeued it (the same attempt goes on); the job ending means
+        the attempt failed (and is retried within the run's `retries:`), saying why."""
+        restarted = summary is not None and summary.started is not None and summary.final is None
+        if restarted or (status.alive and not status.started):
+            active.interrupted = None
+            log.info("run %s: Slurm requeued job %s", run_id, active.handle.columns().get("job_id"))
+            if not restarted:
+                active.running = False
+                self._update(run_id, state="queued", progress_text="requeued by Slurm")
+            return
+        if status.alive:
+            return
+        final, active.interrupted = active.interrupted, None
+        active.settled = True
+        run = self.store.run(run_id)
+        if run is None or run["state"] not in ("running", "queued"):
+            return
+        if run["cancel_requested"]:
+            self._update(run_id, state="cancelled", finished_at=utcnow(), error="cancelled")
+            return
+        why = active.executor.interruption(active.handle, active.last, status)
+        self._fail(run, f"{final.get('error') or 'interrupted'} ({why})")
 
     def _exited(self, run_id: str, status: JobStatus) -> None:
         """The worker is gone: free its resources and settle a state it did not write."""
@@ -290,6 +342,9 @@ class Scheduler:
         (run_dir / SPEC_FILE).write_text(yaml.safe_dump(spec, sort_keys=False))
         executor = self.executor
         launch = self._launch(run, run_dir, attempt, gpus)
+        # the attempt is stored before anything is submitted: a daemon that dies in between leaves a
+        # row a new daemon can match with the job it finds (`find_submitted`), never a second job
+        self._update(run["id"], attempt=attempt, executor=executor.name)
         try:
             handle = executor.submit(launch)
         except (OSError, SubmitError) as exc:
@@ -318,7 +373,9 @@ class Scheduler:
         else:
             cuda = None if needed else ""
         overrides = (run["params"] or {}).get("slurm") or {}
-        return Launch(run["id"], run_dir, attempt, worker_env(self.ws.home, cuda), needed, overrides)
+        nodes = (run["params"] or {}).get("nodes")
+        return Launch(run["id"], run_dir, attempt, worker_env(self.ws.home, cuda), needed, overrides,
+                      int(nodes) if nodes else None)
 
     # -- requests ----------------------------------------------------------------------------
     def submit(self, experiment: dict[str, Any] | None, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -382,6 +439,11 @@ def worker_params(params: dict[str, Any] | None) -> dict[str, Any]:
     """A run's parameters for its worker: `slurm:` overrides are for the executor only (a job that
     checks its parameters strictly, like build, would refuse them)."""
     return {key: value for key, value in (params or {}).items() if key != "slurm"}
+
+
+def retry_waiting(run: dict[str, Any]) -> bool:
+    """A queued run whose last attempt failed and which waits for its next one (no job to find)."""
+    return str(run.get("error") or "").startswith(f"attempt {run['attempt']} failed")
 
 
 def reason_column(status: JobStatus) -> str | None:

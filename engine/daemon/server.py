@@ -30,6 +30,7 @@ import yaml
 
 from engine import __version__
 from engine.client.protocol import MAX_LINE, decode, encode
+from engine.daemon.executors import slurm_info
 from engine.daemon.gpus import DETECTION, gpu_count, gpu_stats
 from engine.daemon.ingest import EventSummary
 from engine.daemon.runlog import read_chunk, streams_for
@@ -72,6 +73,8 @@ class Daemon:
         self.idle_since = time.time()
         self.wake = asyncio.Event()
         self.stopping = asyncio.Event()
+        self.sinfo = slurm_info.SinfoCache()
+        """The cluster as sinfo last showed it (the `gpus` op on Slurm; a few seconds old at most)."""
         self.ops: dict[str, Callable[[dict[str, Any], asyncio.StreamWriter], Awaitable[Any]]] = {
             "ping": self.op_ping, "status": self.op_status, "run": self.op_run,
             "submit": self.op_submit, "cancel": self.op_cancel, "resume": self.op_resume, "sql": self.op_sql,
@@ -432,7 +435,10 @@ class Daemon:
         Result: gpus [{index, name, util, mem_used, mem_total, temperature, detected, runs: [{id,
         name, kind, experiment}]}], scheduled (GPUs the scheduler uses), detected, source (nvml,
         nvidia-smi or none), override (the gpus setting is set), how (how detection works).
+        With executor slurm, the cluster instead (`_slurm_gpus`).
         """
+        if self.settings.executor == "slurm":
+            return await self._slurm_gpus()
         stats, source = await asyncio.to_thread(gpu_stats)
         by_index = {row["index"]: row for row in stats}
         holders = self._gpu_holders()
@@ -445,6 +451,31 @@ class Daemon:
                          "runs": holders.get(index, [])})
         return {"gpus": rows, "scheduled": total, "detected": len(stats), "source": source,
                 "override": self.settings.gpus is not None, "how": DETECTION}
+
+    async def _slurm_gpus(self) -> dict[str, Any]:
+        """The `gpus` op on Slurm: this login node's GPUs run nothing of tix's, the cluster's do.
+
+        Result: source "slurm", partitions [{name, default, avail, nodes, states {state: nodes},
+        gpus, gpus_used, gpus_free}], nodes [{name, partitions, state, gres, gres_used, gpus,
+        gpus_used, gpus_free, cpus_alloc, cpus_idle, cpus_total}], totals {nodes, gpus, gpus_used,
+        gpus_free} (each node once), error (sinfo's one line, else None), asked_at, and jobs
+        [{run, name, experiment, job_id, state, slurm_state, node, reason}]: tix's own.
+        """
+        cluster = await asyncio.to_thread(self.sinfo.get)
+        return {"source": "slurm", **cluster, "jobs": self._slurm_jobs()}
+
+    def _slurm_jobs(self) -> list[dict[str, Any]]:
+        """The runs this daemon watches that have a Slurm job id, by job id."""
+        watched = {run_id: a for run_id, a in self.scheduler.active.items()
+                   if a.executor.name == "slurm" and a.stored.get("job_id")}
+        if not watched:
+            return []
+        runs = self.store.runs(f"id IN ({', '.join('?' for _ in watched)})", list(watched))
+        rows = []
+        for run in runs:
+            active = watched[run["id"]]
+            rows.append(slurm_info.job_row(run, active.executor.status(active.handle).state))
+        return sorted(rows, key=lambda r: (len(str(r["job_id"])), str(r["job_id"])))
 
     def _gpu_holders(self) -> dict[int, list[dict[str, Any]]]:
         active = {run_id: a.gpus for run_id, a in self.scheduler.active.items() if a.gpus}

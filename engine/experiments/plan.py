@@ -94,11 +94,13 @@ class Planner:
                   "args": train.get("args") or {}, "lora": train.get("lora")}
         if train.get("limit"):
             params["limit"] = train["limit"]
-        gpus = int(train.get("gpus") or 1)
-        if gpus > 1:
+        gpus, nodes = int(train.get("gpus") or 1), train.get("nodes")
+        if gpus * (nodes or 1) > 1:
             distributed = train.get("distributed") or "zero3"
             params.update(gpus=gpus, distributed=distributed if distributed in DISTRIBUTED
                           else model_ref(distributed, self.exp.path.parent))
+        if nodes:  # given: the worker launches through srun, `gpus` per node (absent: same ids as before)
+            params["nodes"] = int(nodes)
         train_deps = list(deps)
         if train.get("teacher"):
             generated = self.datagen_run(name, train, data, source, deps)

@@ -750,17 +750,14 @@ class _Checker:
             "data": _Field(self.data_ref, required=True),
             "retries": _Field(_integer(0), 0),
             "gpus": _Field(_POSITIVE, 1),
+            "nodes": _Field(_POSITIVE),
             "distributed": _Field(_distributed),
             "limit": _Field(_POSITIVE),
         }
         train = self.section(path, value, fields, extra=("reward", "args", "lora", "teacher", "slurm"))
         if train is None:
             return None
-        if train.get("gpus") == 1 and train.get("distributed"):
-            self.error((*path, "distributed"), "distributed: needs gpus: 2 or more")
-        if isinstance(train.get("gpus"), int) and train["gpus"] > 1 and "lora" in value:
-            self.error((*path, "lora"), "lora: not supported with gpus > 1 yet (the merged model is saved "
-                       "from one process); train LoRA on one GPU")
+        self.parallel(path, train, "lora" in value)
         teacher = value.get("teacher")
         train["teacher"] = self.teacher((*path, "teacher"), teacher) if teacher is not None else None
         if train["teacher"] is not None and train["method"] != "sft":
@@ -771,6 +768,22 @@ class _Checker:
         train["lora"] = self.section((*path, "lora"), value["lora"], _LORA) if "lora" in value else None
         train["slurm"] = self.slurm((*path, "slurm"), value.get("slurm"))
         return train
+
+    def parallel(self, path: KeyPath, train: dict[str, Any], lora: bool) -> None:
+        """`gpus` (per node) and `nodes`: a `distributed:` config needs several processes in all;
+        LoRA trains in one. `nodes` stays None unless given, so files without it keep their run
+        ids; whether the daemon's executor can hold several nodes is only known when it runs."""
+        gpus, nodes = train.get("gpus"), train.get("nodes") or 1
+        if not isinstance(gpus, int) or not isinstance(nodes, int):
+            return
+        if gpus == 1 and nodes == 1 and train.get("distributed"):
+            self.error((*path, "distributed"), "distributed: needs gpus: 2 or more")
+        if gpus > 1 and lora:
+            self.error((*path, "lora"), "lora: not supported with gpus > 1 yet (the merged model is saved "
+                       "from one process); train LoRA on one GPU")
+        elif nodes > 1 and lora:
+            self.error((*path, "lora"), "lora: not supported with nodes > 1 yet (the merged model is saved "
+                       "from one process); train LoRA on one GPU")
 
     def slurm(self, path: KeyPath, value: Any) -> dict[str, Any] | None:
         """sbatch options over the daemon's for these runs; only the keys given are kept (no

@@ -2,7 +2,9 @@
 
 It imports nothing heavy, reports progress and metrics like a training job, records the
 environment it was given (CUDA_VISIBLE_DEVICES), and on request sleeps, writes samples or a
-line to stderr, ignores SIGTERM, or fails (always, or on its first attempts). tix uses it in
+line to stderr, ignores SIGTERM, fails (always, or on its first attempts), or keeps its step in
+the run folder and continues from it when run again (`resumable`, a training's checkpoint in
+miniature: the Slurm tests of time limits and requeues use it). tix uses it in
 its integration tests and benchmarks; users can use it to check that a box schedules work.
 
 Run: `python -m engine.jobs.worker RUN_DIR` with `kind: probe` in `RUN_DIR/spec.yaml`.
@@ -19,6 +21,7 @@ from typing import Any
 from engine.jobs import JobContext
 
 VERSION = "1"
+STATE_FILE = "probe_step"
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
@@ -28,10 +31,13 @@ def run(ctx: JobContext) -> dict[str, Any]:
     if ctx.params.get("ignore_sigterm"):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     steps = int(ctx.params.get("steps", 5))
-    for step in range(1, steps + 1):
+    done = resume_step(ctx) if ctx.params.get("resumable") else 0
+    for step in range(done + 1, steps + 1):
         time.sleep(float(ctx.params.get("sleep", 0.0)))
         ctx.events.metric(step, loss=1.0 / step, seq=step)
         ctx.events.progress(step, steps, "probe")
+        if ctx.params.get("resumable"):
+            (ctx.run_dir / STATE_FILE).write_text(str(step))
         for i in range(int(ctx.params.get("samples_per_step", 0))):
             ctx.samples.write({"benchmark": "probe", "item_id": f"{step}-{i}", "sample_idx": 0,
                                "completion": f"answer {step}", "verdict": float(i % 2)})
@@ -40,4 +46,13 @@ def run(ctx: JobContext) -> dict[str, Any]:
     if ctx.params.get("fail"):
         raise RuntimeError(str(ctx.params["fail"]))
     return {"steps": steps, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-            "model_path": ctx.params.get("model_path")}
+            "model_path": ctx.params.get("model_path"), "resumed_from": done or None}
+
+
+def resume_step(ctx: JobContext) -> int:
+    """The last step an earlier run of this probe finished (0 when none)."""
+    path = ctx.run_dir / STATE_FILE
+    done = int(path.read_text()) if path.exists() else 0
+    if done:
+        ctx.events.log(f"resuming from step {done}")
+    return done

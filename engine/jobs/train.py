@@ -39,15 +39,19 @@ _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    """Train in this process, or, with more than one process asked for, under `accelerate launch`."""
-    import torch
-
+    """Train in this process, or, with more than one process asked for, under `accelerate launch`
+    (on every node of the Slurm job with `nodes:`, through srun)."""
     from engine.jobs import train_launch
+
+    nodes = train_launch.srun_nodes(ctx.params, os.environ)  # fails a multi-node run outside Slurm
+    import torch
 
     cuda = torch.cuda.is_available()
     n = train_launch.processes(ctx.params, torch.cuda.device_count() if cuda else 0)
     if ctx.params.get("gpus", 1) > n:
         ctx.events.log(f"asked for {ctx.params['gpus']} GPUs, {n} visible: training in {n} process(es)")
+    if nodes and not train_launch.in_launched_rank():
+        return train_launch.run_on_nodes(ctx, nodes, n, cuda)
     if n > 1 and not train_launch.in_launched_rank():
         return train_launch.run_distributed(ctx, n, cuda)
     return train_once(ctx)

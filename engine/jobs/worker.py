@@ -4,7 +4,9 @@ It reads the resolved spec the daemon wrote (`RUN_DIR/spec.yaml`), runs the job 
 reports only through files in its run folder: `started`, `progress`, `metric`, `heartbeat`,
 then `finished` with the job's result or `failed` with the traceback. It never opens the
 database, so it keeps going when the daemon dies and a new daemon picks up its lines.
-SIGTERM (from `tix cancel`) ends it with a `failed` event that says so.
+SIGTERM (from `tix cancel`, or Slurm before a time limit, a requeue or a preemption) ends it with
+a `failed` event marked `interrupted`, after the job saved what lets a later attempt continue;
+under Slurm the `started` event carries the job id and how often Slurm restarted the job.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 import yaml
 
 from engine.events import EVENTS_FILE, SPEC_FILE, EventWriter, Heartbeat
-from engine.jobs import JobContext, job_module
+from engine.jobs import JobContext, Stop, job_module
 
 
 class Terminated(BaseException):
@@ -47,18 +49,31 @@ def run(run_dir: Path) -> int:
         spec = load_spec(run_dir)
         ctx = JobContext.from_spec(run_dir, spec, events)
         events.emit("started", pid=os.getpid(), attempt=spec.get("attempt"), kind=spec["kind"],
-                    cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
+                    cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"), **slurm_job())
+        if int(os.environ.get("SLURM_RESTART_COUNT") or 0):
+            events.log(f"Slurm restarted job {os.environ.get('SLURM_JOB_ID')} (restart "
+                       f"{os.environ['SLURM_RESTART_COUNT']}: requeued, preempted or its node failed); "
+                       "continuing from what this run folder holds")
         started = time.monotonic()
         with Heartbeat(events, float(os.environ.get("TIX_HEARTBEAT", "2"))):
             result = job_module(spec["kind"]).run(ctx)
         events.emit("finished", result=result or {}, usage=usage(started))
         return 0
     except (Exception, Terminated) as exc:  # noqa: BLE001 - every failure becomes an event
-        events.emit("failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+        events.emit("failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(),
+                    interrupted=isinstance(exc, (Terminated, Stop)))
         traceback.print_exc()
         return 1
     finally:
         events.close()
+
+
+def slurm_job() -> dict[str, Any]:
+    """The Slurm job this worker runs in, for its `started` event (nothing outside Slurm)."""
+    if not os.environ.get("SLURM_JOB_ID"):
+        return {}
+    return {"slurm_job_id": os.environ["SLURM_JOB_ID"],
+            "slurm_restarts": int(os.environ.get("SLURM_RESTART_COUNT") or 0)}
 
 
 def usage(started: float) -> dict[str, float]:

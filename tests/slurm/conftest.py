@@ -36,10 +36,16 @@ def missing_binaries() -> list[str]:
 
 @pytest.fixture(scope="session")
 def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A running one-node cluster for the whole session; yields its slurm.conf."""
+    """A running one-node cluster for the whole session; yields its slurm.conf. With
+    TIX_TEST_SLURM_CONF set, the cluster of that slurm.conf (started by cluster.sh) is used and left
+    running: several test sessions can then share one cluster (two cannot run side by side, they
+    share the Slurm cgroup tree)."""
     missing = missing_binaries()
     if missing:
         pytest.skip(f"Slurm is not installed (no {', '.join(missing)}); run tests/slurm/install.sh")
+    if os.environ.get("TIX_TEST_SLURM_CONF"):
+        yield Path(os.environ["TIX_TEST_SLURM_CONF"])
+        return
     folder = tmp_path_factory.mktemp("slurm-cluster")
     started = subprocess.run([str(CLUSTER_SH), "start", str(folder)], capture_output=True, text=True,
                              timeout=120)
@@ -54,18 +60,28 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture
 def slurm_ws(ws: Workspace, slurm_cluster: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
     """The `ws` workspace with `executor: slurm` in its config.yaml; the daemon (started later by
-    the test's first client) inherits SLURM_CONF. Afterwards every job still in the cluster is
-    killed and the test waits until none is completing (a completing job holds back new ones)."""
+    the test's first client) inherits SLURM_CONF. Afterwards every job of this workspace still in
+    the cluster is killed and the test waits until none is completing (a completing job holds back
+    new ones); other sessions' jobs on a shared cluster are left alone."""
     monkeypatch.setenv("SLURM_CONF", str(slurm_cluster))
     slurm_config(ws)
     yield ws
-    jobs = slurm("squeue", "-h", "-o", "%i").split()
+    jobs = workspace_jobs(ws)
     if jobs:
         subprocess.run(["scancel", "--signal=KILL", "--full", *jobs], capture_output=True, timeout=30)
         subprocess.run(["scancel", *jobs], capture_output=True, timeout=30)
     deadline = time.time() + 30
-    while slurm("squeue", "-h", "-o", "%i").split() and time.time() < deadline:
+    while workspace_jobs(ws) and time.time() < deadline:
         time.sleep(0.2)
+
+
+def workspace_jobs(ws: Workspace, ended_too: bool = False) -> list[str]:
+    """Ids of the cluster's jobs whose folder is in this workspace: waiting, running or completing
+    ones, and with `ended_too` those that ended within MinJobAge as well."""
+    states = ["-t", "all"] if ended_too else []
+    out = slurm("squeue", "-h", *states, "-o", "%i|%Z")
+    rows = [line.split("|", 1) for line in out.splitlines() if "|" in line]
+    return [job for job, folder in rows if folder.startswith(str(ws.home))]
 
 
 def slurm_config(ws: Workspace, **slurm_settings: Any) -> None:

@@ -10,14 +10,17 @@ import pytest
 
 from engine.cli import job_cell
 from engine.client.connection import Client
-from engine.daemon.executors.base import Launch, SubmitError
+from engine.daemon.executors.base import JobStatus, Launch, SubmitError
 from engine.daemon.executors.slurm import (
+    SlurmExecutor,
+    SlurmHandle,
     first_error_line,
     job_settings,
     job_status,
     parse_scontrol,
     parse_squeue,
     sbatch_argv,
+    slurm_seconds,
 )
 from engine.daemon.scheduler import reason_column, worker_params
 from engine.daemon.settings import DaemonSettings, SlurmSettings
@@ -103,7 +106,7 @@ def test_sbatch_command_of_a_gpu_run_and_a_cpu_run() -> None:
                                    "exclusive": True, "extra_args": ["--nice=10"]}, "test")
     gpu = sbatch_argv(launch(2), s)
     assert gpu[:2] == ["sbatch", "--parsable"] and gpu[-1] == "--nice=10"
-    assert {"--job-name=tix-train-1", "--chdir=/home/u/.tix/runs/train-1",
+    assert {"--job-name=tix-train-1", "--comment=tix-attempt-1", "--chdir=/home/u/.tix/runs/train-1",
             "--output=/home/u/.tix/runs/train-1/stdout.log", "--error=/home/u/.tix/runs/train-1/stderr.log",
             "--open-mode=append", "--signal=B:TERM@300", "--requeue", "--gpus-per-node=2", "--partition=gpu",
             "--account=lab", "--qos=high", "--time=60", "--cpus-per-gpu=4", "--mem-per-gpu=40G",
@@ -117,11 +120,13 @@ def test_sbatch_command_of_a_gpu_run_and_a_cpu_run() -> None:
 
 
 def test_squeue_scontrol_and_sacct_answers_map_to_job_states() -> None:
-    found = parse_squeue("11|PENDING|Resources|\n12|RUNNING|None|localhost\n13|TIMEOUT|TimeLimit|localhost\n"
-                         "14|CANCELLED|None|localhost\n15|COMPLETED|None|localhost\n")
+    found = parse_squeue("11|PENDING|Resources||1:00\n12|RUNNING|None|localhost|1-02:03:04\n"
+                         "13|TIMEOUT|TimeLimit|localhost|0:00\n14|CANCELLED|None|localhost|UNLIMITED\n"
+                         "15|COMPLETED|None|localhost|NOT_SET\n")
     pending, running, timeout, cancelled, completed = (found[str(i)] for i in range(11, 16))
     assert (pending.alive, pending.started, pending.reason, pending.node) == (True, False, "Resources", None)
     assert (running.alive, running.started, running.reason, running.node) == (True, True, None, "localhost")
+    assert running.time_left == 86400 + 2 * 3600 + 3 * 60 + 4
     assert not timeout.alive and timeout.error == "slurm job 13 TIMEOUT, Reason=TimeLimit"
     assert cancelled.cancelled and not completed.cancelled and completed.error == "slurm job 15 COMPLETED"
     assert (reason_column(pending), reason_column(running)) == ("Resources", None)
@@ -135,6 +140,28 @@ def test_squeue_scontrol_and_sacct_answers_map_to_job_states() -> None:
     assert first_error_line("sbatch: error: invalid partition specified: nosuch\n"
                             "sbatch: error: Batch job submission failed: Invalid partition name specified\n") \
         == "sbatch: error: invalid partition specified: nosuch"
+
+
+def test_slurm_durations_and_why_slurm_stopped_a_worker() -> None:
+    assert [slurm_seconds(t) for t in ("59:30", "1:00:00", "2-00:00:10", "UNLIMITED", "INVALID", "", "1-x:00")] \
+        == [3570, 3600, 172810, None, None, None, None]
+    executor = SlurmExecutor(SlurmSettings(signal_grace=300, poll_interval=5))
+    try:
+        handle = SlurmHandle(job_id="7", grace=120)
+        near = JobStatus(alive=True, time_left=150.0)
+        far = JobStatus(alive=True, time_left=3600.0)
+        ended = JobStatus(alive=False, state="FAILED")
+        assert executor.interruption(handle, near, ended).startswith(
+            "Slurm's time limit was near (--signal=B:TERM@120; 150 s left")
+        assert executor.interruption(handle, far, ended) == \
+            "SIGTERM from Slurm or scancel (job 7 then ended FAILED)"
+        assert executor.interruption(handle, far, JobStatus(alive=False, state="TIMEOUT")) == \
+            "Slurm's time limit (job 7 TIMEOUT)"
+        assert executor.interruption(handle, far, JobStatus(alive=False, state="PREEMPTED")) == \
+            "Slurm preempted job 7"
+        assert "TERM@300" in executor.interruption(SlurmHandle(job_id="8"), near, ended)  # adopted: settings
+    finally:
+        executor.close()
 
 
 def test_status_column_says_why_a_cluster_run_waits() -> None:
@@ -221,7 +248,8 @@ def test_check_plan_prints_each_sbatch_line_without_slurm(tix, ws: Workspace, tm
         assert len(lines) == 5
         train = next(v for k, v in lines.items() if k.startswith("train-"))
         run_id = next(k for k in lines if k.startswith("train-"))
-        assert train.startswith(f"sbatch --parsable --job-name=tix-{run_id} --chdir={ws.run_dir(run_id)} ")
+        assert train.startswith(f"sbatch --parsable --job-name=tix-{run_id} --comment=tix-attempt-1 "
+                                f"--chdir={ws.run_dir(run_id)} ")
         assert train.endswith("--gpus-per-node=1 --partition=a100 --account=lab --qos=high --time=60 "
                               "--constraint=h100 --cpus-per-gpu=4 --mem-per-gpu=40G --exclusive --nice=5 "
                               f"{ws.run_dir(run_id)}/job.sh")  # the variant's extra_args replace the daemon's

@@ -4,12 +4,17 @@ Figures come from the daemon's `gpus` op (NVML, else nvidia-smi, on the daemon's
 every two seconds while the panel is on screen and never while it is not. Runs hold GPUs through
 the scheduler (CUDA_VISIBLE_DEVICES); a GPU the `gpus` setting adds but the driver does not show
 is listed without figures. With no GPU at all the panel says so and how detection works.
+
+With `executor: slurm` the daemon's box runs nothing of tix's, so the op answers with the cluster
+instead (`source: slurm`, sinfo on the daemon's side, a few seconds old at most): the panel then
+shows its partitions, its nodes and tix's own jobs in the cluster, and sinfo's error line if any.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual import work
@@ -20,13 +25,14 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Static
 
-from tui.format import bar, gib
+from tui.format import bar, count_label, gib
 from tui.messages import ConnectionChanged
 from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
 from tui.widgets.footer import FitFooter
 
 REFRESH_SECONDS = 2.0
+CPU_KEYS = ("cpus_alloc", "cpus_idle", "cpus_total")
 
 
 class GpusScreen(Screen[None]):
@@ -82,8 +88,10 @@ class GpusScreen(Screen[None]):
         self.query_one("#gpu-body", Static).update(body)
 
 
-def render(info: dict[str, Any], width: int) -> tuple[Text, Table | Text]:
-    """The head line and the body (a table of GPUs, or why there is none)."""
+def render(info: dict[str, Any], width: int) -> tuple[Text, RenderableType]:
+    """The head line and the body (a table of GPUs, or why there is none; the cluster on Slurm)."""
+    if info.get("source") == "slurm":
+        return slurm_head(info), slurm_body(info)
     gpus = info.get("gpus") or []
     source = {"nvml": "figures from NVML", "nvidia-smi": "figures from nvidia-smi",
               "none": "no figures: neither NVML nor nvidia-smi answered"}.get(
@@ -122,6 +130,69 @@ def gpu_row(gpu: dict[str, Any], bar_width: int) -> list[Text | str]:
     holders = Text(", ".join(f"{r['id']} {r.get('experiment') or '-'}/{r.get('name') or '-'}" for r in runs)
                    or "free", style="" if runs else "dim")
     return [Text(name[:28]), util_cell, mem_cell, "-" if temp is None else f"{temp:.0f}", holders]
+
+
+# -- on Slurm: the cluster, as sinfo shows it, and tix's jobs in it --------------------------------
+def slurm_head(info: dict[str, Any]) -> Text:
+    """Counts of partitions, nodes (each once), GPUs free and used, and tix's jobs."""
+    total = {"nodes": 0, "gpus": 0, "gpus_used": 0, "gpus_free": 0, **(info.get("totals") or {})}
+    parts, jobs = info.get("partitions") or [], info.get("jobs") or []
+    return Text(f" Slurm · {count_label(len(parts), 'partition')} · {count_label(total['nodes'], 'node')}"
+                f" · GPUs {total['gpus_free']} free, {total['gpus_used']} used of {total['gpus']}"
+                f" · {count_label(len(jobs), 'tix job')}")
+
+
+def slurm_body(info: dict[str, Any]) -> Group:
+    """sinfo's error line (if any), then partitions, nodes and tix's jobs, each under a title."""
+    parts: list[RenderableType] = [Text(info["error"], style="red")] if info.get("error") else []
+    if info.get("partitions"):
+        parts += [Text("partitions", style="bold underline"), partition_table(info["partitions"]),
+                  Text("\nnodes", style="bold underline"), node_table(info.get("nodes") or [])]
+    parts.append(Text("\ntix jobs", style="bold underline"))
+    parts.append(job_table(info["jobs"]) if info.get("jobs") else Text("none in the cluster", style="dim"))
+    return Group(*parts)
+
+
+def _slurm_table(*columns: str) -> Table:
+    table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
+    for column in columns:
+        table.add_column(column, no_wrap=True, overflow="ellipsis")
+    return table
+
+
+def partition_table(partitions: list[dict[str, Any]]) -> Table:
+    table = _slurm_table("partition", "avail", "nodes", "state", "GPUs free/total", "used")
+    for p in partitions:
+        states = ", ".join(f"{n} {state}" for state, n in (p.get("states") or {}).items())
+        table.add_row(p["name"] + ("*" if p.get("default") else ""),
+                      Text(p["avail"], style="" if p["avail"] == "up" else "red"), str(p["nodes"]), states,
+                      Text(f"{p['gpus_free']}/{p['gpus']}", style=_free_style(p["gpus_free"], p["gpus"])),
+                      str(p["gpus_used"]))
+    return table
+
+
+def node_table(nodes: list[dict[str, Any]]) -> Table:
+    table = _slurm_table("node", "partitions", "state", "GPUs used/total", "CPUs alloc/idle/total", "gres")
+    for n in nodes:
+        cpus = "/".join("?" if (v := n.get(k)) is None else str(v) for k in CPU_KEYS)
+        table.add_row(n["name"], ",".join(n.get("partitions") or []), n["state"],
+                      f"{n['gpus_used']}/{n['gpus']}", cpus, Text(n.get("gres") or "", style="dim"))
+    return table
+
+
+def job_table(jobs: list[dict[str, Any]]) -> Table:
+    table = _slurm_table("run", "job", "state", "node / reason", "experiment/name")
+    for j in jobs:
+        state = (j.get("slurm_state") or j.get("state") or "?").lower()
+        table.add_row(j["run"], str(j.get("job_id") or "-"),
+                      Text(state, style="bold yellow" if state == "running" else "cyan"),
+                      j.get("node") or j.get("reason") or "-",
+                      f"{j.get('experiment') or '-'}/{j.get('name') or '-'}")
+    return table
+
+
+def _free_style(free: int, total: int) -> str:
+    return "dim" if not total else "green" if free else "yellow"
 
 
 def _load_style(percent: float | None) -> str:

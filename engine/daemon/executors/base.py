@@ -29,6 +29,10 @@ class Launch:
     slurm: dict[str, Any] = field(default_factory=dict)
     """The run's `slurm:` overrides from its experiment file (top level, then its variant's `train:`);
     the Slurm executor puts them over its settings, the local executor has nothing to apply them to."""
+    nodes: int | None = None
+    """`train.nodes`: the Slurm job holds that many nodes (`gpus` on each) and the worker starts one
+    launcher per node with srun; None: one node, as every other run. The local executor ignores it
+    (the worker itself refuses more than one node outside Slurm)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ class JobStatus:
     """One line for the run's error: why it could not start, or what the backend says of its end."""
     cancelled: bool = False
     """Ended by a cancel that did not come from tix (someone ran scancel)."""
+    time_left: float | None = None
+    """Seconds until the backend's time limit when it was asked (None: no limit, or not known)."""
 
 
 class Handle(Protocol):
@@ -66,10 +72,22 @@ class Executor(Protocol):
     backend allocates them (Slurm queues what does not fit)."""
     final_wait: float
     """Seconds to wait for a final event line after the job ended without one (NFS lag)."""
+    requeues: bool
+    """The backend may run the same job again after a signal stopped its worker (Slurm requeue,
+    preemption, node failure): a worker's `interrupted` failure then waits for the job's fate."""
 
     def submit(self, launch: Launch) -> Handle: ...
 
     def adopt(self, run: dict[str, Any]) -> Handle: ...
+
+    def find_submitted(self, run: dict[str, Any]) -> Handle | None:
+        """The live job of the run's current attempt when its id was never stored (a daemon that
+        died between submitting and recording it), so that it is adopted, not submitted twice."""
+        ...
+
+    def interruption(self, handle: Handle, last: JobStatus, ended: JobStatus) -> str:
+        """Why a signal stopped the worker, as far as the backend can tell (for the run's error)."""
+        ...
 
     def poll(self, handles: Sequence[Handle]) -> None: ...
 

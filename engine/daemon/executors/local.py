@@ -61,12 +61,20 @@ class LocalExecutor:
     name = "local"
     assigns_gpus = True
     final_wait = 0.0
+    requeues = False
 
     def submit(self, launch: Launch) -> WorkerHandle:
         return spawn_worker(launch.run_dir, launch.env, launch.attempt)
 
     def adopt(self, run: dict[str, Any]) -> WorkerHandle:
         return WorkerHandle(int(run["pid"] or 0), float(run["pid_started"] or 0.0))
+
+    def find_submitted(self, run: dict[str, Any]) -> WorkerHandle | None:
+        """A local worker's pid is stored before the daemon answers anyone: nothing to look for."""
+        return None
+
+    def interruption(self, handle: WorkerHandle, last: JobStatus, ended: JobStatus) -> str:
+        return "stopped by SIGTERM"
 
     def poll(self, handles: Sequence[WorkerHandle]) -> None:
         """Nothing to batch: `status` asks the kernel about one pid."""

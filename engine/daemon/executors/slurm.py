@@ -48,9 +48,11 @@ SCRIPT_FILE = "job.sh"
 SUBMIT_TIMEOUT = 60.0
 QUERY_TIMEOUT = 20.0
 CANCEL_TIMEOUT = 10.0
-SQUEUE_FORMAT = "%i|%T|%r|%N"
+SQUEUE_FORMAT = "%i|%T|%r|%N|%L"
 #: Job states of a job that has not started its script yet.
 WAITING = frozenset({"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"})
+#: squeue's -t for jobs of an attempt that may still run (requeued ones included).
+LIVE_STATES = "PENDING,CONFIGURING,RUNNING,SUSPENDED,REQUEUED,REQUEUE_HOLD,COMPLETING"
 #: States of a job whose script runs (or is being cleaned up); every other state has ended.
 ACTIVE = frozenset({"RUNNING", "COMPLETING", "SUSPENDED", "SIGNALING", "STAGE_OUT", "RESIZING", "STOPPED"})
 
@@ -62,10 +64,16 @@ class CommandError(Exception):
 class SlurmHandle:
     """One batch job: its id once sbatch answered (sbatch runs in the background)."""
 
-    def __init__(self, job_id: str | None = None, submission: Future[str] | None = None) -> None:
+    def __init__(self, job_id: str | None = None, submission: Future[str] | None = None,
+                 grace: int | None = None, steps: bool = False) -> None:
         self.job_id = job_id
         self.submission = submission
         self.refused: str | None = None
+        self.grace = grace
+        """The job's --signal=B:TERM@grace (None for an adopted job: the settings' default)."""
+        self.steps = steps
+        """The worker srun's job steps (`train.nodes`): a cancel TERMs only the worker, which passes
+        it to the steps itself (srun kills its tasks at once when it gets TERM)."""
 
     def columns(self) -> dict[str, Any]:
         return {"job_id": self.job_id}
@@ -87,6 +95,7 @@ class SlurmExecutor:
 
     name = "slurm"
     assigns_gpus = False
+    requeues = True
 
     def __init__(self, settings: SlurmSettings, python: str = sys.executable) -> None:
         self.settings = settings
@@ -109,10 +118,45 @@ class SlurmExecutor:
             with open(launch.run_dir / name, "ab") as stream:
                 mark_attempt(stream, launch.attempt)
         env = submit_env(launch.env)
-        return SlurmHandle(submission=self._pool.submit(run_sbatch, [*argv, str(script)], env))
+        return SlurmHandle(submission=self._pool.submit(run_sbatch, [*argv, str(script)], env),
+                           grace=settings.signal_grace, steps=launch.nodes is not None)
 
     def adopt(self, run: dict[str, Any]) -> SlurmHandle:
-        return SlurmHandle(job_id=run.get("job_id"))
+        return SlurmHandle(job_id=run.get("job_id"), steps=bool((run.get("params") or {}).get("nodes")))
+
+    def find_submitted(self, run: dict[str, Any]) -> SlurmHandle | None:
+        """The run's job of its current attempt still waiting or running, found by its name and
+        comment (`tix-<run id>`, `tix-attempt-N`); None when there is none or Slurm cannot say."""
+        adopted = self.adopt(run)
+        try:
+            out = run_cmd(["squeue", "-h", f"--name=tix-{run['id']}", "-t", LIVE_STATES, "-o", "%i|%k"],
+                          QUERY_TIMEOUT)
+        except CommandError as exc:
+            self._warn(f"squeue failed looking for run {run['id']}'s job: {exc}")
+            return None
+        wanted = attempt_comment(int(run["attempt"] or 0))
+        rows = (line.partition("|") for line in out.split())
+        found = [job for job, _, comment in rows if comment == wanted]
+        if not found:
+            return None
+        adopted.job_id = found[0]
+        return adopted
+
+    def interruption(self, handle: SlurmHandle, last: JobStatus, ended: JobStatus) -> str:
+        """Why Slurm sent TERM: a time limit (the job ended TIMEOUT, or had about `grace` s left when
+        last asked), a preemption or node failure (its end state), else whatever its end state says."""
+        grace = handle.grace if handle.grace is not None else self.settings.signal_grace
+        if ended.state == "TIMEOUT":
+            return f"Slurm's time limit (job {handle.job_id} TIMEOUT)"
+        if ended.state == "PREEMPTED":
+            return f"Slurm preempted job {handle.job_id}"
+        if ended.state == "NODE_FAIL":
+            return f"job {handle.job_id}'s node failed (NODE_FAIL)"
+        slack = 30 + self.settings.poll_interval + 5  # Slurm checks limits every 30 s; our poll lags
+        if last.time_left is not None and last.time_left <= grace + slack:
+            return (f"Slurm's time limit was near (--signal=B:TERM@{grace}; {last.time_left:.0f} s left "
+                    "when last asked)")
+        return f"SIGTERM from Slurm or scancel (job {handle.job_id} then ended {ended.state or 'unknown'})"
 
     # -- watching --------------------------------------------------------------------------
     def poll(self, handles: Sequence[SlurmHandle]) -> None:
@@ -196,7 +240,8 @@ class SlurmExecutor:
         self._pool.submit(self._cancel, handle, False)
 
     def _cancel(self, handle: SlurmHandle, graceful: bool) -> None:
-        """TERM to every process of a running job (it checkpoints and writes its event), else scancel."""
+        """TERM to every process of a running job (it checkpoints and writes its event), or to its
+        worker alone when the worker runs srun steps (`--batch`), else scancel."""
         job_id = handle.resolve(timeout=SUBMIT_TIMEOUT)
         if job_id is None:
             return
@@ -204,7 +249,8 @@ class SlurmExecutor:
         try:
             if graceful and known is not None and known.started:
                 with contextlib.suppress(CommandError):  # pending again (requeued)? plain scancel
-                    run_cmd(["scancel", "--signal=TERM", "--full", job_id], CANCEL_TIMEOUT)
+                    run_cmd(["scancel", "--signal=TERM", "--batch" if handle.steps else "--full", job_id],
+                            CANCEL_TIMEOUT)
                     return
             run_cmd(["scancel", job_id], CANCEL_TIMEOUT)
         except Exception as exc:  # noqa: BLE001 - a pool thread: log, the next cancel step retries
@@ -243,9 +289,12 @@ def sbatch_argv(launch: Launch, s: SlurmSettings) -> list[str]:
     options = {"partition": s.partition if gpu or not s.cpu_partition else s.cpu_partition,
                "account": s.account, "qos": s.qos, "time": s.time, "constraint": s.constraint,
                "cpus-per-gpu": s.cpus_per_gpu if gpu else None, "mem-per-gpu": s.mem_per_gpu if gpu else None}
-    argv = ["sbatch", "--parsable", f"--job-name=tix-{launch.run_id}", f"--chdir={launch.run_dir}",
+    argv = ["sbatch", "--parsable", f"--job-name=tix-{launch.run_id}",
+            f"--comment={attempt_comment(launch.attempt)}", f"--chdir={launch.run_dir}",
             f"--output={folder}/{STDOUT_FILE}", f"--error={folder}/{STDERR_FILE}", "--open-mode=append",
             f"--signal=B:TERM@{s.signal_grace}", "--requeue", f"--gpus-per-node={launch.gpus}"]
+    if launch.nodes is not None:  # one task per node: the worker srun's one launcher on each
+        argv[-1:-1] = [f"--nodes={launch.nodes}", "--ntasks-per-node=1"]
     argv += [f"--{key}={value}" for key, value in options.items() if value is not None]
     if s.exclusive:
         argv.append("--exclusive")
@@ -267,6 +316,12 @@ def write_script(launch: Launch, s: SlurmSettings, argv: list[str], python: str)
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o755)
     return path
+
+
+def attempt_comment(attempt: int) -> str:
+    """The job's --comment: which attempt of its run it is, so a new daemon can tell whether the
+    job it finds by name belongs to the attempt its database knows."""
+    return f"tix-attempt-{attempt}"
 
 
 def submit_env(extra: dict[str, str]) -> dict[str, str]:
@@ -313,13 +368,26 @@ def first_error_line(text: str) -> str:
 
 # -- reading Slurm's answers ------------------------------------------------------------------
 def parse_squeue(out: str) -> dict[str, JobStatus]:
-    """`squeue -o '%i|%T|%r|%N'` lines -> job id: status."""
+    """`squeue -o '%i|%T|%r|%N|%L'` lines -> job id: status."""
     found = {}
     for line in out.splitlines():
         parts = line.strip().split("|")
-        if len(parts) == 4 and parts[0]:
-            found[parts[0]] = job_status(*parts)
+        if len(parts) == 5 and parts[0]:
+            found[parts[0]] = job_status(*parts[:4], time_left=slurm_seconds(parts[4]))
     return found
+
+
+def slurm_seconds(text: str | None) -> float | None:
+    """Slurm's durations (`[days-]hours:minutes:seconds`, `minutes:seconds`) in seconds; None for
+    UNLIMITED, NOT_SET, INVALID or anything else it may print."""
+    days, _, clock = (text or "").strip().rpartition("-")
+    parts = clock.split(":")
+    if not all(p.isdigit() for p in parts) or not 2 <= len(parts) <= 3 or (days and not days.isdigit()):
+        return None
+    seconds = 0
+    for part in parts:
+        seconds = seconds * 60 + int(part)
+    return float(seconds + int(days or 0) * 86400)
 
 
 def parse_scontrol(out: str) -> dict[str, str]:
@@ -332,7 +400,8 @@ def parse_scontrol(out: str) -> dict[str, str]:
     return fields
 
 
-def job_status(job_id: str, state: str | None, reason: str | None, node: str | None) -> JobStatus:
+def job_status(job_id: str, state: str | None, reason: str | None, node: str | None,
+               time_left: float | None = None) -> JobStatus:
     """Slurm's state, reason and node list as a JobStatus (see the module docstring's mapping)."""
     word = (state or "UNKNOWN").split()[0].rstrip("+")  # sacct: "CANCELLED by 0"
     why = None if reason in (None, "", "None", "(null)") else reason
@@ -340,7 +409,7 @@ def job_status(job_id: str, state: str | None, reason: str | None, node: str | N
     if word in WAITING:
         return JobStatus(alive=True, started=False, state=word, reason=why)
     if word in ACTIVE:
-        return JobStatus(alive=True, started=True, state=word, reason=why, node=where)
+        return JobStatus(alive=True, started=True, state=word, reason=why, node=where, time_left=time_left)
     error = f"slurm job {job_id} {word}" + (f", Reason={why}" if why else "")
     return JobStatus(alive=False, started=True, state=word, reason=why, node=where, error=error,
                      cancelled=word == "CANCELLED")
