@@ -107,6 +107,57 @@ def state_cell(run: dict[str, Any]) -> Text:
     return Text(label, style=STATE_STYLES.get(state, ""))
 
 
+# -- runs on a Slurm cluster (`executor: slurm`): the job, its node and why it waits -------------
+REQUEUED = "requeued by Slurm"
+"""The progress text the daemon gives a run whose job Slurm put back in its queue."""
+
+
+def on_slurm(run: dict[str, Any]) -> bool:
+    """Whether the run's attempt went to a Slurm cluster (Slurm, not tix, chose its GPUs)."""
+    return run.get("executor") == "slurm" or bool(run.get("job_id"))
+
+
+def slurm_wait(run: dict[str, Any]) -> str:
+    """Slurm's reason a queued run's job waits (`Resources`, `Priority`...); "" when the run is not
+    in Slurm's queue or Slurm has not said yet."""
+    return str(run.get("reason") or "") if run.get("state") == "queued" and run.get("job_id") else ""
+
+
+def slurm_job(run: dict[str, Any]) -> str:
+    """`slurm job 12 on node7`: where a cluster run is (no node while it waits), and how Slurm ended
+    a failed or cancelled one (`slurm job 12 on node7, ended TIMEOUT (TimeLimit)`); "" for a local run."""
+    job, node, state = run.get("job_id"), run.get("node"), run.get("state")
+    if not job:
+        return ""
+    text = f"slurm job {job}" + (f" on {node}" if node and state != "queued" else "")
+    ended = run.get("reason") if state in ("failed", "cancelled") else None
+    return text + (f", ended {ended}" if ended else "")
+
+
+def slurm_queue_line(run: dict[str, Any]) -> str:
+    """A queued cluster run's story: `requeued by Slurm · waiting in Slurm's queue: Resources`."""
+    if run.get("state") != "queued" or not run.get("job_id"):
+        return ""
+    reason = slurm_wait(run)
+    told = f"waiting in Slurm's queue: {reason}" if reason else f"submitted to Slurm as job {run['job_id']}"
+    return f"{REQUEUED} · {told}" if run.get("progress_text") == REQUEUED else told
+
+
+def queue_cell(run: dict[str, Any], width: int) -> str:
+    """A queued cluster job in the runs table's progress column (blank for other queued runs), as
+    much as fits `width`: `job 42 pending: Resources`, `pending: Resources`, else `(Resources)` as
+    squeue's NODELIST(REASON) column shows a waiting job."""
+    if run.get("state") != "queued" or not run.get("job_id"):
+        return ""
+    job, reason = run["job_id"], slurm_wait(run)
+    if reason:
+        tries, last = (f"job {job} pending: {reason}", f"pending: {reason}"), f"({reason})"
+    else:
+        last = "requeued" if run.get("progress_text") == REQUEUED else "submitted"
+        tries = (f"job {job} {last}",)
+    return next((text for text in tries if len(text) <= width), last)
+
+
 def fit(text: str, width: int) -> str:
     """`text` cut to `width` cells with an ellipsis (no wrapping in tables)."""
     text = str(text).replace("\n", " ")

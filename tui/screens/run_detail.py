@@ -41,6 +41,8 @@ from tui.format import (
     progress_cell,
     result_line,
     run_seconds,
+    slurm_job,
+    slurm_queue_line,
     state_cell,
 )
 from tui.messages import ConnectionChanged, RunEventsPushed, RunsPushed
@@ -153,6 +155,25 @@ def verdict_mark(verdict: float | None) -> Text:
     if verdict is None:
         return Text("·", style="dim")
     return Text("✓", style="green") if verdict >= 0.5 else Text("✗", style="red")
+
+
+def head_facts(run: dict[str, Any]) -> Text:
+    """The head's second line: a failed run's error; else why a run waits in Slurm's queue (or that
+    Slurm requeued it), what it is doing, where it was started from, its attempt and times."""
+    if run.get("error") and run.get("state") != "succeeded":
+        return Text(str(run["error"]).strip().splitlines()[-1], style="red")
+    host = run.get("host")
+    facts = " · ".join(x for x in (
+        run.get("progress_text") if run.get("state") == "running" else None,
+        (f"submitted from {host}" if run.get("executor") == "slurm" else f"host {host}") if host else None,
+        f"attempt {run['attempt']}" if run.get("attempt") else None,
+        f"started {str(run['started_at'])[5:16]}" if run.get("started_at") else None,
+        f"ended {str(run['finished_at'])[5:16]}" if run.get("finished_at") else None) if x)
+    waiting = slurm_queue_line(run)  # first: on a busy cluster it is the whole story of a queued run
+    text = Text()
+    text.append(waiting, style="cyan")  # a span: the line's own style would tint the grey facts
+    text.append((" · " if waiting and facts else "") + facts, style="dim")
+    return text
 
 
 class RunDetailScreen(Screen[None]):
@@ -310,17 +331,8 @@ class RunDetailScreen(Screen[None]):
         line.append(f"  ETA {eta}" if eta else "")
         line.append(f"  {duration(run_seconds(run, now))}")
         line.append(f"  GPU {run['gpus']}" if run.get("gpus") else "")
-        second = Text(style="red" if run.get("error") else "dim")
-        if run.get("error") and run.get("state") != "succeeded":
-            second.append(str(run["error"]).strip().splitlines()[-1])
-        else:
-            second.append(" · ".join(x for x in (
-                run.get("progress_text") if run.get("state") == "running" else None,
-                f"host {run['host']}" if run.get("host") else None,
-                f"attempt {run['attempt']}" if run.get("attempt") else None,
-                f"started {str(run['started_at'])[5:16]}" if run.get("started_at") else None,
-                f"ended {str(run['finished_at'])[5:16]}" if run.get("finished_at") else None) if x))
-        head = Text("\n").join([line, second])
+        line.append(f"  {slurm_job(run)}" if run.get("job_id") else "")
+        head = Text("\n").join([line, head_facts(run)])
         head.no_wrap, head.overflow = True, "ellipsis"  # each line cut, never wrapped
         self.query_one("#head", Static).update(head, layout=False)
 

@@ -6,6 +6,8 @@ experiment, kind or state) and a sort (`s` cycles the column, `S` flips the orde
 table; a push patches cells in place. On the selected run: enter opens its detail (curves, logs,
 samples), `l` its logs, `c` cancels it (after a question), `r` resumes a cancelled run or retries
 a failed one (the same thing: the run is queued again and continues from what it recorded).
+Runs on a Slurm cluster show their node instead of GPUs, a queued one why Slurm keeps it waiting,
+and the selected one its job id.
 """
 
 from __future__ import annotations
@@ -24,7 +26,18 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
 
-from tui.format import STATE_STYLES, STATES, count_label, duration, epoch, result_line, run_seconds
+from tui.format import (
+    STATE_STYLES,
+    STATES,
+    count_label,
+    duration,
+    epoch,
+    on_slurm,
+    result_line,
+    run_seconds,
+    slurm_job,
+    slurm_queue_line,
+)
 from tui.messages import RunsLoaded, RunsPushed
 from tui.run_actions import ask_cancel, resume
 from tui.screens.run_detail import RunDetailScreen
@@ -134,7 +147,7 @@ class RunsScreen(Screen[None]):
 
     def on_resize(self) -> None:
         width = self.size.width
-        if [w for _c, w in self.table.cols] != [w for _c, w in layout(width)]:
+        if [w for _c, w in self.table.cols] != [w for _c, w in layout(width, self.table.nodes)]:
             self.rebuild()
 
     # -- data ------------------------------------------------------------------------------------
@@ -144,6 +157,9 @@ class RunsScreen(Screen[None]):
     def on_runs_pushed(self, message: RunsPushed) -> None:
         """Patch rows in place; add or drop rows whose filter match changed; re-sort if needed."""
         terms, table, moved = self.terms(), self.table, False
+        if not table.nodes and any(map(on_slurm, message.runs)):
+            self.rebuild()  # the first run on Slurm: the GPU column becomes the node column
+            return
         for run in message.runs:
             shown, wanted = run["id"] in table.shown, matches(run, terms)
             if shown and wanted:
@@ -166,7 +182,8 @@ class RunsScreen(Screen[None]):
                       key=sort_key(self.sort_by, self.clock()), reverse=self.descending)
         arrow = "↓" if self.descending else "↑"
         header = {self.sort_column(): f"{_label(self.sort_column())}{arrow}"}
-        self.table.show(rows, self.size.width or 80, header)
+        nodes = any(map(on_slurm, self.runs.values()))
+        self.table.show(rows, self.size.width or 80, header, nodes)
         self.show_summary()
         self.show_selected()
 
@@ -305,6 +322,8 @@ def describe(run: dict[str, Any] | None, now: float) -> Text:
         return Text("no run selected", style="dim")
     text = Text(f"{run['id']}", style="bold")
     text.append(f"  {run.get('experiment') or '-'}/{run.get('name') or '-'}  {run.get('kind')}")
+    if run.get("job_id"):  # before the rest: where a cluster run is matters more than when it started
+        text.append(f"  {slurm_job(run)}")
     if run.get("progress_text") and run.get("state") == "running":
         text.append(f"  {run['progress_text']}")
     if run.get("started_at"):
@@ -314,6 +333,8 @@ def describe(run: dict[str, Any] | None, now: float) -> Text:
     text.append("\n")
     if run.get("error") and run.get("state") not in ("running", "succeeded"):
         text.append(str(run["error"]).strip().splitlines()[-1], style="red")
+    elif waiting := slurm_queue_line(run):
+        text.append(waiting, style="cyan")
     elif run.get("state") == "queued" and run.get("deps"):
         text.append(f"waiting for {', '.join(run['deps'])}", style="cyan")
     elif run.get("finished_at"):

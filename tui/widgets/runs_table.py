@@ -4,7 +4,9 @@ A thousand runs stay cheap because a push touches only the cells whose text chan
 re-renders only the rows on screen), a filter or sort change is the only full rebuild, and
 durations are redrawn once a second for running runs only. Columns share the width: the id,
 state and numbers keep theirs, experiment, name and the progress bar take what is left, and
-below 96 columns the kind column folds into the id (ids start with their kind).
+below 96 columns the kind column folds into the id (ids start with their kind). Once a run went
+to Slurm, the GPU column becomes a node column (Slurm chose the GPUs), and a queued job's
+progress cell says why Slurm keeps it waiting (`pending: Resources`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,17 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist
 
-from tui.format import duration, eta_seconds, fit, progress_cell, result_cell, run_seconds, state_cell
+from tui.format import (
+    duration,
+    eta_seconds,
+    fit,
+    on_slurm,
+    progress_cell,
+    queue_cell,
+    result_cell,
+    run_seconds,
+    state_cell,
+)
 
 
 @dataclass(frozen=True)
@@ -40,11 +52,15 @@ COLUMNS = (
 WIDE = 100
 #: Below WIDE the progress column also shows a finished run's result (a full bar says nothing).
 NARROW_PROGRESS = "prog/result"
+#: The GPU column once runs went to Slurm: their node (Slurm chose the GPUs), one cell wider (at 80
+#: columns, the one cell the experiment column had spare) and growing last in each round.
+NODE = Column("gpus", "node", 5, 2, 12)
 
 
-def layout(width: int) -> list[tuple[Column, int]]:
-    """Columns shown at `width` cells and their content widths (each cell adds one space)."""
-    cols = [c for c in COLUMNS if width >= WIDE or not c.wide_only]
+def layout(width: int, nodes: bool = False) -> list[tuple[Column, int]]:
+    """Columns shown at `width` cells and their content widths (each cell adds one space);
+    `nodes`: the GPU column shows nodes (some run went to Slurm)."""
+    cols = [NODE if nodes and c.key == "gpus" else c for c in COLUMNS if width >= WIDE or not c.wide_only]
     widths = {c.key: c.width for c in cols}
     spare = width - 1 - sum(widths.values()) - len(cols)  # one cell of scrollbar
     growers = [c for c in cols if c.grow]
@@ -78,12 +94,15 @@ def _cell(run: dict[str, Any], key: str, width: int, now: float) -> str | Text:
     if key == "state":
         return state_cell(run)
     if key == "progress":
-        return progress_cell(run, width)
+        waiting = queue_cell(run, width)
+        return Text(waiting, style="cyan") if waiting else progress_cell(run, width)
     if key == "eta":
         return duration(eta_seconds(run, now), short=True)
     if key == "time":
         return duration(run_seconds(run, now))
     if key == "gpus":
+        if on_slurm(run):
+            return run.get("node") or ""
         return run.get("gpus") or ("" if run.get("state") in ("queued", "cancelled") else "cpu")
     return str(run.get(key) or "")
 
@@ -111,6 +130,7 @@ class RunsTable(DataTable[Text]):
         self._shrink_caches()
         self.clock = clock
         self.cols: list[tuple[Column, int]] = []
+        self.nodes = False  # whether the GPU column shows nodes (see `layout`)
         self.shown: dict[str, list[Text]] = {}
 
     def _shrink_caches(self) -> None:
@@ -125,11 +145,13 @@ class RunsTable(DataTable[Text]):
         self._row_renderable_cache = LRUCache(200)
         self._line_cache = LRUCache(200)
 
-    def show(self, runs: Iterable[dict[str, Any]], width: int, header: dict[str, str] | None = None) -> None:
+    def show(self, runs: Iterable[dict[str, Any]], width: int, header: dict[str, str] | None = None,
+             nodes: bool = False) -> None:
         """Rebuild every row (filter, sort or width change), keeping the cursor on its run."""
         selected = self.selected_id()
         self.clear(columns=True)
-        self.cols = layout(width)
+        self.nodes = nodes
+        self.cols = layout(width, nodes)
         for col, w in self.cols:
             folded = col.key == "progress" and not any(c.key == "result" for c, _ in self.cols)
             label = (header or {}).get(col.key, NARROW_PROGRESS if folded else col.label)
