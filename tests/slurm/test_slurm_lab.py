@@ -68,6 +68,7 @@ def lab_results(home: Path) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]]
     return [tuple(r) for r in rows], runs
 
 
+@pytest.mark.timeout(900)  # two pipelines of five workers each: about 2 min on a quiet 2-core box
 def test_a_cut_down_lab_through_slurm_equals_the_local_one(slurm_ws: Workspace, tmp_path: Path) -> None:
     local = Workspace(tmp_path / "local")
     local.ensure()
@@ -91,6 +92,7 @@ def test_a_cut_down_lab_through_slurm_equals_the_local_one(slurm_ws: Workspace, 
     assert on_slurm == at_home
 
 
+@pytest.mark.timeout(600)
 def test_a_training_cancelled_on_slurm_ends_cancelled_with_a_checkpoint(slurm_ws, slurm_client, tix,
                                                                         tiny_model: Path,
                                                                         tmp_path: Path) -> None:

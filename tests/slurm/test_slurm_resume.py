@@ -60,6 +60,7 @@ def test_a_requeued_job_continues_in_the_same_attempt(slurm_ws, slurm_client) ->
     assert seq_counts(slurm_client, run["id"]) == [[40, 40]]  # every step once, across both runs
 
 
+@pytest.mark.timeout(600)  # Slurm's time limit: at least a minute per attempt
 def test_a_job_stopped_before_its_time_limit_is_retried_and_continues(slurm_ws, slurm_client) -> None:
     """--time=1 and --signal=B:TERM@30: Slurm's TERM comes 0-30 s early (its limit checks run every
     30 s; measured here 11-29 s after the start), the first attempt stops with its step kept and says
