@@ -102,6 +102,15 @@ def probe(name: str, deps: list[str] | None = None, **params: Any) -> dict[str, 
     return make_run("probe", name, "probe-exp", {"label": name, **params}, deps or [])
 
 
+def math_train_file(path: Path, items: int) -> Path:
+    """A JSONL of lab maths questions and answers (training seeds) for train-job tests."""
+    from engine.lab.corpus import items as lab_items
+
+    path.write_text("\n".join(json.dumps({"question": it.question, "answer": it.answer})
+                              for it in lab_items(5, items, ("math",))) + "\n")
+    return path
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float = 30, every: float = 0.1) -> Any:
     """Poll until `predicate()` is truthy; fails the test with the timeout otherwise."""
     deadline = time.time() + timeout

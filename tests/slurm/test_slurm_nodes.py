@@ -16,7 +16,7 @@ import pytest
 
 from engine.experiments.plan import make_run
 from engine.workspace import Workspace
-from tests.conftest import TINY_BUILD, build_lab_model, run_state, wait_state, wait_until
+from tests.conftest import TINY_BUILD, build_lab_model, math_train_file, run_state, wait_state, wait_until
 from tests.slurm.conftest import job_fields
 
 pytestmark = pytest.mark.slurm
@@ -34,12 +34,7 @@ def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def train_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from engine.lab.corpus import items
-
-    path = tmp_path_factory.mktemp("data") / "math.jsonl"
-    path.write_text("\n".join(json.dumps({"question": it.question, "answer": it.answer})
-                              for it in items(5, 64, ("math",))) + "\n")
-    return path
+    return math_train_file(tmp_path_factory.mktemp("data") / "math.jsonl", 64)
 
 
 def events_of(ws: Workspace, run_id: str) -> list[dict]:

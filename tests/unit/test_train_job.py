@@ -13,19 +13,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, job_context, wait_until
+from tests.conftest import ROOT, job_context, math_train_file, wait_until
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def train_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from engine.lab.corpus import items
-
-    path = tmp_path_factory.mktemp("data") / "math.jsonl"
-    path.write_text("\n".join(json.dumps({"question": it.question, "answer": it.answer})
-                              for it in items(5, 400, ("math",))) + "\n")
-    return path
+    return math_train_file(tmp_path_factory.mktemp("data") / "math.jsonl", 400)
 
 
 def events_of(run_dir: Path) -> list[dict]:
