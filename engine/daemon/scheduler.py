@@ -11,6 +11,7 @@ the run asks for retries).
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import time
@@ -31,6 +32,8 @@ from storage.store import TERMINAL_STATES, Store, utcnow
 log = logging.getLogger("tix.daemon")
 
 
+#: progress_text of a run whose worker a signal stopped while its job's fate is not known yet.
+INTERRUPTED = "interrupted: waiting for Slurm to requeue or end the job"
 #: Columns that point a run at its job; cleared when the run goes back to the queue.
 JOB_COLUMNS = {"job_id": None, "node": None, "reason": None}
 
@@ -112,6 +115,8 @@ class Scheduler:
                             stored={**handle.columns(), "job_id": run["job_id"], "node": run["node"],
                                     "reason": run["reason"]}, running=run["state"] == "running")
             self.active[run["id"]] = active
+            if run["state"] == "running" and run["progress_text"] == INTERRUPTED:
+                active.interrupted = self._last_failure(run["id"])  # still waiting for its job's fate
             if run["cancel_requested"]:
                 active.kill_at = time.time() + self.settings.cancel_grace
 
@@ -190,7 +195,7 @@ class Scheduler:
         active = self.active.get(run_id)
         if active is not None and self._may_come_back(active, final, run):
             active.interrupted = final
-            self._update(run_id, progress_text="interrupted: waiting for Slurm to requeue or end the job")
+            self._update(run_id, progress_text=INTERRUPTED)
             return
         if active is not None:
             active.settled = True
@@ -203,6 +208,13 @@ class Scheduler:
             self._update(run_id, state="cancelled", finished_at=utcnow(), error="cancelled")
         else:
             self._fail(run, str(final.get("error") or "failed"))
+
+    def _last_failure(self, run_id: str) -> dict[str, Any]:
+        """The run's last `failed` event as ingested (the worker's own words for a later error)."""
+        rows = self.store.query_readonly("SELECT payload FROM events WHERE run_id = ? AND type = 'failed' "
+                                         "ORDER BY \"offset\" DESC LIMIT 1", params=[run_id])["rows"]
+        payload = json.loads(rows[0][0]) if rows else {}
+        return {"type": "failed", "interrupted": True, "error": payload.get("error") or "interrupted"}
 
     @staticmethod
     def _may_come_back(active: Active, final: dict[str, Any], run: dict[str, Any] | None) -> bool:

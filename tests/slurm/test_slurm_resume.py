@@ -9,6 +9,8 @@ training cancelled under Slurm in test_slurm_lab.py)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 from typing import Any
 
@@ -109,3 +111,22 @@ def test_a_job_submitted_by_a_daemon_that_died_before_storing_its_id_is_adopted(
         assert (done["job_id"], done["attempt"]) == (job, 1)
         assert workspace_jobs(slurm_ws, ended_too=True) == [job]  # one job, not a second submission
     assert "adopting job" in slurm_ws.log.read_text()
+
+
+def test_a_job_stopped_while_no_daemon_ran_is_retried_by_the_next_daemon(slurm_ws: Workspace) -> None:
+    """Slurm's TERM (`--batch`, as its `--signal=B:TERM` before a time limit) reaches the worker
+    while the daemon is down; the next daemon reads the `interrupted` failure, sees the job ended,
+    and retries the run, which continues from its kept step."""
+    run = probe("unwatched", steps=60, sleep=0.25, resumable=True)
+    run["max_retries"] = 1
+    with Client(slurm_ws) as client:
+        client.request("submit", experiment=None, runs=[run])
+        job = wait_until(lambda: (r := run_state(client, run["id"]))["progress"] and r["job_id"], timeout=60)
+    os.kill(int(slurm_ws.lock.read_text()), signal.SIGKILL)
+    slurm("scancel", "--signal=TERM", "--batch", job)
+    wait_until(lambda: job not in workspace_jobs(slurm_ws), timeout=60)
+    with Client(slurm_ws) as client:  # a new daemon
+        done = wait_state(client, run["id"], TERMINAL, timeout=120)
+        assert (done["state"], done["attempt"]) == ("succeeded", 2), done
+        assert 0 < done["result"]["resumed_from"] < 60
+        assert seq_counts(client, run["id"]) == [[60, 60]]
