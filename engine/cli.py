@@ -868,6 +868,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except BrokenPipeError:
         sys.exit(0)
+    except TimeoutError:  # a daemon that is alive but does not answer (stopped, or stuck)
+        click.echo("tix: error: the daemon did not answer in time (stopped or overloaded?); see "
+                   "`tix daemon status` and daemon.log in the workspace", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
