@@ -127,7 +127,6 @@ class SlurmExecutor:
     def find_submitted(self, run: dict[str, Any]) -> SlurmHandle | None:
         """The run's job of its current attempt still waiting or running, found by its name and
         comment (`tix-<run id>`, `tix-attempt-N`); None when there is none or Slurm cannot say."""
-        adopted = self.adopt(run)
         try:
             out = run_cmd(["squeue", "-h", f"--name=tix-{run['id']}", "-t", LIVE_STATES, "-o", "%i|%k"],
                           QUERY_TIMEOUT)
@@ -137,10 +136,7 @@ class SlurmExecutor:
         wanted = attempt_comment(int(run["attempt"] or 0))
         rows = (line.partition("|") for line in out.split())
         found = [job for job, _, comment in rows if comment == wanted]
-        if not found:
-            return None
-        adopted.job_id = found[0]
-        return adopted
+        return self.adopt({**run, "job_id": found[0]}) if found else None
 
     def interruption(self, handle: SlurmHandle, last: JobStatus, ended: JobStatus) -> str:
         """Why Slurm sent TERM: a time limit (the job ended TIMEOUT, or had about `grace` s left when
