@@ -55,7 +55,7 @@ def max_overlap(stages: list[dict]) -> float:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
-        start = time.perf_counter()
+        start, began = time.perf_counter(), time.time()
         demo = tix(home, "demo")
         wall = time.perf_counter() - start
         if demo.returncode != 0:
@@ -68,10 +68,13 @@ def main() -> None:
         stages = [{**row, **json.loads(row["usage"])} for row in json.loads(out.stdout)]
     print(demo.stdout.rstrip())
     print(f"\ntix demo, cold workspace: {wall:.0f} s wall")
-    print(f"{'stage':<16}{'wall s':>8}{'cpu s':>8}{'peak RSS MiB':>14}")
+    print(f"{'stage':<16}{'from s':>8}{'to s':>8}{'wall s':>8}{'cpu s':>8}{'peak RSS MiB':>14}")
     for s in stages:
         stage = f"{s['kind']} {s['name'] or ''}"
-        print(f"{stage:<16}{s['wall_s']:>8.1f}{s['cpu_s']:>8.1f}{s['peak_rss_mb']:>14.0f}")
+        print(f"{stage:<16}{s['t0'] - began:>8.1f}{s['t1'] - began:>8.1f}{s['wall_s']:>8.1f}{s['cpu_s']:>8.1f}"
+              f"{s['peak_rss_mb']:>14.0f}")
+    print("from/to: when the run started and ended, seconds after `tix demo` was started; wall s and cpu s "
+          "are the job's own (the worker's start-up and imports before it are not in them)")
     print(f"largest sum of overlapping workers' peak RSS: {max_overlap(stages):.0f} MiB")
     print(f"daemon peak RSS: {daemon:.0f} MiB" if daemon else "daemon peak RSS: unknown")
 

@@ -335,8 +335,10 @@ class Scheduler:
             return []  # the cluster allocates; what does not fit waits in its queue
         needed = int(run["gpus_needed"] or 0) if self.gpu_total else 0
         if needed == 0:
-            used = sum(1 for a in self.active.values() if a.cpu_slot)
-            return [] if used < max(1, self.settings.cpu_slots) else None
+            # a settled run's slot is free: its worker only tears down (a second or two with torch
+            # loaded, during which the next run can already start); GPUs stay held until exit
+            used = sum(1 for a in self.active.values() if a.cpu_slot and not a.settled)
+            return [] if used < self.settings.cpu_slot_count else None
         if needed > self.gpu_total:
             self._update(run["id"], state="failed", finished_at=utcnow(),
                          error=f"needs {needed} GPUs; this box has {self.gpu_total}")
@@ -389,7 +391,7 @@ class Scheduler:
         nodes = (run["params"] or {}).get("nodes")
         env = worker_env(self.ws.home, cuda)
         if self.executor.assigns_gpus and not gpus:
-            env.update(cpu_slot_threads(self.settings.cpu_slots))
+            env.update(cpu_slot_threads(self.settings.cpu_slot_count))
         return Launch(run["id"], run_dir, attempt, env, needed, overrides, int(nodes) if nodes else None)
 
     # -- requests ----------------------------------------------------------------------------

@@ -254,7 +254,7 @@ class Daemon:
     async def op_ping(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
         return {"pid": os.getpid(), "version": __version__, "home": str(self.ws.home),
                 "uptime": round(time.time() - self.started, 1), "clients": len(self.clients),
-                "gpus": self.scheduler.gpu_total, "cpu_slots": self.settings.cpu_slots,
+                "gpus": self.scheduler.gpu_total, "cpu_slots": self.settings.cpu_slot_count,
                 "idle_timeout": self.settings.idle_timeout, "runs": self.store.count_runs(),
                 "host": socket.gethostname(), "executor": self.settings.executor}
 

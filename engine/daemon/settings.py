@@ -97,8 +97,9 @@ class DaemonSettings:
     gpus: int | None = field(default=None, metadata={
         "help": "Number of GPUs to schedule on; unset = detect with NVML or nvidia-smi (env TIX_GPUS).",
         "env": "TIX_GPUS", "kind": "int"})
-    cpu_slots: int = field(default=1, metadata={
-        "help": "Runs that need no GPU (or any run on a CPU-only box) running at once (env TIX_CPU_SLOTS).",
+    cpu_slots: int | None = field(default=None, metadata={
+        "help": "Runs that need no GPU (or any run on a CPU-only box) running at once; unset = 2 on a box "
+                "with 2 or more cores, else 1 (env TIX_CPU_SLOTS).",
         "env": "TIX_CPU_SLOTS", "kind": "int"})
     cancel_grace: float = field(default=10.0, metadata={
         "help": "Seconds between SIGTERM and SIGKILL when a run is cancelled (env TIX_CANCEL_GRACE).",
@@ -111,6 +112,16 @@ class DaemonSettings:
         "env": "TIX_EXECUTOR", "kind": "choice"})
     slurm: SlurmSettings = field(default_factory=SlurmSettings, metadata={
         "help": "The slurm executor's sbatch options (a mapping; see SlurmSettings).", "kind": "slurm"})
+
+    @property
+    def cpu_slot_count(self) -> int:
+        """The CPU slots in use: the setting, or two where there are two cores to share. On a 2-core
+        box a second thread makes a tiny-model run only 1.24x faster (the lab's GRPO: 96.5 s against
+        119.7 s), while a second single-thread run uses the core fully: the demo took 138 s with two
+        slots against 166 s with one (AVX2 emulated, same tables)."""
+        if self.cpu_slots is not None:
+            return max(1, self.cpu_slots)
+        return 2 if (os.cpu_count() or 1) >= 2 else 1
 
     @classmethod
     def load(cls, config_file: Path | None = None, env: dict[str, str] | None = None) -> DaemonSettings:

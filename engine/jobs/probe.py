@@ -1,7 +1,7 @@
 """The `probe` job: a light, real worker for checking the daemon, the scheduler and a box.
 
 It imports nothing heavy, reports progress and metrics like a training job, records the
-environment it was given (CUDA_VISIBLE_DEVICES), and on request sleeps, writes samples or a
+environment it was given (CUDA_VISIBLE_DEVICES, OMP_NUM_THREADS), and on request sleeps, writes samples or a
 line to stderr, ignores SIGTERM, fails (always, or on its first attempts), or keeps its step in
 the run folder and continues from it when run again (`resumable`, a training's checkpoint in
 miniature: the Slurm tests of time limits and requeues use it). tix uses it in
@@ -46,6 +46,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     if ctx.params.get("fail"):
         raise RuntimeError(str(ctx.params["fail"]))
     return {"steps": steps, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
             "model_path": ctx.params.get("model_path"), "resumed_from": done or None}
 
 

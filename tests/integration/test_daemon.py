@@ -151,13 +151,21 @@ def test_dependency_failure_cancels_downstream_and_retries_are_used(ws: Workspac
     assert downstream["state"] == "cancelled" and broken["id"] in downstream["error"]
 
 
-def test_cpu_box_runs_one_job_at_a_time(ws: Workspace, client: Client) -> None:
-    runs = [probe(f"cpu{i}", steps=3, sleep=0.1) for i in range(3)]
-    client.request("submit", experiment=None, runs=runs)
-    done = [wait_state(client, r["id"], TERMINAL) for r in runs]
-    spans = sorted((r["started_at"], r["finished_at"]) for r in done)
-    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
+@pytest.mark.parametrize("slots", [1, 2])
+def test_cpu_box_runs_as_many_jobs_as_slots_each_with_its_share_of_cores(
+        ws: Workspace, monkeypatch, slots: int) -> None:
+    monkeypatch.setenv("TIX_CPU_SLOTS", str(slots))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    runs = [probe(f"cpu{i}", steps=3, sleep=0.3) for i in range(4)]
+    with Client(ws) as client:
+        client.request("submit", experiment=None, runs=runs)
+        done = [wait_state(client, r["id"], TERMINAL) for r in runs]
+    spans = [(r["started_at"], r["finished_at"]) for r in done]
+    most = max(sum(1 for a, b in spans if a <= start < b) for start, _ in spans)
+    assert most == slots  # never more than the slots, and the slots are used
     assert all(r["result"]["cuda_visible_devices"] == "" for r in done)
+    threads = str(max(1, (os.cpu_count() or 1) // slots))
+    assert all(r["result"]["omp_num_threads"] == threads for r in done)
 
 
 def test_gpu_slots_assign_distinct_devices(ws: Workspace, monkeypatch) -> None:
