@@ -8,8 +8,10 @@ TI v1 and v2 (pooled sigma), and the share of seeds in which the variant gains >
 Printed with the machine (torch CPU capability, cores), the build precision and the mean wall
 time of each stage.
 
-Run: `python bench/lab.py [--seeds 3] [--precision auto|bf16|fp32] [--home DIR]`. `--precision`
-sets the base build's (`base.build.precision`); the trainings run in fp32 on CPU either way.
+Run: `python bench/lab.py [--seeds 3] [--precision auto|bf16|fp32] [--home DIR] [--name PREFIX]`.
+`--precision` sets the base build's (`base.build.precision`); the trainings run in fp32 on CPU
+either way. `--name` names the experiments PREFIX<s> (default `tiny-lab-seed`), so that labs of
+several precisions share one `--home` (whose identical runs are reused) without mixing results.
 """
 
 from __future__ import annotations
@@ -39,11 +41,11 @@ SELECT r.kind, r.name, epoch(r.finished_at) - epoch(r.started_at) AS seconds
 FROM runs r JOIN experiment_runs e ON e.run_id = r.id WHERE e.experiment = ? AND r.state = 'succeeded'"""
 
 
-def experiment_text(seed: int, precision: str) -> str:
+def experiment_text(seed: int, precision: str, name: str) -> str:
     """The lab's file for one seed: its own name, the base's seed (and build precision), and the
     trainings' seed."""
     text = (ROOT / "experiments" / "tiny-lab.yaml").read_text()
-    text = text.replace("name: tiny-lab\n", f"name: tiny-lab-seed{seed}\n", 1)
+    text = text.replace("name: tiny-lab\n", f"name: {name}\n", 1)
     build = f"\n  build: {{precision: {precision}}}" if precision != "auto" else ""
     text = text.replace("  model: tiny-lab\n  seed: 0\n", f"  model: tiny-lab\n  seed: {seed}{build}\n", 1)
     return text.replace("      args:\n", f"      args:\n        seed: {seed}\n")
@@ -65,11 +67,11 @@ def sql(home: Path, query: str, *params: str) -> list[dict[str, Any]]:
     return json.loads(tix(home, "sql", query, "--format", "json"))
 
 
-def run_seed(home: Path, seed: int, precision: str) -> dict[str, Any]:
+def run_seed(home: Path, seed: int, precision: str, prefix: str) -> dict[str, Any]:
     """One seed's lab: group means per model, TI v1/v2 per variant, wall seconds per stage."""
-    name = f"tiny-lab-seed{seed}"
+    name = f"{prefix}{seed}"
     path = home / f"{name}.yaml"
-    path.write_text(experiment_text(seed, precision))
+    path.write_text(experiment_text(seed, precision, name))
     started = time.time()
     tix(home, "run", str(path), "--wait")
     means: dict[str, dict[str, float]] = {}
@@ -122,13 +124,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
     parser.add_argument("--home", help="workspace (default: a fresh temporary one)")
+    parser.add_argument("--name", default="tiny-lab-seed", help="experiment name prefix (PREFIX<seed>)")
     args = parser.parse_args()
     home = Path(args.home or tempfile.mkdtemp(prefix="tix-lab-bench-"))
     home.mkdir(parents=True, exist_ok=True)
     results = []
     try:
         for seed in range(args.seeds):
-            results.append(run_seed(home, seed, args.precision))
+            results.append(run_seed(home, seed, args.precision, args.name))
             print(f"seed {seed}: {results[-1]['wall']:.0f} s", flush=True)
     finally:
         tix(home, "daemon", "stop", check=False)
