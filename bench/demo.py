@@ -71,8 +71,8 @@ def main() -> None:
     print(f"{'stage':<16}{'from s':>8}{'to s':>8}{'wall s':>8}{'cpu s':>8}{'peak RSS MiB':>14}")
     for s in stages:
         stage = f"{s['kind']} {s['name'] or ''}"
-        print(f"{stage:<16}{s['t0'] - began:>8.1f}{s['t1'] - began:>8.1f}{s['wall_s']:>8.1f}{s['cpu_s']:>8.1f}"
-              f"{s['peak_rss_mb']:>14.0f}")
+        span = f"{s['t0'] - began:>8.1f}{s['t1'] - began:>8.1f}"
+        print(f"{stage:<16}{span}{s['wall_s']:>8.1f}{s['cpu_s']:>8.1f}{s['peak_rss_mb']:>14.0f}")
     print("from/to: when the run started and ended, seconds after `tix demo` was started; wall s and cpu s "
           "are the job's own (the worker's start-up and imports before it are not in them)")
     print(f"largest sum of overlapping workers' peak RSS: {max_overlap(stages):.0f} MiB")

@@ -3,7 +3,6 @@ a killed daemon, cancellation, retries, dependencies and GPU slots."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import signal
