@@ -41,11 +41,11 @@ SELECT r.kind, r.name, epoch(r.finished_at) - epoch(r.started_at) AS seconds
 FROM runs r JOIN experiment_runs e ON e.run_id = r.id WHERE e.experiment = ? AND r.state = 'succeeded'"""
 
 
-def experiment_text(seed: int, precision: str, name: str) -> str:
+def experiment_text(seed: int, precision: str, name: str | None = None) -> str:
     """The lab's file for one seed: its own name, the base's seed (and build precision), and the
     trainings' seed."""
     text = (ROOT / "experiments" / "tiny-lab.yaml").read_text()
-    text = text.replace("name: tiny-lab\n", f"name: {name}\n", 1)
+    text = text.replace("name: tiny-lab\n", f"name: {name or f'tiny-lab-seed{seed}'}\n", 1)
     build = f"\n  build: {{precision: {precision}}}" if precision != "auto" else ""
     text = text.replace("  model: tiny-lab\n  seed: 0\n", f"  model: tiny-lab\n  seed: {seed}{build}\n", 1)
     return text.replace("      args:\n", f"      args:\n        seed: {seed}\n")

@@ -85,10 +85,12 @@ def settle(wait: Callable[[Pilot[Any]], Awaitable[None]]) -> Callable[[Pilot[Any
 # -- the seeded workspace ----------------------------------------------------------------------------
 @contextmanager
 def workspace(home: Path) -> Iterator[Workspace]:
-    """A workspace with a fast daemon (the `ws` fixture's settings, for a whole test module)."""
+    """A workspace with a fast daemon (the `ws` fixture's settings, for a whole test module) and one
+    CPU slot, so that a probe run holding it keeps what a screen launches queued."""
     with pytest.MonkeyPatch.context() as mp:
         for key, value in {"TIX_HOME": str(home), "TIX_TICK": "0.1", "TIX_IDLE_TIMEOUT": "60",
-                           "TIX_CANCEL_GRACE": "2", "TIX_HEARTBEAT": "0.5", "TIX_GPUS": "0"}.items():
+                           "TIX_CANCEL_GRACE": "2", "TIX_HEARTBEAT": "0.5", "TIX_GPUS": "0",
+                           "TIX_CPU_SLOTS": "1"}.items():
             mp.setenv(key, value)
         ws = Workspace.resolve(home)
         try:

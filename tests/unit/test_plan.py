@@ -148,6 +148,8 @@ def test_bench_lab_seeds_the_base_and_both_trainings_and_summarises_over_seeds()
     lab = load_bench_lab()
     exp = load_experiment_text(lab.experiment_text(2, "fp32"), str(TINY))
     assert exp.data["name"] == "tiny-lab-seed2"
+    assert load_experiment_text(lab.experiment_text(2, "fp32", "lab-fp32-seed2"), str(TINY)).data["name"] == \
+        "lab-fp32-seed2"
     assert exp.data["base"]["seed"] == 2 and exp.data["base"]["build"] == {"precision": "fp32"}
     assert all(v["train"]["args"]["seed"] == 2 for v in exp.data["models"].values())
     build = by_kind(plan_experiment(load_experiment_text(lab.experiment_text(0, "auto"), str(TINY))))["build"][0]
