@@ -323,12 +323,12 @@ def lab_precision() -> str:
 
 #: `tix demo` wall seconds ~ a + b * (seconds per pre-training step), with the shipped base (the
 #: build is a copy) and two CPU slots: a line through this 2-core AVX-512 box (0.15 s/step, demo
-#: 117 s measured) and the AVX2-only 2-core machine of issue 14 (0.55 s/step), where the demo is
-#: estimated at 265 s: measured here with AVX2 emulated (124 s at 0.257 s/step) and scaled by the
+#: 106 s measured) and the AVX2-only 2-core machine of issue 14 (0.55 s/step), where the demo is
+#: estimated at 220 s: measured here with AVX2 emulated (103 s at 0.257 s/step) and scaled by the
 #: probes' ratio. Without the shipped base the 1,000-step build comes first (566 s measured on the
 #: AVX2 machine, 137 s here: about 1,050 steps' worth of probe). README, "The tiny lab".
-DEMO_FIT_SHIPPED = (62.0, 370.0)
-DEMO_FIT = (67.0, 1420.0)
+DEMO_FIT_SHIPPED = (63.0, 285.0)
+DEMO_FIT = (68.0, 1335.0)
 
 
 def demo_estimate() -> str:

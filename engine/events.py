@@ -20,6 +20,9 @@ SAMPLES_FILE = "samples.jsonl"
 STDOUT_FILE = "stdout.log"
 STDERR_FILE = "stderr.log"
 SPEC_FILE = "spec.yaml"
+#: The daemon's current share of this box's cores for a CPU-slot worker (a number); see
+#: `write_threads` and `ThreadShare`.
+THREADS_FILE = "threads"
 
 #: Event types a worker may write; `finished` and `failed` are final.
 EVENT_TYPES = frozenset(
@@ -137,3 +140,30 @@ def tail_text(path: Path, max_bytes: int = 2000) -> str:
     if size > max_bytes and b"\n" in data:
         data = data[data.index(b"\n") + 1 :]
     return data.decode("utf-8", "replace").strip()
+
+
+def write_threads(run_dir: Path, threads: int) -> None:
+    """Tell a CPU-slot worker its share of the cores (written whole, then renamed into place)."""
+    tmp = run_dir / f".{THREADS_FILE}.tmp"
+    tmp.write_text(f"{threads}\n")
+    os.replace(tmp, run_dir / THREADS_FILE)
+
+
+class ThreadShare:
+    """The worker's side of `write_threads`: `changed()` returns the new share when the file changed
+    since the last call (one stat per call, so a training can ask every step), else None."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / THREADS_FILE
+        self.seen: int | None = None
+
+    def changed(self) -> int | None:
+        try:
+            stamp = self.path.stat().st_mtime_ns
+            if stamp == self.seen:
+                return None
+            self.seen = stamp
+            threads = int(self.path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return threads if threads >= 1 else None

@@ -11,6 +11,7 @@ the run asks for retries).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ from engine.daemon.executors.base import Executor, Handle, JobStatus, Launch, Su
 from engine.daemon.executors.local import LocalExecutor
 from engine.daemon.ingest import EventSummary, ingest_run, ingest_until_drained
 from engine.daemon.settings import DaemonSettings
-from engine.events import SPEC_FILE, STDERR_FILE, tail_text
+from engine.events import SPEC_FILE, STDERR_FILE, THREADS_FILE, tail_text, write_threads
 from engine.workspace import Workspace
 from storage.store import TERMINAL_STATES, Store, utcnow
 
@@ -61,6 +62,8 @@ class Active:
     the job again: the event waits for the job's fate (requeued: the run goes on; ended: it fails)."""
     last: JobStatus = field(default_factory=lambda: JobStatus(alive=True, started=False))
     """The executor's previous answer (a time limit shows in the time left before the signal)."""
+    threads: int | None = None
+    """The CPU-slot worker's share of the cores as last given (its OMP_NUM_THREADS, then `threads`)."""
 
 
 def make_executor(name: str, settings: DaemonSettings) -> Executor:
@@ -133,6 +136,7 @@ class Scheduler:
             self._watch(run_id)
         self._escalate_cancels()
         self._start_runnable()
+        self._share_cores()
         changed, self.changed = self.changed, set()
         return changed
 
@@ -350,6 +354,7 @@ class Scheduler:
     def _start(self, run: dict[str, Any], gpus: list[int], inputs: dict[str, Any]) -> None:
         run_dir = self.ws.run_dir(run["id"])
         run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / THREADS_FILE).unlink(missing_ok=True)  # an earlier attempt's share is not this one's
         attempt = int(run["attempt"]) + 1
         spec = {"run_id": run["id"], "kind": run["kind"], "experiment": run["experiment"],
                 "name": run["name"], "attempt": attempt, "home": str(self.ws.home),
@@ -367,7 +372,8 @@ class Scheduler:
             return
         status = executor.status(handle)
         active = Active(handle, executor, gpus, cpu_slot=executor.assigns_gpus and not gpus,
-                        stored={**handle.columns(), "node": None, "reason": None}, running=status.started)
+                        stored={**handle.columns(), "node": None, "reason": None}, running=status.started,
+                        threads=int(launch.env.get("OMP_NUM_THREADS") or 0) or None)
         self.active[run["id"]] = active
         fields: dict[str, Any] = {
             "attempt": attempt, "executor": executor.name, "pid": None, "pid_started": None,
@@ -377,6 +383,22 @@ class Scheduler:
         if status.started:
             fields.update(state="running", started_at=utcnow(), heartbeat_at=utcnow())
         self._update(run["id"], **fields)
+
+    def _share_cores(self) -> None:
+        """Split this box's cores among the CPU-slot workers still working, as slots fill and empty;
+        a training applies its share each step (`threads` in its run folder), so a run left alone
+        gets the core an empty slot would idle. Two threads beside a busy neighbour oversubscribe
+        (a lab GRPO step: 0.93 s against 0.45 s on one thread), alone they pay (0.29 s against 0.41
+        s). A daemon started with OMP_NUM_THREADS keeps every worker at that number."""
+        if os.environ.get("OMP_NUM_THREADS"):
+            return
+        working = [(run_id, a) for run_id, a in self.active.items() if a.cpu_slot and not a.settled]
+        share = max(1, (os.cpu_count() or 1) // max(1, len(working)))
+        for run_id, active in working:
+            if active.threads != share:
+                with contextlib.suppress(OSError):  # a run folder gone with its run: nothing to tell
+                    write_threads(self.ws.run_dir(run_id), share)
+                active.threads = share
 
     def _launch(self, run: dict[str, Any], run_dir: Path, attempt: int, gpus: list[int]) -> Launch:
         """One attempt for the configured executor: locally the scheduler chose the GPUs; a cluster

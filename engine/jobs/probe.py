@@ -1,7 +1,8 @@
 """The `probe` job: a light, real worker for checking the daemon, the scheduler and a box.
 
 It imports nothing heavy, reports progress and metrics like a training job, records the
-environment it was given (CUDA_VISIBLE_DEVICES, OMP_NUM_THREADS), and on request sleeps, writes samples or a
+environment it was given (CUDA_VISIBLE_DEVICES, OMP_NUM_THREADS) and the core shares the daemon
+sent it while it ran, and on request sleeps, writes samples or a
 line to stderr, ignores SIGTERM, fails (always, or on its first attempts), or keeps its step in
 the run folder and continues from it when run again (`resumable`, a training's checkpoint in
 miniature: the Slurm tests of time limits and requeues use it). tix uses it in
@@ -18,6 +19,7 @@ import sys
 import time
 from typing import Any
 
+from engine.events import ThreadShare
 from engine.jobs import JobContext
 
 VERSION = "1"
@@ -32,8 +34,11 @@ def run(ctx: JobContext) -> dict[str, Any]:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     steps = int(ctx.params.get("steps", 5))
     done = resume_step(ctx) if ctx.params.get("resumable") else 0
+    share, shares = ThreadShare(ctx.run_dir), []
     for step in range(done + 1, steps + 1):
         time.sleep(float(ctx.params.get("sleep", 0.0)))
+        if (threads := share.changed()) is not None:
+            shares.append(threads)  # what a training would set its threads to, step by step
         ctx.events.metric(step, loss=1.0 / step, seq=step)
         ctx.events.progress(step, steps, "probe")
         if ctx.params.get("resumable"):
@@ -46,7 +51,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     if ctx.params.get("fail"):
         raise RuntimeError(str(ctx.params["fail"]))
     return {"steps": steps, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "thread_shares": shares,
             "model_path": ctx.params.get("model_path"), "resumed_from": done or None}
 
 

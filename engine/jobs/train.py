@@ -30,6 +30,7 @@ from typing import Any
 from engine.evaluation.datasets import load_train_data
 from engine.evaluation.scorers.base import get_scorer
 from engine.evaluation.scorers.textutil import strip_think
+from engine.events import ThreadShare
 from engine.jobs import JobContext, Stop
 
 VERSION = "1"
@@ -262,20 +263,45 @@ class TrainingReporter:
 
 
 def event_callback(ctx: JobContext) -> Any:
-    """A TrainerCallback feeding a TrainingReporter (transformers imported only here)."""
+    """A TrainerCallback feeding a TrainingReporter (transformers imported only here), and following
+    the daemon's share of the cores for a one-process CPU training (`follow_cores`)."""
     from transformers import TrainerCallback
 
     reporter = TrainingReporter(ctx)
+    follow = follow_cores(ctx)
 
     class _Events(TrainerCallback):
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             reporter.begin(state.global_step)
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            follow()
 
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
                    **kwargs: Any) -> None:
             reporter.log(state.global_step, state.max_steps, logs or {})
 
     return _Events()
+
+
+def follow_cores(ctx: JobContext) -> Any:
+    """A step hook that sets torch's threads to the share the daemon gives this run (ThreadShare):
+    all cores while the other CPU slots are empty, one's worth while they work. Only for a
+    one-process training on CPU: ranks and GPU runs keep what they started with. The result does
+    not depend on it: the lab's trainings log the same losses on one and two threads."""
+    import torch
+
+    if torch.cuda.is_available() or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return lambda: None
+    share = ThreadShare(ctx.run_dir)
+
+    def follow() -> None:
+        threads = share.changed()
+        if threads is not None and threads != torch.get_num_threads():
+            torch.set_num_threads(threads)
+            ctx.events.log(f"CPU share: {threads} thread(s) (the daemon's CPU slots filled or emptied)")
+
+    return follow
 
 
 class GracefulStop:

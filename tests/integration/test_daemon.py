@@ -167,6 +167,20 @@ def test_cpu_box_runs_as_many_jobs_as_slots_each_with_its_share_of_cores(
     assert all(r["result"]["omp_num_threads"] == threads for r in done)
 
 
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: every share is one thread")
+def test_a_run_left_alone_is_given_the_cores_an_empty_slot_would_idle(ws: Workspace, monkeypatch) -> None:
+    monkeypatch.setenv("TIX_CPU_SLOTS", "2")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    long, short = probe("long", steps=16, sleep=0.25), probe("short", steps=2, sleep=0.25)
+    with Client(ws) as client:
+        client.request("submit", experiment=None, runs=[long, short])
+        done = {r["id"]: wait_state(client, r["id"], TERMINAL) for r in (long, short)}
+    cores = os.cpu_count() or 1
+    assert done[long["id"]]["result"]["omp_num_threads"] == str(cores // 2)  # started beside `short`
+    assert done[long["id"]]["result"]["thread_shares"] == [cores]  # then alone: every core, once
+    assert done[short["id"]]["result"]["thread_shares"] == []
+
+
 def test_gpu_slots_assign_distinct_devices(ws: Workspace, monkeypatch) -> None:
     monkeypatch.setenv("TIX_GPUS", "2")
     runs = [probe(f"gpu{i}", steps=5, sleep=0.2) for i in range(3)]

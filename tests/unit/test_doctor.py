@@ -141,9 +141,9 @@ def test_lab_precision_follows_the_cpu_and_the_probe_times_real_steps(monkeypatc
     per_step = model.probe_step_seconds(steps=2, warmup=1)
     assert 0.001 < per_step < 30
     monkeypatch.setattr(model, "probe_step_seconds", lambda steps: 0.55)  # the AVX2 box of the fits
-    # 265 s there: the demo measured with AVX2 emulated, scaled by the probes' ratio
+    # 220 s there: the demo measured with AVX2 emulated, scaled by the probes' ratio
     assert "about 4 min" in doctor.demo_estimate()
     from engine.lab import shipping
 
     monkeypatch.setattr(shipping, "SHIPPED", shipping.SHIPPED / "nowhere")
-    assert "about 14 min" in doctor.demo_estimate()  # without the shipped base: the build first
+    assert "about 13 min" in doctor.demo_estimate()  # without the shipped base: the build first

@@ -177,3 +177,33 @@ def test_final_values_are_the_last_logged_not_trls_mean() -> None:
                {"train_loss": 1.5, "train_runtime": 9.0}]
     assert final_values(history) == {"loss": 1.0, "reward": 0.5}
     assert final_values([]) == {}
+
+
+def test_a_cpu_training_follows_the_daemons_share_of_the_cores(tmp_path: Path) -> None:
+    import torch
+
+    from engine.events import EventWriter, write_threads
+    from engine.jobs import JobContext
+    from engine.jobs.train import follow_cores
+
+    events = EventWriter(tmp_path / "events.jsonl")
+    ctx = JobContext("train-x", "train", {}, tmp_path, tmp_path, events)
+    before = torch.get_num_threads()
+    follow = follow_cores(ctx)
+    try:
+        follow()  # no share given yet: threads unchanged
+        assert torch.get_num_threads() == before
+        write_threads(tmp_path, 1)
+        follow()
+        assert torch.get_num_threads() == 1
+        write_threads(tmp_path, 2)
+        follow()
+        assert torch.get_num_threads() == 2
+        (tmp_path / "threads").write_text("many\n")  # a torn or odd file changes nothing
+        follow()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+        events.close()
+    logged = (tmp_path / "events.jsonl").read_text()
+    assert logged.count("CPU share:") == 2 and "CPU share: 1 thread(s)" in logged
