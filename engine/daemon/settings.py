@@ -116,9 +116,9 @@ class DaemonSettings:
     @property
     def cpu_slot_count(self) -> int:
         """The CPU slots in use: the setting, or two where there are two cores to share. On a 2-core
-        box a second thread makes a tiny-model run only 1.24x faster (the lab's GRPO: 96.5 s against
-        119.7 s), while a second single-thread run uses the core fully: the demo took 138 s with two
-        slots against 166 s with one (AVX2 emulated, same tables)."""
+        box a second thread makes a tiny-model training only 1.4x faster (a lab GRPO step: 0.293 s
+        against 0.407 s), while a second run uses the core fully: the demo took 103 s with two slots
+        against 126 s with one (AVX2 emulated, same tables; the scheduler's core sharing on)."""
         if self.cpu_slots is not None:
             return max(1, self.cpu_slots)
         return 2 if (os.cpu_count() or 1) >= 2 else 1
