@@ -371,9 +371,10 @@ class Scheduler:
             self._update(run["id"], state="failed", error=f"could not start worker: {exc}")
             return
         status = executor.status(handle)
-        active = Active(handle, executor, gpus, cpu_slot=executor.assigns_gpus and not gpus,
+        cpu_slot = executor.assigns_gpus and not gpus
+        active = Active(handle, executor, gpus, cpu_slot=cpu_slot,
                         stored={**handle.columns(), "node": None, "reason": None}, running=status.started,
-                        threads=int(launch.env.get("OMP_NUM_THREADS") or 0) or None)
+                        threads=core_share(self.settings.cpu_slot_count) if cpu_slot else None)
         self.active[run["id"]] = active
         fields: dict[str, Any] = {
             "attempt": attempt, "executor": executor.name, "pid": None, "pid_started": None,
@@ -390,10 +391,10 @@ class Scheduler:
         gets the core an empty slot would idle. Two threads beside a busy neighbour oversubscribe
         (a lab GRPO step: 0.93 s against 0.45 s on one thread), alone they pay (0.29 s against 0.41
         s). A daemon started with OMP_NUM_THREADS keeps every worker at that number."""
-        if os.environ.get("OMP_NUM_THREADS"):
-            return
         working = [(run_id, a) for run_id, a in self.active.items() if a.cpu_slot and not a.settled]
-        share = max(1, (os.cpu_count() or 1) // max(1, len(working)))
+        share = core_share(len(working))
+        if share is None:
+            return
         for run_id, active in working:
             if active.threads != share:
                 with contextlib.suppress(OSError):  # a run folder gone with its run: nothing to tell
@@ -412,8 +413,10 @@ class Scheduler:
         overrides = (run["params"] or {}).get("slurm") or {}
         nodes = (run["params"] or {}).get("nodes")
         env = worker_env(self.ws.home, cuda)
-        if self.executor.assigns_gpus and not gpus:
-            env.update(cpu_slot_threads(self.settings.cpu_slot_count))
+        cpu_slot = self.executor.assigns_gpus and not gpus
+        threads = core_share(self.settings.cpu_slot_count) if cpu_slot else None
+        if threads is not None:  # a CPU slot's worker starts with one slot's worth of the cores
+            env["OMP_NUM_THREADS"] = str(threads)
         return Launch(run["id"], run_dir, attempt, env, needed, overrides, int(nodes) if nodes else None)
 
     # -- requests ----------------------------------------------------------------------------
@@ -480,13 +483,13 @@ def worker_params(params: dict[str, Any] | None) -> dict[str, Any]:
     return {key: value for key, value in (params or {}).items() if key != "slurm"}
 
 
-def cpu_slot_threads(slots: int) -> dict[str, str]:
-    """A CPU-slot worker's share of this box's cores (OMP_NUM_THREADS, which torch follows), so that
-    runs sharing the CPU do not oversubscribe it: two workers of two threads each on two cores ran a
-    tiny-lab GRPO step 3x slower than one thread each. A value set for the daemon wins."""
+def core_share(workers: int) -> int | None:
+    """Each of `workers` CPU-slot workers' share of this box's cores, so that runs sharing the CPU do
+    not oversubscribe it: two workers of two threads each on two cores ran a tiny-lab GRPO step 3x
+    slower than one thread each. None when the daemon was started with OMP_NUM_THREADS: that wins."""
     if os.environ.get("OMP_NUM_THREADS"):
-        return {}
-    return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // max(1, slots)))}
+        return None
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
 def retry_waiting(run: dict[str, Any]) -> bool:
