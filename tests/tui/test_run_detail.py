@@ -218,16 +218,15 @@ def test_an_analyse_run_opens_on_its_shift_summary(recorded: Recorded) -> None:
     async def scenario(pilot: Pilot[Any]) -> None:
         app = await connected(pilot)
         app.open_run(run_id)
-        def math_row() -> str | None:  # the header can be drawn a frame before the rows (a loaded box)
+        def first_math_row() -> str | None:  # the header can be drawn a frame before the rows
             text = screen_text(app)
             rows = [x for x in text.splitlines() if x.strip().startswith("math")] if "PCA d" in text else []
             return rows[0] if rows else None
 
-        row = await until(pilot, math_row, what="shift summary")
+        math_row = await until(pilot, first_math_row, what="shift summary")
         text = screen_text(app)
         assert detail(pilot).active_tab() == "results"
         assert "KL" in text and "rank shift" in text
-        math_row = row
         assert "1.5" in math_row  # the group's d (scale * 1.5)
         await pilot.press("g")  # curves still one key away
         await until(pilot, lambda: detail(pilot).active_tab() == "curves", what="curves tab")
