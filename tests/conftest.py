@@ -39,6 +39,15 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
     stop_everything(workspace)
 
 
+@pytest.fixture
+def patient_cancel(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    """`ws` with a cancel grace long enough for a training to save its checkpoint on a slow or busy
+    box (2 s escalated to SIGKILL while two gloo ranks were still writing theirs); list it before
+    the fixture that starts the daemon. The daemon does not wait out the grace once the run ends."""
+    monkeypatch.setenv("TIX_CANCEL_GRACE", "60")
+    return ws
+
+
 def stop_everything(ws: Workspace) -> None:
     """Shut the daemon down, then kill workers still recorded as running."""
     if daemon_running(ws):

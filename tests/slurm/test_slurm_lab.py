@@ -93,7 +93,8 @@ def test_a_cut_down_lab_through_slurm_equals_the_local_one(slurm_ws: Workspace, 
 
 
 @pytest.mark.timeout(600)
-def test_a_training_cancelled_on_slurm_ends_cancelled_with_a_checkpoint(slurm_ws, slurm_client, tix,
+def test_a_training_cancelled_on_slurm_ends_cancelled_with_a_checkpoint(patient_cancel, slurm_ws,
+                                                                        slurm_client, tix,
                                                                         tiny_model: Path,
                                                                         tmp_path: Path) -> None:
     data = tmp_path / "math.jsonl"

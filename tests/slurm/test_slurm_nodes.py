@@ -73,7 +73,7 @@ def test_a_one_node_run_trains_through_srun_with_two_processes(slurm_ws, slurm_c
     print(f"\nmeasured: submit -> succeeded {time.time() - asked:.1f}s (srun, 2 gloo ranks, 2 steps)")
 
 
-def test_tix_cancel_of_a_run_on_nodes_ends_cancelled_with_a_checkpoint(slurm_ws, slurm_client,
+def test_tix_cancel_of_a_run_on_nodes_ends_cancelled_with_a_checkpoint(patient_cancel, slurm_ws, slurm_client,
                                                                       small_model: Path,
                                                                       train_file: Path) -> None:
     """srun kills its step when it gets SIGTERM itself, so the cancel TERMs the worker alone
