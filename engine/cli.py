@@ -224,33 +224,44 @@ def report(run: dict[str, Any], shown: dict[str, tuple[str, int]]) -> None:
 
 
 @cli.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
 @click.pass_context
-def demo(ctx: click.Context) -> None:
-    """Run the tiny lab end to end: build, SFT and GRPO on maths, evaluate, analyse, print TI and shift."""
-    from engine.lab import demo as lab_demo
+def demo(ctx: click.Context, file: str | None) -> None:
+    """Run the tiny lab end to end: build, SFT and GRPO on maths, evaluate, analyse, print TI and shift.
 
-    file = Path(__file__).resolve().parent.parent / "experiments" / "tiny-lab.yaml"
-    if not file.is_file():
-        raise Failure(f"{file} not found: run `tix demo` from an editable install (make demo)")
-    click.echo(f"tix demo: {file} (workspace {workspace(ctx).home})")
+    FILE: a lab experiment of your own (say a copy of experiments/tiny-lab.yaml with other steps,
+    tasks or seeds) instead of the shipped one; the same tables are printed for it."""
+    path = Path(file) if file else Path(__file__).resolve().parent.parent / "experiments" / "tiny-lab.yaml"
+    if not path.is_file():
+        hint = "" if file else ": run `tix demo` from an editable install (make demo)"
+        raise Failure(f"{path} not found{hint}")
+    name = load_plan(str(path), ())[0]["name"]
+    click.echo(f"tix demo: {path} (workspace {workspace(ctx).home})")
     started = time.time()
     try:
-        ctx.invoke(run, file=str(file), wait=True, only=(), models=())
+        ctx.invoke(run, file=str(path), wait=True, only=(), models=())
     except SystemExit as exc:
         if exc.code:
             raise
-    result = call(ctx, "sql", query=lab_demo.SCORES_SQL, params=["tiny-lab"])
+    print_demo_tables(ctx, name, started)
+
+
+def print_demo_tables(ctx: click.Context, name: str, started: float) -> None:
+    """The demo's closing tables for experiment `name`: accuracies, TI (v1, v2) and shift per group."""
+    from engine.lab import demo as lab_demo
+
+    result = call(ctx, "sql", query=lab_demo.SCORES_SQL, params=[name])
     scores, groups = lab_demo.collect(result["rows"])
     models = ["base", *sorted(m for m in scores if m != "base")]
     click.echo(f"\naccuracy (%, greedy) after {time.time() - started:.0f} s:")
     click.echo(render_table(["group", "benchmark", *models], lab_demo.accuracy_rows(scores, groups, models)))
     click.echo("\nTransferability Index against the base (group means, Δ: signed change from the base):")
-    v1 = call(ctx, "ti", experiment="tiny-lab", variant="v1")["results"]
-    v2 = call(ctx, "ti", experiment="tiny-lab", variant="v2", sigma="pooled")["results"]
+    v1 = call(ctx, "ti", experiment=name, variant="v1")["results"]
+    v2 = call(ctx, "ti", experiment=name, variant="v2", sigma="pooled")["results"]
     click.echo(render_table(lab_demo.TI_COLUMNS, lab_demo.ti_rows(v1, v2)))
     for note in lab_demo.ti_notes(v1, v2):
         click.echo(note)
-    shift = call(ctx, "sql", query=lab_demo.SHIFT_SQL, params=["tiny-lab"])
+    shift = call(ctx, "sql", query=lab_demo.SHIFT_SQL, params=[name])
     click.echo("\nShift against the base per group (PCA d over layers; token shift on own answers):")
     click.echo(render_table(lab_demo.SHIFT_COLUMNS, lab_demo.shift_rows(shift["rows"])))
     click.echo("\nnext: `tix status` lists the runs, `tix logs RUN` shows a worker's output,\n"

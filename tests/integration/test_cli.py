@@ -57,6 +57,18 @@ def test_run_refuses_an_invalid_file_before_touching_the_daemon(tix, ws: Workspa
     assert not ws.socket.exists()
 
 
+def test_demo_refuses_a_missing_or_invalid_file_before_touching_the_daemon(tix, ws: Workspace,
+                                                                          tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    result = tix("demo", str(missing))
+    assert result.returncode == 1 and one_line_error(result) == f"tix: error: {missing} not found"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nbase: {model: tiny-lab}\nevl: {suite: lab}\n")
+    result = tix("demo", str(bad))
+    assert result.returncode == 2 and one_line_error(result) == f"{bad}:3: evl: unknown key 'evl' (did you mean 'eval'?)"
+    assert not ws.socket.exists()
+
+
 def test_run_status_and_cancel_an_experiment(tix) -> None:
     queued = tix("run", TINY_LAB)
     assert queued.returncode == 0, queued.stderr
