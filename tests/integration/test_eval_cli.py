@@ -80,16 +80,18 @@ def test_score_math500_generations(tix) -> None:
 
 @needs_shared
 def test_score_ifeval_and_store_it(tix) -> None:
-    args = ["score", "-b", "ifeval", "-g", str(GENERATIONS / "UniReason-RL_ifeval.jsonl"),
-            "--data", str(BENCHMARKS / "ifeval.jsonl"), "--format", "json"]
-    summary = json.loads(tix(*args).stdout)
+    """Scored by a `score` run through the daemon (the local path is test_score_math500's): its
+    progress lines, then the summary it stored."""
+    stored = tix("score", "-b", "ifeval", "-g", str(GENERATIONS / "UniReason-RL_ifeval.jsonl"),
+                 "--data", str(BENCHMARKS / "ifeval.jsonl"), "--format", "json",
+                 "--experiment", "paper-import", "--model", "UniReason-RL", timeout=300)
+    assert stored.returncode == 0, stored.stderr
+    summary = json.loads(stored.stdout[stored.stdout.index("\n{") + 1:])
     assert {"prompt_strict", "prompt_loose", "inst_strict", "inst_loose"} <= set(summary["metrics"])
     assert summary["accuracy"] == summary["metrics"]["prompt_strict"]
     # One response's prompt differs from the benchmark copy (item key 2785 asks for "at least 3
     # placeholders", the response was prompted with "at least one"): it is reported, not forced.
     assert (summary["n"], summary["unmatched_lines"]) == (540, 1)
-    stored = tix(*args, "--experiment", "paper-import", "--model", "UniReason-RL", timeout=300)
-    assert stored.returncode == 0, stored.stderr
     rows = sql_json(tix, "SELECT metric, value FROM scores WHERE model = 'UniReason-RL' AND benchmark = 'ifeval'")
     values = {r["metric"]: r["value"] for r in rows}
     assert values["prompt_strict"] == pytest.approx(summary["metrics"]["prompt_strict"])
