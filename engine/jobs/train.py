@@ -314,6 +314,20 @@ class GracefulStop:
     def _on_signal(self, signum: int, frame: object) -> None:
         self.requested = True
 
+    def agreed(self, device: Any) -> bool:
+        """Whether to stop after this step. In a distributed run every rank asks every other (one
+        all-reduce of a flag per step): the signal reaches the ranks at slightly different times,
+        and a rank that stopped alone left the others in the next step's gradient all-reduce until
+        the launcher killed them, with no checkpoint saved."""
+        import torch
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            flag = torch.tensor([int(self.requested)], device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            self.requested = bool(flag.item())
+        return self.requested
+
     def callback(self) -> Any:
         from transformers import TrainerCallback
 
@@ -321,7 +335,7 @@ class GracefulStop:
 
         class _Stop(TrainerCallback):
             def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-                if outer.requested:
+                if outer.agreed(args.device):
                     control.should_save = True
                     control.should_training_stop = True
                 return control

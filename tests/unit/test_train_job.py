@@ -3,6 +3,7 @@ model, rewards from the evaluation's scorers, and a killed run resumed from its 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -141,6 +142,45 @@ def test_two_process_training_has_one_story_and_one_model(tmp_path: Path, tiny_m
     AutoModelForCausalLM.from_pretrained(final["result"]["model_path"])
     assert (run_dir / "checkpoint-4" / "trainer_state.json").exists()
     assert json.loads((run_dir / "checkpoint-4" / "trainer_state.json").read_text())["global_step"] == 4
+
+
+def rank_pid(run_dir: Path, rank: int) -> int | None:
+    """The pid of training rank `rank` of the run in `run_dir` (from /proc), None before it starts."""
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if b"engine.jobs.train_rank" in cmdline and str(run_dir).encode() in cmdline \
+                and f"RANK={rank}".encode() in environ:
+            return int(proc.name)
+    return None
+
+
+def test_a_sigterm_that_reaches_one_rank_stops_every_rank_at_the_same_step(tmp_path: Path, tiny_model: Path,
+                                                                           train_file: Path) -> None:
+    """A TERM to rank 1 alone (signals reach ranks at different times): both ranks stop after the
+    same step and a checkpoint is saved; a rank stopping alone hung the other in its next step."""
+    params = {"model": str(tiny_model), "method": "sft", "data": str(train_file), "processes": 2,
+              "args": {"max_steps": 1000, "per_device_train_batch_size": 2, "save_steps": 1000}}
+    run_dir = tmp_path / "runs" / "train-one-rank"
+    worker = start_worker(tmp_path, run_dir, params)
+    wait_until(lambda: (run_dir / "events.jsonl").exists() and any(e["type"] == "progress" for e in events_of(run_dir)),
+               timeout=300, every=0.2)
+    try:
+        os.kill(wait_until(lambda: rank_pid(run_dir, 1), timeout=10), signal.SIGTERM)
+        assert worker.wait(timeout=120) == 1, (run_dir / "stderr.log").read_text()[-3000:]
+    finally:  # hung ranks (the failure this guards against) ignore SIGTERM
+        for rank in (0, 1):
+            with contextlib.suppress(TypeError, ProcessLookupError):
+                os.kill(rank_pid(run_dir, rank), signal.SIGKILL)  # type: ignore[arg-type]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
+    failed = events_of(run_dir)[-1]
+    assert failed["type"] == "failed" and "stopped by SIGTERM at step" in failed["error"], failed
+    step = int(failed["error"].split("at step ")[1].split(";")[0])
+    assert json.loads((run_dir / f"checkpoint-{step}" / "trainer_state.json").read_text())["global_step"] == step
 
 
 def test_launch_commands_and_shipped_configs() -> None:
