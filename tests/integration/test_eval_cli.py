@@ -47,17 +47,17 @@ def test_eval_run_through_the_daemon(tix, tmp_path: Path, tiny_model: Path) -> N
 
 
 def test_cancelled_eval_resumes_through_the_daemon(tix, tmp_path: Path, tiny_model: Path) -> None:
-    queued = tix("run", str(experiment(tmp_path, tiny_model, 100, tokens=48)))
+    queued = tix("run", str(experiment(tmp_path, tiny_model, 50, tokens=48)))
     run_id = queued.stdout.split()[0]
-    wait_until(lambda: sql_json(tix, "SELECT count(*) AS n FROM samples")[0]["n"] >= 64, timeout=180, every=0.3)
+    wait_until(lambda: sql_json(tix, "SELECT count(*) AS n FROM samples")[0]["n"] >= 48, timeout=180, every=0.3)
     assert tix("cancel", run_id).returncode == 0
     wait_until(lambda: json.loads(tix("status", "--json").stdout)[0]["state"] == "cancelled", timeout=30)
     partial = sql_json(tix, "SELECT count(*) AS n FROM samples")[0]["n"]
-    assert partial < 600
+    assert partial < 300
     resumed = tix("resume", run_id, "--wait", timeout=600)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     counts = sql_json(tix, "SELECT count(*) AS n, count(DISTINCT (benchmark, item_id, sample_idx)) AS d FROM samples")
-    assert counts == [{"n": 600, "d": 600}]
+    assert counts == [{"n": 300, "d": 300}]
     assert tix("resume", run_id).returncode == 2  # a succeeded run cannot be resumed
 
 
