@@ -52,7 +52,7 @@ gpu-check: $(STAMP)
 	$(BIN)/python bench/gpu_check.py
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_JOBS) --dist loadgroup
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
