@@ -142,11 +142,18 @@ def tail_text(path: Path, max_bytes: int = 2000) -> str:
     return data.decode("utf-8", "replace").strip()
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` whole to a hidden file beside `path`, then rename it into place: a reader, or
+    the next attempt after a signal or a kill mid-write, sees the old content or the new, never a
+    truncated file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def write_threads(run_dir: Path, threads: int) -> None:
-    """Tell a CPU-slot worker its share of the cores (written whole, then renamed into place)."""
-    tmp = run_dir / f".{THREADS_FILE}.tmp"
-    tmp.write_text(f"{threads}\n")
-    os.replace(tmp, run_dir / THREADS_FILE)
+    """Tell a CPU-slot worker its share of the cores."""
+    write_atomic(run_dir / THREADS_FILE, f"{threads}\n")
 
 
 class ThreadShare:

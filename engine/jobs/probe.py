@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-from engine.events import ThreadShare
+from engine.events import ThreadShare, write_atomic
 from engine.jobs import JobContext
 
 VERSION = "1"
@@ -42,7 +42,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         ctx.events.metric(step, loss=1.0 / step, seq=step)
         ctx.events.progress(step, steps, "probe")
         if ctx.params.get("resumable"):
-            (ctx.run_dir / STATE_FILE).write_text(str(step))
+            write_atomic(ctx.run_dir / STATE_FILE, str(step))  # a TERM mid-write left it empty
         for i in range(int(ctx.params.get("samples_per_step", 0))):
             ctx.samples.write({"benchmark": "probe", "item_id": f"{step}-{i}", "sample_idx": 0,
                                "completion": f"answer {step}", "verdict": float(i % 2)})

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.events import EVENTS_FILE, EventWriter
+from engine.events import EVENTS_FILE, EventWriter, write_atomic
 from engine.jobs import JobContext, Stop
 from engine.jobs.train_launch import RESULT_FILE
 
@@ -46,9 +46,7 @@ def main(run_dir: Path) -> int:
     finally:
         events.close()
     if rank0:
-        tmp = run_dir / f".{RESULT_FILE}.tmp"
-        tmp.write_text(json.dumps(result))
-        tmp.replace(run_dir / RESULT_FILE)
+        write_atomic(run_dir / RESULT_FILE, json.dumps(result))
     return 0
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from engine.daemon.ingest import ingest_run, ingest_until_drained
 from engine.events import EventWriter, read_complete_lines
 from storage import Store
@@ -64,3 +66,26 @@ def test_read_complete_lines_windows(tmp_path: Path) -> None:
     assert read_complete_lines(path, 0, max_bytes=5) == ([b"aa"], 3)
     assert read_complete_lines(path, 3, max_bytes=100) == ([b"bbbb"], 8)
     assert read_complete_lines(tmp_path / "missing", 0) == ([], 0)
+
+
+def test_a_write_cut_short_by_a_signal_leaves_the_old_content(tmp_path: Path, monkeypatch) -> None:
+    """A resumable job's kept step (and a rank's result, a worker's thread share) is replaced whole:
+    a SIGTERM during a plain write_text left the probe's step file empty, and every retry failed
+    reading it (seen in a Slurm time-limit test)."""
+    from engine.events import write_atomic
+    from engine.jobs import probe
+
+    kept = tmp_path / probe.STATE_FILE
+    write_atomic(kept, "12")
+
+    def cut_short(self: Path, text: str, *args: object, **kwargs: object) -> int:
+        self.open("w").close()  # truncated, then the signal arrives before the text is written
+        raise KeyboardInterrupt("signal mid-write")
+
+    monkeypatch.setattr(Path, "write_text", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(kept, "13")
+    monkeypatch.undo()
+    assert kept.read_text() == "12" and sorted(p.name for p in tmp_path.iterdir()) == [f".{kept.name}.tmp", kept.name]
+    write_atomic(kept, "13")
+    assert kept.read_text() == "13" and [p.name for p in tmp_path.iterdir()] == [kept.name]
