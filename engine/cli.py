@@ -168,7 +168,11 @@ def load_plan(file: str, only: tuple[str, ...],
 @click.pass_context
 def run(ctx: click.Context, file: str, wait: bool, only: tuple[str, ...], models: tuple[str, ...]) -> None:
     """Queue an experiment's runs (identical runs already done are reused)."""
-    record, runs = load_plan(file, only, models)
+    submit(ctx, *load_plan(file, only, models), wait=wait)
+
+
+def submit(ctx: click.Context, record: dict[str, Any], runs: list[dict[str, Any]], wait: bool) -> None:
+    """Queue a planned experiment; with `wait`, watch it and exit 0 only if every run succeeded."""
     with connect(ctx) as client:
         if wait:
             client.subscribe()
@@ -235,15 +239,15 @@ def demo(ctx: click.Context, file: str | None) -> None:
     if not path.is_file():
         hint = "" if file else ": run `tix demo` from an editable install (make demo)"
         raise Failure(f"{path} not found{hint}")
-    name = load_plan(str(path), ())[0]["name"]
+    record, runs = load_plan(str(path), ())
     click.echo(f"tix demo: {path} (workspace {workspace(ctx).home})")
     started = time.time()
     try:
-        ctx.invoke(run, file=str(path), wait=True, only=(), models=())
+        submit(ctx, record, runs, wait=True)
     except SystemExit as exc:
         if exc.code:
             raise
-    print_demo_tables(ctx, name, started)
+    print_demo_tables(ctx, record["name"], started)
 
 
 def print_demo_tables(ctx: click.Context, name: str, started: float) -> None:
