@@ -72,6 +72,9 @@ class Backend(Protocol):
     def loglikelihood(self, pairs: list[tuple[str, str]]) -> list[float]:
         """Sum of log p(continuation | context) for each (context, continuation)."""
 
+    def loglikelihood_greedy(self, pairs: list[tuple[str, str]]) -> list[tuple[float, bool]]:
+        """The sums, and whether greedy decoding would produce each continuation (lm-eval's pair)."""
+
     def close(self) -> None: ...
 
 

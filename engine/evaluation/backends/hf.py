@@ -82,14 +82,19 @@ class HFBackend:
                 text, finish = text[: text.index(stop)], "stop"
         return Generation(text, len(tokens), finish, int(prompt_tokens))
 
-    @torch.inference_mode()
     def loglikelihood(self, pairs: list[tuple[str, str]]) -> list[float]:
+        return [ll for ll, _ in self.loglikelihood_greedy(pairs)]
+
+    @torch.inference_mode()
+    def loglikelihood_greedy(self, pairs: list[tuple[str, str]]) -> list[tuple[float, bool]]:
+        """(summed log p, whether every continuation token is the argmax): lm-eval's answer to a
+        loglikelihood request."""
         out = []
         for start in range(0, len(pairs), self.batch_size):
             out.extend(self._loglikelihood_batch(pairs[start : start + self.batch_size]))
         return out
 
-    def _loglikelihood_batch(self, pairs: list[tuple[str, str]]) -> list[float]:
+    def _loglikelihood_batch(self, pairs: list[tuple[str, str]]) -> list[tuple[float, bool]]:
         """Right-padded forward pass; sums the continuation tokens' log-probabilities."""
         encoded = [(self._ids(ctx), self._ids(ctx + cont)) for ctx, cont in pairs]
         width = max(len(full) for _, full in encoded)
@@ -103,7 +108,9 @@ class HFBackend:
         for row, (ctx, full) in enumerate(encoded):
             start = _common_prefix(ctx, full)
             positions = torch.arange(max(start, 1), len(full), device=self.device)
-            sums.append(float(logprobs[row, positions - 1, ids[row, positions]].sum()))
+            targets = ids[row, positions]
+            greedy = bool((logprobs[row, positions - 1].argmax(dim=-1) == targets).all())
+            sums.append((float(logprobs[row, positions - 1, targets].sum()), greedy))
         return sums
 
     def _ids(self, text: str) -> list[int]:

@@ -66,6 +66,10 @@ class VLLMBackend:
         return _generate(self.llm, prompts, params)
 
     def loglikelihood(self, pairs: list[tuple[str, str]]) -> list[float]:
+        return [ll for ll, _ in self.loglikelihood_greedy(pairs)]
+
+    def loglikelihood_greedy(self, pairs: list[tuple[str, str]]) -> list[tuple[float, bool]]:
+        """(summed log p, whether every continuation token ranks first), as lm-eval asks."""
         if self.pool is not None:
             return self.pool.run("loglikelihood", pairs)
         return _loglikelihood(self.llm, pairs)
@@ -163,8 +167,9 @@ def _generate(llm: Any, prompts: list[str], params: SamplingParams) -> list[list
                         len(o.prompt_token_ids)) for c in o.outputs] for o in outputs]
 
 
-def _loglikelihood(llm: Any, pairs: list[tuple[str, str]]) -> list[float]:
-    """Sum of the continuation's token log-probabilities, from vLLM's `prompt_logprobs`."""
+def _loglikelihood(llm: Any, pairs: list[tuple[str, str]]) -> list[tuple[float, bool]]:
+    """Sum of the continuation's token log-probabilities, from vLLM's `prompt_logprobs`, and
+    whether each of those tokens ranks first."""
     from vllm import SamplingParams as VSP
 
     tokenizer = llm.get_tokenizer()
@@ -174,7 +179,8 @@ def _loglikelihood(llm: Any, pairs: list[tuple[str, str]]) -> list[float]:
     for (ctx, _), out in zip(pairs, outputs, strict=True):
         start = len(tokenizer(ctx, add_special_tokens=False)["input_ids"])
         ids = out.prompt_token_ids
-        sums.append(sum(out.prompt_logprobs[i][ids[i]].logprob for i in range(max(start, 1), len(ids))))
+        picked = [out.prompt_logprobs[i][ids[i]] for i in range(max(start, 1), len(ids))]
+        sums.append((sum(p.logprob for p in picked), all(p.rank == 1 for p in picked)))
     return sums
 
 
