@@ -20,11 +20,13 @@ index, checks, hashes) is engine.evaluation.lmeval_index.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,7 +120,8 @@ class TixLM(LM):
     def chat_template(self, chat_template: bool | str = False) -> str | None:
         return getattr(self.tokenizer, "chat_template", None) if chat_template else None
 
-    def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+    def apply_chat_template(self, chat_history: list[dict[str, str]],
+                            add_generation_prompt: bool = True) -> str:
         extra = {} if self.enable_thinking is None else {"enable_thinking": self.enable_thinking}
         return self.tokenizer.apply_chat_template(chat_history, tokenize=False,
                                                   add_generation_prompt=add_generation_prompt,
@@ -134,7 +137,8 @@ class TixLM(LM):
         counts: dict[tuple[str, SamplingParams], int] = {}
         for pair in wanted:
             counts[pair] = counts.get(pair, 0) + 1
-        keyed = {pair: Journal.key("generate_until", [pair[0], pair[1].key(), n]) for pair, n in counts.items()}
+        keyed = {pair: Journal.key("generate_until", [pair[0], pair[1].key(), n])
+                 for pair, n in counts.items()}
         self.total += len(keyed)
         answers = self._answer_generations(counts, keyed)
         taken: dict[tuple[str, SamplingParams], int] = {}
@@ -198,7 +202,8 @@ class TixLM(LM):
         for start in range(0, len(todo), CHUNK * 4):
             chunk = todo[start : start + CHUNK * 4]
             scored = self._loglikelihood([(self.with_bos(pairs[i][0]), pairs[i][1]) for i in chunk])
-            self.journal.add({keys[i]: [float(ll), bool(g)] for i, (ll, g) in zip(chunk, scored, strict=True)})
+            self.journal.add({keys[i]: [float(ll), bool(g)]
+                              for i, (ll, g) in zip(chunk, scored, strict=True)})
             self.done += len(chunk)
             self.progress(self.done, self.total)
         return [(float(self.journal.known[k][0]), bool(self.journal.known[k][1])) for k in keys]
@@ -209,7 +214,7 @@ class TixLM(LM):
 
 
 def _with_n(params: SamplingParams, n: int) -> SamplingParams:
-    return SamplingParams(params.max_new_tokens, params.temperature, params.top_p, n, params.seed, params.stop)
+    return dataclasses.replace(params, n=n)
 
 
 def _split_space(context: str, continuation: str) -> tuple[str, str]:
@@ -350,3 +355,56 @@ def item_stderr(result: TaskResult) -> float:
     values = [float(s["verdict"]) for s in result.samples]
     unit = all(0.0 <= v <= 1.0 for v in values)
     return stderr(values) * (100.0 if unit else 1.0)
+
+
+@contextlib.contextmanager
+def working_dir(include_path: str | None) -> Iterator[None]:
+    """Run lm-eval from the task folder, so a task's relative `data_files` are read from there."""
+    if not include_path:
+        yield
+        return
+    with contextlib.chdir(include_path):
+        yield
+
+
+def failure_line(entry: dict[str, Any], exc: BaseException) -> str:
+    """One line for an lm-eval entry that could not be built or run: the task, its data set when
+    that is what failed, and how to provide it offline."""
+    name = entry["lm_eval"]
+    message = " ".join(str(exc).split())[:300]
+    if isinstance(exc, LmEvalError):
+        return f"benchmark {name}: {message}"
+    dataset = dataset_of(entry)
+    if dataset and _is_data_error(exc):
+        return (f"benchmark {name}: lm-eval cannot load dataset '{dataset}' "
+                f"({type(exc).__name__}: {message}); offline, give the task local data "
+                "(dataset_path: json with dataset_kwargs.data_files) or fill the Hugging Face datasets "
+                "cache on a box with internet and set HF_DATASETS_OFFLINE=1")
+    return f"benchmark {name}: lm-eval failed ({type(exc).__name__}: {message})"
+
+
+def _is_data_error(exc: BaseException) -> bool:
+    names = {type(e).__name__ for e in _chain(exc)}
+    return bool(names & {"ConnectionError", "DatasetNotFoundError", "FileNotFoundError",
+                         "OfflineModeIsEnabled", "LocalEntryNotFoundError", "HfHubHTTPError",
+                         "DataFilesNotFoundError", "EmptyDatasetError", "MaxRetryError",
+                         "NameResolutionError"})
+
+
+def _chain(exc: BaseException | None) -> Iterator[BaseException]:
+    while exc is not None:
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def dataset_of(entry: dict[str, Any]) -> str | None:
+    """The `dataset_path` of the entry's (first) task, from its YAML."""
+    from engine.evaluation import lmeval_index
+
+    try:
+        found = lmeval_index.index(entry.get("include_path"))
+        info = lmeval_index.resolve(entry["lm_eval"], entry.get("include_path"))
+        leaf = next(iter(lmeval_index.leaves(info, found)), None)
+        return lmeval_index.dataset_path(leaf) if leaf else None
+    except LmEvalError:
+        return None

@@ -116,8 +116,8 @@ def resolve(name: str, include_path: str | None = None, home: Path | None = None
     near = difflib.get_close_matches(name, found, n=3)
     hint = f" (did you mean {', '.join(repr(n) for n in near)}?)" if near else ""
     where = f" or in {include_path}" if include_path else ""
-    raise LmEvalError(f"unknown lm-eval task '{name}'{hint}: not in lm-eval {lm_eval_version()}'s tasks{where}; "
-                      "`tix benchmarks --lm-eval` lists them")
+    raise LmEvalError(f"unknown lm-eval task '{name}'{hint}: not in lm-eval {lm_eval_version()}'s tasks"
+                      f"{where}; `tix benchmarks --lm-eval` lists them")
 
 
 def leaves(info: TaskInfo, found: dict[str, TaskInfo]) -> list[TaskInfo]:
@@ -173,6 +173,18 @@ def _task_files(yaml_path: Path, include_path: str | None) -> set[Path]:
         if path.is_file() and path not in files:
             files |= _task_files(path, include_path)
     return files | _data_files(full, include_path)
+
+
+def dataset_path(info: TaskInfo) -> str | None:
+    """The task's `dataset_path` (an HF id, or `json` for local files), read from its YAML."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    if not info.yaml:
+        return None
+    try:
+        return load_yaml(Path(info.yaml), resolve_func=False).get("dataset_path")
+    except Exception:  # noqa: BLE001 - unreadable: lm-eval reports it when it loads the task
+        return None
 
 
 def _data_files(cfg: dict[str, Any], include_path: str | None) -> set[Path]:

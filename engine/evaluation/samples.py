@@ -15,7 +15,14 @@ from typing import Any
 
 from engine.evaluation.backends import Generation, SamplingParams
 from engine.evaluation.benchmarks import Benchmark
-from engine.evaluation.scorers.base import NO_ANSWER, TRUNCATED, UNCLOSED_THINK, Verdict, get_scorer
+from engine.evaluation.scorers.base import (
+    NO_ANSWER,
+    SCORER_ERROR,
+    TRUNCATED,
+    UNCLOSED_THINK,
+    Verdict,
+    get_scorer,
+)
 from engine.evaluation.scorers.textutil import strip_think
 from engine.events import SAMPLES_FILE
 
@@ -96,10 +103,16 @@ def summarise(task: Task, samples: list[dict[str, Any]]) -> dict[str, Any]:
     for s in samples:
         per_item.setdefault(str(s["item_id"]), []).append(float(s["verdict"]))
     means = [sum(v) / len(v) for v in per_item.values()]
-    health = {flag: sum(flag in (s.get("flags") or []) for s in samples) for flag in HEALTH_FLAGS}
+    health = health_counts(samples)
     return {"group": task.group, "scorer": scorer.name, "n": len(per_item), "samples": len(samples),
             "metrics": scorer.aggregate(verdicts) if verdicts else {}, "stderr": 100 * stderr(means),
-            "health": health, "metric_items": metric_items(samples)}
+            "health": health, "metric_items": metric_items(samples),
+            "errors": sum(SCORER_ERROR in (s.get("flags") or []) for s in samples)}
+
+
+def health_counts(samples: list[dict[str, Any]]) -> dict[str, int]:
+    """How many samples carry each health flag (no answer, truncated, unclosed think)."""
+    return {flag: sum(flag in (s.get("flags") or []) for s in samples) for flag in HEALTH_FLAGS}
 
 
 def metric_items(samples: list[dict[str, Any]]) -> dict[str, int]:

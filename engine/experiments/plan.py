@@ -152,11 +152,22 @@ class Planner:
         return None if parent == NO_BASE else parent
 
     def local_benchmark(self, entry: dict[str, Any]) -> dict[str, Any]:
-        """A benchmark entry with its local copy made absolute and fingerprinted."""
-        if not entry.get("data"):
-            return entry
-        data = model_ref(entry["data"], self.exp.path.parent)
-        return {**entry, "data": data, "data_signature": path_signature(data)}
+        """A benchmark entry as its run needs it: local paths absolute and fingerprinted (its data,
+        benchmark file, scorer plugin), an lm-eval task's files hashed with lm-eval's version, so
+        an edited file is a new run; keys absent where unused, so other run ids stay as they were."""
+        folder = self.exp.path.parent
+        entry = {k: v for k, v in entry.items() if not k.startswith("_")}
+        if entry.get("data"):
+            data = model_ref(entry["data"], folder)
+            entry.update(data=data, data_signature=path_signature(data))
+        if entry.get("file"):
+            entry["file"] = str(local_path(entry["file"], folder))
+            entry["file_signature"] = benchmark_file_signature(Path(entry["file"]))
+        if entry.get("scorer"):
+            entry.update(scorer_signature(entry["scorer"], folder))
+        if entry.get("lm_eval"):
+            entry.update(lm_eval_signature(entry, folder))
+        return entry
 
     def analyse_run(self, name: str, evaluation: dict[str, Any]) -> None:
         analysis = self.data.get("analysis") or {}
@@ -198,6 +209,44 @@ def model_ref(ref: str, folder: Path) -> str:
     if ref.startswith(("/", "./", "../", "~")) or (folder / ref).exists():
         return str((folder / Path(ref).expanduser()).resolve())
     return ref
+
+
+def local_path(ref: str, folder: Path) -> Path:
+    """`ref` relative to `folder` (the experiment file's), made absolute."""
+    path = Path(ref).expanduser()
+    return (path if path.is_absolute() else folder / path).resolve()
+
+
+def benchmark_file_signature(path: Path) -> str:
+    """The benchmark file's bytes and its local data's signature: editing either is a new run."""
+    import yaml
+
+    data = (yaml.safe_load(path.read_text()) or {}).get("data")
+    data_sig = path_signature(str(local_path(data, path.parent))) if isinstance(data, str) else None
+    return content_hash([path.read_text(), data_sig])[:16]
+
+
+def scorer_signature(scorer: str, folder: Path) -> dict[str, Any]:
+    """A file plugin made absolute, with its source's hash (`scorer_signature`)."""
+    from engine.evaluation.scorers import plugin
+
+    if not plugin.is_plugin(scorer):
+        return {}
+    target, function = plugin.split(scorer)
+    if not plugin.is_file_target(target):
+        return {}
+    name = f"{local_path(target, folder)}:{function}"
+    return {"scorer": name, "scorer_signature": plugin.file_hash(name)}
+
+
+def lm_eval_signature(entry: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """`include_path` absolute; the task's YAML, Python and data files hashed with lm-eval's version."""
+    from engine.evaluation import lmeval_index
+
+    include = str(local_path(entry["include_path"], folder)) if entry.get("include_path") else None
+    extra = {"include_path": include} if include else {}
+    return {**extra, "lm_eval_version": lmeval_index.lm_eval_version(),
+            "task_hash": lmeval_index.task_hash(entry["lm_eval"], include)}
 
 
 def path_signature(ref: str) -> str | None:

@@ -479,7 +479,17 @@ _GENERATION = {
     "seed": _Field(_integer(), 0),
     "stop": _Field(_strings),
 }
-_BENCHMARK_KEYS = ("name", "group", "data", "limit", "scorer")
+_ENTRY_KINDS = ("name", "lm_eval", "file")
+"""The key that says what an `eval.benchmarks` entry is."""
+
+
+def _benchmark_name(value: Any) -> _Problem | None:
+    """A registered benchmark, or one defined by a file in TIX_HOME/benchmarks."""
+    from engine.evaluation.benchfile import home_benchmarks
+    from engine.workspace import default_home
+
+    known = sorted({*registry.BENCHMARKS, *home_benchmarks(default_home())})
+    return _choice(known, "benchmark")(value)
 _ANALYSES = {
     "pca_shift": {
         "items": _Field(_integer(3), 100),  # PCA(2) needs 3 texts: 2 centred points span one direction
@@ -894,32 +904,130 @@ class _Checker:
         return found
 
     def benchmarks(self, path: KeyPath, value: Any) -> list[dict[str, Any]] | None:
+        """Entries of three kinds, told apart by their key: `name:` (registered or a file in
+        TIX_HOME/benchmarks), `lm_eval:` (an lm-eval task or group) and `file:` (a tix benchmark file)."""
         if not isinstance(value, list) or not value:
             self.problem(path, _expected("a non-empty list of {name, group}", value))
             return None
         benchmarks, first_line = [], {}
         for index, item in enumerate(value):
-            benchmark = self.section((*path, index), item, self.benchmark_fields())
+            benchmark = self.benchmark_entry((*path, index), item)
             benchmarks.append(benchmark)
-            name = benchmark and benchmark["name"]
-            if isinstance(name, str) and name in first_line:
-                message = f"duplicate benchmark '{name}' (first at line {first_line[name]})"
-                self.error((*path, index, "name"), message, at_value=True)
-            elif isinstance(name, str):
-                first_line[name] = self.lines[(*path, index, "name")][1]
+            kind = next((k for k in _ENTRY_KINDS if benchmark and k in benchmark and benchmark[k]), None)
+            for name in self.entry_names(benchmark, kind):
+                if name in first_line:
+                    message = f"duplicate benchmark '{name}' (first at line {first_line[name]})"
+                    self.error((*path, index, kind or "name"), message, at_value=True)
+                else:
+                    first_line[name] = self.lines[(*path, index, kind or "name")][1]
         return benchmarks
+
+    def benchmark_entry(self, path: KeyPath, item: Any) -> dict[str, Any] | None:
+        kinds = [k for k in _ENTRY_KINDS if isinstance(item, dict) and k in item]
+        if len(kinds) > 1:
+            self.error(path, f"an entry names one benchmark: {' or '.join(kinds)}, not both")
+            return None
+        if kinds == ["lm_eval"]:
+            return self.lm_eval_entry(path, item)
+        if kinds == ["file"]:
+            return self.file_entry(path, item)
+        return self.section(path, item, self.benchmark_fields())
+
+    def entry_names(self, entry: dict[str, Any] | None, kind: str | None) -> list[str]:
+        """The benchmark names an entry stores (an lm-eval group: each of its tasks)."""
+        if not entry or kind is None or not isinstance(entry.get(kind), str):
+            return []
+        if kind == "lm_eval":
+            return list(entry.get("_tasks") or [entry["lm_eval"]])
+        if kind == "file":
+            return [entry.get("_name") or entry["file"]]
+        return [entry["name"]]
 
     def benchmark_fields(self) -> dict[str, _Field]:
         """One `eval.benchmarks` entry: a registered name; group, scorer and a local copy optional."""
-        from engine.evaluation.scorers.names import SCORER_NAMES
-
         return {
-            "name": _Field(_choice(sorted(registry.BENCHMARKS), "benchmark"), required=True),
+            "name": _Field(_benchmark_name, required=True),
             "group": _Field(_choice(registry.GROUPS, "group")),
             "data": _Field(self.local_file),
             "limit": _Field(_POSITIVE),
-            "scorer": _Field(_choice(SCORER_NAMES, "scorer")),
+            "scorer": _Field(self.scorer_ref),
         }
+
+    def scorer_ref(self, value: Any) -> _Problem | None:
+        """A registered scorer's name, or a plugin `file.py:function` / `package.module:function`."""
+        from engine.evaluation.scorers import plugin
+        from engine.evaluation.scorers.names import SCORER_NAMES
+
+        if isinstance(value, str) and plugin.is_plugin(value):
+            found = plugin.problem(value, self.folder)
+            return None if found is None else _Problem(found)
+        problem = _choice(SCORER_NAMES, "scorer")(value)
+        if problem is not None and isinstance(value, str):
+            return _Problem(f"{problem.message}, or a plugin path.py:function", problem.suggestion)
+        return problem
+
+    def lm_eval_entry(self, path: KeyPath, item: dict[str, Any]) -> dict[str, Any] | None:
+        """`{lm_eval: TASK, include_path: DIR, group: G, num_fewshot: K, limit: N, chat: true}`;
+        the task is resolved against lm-eval's index here, without loading its data."""
+        fields = {
+            "lm_eval": _Field(_string, required=True),
+            "include_path": _Field(self.local_folder),
+            "group": _Field(_choice(registry.GROUPS, "group"), required=True),
+            "num_fewshot": _Field(_integer(0)),
+            "limit": _Field(_POSITIVE),
+            "chat": _Field(_boolean, True),
+            "fewshot_as_multiturn": _Field(_boolean, True),
+        }
+        entry = self.section(path, item, fields)
+        if entry is None or not isinstance(entry.get("lm_eval"), str):
+            return entry
+        return self.resolve_lm_eval(path, entry)
+
+    def resolve_lm_eval(self, path: KeyPath, entry: dict[str, Any]) -> dict[str, Any]:
+        from engine.evaluation import lmeval_index
+
+        folder = entry.get("include_path")
+        include = str(_resolve(folder, self.folder)) if isinstance(folder, str) else None
+        try:
+            info = lmeval_index.check(entry["lm_eval"], include)
+            found = lmeval_index.index(include)
+        except lmeval_index.LmEvalError as exc:
+            self.error((*path, "lm_eval"), str(exc), at_value=True)
+            return entry
+        entry["_tasks"] = [t.name for t in lmeval_index.leaves(info, found)] + (
+            [info.name] if info.kind == "group" else [])
+        return entry
+
+    def file_entry(self, path: KeyPath, item: dict[str, Any]) -> dict[str, Any] | None:
+        """`{file: PATH, group: G, limit: N, scorer: S}`: a tix benchmark file, checked strictly
+        (its own errors name its own lines)."""
+        fields = {"file": _Field(self.benchmark_file, required=True),
+                  "group": _Field(_choice(registry.GROUPS, "group")), "limit": _Field(_POSITIVE),
+                  "scorer": _Field(self.scorer_ref)}
+        entry = self.section(path, item, fields)
+        if entry is None or not isinstance(entry.get("file"), str):
+            return entry
+        from engine.evaluation.benchfile import check_benchmark_file
+
+        target = _resolve(entry["file"], self.folder)
+        if target.is_file():
+            errors = check_benchmark_file(target)
+            self.errors.extend(errors)
+            if not errors:
+                entry["_name"] = (yaml.safe_load(target.read_text()) or {}).get("name")
+        return entry
+
+    def benchmark_file(self, value: Any) -> _Problem | None:
+        if not isinstance(value, str):
+            return _expected("a path to a benchmark file (.yaml)", value)
+        path = _resolve(value, self.folder)
+        return None if path.is_file() else _Problem(f"benchmark file not found: {path}")
+
+    def local_folder(self, value: Any) -> _Problem | None:
+        if not isinstance(value, str):
+            return _expected("a folder path", value)
+        path = _resolve(value, self.folder)
+        return None if path.is_dir() else _Problem(f"folder not found: {path}")
 
     def local_file(self, value: Any) -> _Problem | None:
         if not isinstance(value, str):

@@ -20,11 +20,13 @@ from typing import Any
 
 from engine.evaluation.backends import Backend, Generation, ModelRef, SamplingParams, load_backend
 from engine.evaluation.backends.cache import GenerationCache, cache_key, model_identity
-from engine.evaluation.benchmarks import get_benchmark, load_items, prompt_text, suite_entries
+from engine.evaluation.benchfile import load_benchmark_file
+from engine.evaluation.benchmarks import BenchmarkError, get_benchmark, load_items, prompt_text, suite_entries
 from engine.evaluation.samples import (
     Task,
     add_subset,
     group_means,
+    health_counts,
     read_samples,
     sample_record,
     score_one,
@@ -40,8 +42,11 @@ CHUNK = 64
 def run(ctx: JobContext) -> dict[str, Any]:
     params = ctx.params
     ref = model_ref(params["model"], params.get("backend_options") or {})
-    tasks = plan_tasks(params)
-    ctx.events.log(f"evaluating {ref.path} on {len(tasks)} benchmark(s)")
+    entries = eval_entries(params)
+    lm_entries = [e for e in entries if e.get("lm_eval")]
+    generation, limit = generation_of(params), params.get("limit")
+    tasks = [make_task(e, generation, limit) for e in entries if not e.get("lm_eval")]
+    ctx.events.log(f"evaluating {ref.path} on {len(entries)} benchmark(s)")
     backend = load_backend(ref, params.get("backend", "auto"))
     cache = GenerationCache(ctx.home / "cache" / "generations.sqlite")
     evaluator = Evaluator(ctx, backend, cache, model_identity(ref.path, ref.revision))
@@ -49,12 +54,70 @@ def run(ctx: JobContext) -> dict[str, Any]:
     for task in tasks:
         evaluator.evaluate(task)
         evaluator.done_before += len(task.items)
-    backend.close()
     results = {t.bench.name: summarise(t, read_samples(ctx.run_dir, t.bench.name)) for t in tasks}
+    failures = []
+    for entry in lm_entries:
+        failures += evaluate_lm_eval(ctx, evaluator, entry, results)
+    backend.close()
     for name, result in results.items():
         emit_scores(ctx, name, result)
+    errors = {name: r["errors"] for name, r in results.items() if r.get("errors")}
+    if errors:
+        ctx.events.log("scorer errors (items scored 0, messages in their samples): "
+                       + ", ".join(f"{name} {count}" for name, count in errors.items()))
+    if failures:
+        raise BenchmarkError("; ".join(failures))
     return {"model": ref.path, "backend": backend.name, "scores": results, "groups": group_means(results),
             "generated": evaluator.generated, "from_cache": evaluator.from_cache}
+
+
+def eval_entries(params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The run's benchmark entries: its explicit list, or its suite's."""
+    if params.get("benchmarks"):
+        return [dict(e) for e in params["benchmarks"]]
+    return suite_entries(params.get("suite") or "lab", params.get("limit"))
+
+
+def generation_of(params: dict[str, Any]) -> dict[str, Any]:
+    """The experiment's generation overrides that were set."""
+    return {k: v for k, v in (params.get("generation") or {}).items() if v is not None}
+
+
+def evaluate_lm_eval(ctx: JobContext, evaluator: Evaluator, entry: dict[str, Any],
+                     results: dict[str, dict[str, Any]]) -> list[str]:
+    """One lm-eval entry: lm-eval builds and scores, tix answers; its tasks' samples are recorded
+    once (a resumed run skips those already in samples.jsonl). A task that cannot be built (its
+    data set is not to be had offline) is one line returned, and the other entries go on."""
+    from engine.evaluation import lmeval
+
+    generation = generation_of(ctx.params)
+    lm = lmeval.TixLM(evaluator.backend.tokenizer, evaluator.generate, evaluator.backend.loglikelihood_greedy,
+                      lmeval.Journal(ctx.run_dir / lmeval.JOURNAL), lmeval.generation_overrides(generation),
+                      lambda done, total: ctx.events.progress(done, total, entry["lm_eval"]),
+                      bool(generation.get("enable_thinking", False)))
+    try:
+        with lmeval.working_dir(entry.get("include_path")):
+            output = lmeval.evaluate(entry, lm)
+    except Exception as exc:  # noqa: BLE001 - lm-eval's loaders raise anything; one line per benchmark
+        return [lmeval.failure_line(entry, exc)]
+    for task in lmeval.task_results(output, entry, lm):
+        results[task.name] = record_lm_eval(ctx, task)
+    return []
+
+
+def record_lm_eval(ctx: JobContext, task: Any) -> dict[str, Any]:
+    """Write a task's samples not yet recorded; its summary as `summarise` makes one."""
+    from engine.evaluation import lmeval
+
+    done = {(str(s["item_id"]), int(s["sample_idx"])) for s in read_samples(ctx.run_dir, task.name)}
+    for sample in task.samples:
+        if (sample["item_id"], sample["sample_idx"]) not in done:
+            ctx.samples.write(sample)
+    accuracy = lmeval.accuracy_of(task)
+    metrics = {**task.metrics, **({"accuracy": accuracy} if accuracy is not None else {})}
+    return {"group": task.group, "scorer": lmeval.SCORER, "n": task.n, "samples": len(task.samples),
+            "metrics": metrics, "stderr": lmeval.item_stderr(task) if task.samples else None,
+            "health": health_counts(task.samples), "metric_items": {}}
 
 
 def model_ref(model: Any, options: dict[str, Any]) -> ModelRef:
@@ -67,16 +130,12 @@ def model_ref(model: Any, options: dict[str, Any]) -> ModelRef:
 
 def plan_tasks(params: dict[str, Any]) -> list[Task]:
     """Benchmarks with their items, scorer, group and sampling, from the run's parameters."""
-    if params.get("benchmarks"):
-        entries = [dict(e) for e in params["benchmarks"]]
-    else:
-        entries = suite_entries(params.get("suite") or "lab", params.get("limit"))
-    generation = {k: v for k, v in (params.get("generation") or {}).items() if v is not None}
-    return [make_task(e, generation, params.get("limit")) for e in entries]
+    return [make_task(e, generation_of(params), params.get("limit")) for e in eval_entries(params)]
 
 
 def make_task(entry: dict[str, Any], generation: dict[str, Any], limit: int | None) -> Task:
-    bench = get_benchmark(entry["name"])
+    """A registered benchmark, one in TIX_HOME/benchmarks, or a benchmark file (`file:`)."""
+    bench = load_benchmark_file(entry["file"]) if entry.get("file") else get_benchmark(entry["name"])
     items = load_items(bench, entry.get("data"), entry.get("limit") or limit)
     gen = {"max_new_tokens": 256, "temperature": 0.0, "top_p": 1.0, "n": 1, "seed": 0,
            **bench.generation, **generation}
@@ -126,7 +185,8 @@ class Evaluator:
 
     def render(self, task: Task, item: dict[str, Any]) -> str:
         question = prompt_text(task.bench, item)
-        return self.backend.render(question, chat=task.bench.chat, enable_thinking=task.enable_thinking)
+        return self.backend.render(question, chat=task.bench.chat, enable_thinking=task.enable_thinking,
+                                   system=item.get("system"))
 
     def generate(self, prompts: list[str], sampling: SamplingParams) -> list[list[Generation]]:
         """Cached generations where the cache has them; the rest generated and cached."""
@@ -168,6 +228,7 @@ def emit_scores(ctx: JobContext, name: str, result: dict[str, Any]) -> None:
     counts = result.get("metric_items") or {}
     for metric, value in result["metrics"].items():
         ctx.events.score(name, result["group"], metric, value, counts.get(metric, result["n"]), model)
-    ctx.events.score(name, result["group"], "accuracy_stderr", result["stderr"], result["n"], model)
+    if result.get("stderr") is not None:
+        ctx.events.score(name, result["group"], "accuracy_stderr", result["stderr"], result["n"], model)
 
 

@@ -17,6 +17,8 @@ from typing import Any, Protocol
 NO_ANSWER = "no_answer"
 TRUNCATED = "truncated"
 UNCLOSED_THINK = "unclosed_think"
+#: A scorer plugin raised on this sample (engine.evaluation.scorers.plugin): scored 0, message in `detail`.
+SCORER_ERROR = "scorer_error"
 
 
 @dataclass
@@ -82,9 +84,13 @@ def register(name: str, version: str, aggregate: Aggregate = mean_metrics,
 
 
 def get_scorer(name: str) -> Scorer:
-    """The scorer called `name`, or a one-line error listing the known ones."""
+    """The scorer called `name` (a plugin `file.py:function` is loaded on first use), or a
+    one-line error listing the known ones."""
     import engine.evaluation.scorers  # noqa: F401 - registers the built-in scorers
+    from engine.evaluation.scorers import plugin
 
+    if name not in SCORERS and plugin.is_plugin(name):
+        SCORERS[name] = plugin.load(name)
     if name not in SCORERS:
         raise LookupError(f"unknown scorer {name!r} (known: {', '.join(sorted(SCORERS))})")
     return SCORERS[name]
