@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -256,10 +257,17 @@ def evaluate(entry: dict[str, Any], lm: TixLM) -> dict[str, Any]:
         log_samples=True, bootstrap_iters=int(entry.get("bootstrap_iters", 100000)))
 
 
-def task_manager(entry: dict[str, Any]) -> Any:
+@functools.cache
+def _task_manager(include_path: str | None) -> Any:
     from lm_eval.tasks import TaskManager
 
-    return TaskManager(include_path=entry.get("include_path") or None)
+    return TaskManager(include_path=include_path)
+
+
+def task_manager(entry: dict[str, Any]) -> Any:
+    """lm-eval's TaskManager for the entry's `include_path`, one per folder and process (indexing
+    lm-eval's ~15,000 YAMLs takes seconds)."""
+    return _task_manager(entry.get("include_path") or None)
 
 
 def _quiet() -> None:
