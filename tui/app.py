@@ -45,6 +45,7 @@ from textual.widgets import Input, TextArea
 
 from engine.client.connection import DaemonUnavailable
 from engine.workspace import Workspace
+from tui.format import visible
 from tui.messages import ConnectionChanged, RunEventsPushed, RunsLoaded, RunsPushed
 from tui.source import Source, SourceError
 from tui.widgets.chrome import SCREENS, Chrome
@@ -76,8 +77,8 @@ class TixCommands(Provider):
         found += screen_commands(self.screen)
         found += other_screen_commands(app, self.screen)
         for r in app.recent_runs(200):
-            what = f"{r.get('experiment') or '-'}/{r.get('name') or '-'}, {r.get('state')}"
-            found.append((f"Open run {r['id']} ({what})", partial(app.open_run, r["id"]), "run detail"))
+            what = f"{r['id']} ({r.get('experiment') or '-'}/{r.get('name') or '-'}, {r.get('state')})"
+            found.append((f"Open run {visible(what)}", partial(app.open_run, r["id"]), "run detail"))
         return found
 
     async def discover(self) -> Hits:

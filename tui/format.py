@@ -1,4 +1,5 @@
-"""Pure text helpers shared by the screens: durations, ETAs, progress bars, sizes, state colours.
+"""Pure text helpers shared by the screens: data made visible, durations, ETAs, progress bars,
+sizes, state colours.
 
 Kept free of Textual so they are cheap to test and to call for a thousand rows. Times from the
 daemon are naive UTC text ("2025-03-14 10:42:00", as the runs table stores them); `now` is Unix
@@ -8,6 +9,7 @@ seconds, passed in so that tests and snapshots can fix the clock.
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +22,36 @@ STATE_STYLES = {"queued": "cyan", "running": "bold yellow", "succeeded": "green"
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 _EIGHTHS = " ▏▎▍▌▋▊▉█"
+
+
+# -- data shown as it is: control characters made visible -----------------------------------------
+CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+"""C0 controls, DEL and C1 controls: what a terminal acts on instead of printing."""
+_PICTURES = {code: chr(0x2400 + code) for code in range(0x20)} | {0x7F: "\u2421"} | {
+    code: f"\\x{code:02x}" for code in range(0x80, 0xA0)}
+_ONE_LINE = str.maketrans(_PICTURES)
+_LINES = str.maketrans({code: shown for code, shown in _PICTURES.items() if code not in (0x09, 0x0A)})
+
+
+def visible(text: object, lines: bool = False) -> str:
+    """`text` with every control character shown instead of obeyed: ESC as `␛`, CR `␍`, BS `␈`,
+    BEL `␇`, NUL `␀` (the Unicode control pictures), DEL `␡`, a C1 control as `\\x9b`. Data (a
+    model's output, a log, a name) could otherwise clear the screen, overwrite text, or make the
+    terminal write the clipboard (OSC 52) or show a link (OSC 8); Rich drops only a few of them.
+    `lines`: a multi-line view keeps newlines and tabs (a CR-LF ending is a newline); else a
+    newline shows as `␊`, so one line stays one line."""
+    text = str(text)
+    if CONTROLS.search(text) is None:
+        return text
+    if lines:
+        return text.replace("\r\n", "\n").translate(_LINES)
+    return text.translate(_ONE_LINE)
+
+
+def last_line(message: object) -> str:
+    """A message's last line, visible (a traceback ends with its error): split at newlines only, so
+    a CR inside the line is shown rather than hiding what came before it."""
+    return visible(str(message).strip(), lines=True).split("\n")[-1]
 
 
 def epoch(stamp: str | None) -> float | None:
@@ -104,7 +136,7 @@ def progress_cell(run: dict[str, Any], width: int) -> Text:
 def state_cell(run: dict[str, Any]) -> Text:
     state = str(run.get("state") or "?")
     label = "stopping" if state == "running" and run.get("cancel_requested") else state
-    return Text(label, style=STATE_STYLES.get(state, ""))
+    return Text(visible(label), style=STATE_STYLES.get(state, ""))
 
 
 # -- runs on a Slurm cluster (`executor: slurm`): the job, its node and why it waits -------------
@@ -159,8 +191,9 @@ def queue_cell(run: dict[str, Any], width: int) -> str:
 
 
 def fit(text: str, width: int) -> str:
-    """`text` cut to `width` cells with an ellipsis (no wrapping in tables)."""
-    text = str(text).replace("\n", " ")
+    """`text` on one line (its controls, newlines too, made visible) cut to `width` cells with an
+    ellipsis (no wrapping in tables)."""
+    text = visible(text)
     return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
 

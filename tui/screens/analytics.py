@@ -27,6 +27,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Label, Select, Static, TabbedContent, TabPane
 
 from engine.analysis import report, ti
+from tui.format import visible
 from tui.messages import ConnectionChanged, RunsPushed
 from tui.screens.export import ExportChoice, ExportFormat, ExportScreen
 from tui.source import Source, SourceError
@@ -225,7 +226,8 @@ class TIScreen(ResultsScreen):
         try:
             done = await self.source.request("ti", variant=self.variant, sigma=self.sigma)
         except SourceError as exc:
-            self.query_one("#ti-notes", Static).update(Text(f"cannot load the TI: {exc}", style="red"))
+            notes = self.query_one("#ti-notes", Static)
+            notes.update(Text(visible(f"cannot load the TI: {exc}"), style="red"))
             return
         self.results, self.warnings = done["results"], done["warnings"]
         self._update_experiments()
@@ -264,7 +266,7 @@ class TIScreen(ResultsScreen):
         """Fill the table and the notes from `self.results` for the selected experiment."""
         rows = self.shown
         keep = self.selected()
-        self.query_one("#ti-mode", Label).update(mode_label(rows, self.variant, self.sigma))
+        self.query_one("#ti-mode", Label).update(visible(mode_label(rows, self.variant, self.sigma)))
         table = self.query_one("#ti-table", DataTable)
         table.clear(columns=True)
         several_bases = len({o["base_model"] for o in rows}) > 1
@@ -285,15 +287,16 @@ class TIScreen(ResultsScreen):
             return Text("no tuned model with scores against its base yet "
                         "(scores come from eval runs or `tix import scores`)")
         bases = list(dict.fromkeys(str(o["base_model"]) for o in rows))
-        which = (Text.assemble("against base model ", (bases[0], "bold")) if len(bases) == 1
+        which = (Text.assemble("against base model ", (visible(bases[0]), "bold")) if len(bases) == 1
                  else Text(f"{len(bases)} base models (column base)"))
         lines = [Text.assemble(which, " · ", Text.from_markup(LEGEND))]
         for o in rows:
             if o["unstable"]:
-                lines.append(Text(f"{UNSTABLE_MARK} {o['model']}: unstable, {o['unstable_reason']}: "
-                                  "the ratios are not meaningful", style="yellow"))
+                lines.append(Text(visible(f"{UNSTABLE_MARK} {o['model']}: unstable, {o['unstable_reason']}: "
+                                          "the ratios are not meaningful"), style="yellow"))
         prefix = f"experiment {self.experiment}:"
-        lines += [Text(f"warning: {w}", style="yellow") for w in self.warnings if w.startswith(prefix)]
+        lines += [Text(visible(f"warning: {w}"), style="yellow")
+                  for w in self.warnings if w.startswith(prefix)]
         return Text("\n").join(lines)
 
     def selected(self) -> dict[str, Any] | None:
@@ -372,13 +375,13 @@ class TIDetailScreen(ModalScreen[None]):
     def _head(self) -> Text:
         o = self.model
         mode = mode_label([o], None, None)
-        head = Text.assemble((o["model"], "bold"), f" vs {o['base_model']} · {mode} · ",
+        head = Text.assemble((visible(o["model"]), "bold"), visible(f" vs {o['base_model']} · {mode} · "),
                              "TI_other ", ti_cell(o["ti_other"], o["unstable"]),
                              "  TI_non ", ti_cell(o["ti_non"], o["unstable"]))
         means = [Text.assemble(f"{g} ", mean_cell(o["groups"].get(g))) for g in ti.GROUPS]
         head.append("\n").append(Text("   ").join(means))
         if o["unstable"]:
-            head.append(f"\n{UNSTABLE_MARK} unstable: {o['unstable_reason']}", style="yellow")
+            head.append(f"\n{UNSTABLE_MARK} unstable: {visible(o['unstable_reason'])}", style="yellow")
         return head
 
     def on_mount(self) -> None:
@@ -462,7 +465,7 @@ def titled_bars(*sections: tuple[str, list[Bar]]) -> Callable[[int, int], Text]:
 
 def trajectory_chart(points: list[dict[str, Any]], benchmark: str) -> Callable[[int, int], Text]:
     """The selected benchmark's base and tuned mean projections per layer, titled."""
-    title = Text(f"{benchmark}: layers L{points[0]['layer']}..L{points[-1]['layer']}", style="bold")
+    title = Text(visible(f"{benchmark}: layers L{points[0]['layer']}..L{points[-1]['layer']}"), style="bold")
 
     def chart(width: int, height: int) -> Text:
         return Text("\n").join([title, trajectory_text(points, width, height - 1)])
@@ -636,7 +639,7 @@ class ShiftScreen(ResultsScreen):
                 select.value = value
 
     def _note(self, text: str, style: str = "") -> None:
-        self.query_one("#shift-note", Static).update(Text(text, style=style))
+        self.query_one("#shift-note", Static).update(Text(visible(text), style=style))
 
     #: selector -> (the attribute it sets, what to reload then: the models of an experiment, the
     #: runs of a model, the results of a run; a benchmark only redraws).

@@ -33,7 +33,7 @@ from textual.widgets import Input, Label, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
-from tui.format import count_label
+from tui.format import count_label, visible
 from tui.messages import ConnectionChanged
 from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
@@ -68,10 +68,10 @@ class Entry:
 
     def label(self) -> Text:
         if self.path is None:
-            return Text.assemble(("◇ ", "magenta"), self.name, (" imported", "dim"))
+            return Text.assemble(("◇ ", "magenta"), visible(self.name), (" imported", "dim"))
         mark = ("● ", "green") if self.launched else ("○ ", "dim")
         example = (" example", "dim") if is_example(self.path) else ""
-        return Text.assemble(mark, self.name, example)
+        return Text.assemble(mark, visible(self.name), example)
 
 
 # -- files and validation (worker threads) --------------------------------------------------------
@@ -156,11 +156,11 @@ def launch_question(record: dict[str, Any], runs: list[dict[str, Any]], states: 
         if r["id"] not in fresh_ids:
             reused[states[r["id"]]] = reused.get(states[r["id"]], 0) + 1
     again = sum(1 for r in fresh if r["id"] in states)
-    text = Text(f"Launch {record['name']}: {count_label(len(runs), 'run')}, ", style="bold")
+    text = Text(f"Launch {visible(record['name'])}: {count_label(len(runs), 'run')}, ", style="bold")
     text.append(f"{len(fresh)} to run" + (f" ({again} failed or cancelled, queued again)" if again else ""))
     if reused:
         text.append(", reused: " + ", ".join(f"{n} {state}" for state, n in sorted(reused.items())))
-    text.append("\nwork: " + (work_summary(fresh) or "nothing new"))
+    text.append("\nwork: " + visible(work_summary(fresh) or "nothing new"))
     if saving:
         text.append("\n(saves the file first)")
     return text
@@ -435,7 +435,7 @@ class ExperimentsScreen(Screen[None]):
             return
         mark = Text(" [modified]", style="yellow") if self.dirty else Text("")
         origin = Text(f"  copy of example {self.origin.name}", style="dim") if self.origin else Text("")
-        title = Text.assemble((display_name(self.path), "bold"), mark, origin)
+        title = Text.assemble((visible(display_name(self.path)), "bold"), mark, origin)
         self.query_one("#exp-title", Static).update(title)
 
     # -- validation --------------------------------------------------------------------------------
@@ -470,7 +470,7 @@ class ExperimentsScreen(Screen[None]):
         if not errors:
             check.update(Text("✓ valid (same checks as `tix check`)", style="green"))
             return
-        shown = [Text(e, style="red") for e in errors[:MAX_ERRORS_SHOWN]]
+        shown = [Text(visible(e, lines=True), style="red") for e in errors[:MAX_ERRORS_SHOWN]]
         if len(errors) > MAX_ERRORS_SHOWN:
             shown.append(Text(f"… and {len(errors) - MAX_ERRORS_SHOWN} more", style="red"))
         check.update(Text("\n").join(shown))
@@ -576,9 +576,10 @@ class ExperimentsScreen(Screen[None]):
         """What `tix run` prints (each run id, its state, reused or not), compacted to fit 80x24."""
         self.launched = queued
         reused = sum(1 for item in queued if item["reused"])
-        head = Text(f"launched {name}: {len(queued)} runs, {reused} reused\n", style="bold")
-        items = [Text.assemble(item["id"], " ", (item["state"] + (" (reused)" if item["reused"] else ""),
-                                                 "dim" if item["reused"] else "green"))
+        head = Text(f"launched {visible(name)}: {len(queued)} runs, {reused} reused\n", style="bold")
+        items = [Text.assemble(visible(item["id"]), " ",
+                               (visible(item["state"]) + (" (reused)" if item["reused"] else ""),
+                                "dim" if item["reused"] else "green"))
                  for item in queued]
         output = self.query_one("#exp-output", Static)
         output.update(head + Text(" · ").join(items))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -20,6 +21,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
+from tui.format import visible
 from tui.widgets.footer import FitFooter
 
 
@@ -69,7 +71,7 @@ class ExportScreen(ModalScreen[ExportChoice | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"[b]{self.title_text}[/b]")
+            yield Label(Text(visible(self.title_text), style="bold"))  # it names a model: literal
             yield OptionList(*[Option(f.label, id=f.key) for f in self.formats], id="export-formats")
             yield Label(f"file, relative to {home_short(Path.cwd())} (enter writes it):", markup=False)
             yield Input(self._default_path(self.formats[0]), id="export-path")

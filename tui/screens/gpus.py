@@ -25,7 +25,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Static
 
-from tui.format import bar, count_label, gib
+from tui.format import bar, count_label, gib, visible
 from tui.messages import ConnectionChanged
 from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
@@ -81,7 +81,8 @@ class GpusScreen(Screen[None]):
         try:
             self.last = await self.source.request("gpus")
         except SourceError as exc:
-            self.query_one("#gpu-head", Static).update(Text(f" cannot ask the daemon: {exc}", style="red"))
+            failed = Text(visible(f" cannot ask the daemon: {exc}"), style="red")
+            self.query_one("#gpu-head", Static).update(failed)
             return
         head, body = render(self.last, self.size.width or 80)
         self.query_one("#gpu-head", Static).update(head)
@@ -97,9 +98,10 @@ def render(info: dict[str, Any], width: int) -> tuple[Text, RenderableType]:
               "none": "no figures: neither NVML nor nvidia-smi answered"}.get(
         info.get("source", ""), str(info.get("source")))
     count = f" {len(gpus)} GPU{'s' if len(gpus) != 1 else ''}"
-    head = Text(count + (" (the gpus setting)" if info.get("override") else "") + f" · {source}")
+    head = Text(count + (" (the gpus setting)" if info.get("override") else "") + f" · {visible(source)}")
     if not gpus:
-        return head, Text(f"no GPUs detected (how detection works)\n\n{info.get('how', '')}\n\n"
+        how = visible(info.get("how", ""), lines=True)
+        return head, Text(f"no GPUs detected (how detection works)\n\n{how}\n\n"
                           "Runs use CPU slots (the cpu_slots setting) on this box.")
     return head, gpu_table(gpus, width)
 
@@ -118,7 +120,8 @@ def gpu_table(gpus: list[dict[str, Any]], width: int) -> Table:
 
 
 def gpu_row(gpu: dict[str, Any], bar_width: int) -> list[Text | str]:
-    name = f"{gpu['index']} {gpu.get('name') or ('(not detected)' if not gpu.get('detected') else '?')}"
+    model = gpu.get("name") or ("(not detected)" if not gpu.get("detected") else "?")
+    name = visible(f"{gpu['index']} {model}")
     util, used, total = gpu.get("util"), gpu.get("mem_used"), gpu.get("mem_total")
     util_cell = Text("-" if util is None else f"{bar(util / 100, bar_width)} {util:3.0f}%",
                      style=_load_style(util))
@@ -127,8 +130,8 @@ def gpu_row(gpu: dict[str, Any], bar_width: int) -> list[Text | str]:
                     style=_load_style(None if mem_frac is None else mem_frac * 100))
     temp = gpu.get("temperature")
     runs = gpu.get("runs") or []
-    holders = Text(", ".join(f"{r['id']} {r.get('experiment') or '-'}/{r.get('name') or '-'}" for r in runs)
-                   or "free", style="" if runs else "dim")
+    held = ", ".join(f"{r['id']} {r.get('experiment') or '-'}/{r.get('name') or '-'}" for r in runs)
+    holders = Text(visible(held or "free"), style="" if runs else "dim")
     return [Text(name[:28]), util_cell, mem_cell, "-" if temp is None else f"{temp:.0f}", holders]
 
 
@@ -144,7 +147,8 @@ def slurm_head(info: dict[str, Any]) -> Text:
 
 def slurm_body(info: dict[str, Any]) -> Group:
     """sinfo's error line (if any), then partitions, nodes and tix's jobs, each under a title."""
-    parts: list[RenderableType] = [Text(info["error"], style="red")] if info.get("error") else []
+    error = info.get("error")
+    parts: list[RenderableType] = [Text(visible(error, lines=True), style="red")] if error else []
     if info.get("partitions"):
         parts += [Text("partitions", style="bold underline"), partition_table(info["partitions"]),
                   Text("\nnodes", style="bold underline"), node_table(info.get("nodes") or [])]
@@ -164,8 +168,9 @@ def partition_table(partitions: list[dict[str, Any]]) -> Table:
     table = _slurm_table("partition", "avail", "nodes", "state", "GPUs free/total", "used")
     for p in partitions:
         states = ", ".join(f"{n} {state}" for state, n in (p.get("states") or {}).items())
-        table.add_row(p["name"] + ("*" if p.get("default") else ""),
-                      Text(p["avail"], style="" if p["avail"] == "up" else "red"), str(p["nodes"]), states,
+        table.add_row(visible(p["name"] + ("*" if p.get("default") else "")),
+                      Text(visible(p["avail"]), style="" if p["avail"] == "up" else "red"), str(p["nodes"]),
+                      visible(states),
                       Text(f"{p['gpus_free']}/{p['gpus']}", style=_free_style(p["gpus_free"], p["gpus"])),
                       str(p["gpus_used"]))
     return table
@@ -175,8 +180,8 @@ def node_table(nodes: list[dict[str, Any]]) -> Table:
     table = _slurm_table("node", "partitions", "state", "GPUs used/total", "CPUs alloc/idle/total", "gres")
     for n in nodes:
         cpus = "/".join("?" if (v := n.get(k)) is None else str(v) for k in CPU_KEYS)
-        table.add_row(n["name"], ",".join(n.get("partitions") or []), n["state"],
-                      f"{n['gpus_used']}/{n['gpus']}", cpus, Text(n.get("gres") or "", style="dim"))
+        table.add_row(visible(n["name"]), visible(",".join(n.get("partitions") or [])), visible(n["state"]),
+                      f"{n['gpus_used']}/{n['gpus']}", cpus, Text(visible(n.get("gres") or ""), style="dim"))
     return table
 
 
@@ -184,10 +189,10 @@ def job_table(jobs: list[dict[str, Any]]) -> Table:
     table = _slurm_table("run", "job", "state", "node / reason", "experiment/name")
     for j in jobs:
         state = (j.get("slurm_state") or j.get("state") or "?").lower()
-        table.add_row(j["run"], str(j.get("job_id") or "-"),
-                      Text(state, style="bold yellow" if state == "running" else "cyan"),
-                      j.get("node") or j.get("reason") or "-",
-                      f"{j.get('experiment') or '-'}/{j.get('name') or '-'}")
+        table.add_row(visible(j["run"]), visible(j.get("job_id") or "-"),
+                      Text(visible(state), style="bold yellow" if state == "running" else "cyan"),
+                      visible(j.get("node") or j.get("reason") or "-"),
+                      visible(f"{j.get('experiment') or '-'}/{j.get('name') or '-'}"))
     return table
 
 

@@ -12,6 +12,7 @@ from textual.containers import Center, Middle
 from textual.screen import Screen
 from textual.widgets import Static
 
+from tui.format import visible
 from tui.widgets.chrome import Chrome
 from tui.widgets.footer import FitFooter
 
@@ -30,7 +31,8 @@ class PlaceholderScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Chrome()
         with Middle(), Center():
+            error = visible(self.error, lines=True)
             yield Static(f"The {self.title_text} screen is not available.\n\n{self.target} could not be "
-                         f"loaded:\n{self.error}\n\nThe other screens work; press 1 for runs, ? for help.",
+                         f"loaded:\n{error}\n\nThe other screens work; press 1 for runs, ? for help.",
                          id="notice", markup=False)
         yield FitFooter()

@@ -16,6 +16,7 @@ r resumes or retries it; escape goes back.
 from __future__ import annotations
 
 import math
+import re
 import time
 from typing import Any, ClassVar
 
@@ -37,6 +38,7 @@ from tui.format import (
     duration,
     eta_seconds,
     fit,
+    last_line,
     ordered_groups,
     progress_cell,
     result_line,
@@ -44,13 +46,14 @@ from tui.format import (
     slurm_job,
     slurm_queue_line,
     state_cell,
+    visible,
 )
 from tui.messages import ConnectionChanged, RunEventsPushed, RunsPushed
 from tui.run_actions import ask_cancel, resume
 from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
 from tui.widgets.footer import FitFooter
-from tui.widgets.literal import LiteralTable
+from tui.widgets.literal import LiteralTable, literal
 from tui.widgets.plotext_view import PlotextView
 
 #: Curves shown first when a run has them (trl's names), four to a page; then the rest by name.
@@ -116,9 +119,9 @@ def curves_drawer(series: dict[str, list[tuple[int, float]]], names: list[str], 
                 if min(ys) == max(ys):  # a flat curve (a constant learning rate): centre it
                     pad = abs(ys[0]) * 0.5 or 1.0
                     plot.ruler("y").lim(ys[0] - pad, ys[0] + pad)
-                plot.title(f"{name} {short_number(points[-1][1])} @ {points[-1][0]}")
+                plot.title(f"{visible(name)} {short_number(points[-1][1])} @ {points[-1][0]}")
             else:
-                plot.title(f"{name}: no points")
+                plot.title(f"{visible(name)}: no points")
 
     return draw
 
@@ -142,12 +145,19 @@ def parse_search(text: str) -> dict[str, str]:
     return args
 
 
+SGR = re.compile(r"\x1b\[[0-9;:]*m")
+"""An ANSI colour or text style (Select Graphic Rendition): the codes a coloured log is full of."""
+
+
 def clean_log(text: str) -> str:
-    """What a terminal would show: of a line redrawn with carriage returns, its last version."""
+    """A worker's log made safe to show: of a line redrawn with carriage returns (a progress bar),
+    its last version, as a terminal would show it; colour codes dropped (the Log widget shows plain
+    text, and `␛[32m` on every line would bury it); every other control, an ESC sequence or OSC 52
+    from a model's output included, made visible."""
     out = []
-    for line in text.replace("\r\n", "\n").split("\n"):
+    for line in SGR.sub("", text).replace("\r\n", "\n").split("\n"):
         parts = [p for p in line.split("\r") if p]
-        out.append(parts[-1] if parts else "")
+        out.append(visible(parts[-1], lines=True) if parts else "")
     return "\n".join(out)
 
 
@@ -161,15 +171,15 @@ def head_facts(run: dict[str, Any]) -> Text:
     """The head's second line: a failed run's error; else why a run waits in Slurm's queue (or that
     Slurm requeued it), what it is doing, where it was started from, its attempt and times."""
     if run.get("error") and run.get("state") != "succeeded":
-        return Text(str(run["error"]).strip().splitlines()[-1], style="red")
+        return Text(last_line(run["error"]), style="red")
     host = run.get("host")
-    facts = " · ".join(x for x in (
+    facts = visible(" · ".join(x for x in (
         run.get("progress_text") if run.get("state") == "running" else None,
         (f"submitted from {host}" if run.get("executor") == "slurm" else f"host {host}") if host else None,
         f"attempt {run['attempt']}" if run.get("attempt") else None,
         f"started {str(run['started_at'])[5:16]}" if run.get("started_at") else None,
-        f"ended {str(run['finished_at'])[5:16]}" if run.get("finished_at") else None) if x)
-    waiting = slurm_queue_line(run)  # first: on a busy cluster it is the whole story of a queued run
+        f"ended {str(run['finished_at'])[5:16]}" if run.get("finished_at") else None) if x))
+    waiting = visible(slurm_queue_line(run))  # first: on a busy cluster it is the whole story of a queued run
     text = Text()
     text.append(waiting, style="cyan")  # a span: the line's own style would tint the grey facts
     text.append((" · " if waiting and facts else "") + facts, style="dim")
@@ -322,16 +332,16 @@ class RunDetailScreen(Screen[None]):
     # -- head ------------------------------------------------------------------------------------
     def show_head(self) -> None:
         run, now = self.run, self.clock()
-        line = Text(f"{run['id']}", style="bold")
-        line.append(f"  {run.get('experiment') or '-'}/{run.get('name') or '-'}  ")  # the id names the kind
+        line = Text(visible(run["id"]), style="bold")  # the id names the kind
+        line.append(visible(f"  {run.get('experiment') or '-'}/{run.get('name') or '-'}  "))
         line.append_text(state_cell(run))
         line.append("  ")
         line.append_text(progress_cell(run, 10))
         eta = duration(eta_seconds(run, now), short=True)
         line.append(f"  ETA {eta}" if eta else "")
         line.append(f"  {duration(run_seconds(run, now))}")
-        line.append(f"  GPU {run['gpus']}" if run.get("gpus") else "")
-        line.append(f"  {slurm_job(run)}" if run.get("job_id") else "")
+        line.append(visible(f"  GPU {run['gpus']}") if run.get("gpus") else "")
+        line.append(visible(f"  {slurm_job(run)}") if run.get("job_id") else "")
         head = Text("\n").join([line, head_facts(run)])
         head.no_wrap, head.overflow = True, "ellipsis"  # each line cut, never wrapped
         self.query_one("#head", Static).update(head, layout=False)
@@ -343,7 +353,7 @@ class RunDetailScreen(Screen[None]):
         try:
             result = await self.source.request("run_metrics", **args)
         except SourceError as exc:
-            self.query_one("#curve-note", Static).update(Text(f"metrics: {exc}", style="red"))
+            self.query_one("#curve-note", Static).update(Text(visible(f"metrics: {exc}"), style="red"))
             return
         if since is not None:
             self.series = {n: [p for p in pts if p[0] < since] for n, pts in self.series.items()}
@@ -380,7 +390,7 @@ class RunDetailScreen(Screen[None]):
         try:
             result = await self.source.request("run_results", id=self.run_id)
         except SourceError as exc:
-            view.update(Text(f"results: {exc}", style="red"))
+            view.update(Text(visible(f"results: {exc}", lines=True), style="red"))
             return
         view.update(results_view(self.run, result))
 
@@ -391,7 +401,7 @@ class RunDetailScreen(Screen[None]):
             result = await self.source.request("run_log", id=self.run_id, stream=self.stream,
                                                offsets=dict(self.offsets))
         except SourceError as exc:
-            self.query_one("#log-head", Static).update(Text(f"log: {exc}", style="red"))
+            self.query_one("#log-head", Static).update(Text(visible(f"log: {exc}"), style="red"))
             return
         log = self.query_one("#log", Log)
         for chunk in result["chunks"]:
@@ -431,7 +441,7 @@ class RunDetailScreen(Screen[None]):
         try:
             result = await self.source.request("run_samples", **args)
         except SourceError as exc:
-            self.query_one("#sample-count", Static).update(Text(f"samples: {exc}", style="red"))
+            self.query_one("#sample-count", Static).update(Text(visible(f"samples: {exc}"), style="red"))
             return
         self.samples_stale = False
         self.samples, self.sample_total = result["rows"], result["total"]
@@ -447,7 +457,7 @@ class RunDetailScreen(Screen[None]):
             table.add_row(*sample_cells(s, widths), key=str(i))
         first, last = self.sample_offset + 1, self.sample_offset + len(self.samples)
         shown = f"{first}-{last}" if self.samples else "none"
-        what = f" · {result['total']:,} match “{self.search}”" if self.search else ""
+        what = f" · {result['total']:,} match “{visible(self.search)}”" if self.search else ""
         more = " · ] next page" if last < self.sample_total else ""
         self.query_one("#sample-count", Static).update(
             f"{count_label(result['all'], 'sample')}{what} · showing {shown}{more}")
@@ -561,15 +571,16 @@ def item_part(item: str, bench: str) -> str:
 def sample_text(s: dict[str, Any]) -> Text:
     """A whole sample: where it is from, its verdict and flags, then prompt, completion, answer."""
     text = Text()
-    text.append(f"{s.get('benchmark')} · {s.get('item_id')} · sample {s.get('sample_idx')} · ", style="bold")
+    text.append(visible(f"{s.get('benchmark')} · {s.get('item_id')} · sample {s.get('sample_idx')} · "),
+                style="bold")
     text.append_text(verdict_mark(s.get("verdict")))
-    text.append(f" verdict {s.get('verdict')} · {s.get('tokens')} tokens · {s.get('finish_reason')}")
+    text.append(visible(f" verdict {s.get('verdict')} · {s.get('tokens')} tokens · {s.get('finish_reason')}"))
     if s.get("flags"):
-        text.append(f" · flags: {', '.join(s['flags'])}", style="yellow")
+        text.append(visible(f" · flags: {', '.join(s['flags'])}"), style="yellow")
     for title, key in (("prompt", "prompt"), ("completion", "completion"), ("extracted answer", "extracted"),
                        ("gold answer", "gold")):
         text.append(f"\n{title}\n", style="bold cyan")
-        text.append(str(s.get(key)) if s.get(key) is not None else "(none)")
+        text.append(visible(s.get(key), lines=True) if s.get(key) is not None else "(none)")
     return text
 
 
@@ -602,7 +613,7 @@ def score_parts(rows: list[dict[str, Any]], running: bool) -> list[Any]:
     for r in rows:
         accuracy = r["accuracy"] if r["accuracy"] is not None else r["live"]
         live |= r["accuracy"] is None and accuracy is not None
-        table.add_row(Text(str(r["benchmark"])), Text(str(r["group"] or "-")),
+        table.add_row(literal(r["benchmark"]), literal(r["group"] or "-"),
                       Text("-" if accuracy is None else f"{accuracy:.1f}",
                            style="yellow" if r["accuracy"] is None else "bold"),
                       "-" if r["stderr"] is None else f"{r['stderr']:.1f}", str(r["n"] or r["items"] or 0),
@@ -633,7 +644,7 @@ def group_means_line(rows: list[dict[str, Any]]) -> Text:
             by_group.setdefault(str(r["group"]), []).append(float(value))
     means = ordered_groups({g: sum(v) / len(v) for g, v in by_group.items()})
     text = Text("group means  ", style="bold")
-    text.append("   ".join(f"{g} {v:.1f}" for g, v in means) or "-")
+    text.append(visible("   ".join(f"{g} {v:.1f}" for g, v in means) or "-"))
     return text
 
 
@@ -643,8 +654,8 @@ def shift_parts(rows: list[dict[str, Any]]) -> list[Any]:
     for name in ("PCA d", "KL", "rank shift", "Δ log p", "tokens"):
         table.add_column(name, justify="right", no_wrap=True)
     for r in rows:
-        label = Text(str(r["group"] or "-"), style="bold") if r["scope"] == "group" else \
-            Text(f"  {r['benchmark']} ({r['group'] or '-'})")
+        label = literal(r["group"] or "-", style="bold") if r["scope"] == "group" else \
+            literal(f"  {r['benchmark']} ({r['group'] or '-'})")
         table.add_row(label, *(Text("-", style="dim") if r[k] is None else Text(readable(r[k]))
                                for k in ("pca_d", "kl", "rank_shift", "logp_diff", "tokens")))
     return [table, Text("PCA d: distance between base and tuned hidden states on the base model's "
@@ -659,7 +670,7 @@ def readable(value: float) -> str:
 def no_results(run: dict[str, Any]) -> Text:
     line = result_line(run)
     if line:
-        return Text(line, style="green")
+        return Text(visible(line), style="green")
     if run.get("state") in ("queued", "running"):
         what = "scores" if run["id"].startswith("eval") else "results"
         return Text(f"no {what} yet: they appear here as the run records them", style="dim")

@@ -32,11 +32,13 @@ from tui.format import (
     count_label,
     duration,
     epoch,
+    last_line,
     on_slurm,
     result_line,
     run_seconds,
     slurm_job,
     slurm_queue_line,
+    visible,
 )
 from tui.messages import RunsLoaded, RunsPushed
 from tui.run_actions import ask_cancel, resume
@@ -219,7 +221,7 @@ class RunsScreen(Screen[None]):
         counts = Counter(r.get("state") for r in self.runs.values())
         text = Text(count_label(len(self.runs), "run"), style="bold")
         if self.filter_text:  # first, so 80 columns always show it
-            text = Text(f"“{self.filter_text}”: {len(self.table.shown)} of {len(self.runs):,} runs",
+            text = Text(f"“{visible(self.filter_text)}”: {len(self.table.shown)} of {len(self.runs):,} runs",
                         style="bold reverse")
         text.append(" ")
         for state in STATES:
@@ -320,29 +322,29 @@ def describe(run: dict[str, Any] | None, now: float) -> Text:
     """Two lines about the selected run: what it is doing, and its error when it has one."""
     if run is None:
         return Text("no run selected", style="dim")
-    text = Text(f"{run['id']}", style="bold")
-    text.append(f"  {run.get('experiment') or '-'}/{run.get('name') or '-'}  {run.get('kind')}")
+    text = Text(visible(run["id"]), style="bold")
+    text.append(visible(f"  {run.get('experiment') or '-'}/{run.get('name') or '-'}  {run.get('kind')}"))
     if run.get("job_id"):  # before the rest: where a cluster run is matters more than when it started
-        text.append(f"  {slurm_job(run)}")
+        text.append(f"  {visible(slurm_job(run))}")
     if run.get("progress_text") and run.get("state") == "running":
-        text.append(f"  {run['progress_text']}")
+        text.append(f"  {visible(run['progress_text'])}")
     if run.get("started_at"):
         text.append(f"  started {str(run['started_at'])[5:16]}")
     if run.get("attempt", 0) > 1:
         text.append(f"  attempt {run['attempt']}")
     text.append("\n")
     if run.get("error") and run.get("state") not in ("running", "succeeded"):
-        text.append(str(run["error"]).strip().splitlines()[-1], style="red")
+        text.append(last_line(run["error"]), style="red")
     elif waiting := slurm_queue_line(run):
-        text.append(waiting, style="cyan")
+        text.append(visible(waiting), style="cyan")
     elif run.get("state") == "queued" and run.get("deps"):
-        text.append(f"waiting for {', '.join(run['deps'])}", style="cyan")
+        text.append(visible(f"waiting for {', '.join(run['deps'])}"), style="cyan")
     elif run.get("finished_at"):
         ended = epoch(run["finished_at"])
         ago = duration(now - ended) if ended else ""
         found = result_line(run)
         if found:  # what it found first: it is why the user selected a finished run
-            text.append(found + "  ", style="green")
+            text.append(visible(found) + "  ", style="green")
         text.append(f"ended {str(run['finished_at'])[5:16]}" + (f" ({ago} ago)" if ago else ""))
     text.no_wrap, text.overflow = True, "ellipsis"
     return text

@@ -38,14 +38,14 @@ from textual.widgets import DataTable, Static, TextArea, Tree
 from textual.worker import get_current_worker
 
 from engine.analysis.report import cell
-from tui.format import column_decimals, readable_number
+from tui.format import column_decimals, readable_number, visible
 from tui.messages import ConnectionChanged
 from tui.screens.export import ExportChoice, ExportFormat, ExportScreen
 from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
 from tui.widgets.editor import CodeEditor
 from tui.widgets.footer import FitFooter
-from tui.widgets.literal import LiteralTable
+from tui.widgets.literal import LiteralTable, literal
 
 GRID_ROWS = 1_000
 EXPORT_ROWS = 200_000
@@ -84,7 +84,7 @@ def is_numeric(duck_type: str | None) -> bool:
 def grid_cell(value: Any, numeric: bool = False, decimals: int | None = None) -> Text:
     """NULL dimmed; numbers right-aligned (DECIMAL arrives as text), fractions with the column's
     `decimals` (else 6 significant digits) and never cut; long text cut (exports keep it).
-    Always literal: a value is data, never Rich markup or an emoji code."""
+    Always literal: a value is data, never Rich markup or an emoji code, its controls shown."""
     if value is None:
         return Text("NULL", style="dim")
     if fraction(value, numeric):
@@ -92,7 +92,7 @@ def grid_cell(value: Any, numeric: bool = False, decimals: int | None = None) ->
         text = readable_number(number) if decimals is None else f"{number:.{decimals}f}"
         return Text(text, justify="right")
     right = numeric or (isinstance(value, int) and not isinstance(value, bool))
-    return Text(cell(value, None, None if right else 60), justify="right" if right else "left")
+    return Text(visible(cell(value, None, None if right else 60)), justify="right" if right else "left")
 
 
 def fraction(value: Any, numeric: bool) -> bool:
@@ -324,7 +324,7 @@ class SQLScreen(Screen[None]):
         """The daemon's one-line reason, in red under the editor; the last good grid stays."""
         self.error = message
         error = self.query_one("#sql-error", Static)
-        error.update(Text(message))
+        error.update(Text(visible(message, lines=True)))  # DuckDB's caret under the query: lines kept
         error.remove_class("-empty")
         self._status("the query failed; the grid shows the last result")
         self.runs += 1
@@ -333,7 +333,7 @@ class SQLScreen(Screen[None]):
         self.query_one("#sql-error", Static).add_class("-empty")
         grid = self.query_one("#sql-grid", DataTable)
         grid.clear(columns=True)
-        grid.add_columns(*[Text(str(name)) for name in result["columns"]])  # literal, never markup
+        grid.add_columns(*[literal(name) for name in result["columns"]])
         grid.add_rows(grid_rows(result))
         self._status(self.summary(result, seconds))
         self.runs += 1
@@ -415,9 +415,9 @@ class SQLScreen(Screen[None]):
             names = sorted(name for k, name in tables if k == kind)
             branch = tree.root.add(f"{kind} ({len(names)})", expand=kind == "tables")
             for name in names:
-                node = branch.add(name, data=("table", name))
+                node = branch.add(literal(name), data=("table", name))
                 for column, data_type in tables[(kind, name)]:
-                    label = Text.assemble(column, " ", (data_type.lower(), "dim"))
+                    label = Text.assemble(visible(column), " ", (visible(data_type.lower()), "dim"))
                     node.add_leaf(label, data=("column", column))
 
     @on(Tree.NodeSelected, "#sql-schema")

@@ -20,7 +20,7 @@ from typing import Any
 from rich.text import Text
 from textual.widget import Widget
 
-from tui.format import bar, fit
+from tui.format import bar, fit, visible
 
 BAR_STYLE, NEGATIVE_STYLE = "cyan", "red"
 BASE, TUNED, BOTH = ("o", "bright_blue"), ("x", "orange1"), ("*", "magenta")
@@ -41,14 +41,15 @@ class Bar:
 
 def bars_text(bars: list[Bar], width: int, title: str = "") -> Text:
     """One line per bar: label (as wide as the longest while the bar keeps MIN_BAR cells), value, bar."""
+    labels = [visible(b.label) for b in bars]  # names from the data
     value_w = max(len(b.shown) for b in bars)
     notes_w = max(len(_part_note(b)) for b in bars)
-    label_w = min(max(len(b.label) for b in bars), max(6, width - value_w - notes_w - 2 - MIN_BAR))
+    label_w = min(max(len(label) for label in labels), max(6, width - value_w - notes_w - 2 - MIN_BAR))
     bar_w = max(1, width - label_w - value_w - 2 - notes_w)
     top = max((abs(b.value) for b in bars), default=0.0) or 1.0
     lines = [Text(title, style="bold")] if title else []
-    for b in bars:
-        line = Text(fit(b.label, label_w).ljust(label_w) + " " + b.shown.rjust(value_w) + " ")
+    for b, label in zip(bars, labels, strict=True):
+        line = Text(fit(label, label_w).ljust(label_w) + " " + b.shown.rjust(value_w) + " ")
         if b.parts:
             for share, style, _ in b.parts:
                 line.append("█" * round(max(0.0, share) * bar_w), style=style)
@@ -204,7 +205,7 @@ class ChartView(Widget):
     def render(self) -> Text:
         width, height = self.content_size
         if self.chart is None:
-            return Text(self.message)
+            return Text(visible(self.message))
         if width < 12 or height < 3:
             return Text("(too small to draw)", style="dim")
         return self.chart(width, height)  # lines longer than the pane are cut (CSS), never wrapped

@@ -15,6 +15,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
+from tui.format import visible
 from tui.messages import ConnectionChanged
 
 #: (mode, key, title) of every screen, in tab order; help is `?` on every screen.
@@ -56,7 +57,8 @@ class Chrome(Vertical):
     def set_offline(self, offline: bool, reason: str = "", stopped: bool = False) -> None:
         self.set_class(offline, "-offline")
         banner = (STOPPED_TEXT if stopped else BANNER_TEXT) + (f" ({reason})" if reason else "")
-        self.query_one("#chrome-banner", Static).update(Text(" " + banner, overflow="ellipsis", no_wrap=True))
+        self.query_one("#chrome-banner", Static).update(Text(" " + visible(banner), overflow="ellipsis",
+                                                             no_wrap=True))
 
     def draw(self) -> None:
         self.query_one("#chrome-tabs", Static).update(tabs_text(self.app.current_mode))

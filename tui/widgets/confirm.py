@@ -10,6 +10,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from tui.format import visible
+
 
 class Confirm(ModalScreen[bool]):
     """Dismisses with True on y/enter, False on n/escape; keyboard only, no buttons to tab to."""
@@ -31,7 +33,7 @@ class Confirm(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(self.question, id="question", markup=False)
+            yield Static(visible(self.question, lines=True), id="question", markup=False)
             yield Static("y / enter: yes    n / escape: no", id="keys")
 
     def action_answer(self, yes: bool) -> None:

@@ -11,6 +11,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from tui.format import visible
+
 SAVE, DISCARD, STAY = "save", "discard", "stay"
 
 
@@ -35,7 +37,7 @@ class QuitGuard(ModalScreen[str]):
 
     def compose(self) -> ComposeResult:
         question = Text("Unsaved changes in ", style="bold")
-        question.append(", ".join(self.buffers))  # file names from disk: shown literally
+        question.append(visible(", ".join(self.buffers)))  # file names from disk: shown literally
         question.append(" - quit anyway?")
         with Vertical():
             yield Static(question, id="question")

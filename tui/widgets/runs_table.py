@@ -30,6 +30,7 @@ from tui.format import (
     result_cell,
     run_seconds,
     state_cell,
+    visible,
 )
 
 
@@ -95,7 +96,7 @@ def _cell(run: dict[str, Any], key: str, width: int, now: float) -> str | Text:
         return state_cell(run)
     if key == "progress":
         waiting = queue_cell(run, width)
-        return Text(waiting, style="cyan") if waiting else progress_cell(run, width)
+        return Text(visible(waiting), style="cyan") if waiting else progress_cell(run, width)
     if key == "eta":
         return duration(eta_seconds(run, now), short=True)
     if key == "time":
