@@ -80,11 +80,23 @@ def cli(ctx: click.Context, home: str | None) -> None:
                    "(and each run's sbatch line when the workspace's executor is slurm).")
 @click.option("--sbatch", "show_sbatch", is_flag=True,
               help="With --plan: print each run's sbatch line whatever the executor (nothing is submitted).")
+@click.option("--show-prompt", is_flag=True,
+              help="FILES are benchmark files: check each, then print its first item's prompt and "
+                   "gold answer.")
 @click.pass_context
-def check(ctx: click.Context, files: tuple[str, ...], show_plan: bool, show_sbatch: bool) -> None:
-    """Validate experiment files: prints `ok` or one line per error (exit 2 when invalid)."""
+def check(ctx: click.Context, files: tuple[str, ...], show_plan: bool, show_sbatch: bool,
+          show_prompt: bool) -> None:
+    """Validate experiment files: prints `ok` or one line per error (exit 2 when invalid).
+
+    With --show-prompt, FILES are benchmark files, and a valid one prints its first item.
+    """
     from engine.experiments.spec import check_file
 
+    if show_prompt:
+        if show_plan or show_sbatch:
+            raise Failure("--show-prompt takes benchmark files; --plan and --sbatch take experiment files", 2)
+        show_prompts(files)
+        return
     bad = False
     for file in files:
         errors = check_file(file)
@@ -100,6 +112,33 @@ def check(ctx: click.Context, files: tuple[str, ...], show_plan: bool, show_sbat
         bad = bad or bool(errors)
     if bad:
         sys.exit(2)
+
+
+def show_prompts(files: tuple[str, ...]) -> None:
+    """`tix check --show-prompt`: each benchmark file checked, then its first item as the model
+    gets it (before the chat template) with the gold answer; no daemon needed. Exit 2 when any
+    file is invalid or its first item cannot be rendered."""
+    results = [show_prompt_of(file) for file in files]
+    if not all(results):
+        sys.exit(2)
+
+
+def show_prompt_of(file: str) -> bool:
+    """One benchmark file's errors (stderr) or its first item (stdout); whether it was valid."""
+    from engine.evaluation.benchfile import check_benchmark_file, preview
+    from engine.evaluation.benchmarks import BenchmarkError
+
+    errors = check_benchmark_file(file)
+    for error in errors:
+        click.echo(str(error), err=True)
+    if errors:
+        return False
+    try:
+        click.echo(preview(file))
+    except BenchmarkError as exc:  # a row the templates cannot render, a hub dataset offline
+        click.echo(str(exc), err=True)
+        return False
+    return True
 
 
 def sbatch_lines(ws: Workspace, runs: list[dict[str, Any]], always: bool) -> list[str]:
@@ -290,19 +329,39 @@ def doctor(ctx: click.Context, as_json: bool, quick: bool) -> None:
 # -- benchmarks and re-scoring --------------------------------------------------------------------
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
-def benchmarks(as_json: bool) -> None:
-    """List benchmarks: name, group, source, scorer and size (local copies are counted)."""
+@click.pass_context
+def benchmarks(ctx: click.Context, as_json: bool) -> None:
+    """List benchmarks: name, group, source, scorer and size (local copies are counted).
+
+    The registered ones, then the benchmark files under TIX_HOME/benchmarks/ (source
+    `file:PATH`). A broken file is listed too, with its first error (on stderr, and as `error`
+    in --json), so one bad file never hides the others.
+    """
+    from engine.evaluation.benchfile import describe_home
     from engine.evaluation.benchmarks import REGISTRY, BenchmarkError, describe
 
     try:
         rows = [describe(b) for b in REGISTRY.values()]
     except BenchmarkError as exc:
         raise Failure(str(exc), 2) from None
+    rows += describe_home(workspace(ctx).home)
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return
     cols = ["name", "group", "source", "scorer", "size"]
-    click.echo(render_table(cols, [[r[c] if r[c] is not None else "?" for c in cols] for r in rows]))
+    shown = [{**r, "source": tail(r["source"]), "scorer": tail(r["scorer"])} for r in rows]
+    click.echo(render_table(cols, [[r[c] if r[c] is not None else "?" for c in cols] for r in shown]))
+    for row in rows:
+        if row.get("error"):
+            click.echo(row["error"], err=True)
+
+
+def tail(text: str | None, width: int = tables.MAX_CELL) -> str | None:
+    """A long path's end (its file name), not its start, for a table cell (`--json` has it all)."""
+    if text is None or len(text) <= width:
+        return text
+    head = text.split(":", 1)[0] + ":" if text.startswith("file:") else ""
+    return head + "..." + text[len(text) - (width - len(head) - 3):]
 
 
 @cli.command()

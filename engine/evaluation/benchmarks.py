@@ -13,6 +13,11 @@ hub config or one file of the folder copy; every item carries its part as `subse
 `<subset>/<source id or position>`, and the parts are interleaved (a limit samples all of them;
 the score is the mean over all items, so each part weighs by its size).
 
+Benchmark files (engine.evaluation.benchfile, which checks and loads them, and finds the ones
+under `TIX_HOME/benchmarks/` by name) are benchmarks too: their `Benchmark` carries the file's
+`path`, its data (`file`, an absolute path, or `hf`) and Jinja `templates`, and this module turns
+their rows into items with those templates (engine.evaluation.benchmarks_jinja) instead of `fields`.
+
 Items come out normalised: `id`, `question` (the text the prompt template receives), `answer`
 (gold, a string, when the benchmark has one), plus every field of the source. A benchmark's
 `shape` (engine.evaluation.benchmarks_paper) first turns each source row into its item(s).
@@ -33,6 +38,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,9 +82,15 @@ class Benchmark:
     chat: bool = True
     size: int | None = None
     description: str = ""
+    path: str | None = None  # the benchmark file (engine.evaluation.benchfile) this one was read from
+    templates: dict[str, Any] = field(default_factory=dict)  # a benchmark file's id, system, prompt,
+    # answer and choices: a Jinja template or a field name (choices: also a list of texts/templates)
+    limit: int | None = None  # at most this many items, whatever a run asks (a benchmark file's `limit`)
 
     @property
     def source(self) -> str:
+        if self.path:
+            return f"file:{self.path}"
         if self.lab_task:
             return f"lab:{self.lab_task}"
         if self.rg_task:
@@ -201,13 +213,19 @@ class BenchmarkError(ValueError):
 
 
 def get_benchmark(name: str) -> Benchmark:
+    """A registered benchmark (`engine.evaluation.benchfile.find_benchmark` also finds the
+    workspace's benchmark files)."""
     if name not in REGISTRY:
-        import difflib
-
-        near = difflib.get_close_matches(name, REGISTRY, n=1)
-        hint = f" (did you mean '{near[0]}'?)" if near else ""
-        raise BenchmarkError(f"unknown benchmark '{name}'{hint}; `tix benchmarks` lists them")
+        raise BenchmarkError(unknown_benchmark(name, REGISTRY))
     return REGISTRY[name]
+
+
+def unknown_benchmark(name: str, known: Iterable[str]) -> str:
+    import difflib
+
+    near = difflib.get_close_matches(name, list(known), n=1)
+    hint = f" (did you mean '{near[0]}'?)" if near else ""
+    return f"unknown benchmark '{name}'{hint}; `tix benchmarks` lists them"
 
 
 def data_dirs() -> list[Path]:
@@ -230,8 +248,10 @@ def load_items(bench: Benchmark, data: str | Path | None = None,
     """The benchmark's items, normalised, in their canonical order (first `limit` when given).
 
     Rows are shaped one by one up to the limit, so a limit also saves the shaping of the rest
-    (LiveCodeBench's private tests are large and compressed).
+    (LiveCodeBench's private tests are large and compressed). A benchmark's own `limit` caps
+    whatever the caller asks.
     """
+    limit = min((n for n in (limit, bench.limit) if n), default=None)
     items: list[dict[str, Any]] = []
     for row in _raw_items(bench, Path(data) if data else None):
         for shaped in shape_row(bench, row):
@@ -264,6 +284,8 @@ class _Fields(dict):
 
 
 def _raw_items(bench: Benchmark, data: Path | None) -> list[dict[str, Any]]:
+    if bench.path:
+        return file_rows(bench, data)
     if data is not None:
         return read_copy(bench, data)
     if bench.lab_task:
@@ -323,6 +345,44 @@ def _hub_rows(source: tuple[str, str | None, str], files: tuple[str, ...] = ()) 
     return [dict(row) for row in load_dataset(dataset_id, config, split=split)]
 
 
+def file_rows(bench: Benchmark, data: Path | None = None) -> list[dict[str, Any]]:
+    """A benchmark file's rows: `data` when a run names another copy, else the file's own data."""
+    if data is not None or bench.file:
+        rows = read_records(Path(data or bench.file or ""))
+    else:
+        rows = _file_hub_rows(bench)
+    _check_ids(bench, rows)
+    return rows
+
+
+def _file_hub_rows(bench: Benchmark) -> list[dict[str, Any]]:
+    assert bench.hf is not None
+    try:
+        return _hub_rows(bench.hf)
+    except Exception as exc:  # noqa: BLE001 - offline boxes: one clear line instead of a hub traceback
+        reason = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise BenchmarkError(
+            f"benchmark {bench.name} ({bench.path}): loading {bench.hf[0]} from the hub failed "
+            f"({type(exc).__name__}{': ' + reason if reason else ''}); on a box without internet, save it "
+            f"once elsewhere (datasets' to_json or to_parquet) and point data: at the file") from None
+
+
+def _check_ids(bench: Benchmark, rows: list[dict[str, Any]]) -> None:
+    """Ids name samples (resuming, re-scoring): two rows with one id would be one item."""
+    id_field = bench.templates.get("id")
+    if not id_field:
+        return
+    seen: dict[str, int] = {}
+    for number, row in enumerate(rows, start=1):
+        value = row.get(id_field)
+        if value is None:
+            continue  # rendering names the row
+        if str(value) in seen:
+            raise BenchmarkError(f"benchmark {bench.name} ({bench.path}): rows {seen[str(value)]} and "
+                                 f"{number} have the same id '{value}' (field {id_field})")
+        seen[str(value)] = number
+
+
 def _dirs_text() -> str:
     return ", ".join(str(d) for d in data_dirs()) + " (set TIX_DATA_DIR)"
 
@@ -333,7 +393,8 @@ def data_files(folder: Path) -> list[Path]:
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """Rows of a JSONL, JSON or CSV file, or of every such file in a folder (in name order).
+    """Rows of a JSONL, JSON, CSV or Parquet file, or of every JSONL, JSON and CSV file in a
+    folder (in name order).
 
     A malformed file is a one-line BenchmarkError. A `.json` file holding JSON lines (HaluEval's
     own release does that) is read as JSONL.
@@ -343,6 +404,8 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise BenchmarkError(f"{path}: no such file")
     try:
+        if path.suffix == ".parquet":
+            return _parquet(path).read().to_pylist()
         if path.suffix == ".csv":
             with path.open(newline="") as f:
                 return list(csv.DictReader(f))
@@ -353,8 +416,16 @@ def read_records(path: Path) -> list[dict[str, Any]]:
             return _json_rows(json.loads(text), path)
         except json.JSONDecodeError:
             return _json_lines(text)
-    except (ValueError, UnicodeDecodeError, csv.Error) as exc:
+    except (ValueError, UnicodeDecodeError, csv.Error, OSError) as exc:
         raise BenchmarkError(f"{path}: cannot read records ({exc})") from None
+
+
+def _parquet(path: Path) -> Any:
+    """A Parquet file opened lazily (pyarrow loads here, not when `tix benchmarks` starts);
+    pyarrow's ArrowInvalid for a file that is not Parquet is a ValueError."""
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path)
 
 
 def _json_lines(text: str) -> list[dict[str, Any]]:
@@ -368,6 +439,8 @@ def count_records(path: Path) -> int:
     if path.suffix == ".jsonl":
         with path.open("rb") as f:
             return sum(1 for line in f if line.strip())
+    if path.suffix == ".parquet":
+        return int(_parquet(path).metadata.num_rows)
     return len(read_records(path))
 
 
@@ -380,7 +453,10 @@ def _json_rows(data: Any, path: Path) -> list[dict[str, Any]]:
 
 
 def normalise(bench: Benchmark, row: dict[str, Any], index: int) -> dict[str, Any]:
-    """Source fields plus `id`, `question`, `answer` (mapped by the benchmark's `fields`)."""
+    """Source fields plus `id`, `question`, `answer` (mapped by the benchmark's `fields`, or
+    rendered by a benchmark file's templates)."""
+    if bench.templates:
+        return rendered_item(bench, row, index)
     item = dict(row)
     for key, sources in bench.fields.items():
         found = next((row[s] for s in sources.split("|") if row.get(s) is not None), None)
@@ -391,6 +467,17 @@ def normalise(bench: Benchmark, row: dict[str, Any], index: int) -> dict[str, An
         item["answer"] = str(item["answer"])
     item["index"] = index
     return item
+
+
+def rendered_item(bench: Benchmark, row: dict[str, Any], index: int) -> dict[str, Any]:
+    """A benchmark file's row through its templates; a row they cannot render is a one-line
+    error naming the row (1-based: a JSONL file's line when it has no blank lines)."""
+    from engine.evaluation.benchmarks_jinja import RowError, render_item
+
+    try:
+        return render_item(bench.templates, row, index)
+    except RowError as exc:
+        raise BenchmarkError(f"benchmark {bench.name} ({bench.path}): row {index + 1}: {exc}") from None
 
 
 def lab_items(task: str, n: int = LAB_ITEMS) -> list[dict[str, Any]]:
@@ -431,8 +518,12 @@ def suite_entries(suite: str, limit: int | None = None) -> list[dict[str, Any]]:
 
 
 def describe(bench: Benchmark) -> dict[str, Any]:
-    """A row of `tix benchmarks`: the size is counted from a local copy when there is one."""
-    copy = local_copy(bench)
+    """A row of `tix benchmarks`: the size is counted from a local copy when there is one (a
+    benchmark file's own data, whose source is the file itself)."""
+    copy = Path(bench.file) if bench.path and bench.file else local_copy(bench)
     size = count_records(copy) if copy else bench.size
-    return {"name": bench.name, "group": bench.group, "source": str(copy) if copy else bench.source,
+    if size is not None and bench.limit:
+        size = min(size, bench.limit)
+    source = str(copy) if copy and not bench.path else bench.source
+    return {"name": bench.name, "group": bench.group, "source": source,
             "scorer": bench.scorer, "size": size, "description": bench.description}

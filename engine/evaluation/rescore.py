@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.evaluation.backends import Generation, SamplingParams
-from engine.evaluation.benchmarks import BenchmarkError, get_benchmark, load_items
+from engine.evaluation.benchfile import find_benchmark
+from engine.evaluation.benchmarks import BenchmarkError, load_items
 from engine.evaluation.samples import HEALTH_FLAGS, Task, sample_record, score_one, summarise
 from engine.evaluation.scorers.base import get_scorer
 
@@ -33,7 +34,7 @@ class Rescored:
 
 def rescore(benchmark: str, generations: Path, data: Path | None = None,
             scorer: str | None = None) -> Rescored:
-    bench = get_benchmark(benchmark)
+    bench = find_benchmark(benchmark)  # registered, or a benchmark file in TIX_HOME/benchmarks/
     items = load_items(bench, data)
     scorer_obj = get_scorer(scorer or bench.scorer)
     lines = read_generations(generations)
