@@ -5,8 +5,8 @@ local JSONL, JSON, CSV or Parquet file, or a hub dataset), says how a row become
 gold answer (Jinja templates over the row), and picks a scorer. An experiment uses it as
 `{file: PATH}` in `eval.benchmarks`; a file under `TIX_HOME/benchmarks/` is also found by its
 `name:` (`find_benchmark`, `tix score -b NAME`) and listed by `tix benchmarks`. (The registry's
-`get_benchmark` cannot look here: this module imports the registry and the experiment checker,
-and the checker imports the registry.)
+`get_benchmark` cannot look here: this module builds on the registry's Benchmark, so the
+registry importing it would close a cycle.)
 
     name: my-bench                      # [a-z0-9][a-z0-9_-]*, not a registered benchmark's name
     group: other                        # math | other | non (default other)
@@ -21,7 +21,7 @@ and the checker imports the registry.)
     generation: {n: 1, temperature: 0.0, top_p: 1.0, max_new_tokens: 256, stop: ["\\n\\n"]}
     limit: 100
 
-It is checked as strictly as an experiment file, by the same machinery (engine.experiments.spec):
+It is checked as strictly as an experiment file, by the same machinery (engine.experiments.checker):
 one line per problem, `FILE:LINE: KEY: MESSAGE (did you mean 'x'?)`. The check also reads the
 first row of local data and renders every template with it, so a misspelt field is caught by
 `tix check`, not by a worker an hour into a run; a row the templates cannot render at run time
@@ -53,7 +53,7 @@ from engine.evaluation.benchmarks import (
 )
 from engine.evaluation.benchmarks_jinja import RowError, compiled, is_template, render
 from engine.experiments import registry
-from engine.experiments.spec import (
+from engine.experiments.checker import (
     _GENERATION,
     _HF_ID,
     _LOCAL_PREFIXES,
@@ -169,11 +169,11 @@ _SPEC_GENERATION = {key: _GENERATION[key] for key in GENERATION_KEYS}
 
 
 class _FileChecker(_Checker):
-    """The experiment checker (values with their lines, strict sections, did-you-mean, and its
+    """The shared checker (values with their lines, strict sections, did-you-mean, and its
     `scorer_ref`: a registered name or a plugin whose file defines the function) applied to a
-    benchmark file's schema; `run` builds the values and hands them to `experiment`."""
+    benchmark file's schema; `run` builds the values and hands them to `check`."""
 
-    def experiment(self, top: dict[str, Any]) -> dict[str, Any]:
+    def check(self, top: dict[str, Any]) -> dict[str, Any]:
         return self.benchmark_spec(top)
 
     def benchmark_spec(self, top: dict[str, Any]) -> dict[str, Any]:

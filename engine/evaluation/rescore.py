@@ -18,7 +18,7 @@ from engine.evaluation.backends import Generation, SamplingParams
 from engine.evaluation.benchfile import find_benchmark
 from engine.evaluation.benchmarks import BenchmarkError, load_items
 from engine.evaluation.samples import HEALTH_FLAGS, Task, sample_record, score_one, summarise
-from engine.evaluation.scorers.base import get_scorer
+from engine.evaluation.scorers import get_scorer
 
 COMPLETION_KEYS = ("output", "completion", "response")
 TEXT_KEYS = ("input", "prompt")

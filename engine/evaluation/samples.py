@@ -15,13 +15,13 @@ from typing import Any
 
 from engine.evaluation.backends import Generation, SamplingParams
 from engine.evaluation.benchmarks import Benchmark
+from engine.evaluation.scorers import get_scorer
 from engine.evaluation.scorers.base import (
     NO_ANSWER,
     SCORER_ERROR,
     TRUNCATED,
     UNCLOSED_THINK,
     Verdict,
-    get_scorer,
 )
 from engine.evaluation.scorers.textutil import strip_think
 from engine.events import SAMPLES_FILE

@@ -18,7 +18,7 @@ from typing import Any
 from engine.evaluation.backends import ModelRef, SamplingParams, load_backend
 from engine.evaluation.backends.cache import GenerationCache, model_identity
 from engine.evaluation.datasets import load_train_data
-from engine.evaluation.scorers.base import get_scorer
+from engine.evaluation.scorers import get_scorer
 from engine.evaluation.scorers.textutil import strip_think
 from engine.jobs import JobContext
 from engine.jobs.eval import Evaluator, model_ref

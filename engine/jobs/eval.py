@@ -32,7 +32,7 @@ from engine.evaluation.samples import (
     score_one,
     summarise,
 )
-from engine.evaluation.scorers.base import Verdict, get_scorer
+from engine.evaluation.scorers import Verdict, get_scorer
 from engine.jobs import JobContext
 
 VERSION = "1"

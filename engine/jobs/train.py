@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.evaluation.datasets import load_train_data
-from engine.evaluation.scorers.base import get_scorer
+from engine.evaluation.scorers import get_scorer
 from engine.evaluation.scorers.textutil import strip_think
 from engine.events import ThreadShare
 from engine.jobs import JobContext, Stop

@@ -13,8 +13,8 @@ import pytest
 
 from engine.evaluation import lmeval_index
 from engine.evaluation.samples import Task, summarise
-from engine.evaluation.scorers import plugin
-from engine.evaluation.scorers.base import SCORER_ERROR, Verdict, get_scorer
+from engine.evaluation.scorers import get_scorer, plugin
+from engine.evaluation.scorers.base import SCORER_ERROR, Verdict
 from engine.experiments.plan import plan_experiment
 from engine.experiments.spec import check_file, load_experiment
 from tests.conftest import ROOT

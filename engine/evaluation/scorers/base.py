@@ -81,16 +81,3 @@ def register(name: str, version: str, aggregate: Aggregate = mean_metrics,
         return fn
 
     return wrap
-
-
-def get_scorer(name: str) -> Scorer:
-    """The scorer called `name` (a plugin `file.py:function` is loaded on first use), or a
-    one-line error listing the known ones."""
-    import engine.evaluation.scorers  # noqa: F401 - registers the built-in scorers
-    from engine.evaluation.scorers import plugin
-
-    if name not in SCORERS and plugin.is_plugin(name):
-        SCORERS[name] = plugin.load(name)
-    if name not in SCORERS:
-        raise LookupError(f"unknown scorer {name!r} (known: {', '.join(sorted(SCORERS))})")
-    return SCORERS[name]
