@@ -78,8 +78,21 @@ def stop_everything(ws: Workspace) -> None:
         while ws.socket.exists() and time.time() < deadline:
             time.sleep(0.05)
     for pid in worker_pids(ws):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
+        if is_worker_of(pid, ws):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def is_worker_of(pid: int, ws: Workspace) -> bool:
+    """Whether `pid` is still a worker of this workspace. A recorded pid may have ended long ago
+    and been reused (pid_max is 32768 here, and `make test` starts thousands of processes):
+    killing its group unchecked once took down another test's worker (exit -9, the flake in
+    test_a_sigterm_that_reaches_one_rank_stops_every_rank_at_the_same_step)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"engine.jobs.worker" in cmdline and str(ws.runs).encode() in cmdline
 
 
 def worker_pids(ws: Workspace) -> list[int]:

@@ -86,9 +86,10 @@ def start_worker(home: Path, run_dir: Path, params: dict) -> subprocess.Popen:
     run_dir.mkdir(parents=True, exist_ok=True)
     spec = {"run_id": run_dir.name, "kind": "train", "attempt": 1, "home": str(home), "params": params}
     (run_dir / "spec.yaml").write_text(yaml.safe_dump(spec))
-    return subprocess.Popen([sys.executable, "-m", "engine.jobs.worker", str(run_dir)], cwd=ROOT,
-                            env={**os.environ, "TIX_HOME": str(home)}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    with (run_dir / "stdout.log").open("ab") as out, (run_dir / "stderr.log").open("ab") as err:
+        return subprocess.Popen([sys.executable, "-m", "engine.jobs.worker", str(run_dir)], cwd=ROOT,
+                                env={**os.environ, "TIX_HOME": str(home)}, stdout=out, stderr=err,
+                                start_new_session=True)
 
 
 def test_killed_training_resumes_from_its_last_checkpoint(tmp_path: Path, tiny_model: Path, train_file: Path) -> None:
