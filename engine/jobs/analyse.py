@@ -8,6 +8,17 @@ pooling, layers}) and `token_shift` ({items, batch_size, backend}); an analysis 
 not run. The benchmarks are `benchmarks`/`suite` when the parameters carry them, else those of
 the eval run (its spec.yaml), else the ones found in its samples.
 
+Benchmark entries come in the eval run's three kinds, each analysed under the name its samples
+carry: `{name: X}` (registered, or a benchmark file in the workspace's benchmarks/ folder, found
+by `find_benchmark`), `{file: PATH}` (under the file's `name:`) and `{lm_eval: TASK}` (each task
+it stands for, a group's members included, resolved in lm-eval's light index). PCA shift draws
+prompts per benchmark with tix's own template, which an lm-eval task does not have: lm-eval
+builds its prompts from its data set (few-shot examples, and the chat template by default), so
+the recorded prompts are not raw text comparable with the other benchmarks', and their shared
+few-shot prefix would fill the first `max_tokens`. So PCA shift skips lm-eval tasks, one logged
+line saying so. Token shift re-scores the responses the eval run recorded, lm-eval's included,
+so it covers them like any other benchmark.
+
 The story. PCA shift (engine.analysis.pca): per benchmark, the first `items` items rendered with
 the benchmark's prompt template as raw text; the base model's pooled hidden states per layer,
 then the tuned model's on the same inputs (one model in memory at a time, both fed by the base's
@@ -37,13 +48,16 @@ import yaml
 
 from engine.analysis import pca, tokens
 from engine.evaluation.backends import ModelRef
-from engine.evaluation.benchmarks import get_benchmark, load_items, prompt_text, suite_benchmarks
+from engine.evaluation.benchfile import find_benchmark, load_benchmark_file
+from engine.evaluation.benchmarks import Benchmark, load_items, prompt_text, suite_benchmarks
 from engine.events import EVENTS_FILE, SAMPLES_FILE, SPEC_FILE
 from engine.jobs import JobContext
 from engine.jobs.eval import read_samples
 
 VERSION = "1"
 PCA_BATCH = 16
+LM_EVAL_SCORER = "lm_eval"
+"""The scorer of an lm-eval task's samples (engine.evaluation.lmeval.SCORER; that module loads lm-eval)."""
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
@@ -52,14 +66,14 @@ def run(ctx: JobContext) -> dict[str, Any]:
         raise ValueError("analyse: the parameters ask for no analysis (pca_shift or token_shift)")
     base, tuned = model_ref(params, "base_model"), model_ref(params, "model")
     eval_dir = samples_dir(ctx)
-    entries = benchmark_entries(params, eval_dir)
+    entries = analysed(benchmark_entries(params, eval_dir), ctx.home)
     ctx.events.log(f"analysing {tuned.path} against {base.path} on {len(entries)} benchmark(s)")
     emit = ShiftEmitter(ctx)
-    progress = Progress(ctx, (2 if params.get("pca_shift") is not None else 0) * len(entries)
-                        + (len(entries) if params.get("token_shift") is not None else 0))
+    drawn = pca_entries(ctx, entries) if params.get("pca_shift") is not None else []
+    progress = Progress(ctx, 2 * len(drawn) + (len(entries) if params.get("token_shift") is not None else 0))
     result: dict[str, Any] = {"device": device_name()}
     if params.get("pca_shift") is not None:
-        result["pca_shift"] = run_pca(params["pca_shift"], entries, base, tuned, emit, progress)
+        result["pca_shift"] = run_pca(params["pca_shift"], drawn, base, tuned, emit, progress, ctx.home)
     if params.get("token_shift") is not None:
         result["token_shift"] = run_token_shift(params["token_shift"], entries, base, tuned, eval_dir, emit,
                                                 progress)
@@ -110,10 +124,12 @@ def eval_params(eval_dir: Path | None) -> dict[str, Any]:
 
 
 def sampled_benchmarks(eval_dir: Path | None) -> list[dict[str, Any]]:
+    """The benchmarks of the samples (an lm-eval task's marked as one: its scorer is lm-eval's)."""
     found: dict[str, dict[str, Any]] = {}
     for sample in _sample_lines(eval_dir):
         if sample.get("benchmark") and sample["benchmark"] not in found:
-            found[sample["benchmark"]] = {"name": sample["benchmark"], "group": sample.get("group")}
+            found[sample["benchmark"]] = {"name": sample["benchmark"], "group": sample.get("group")} | (
+                {"lm_eval": sample["benchmark"]} if sample.get("scorer") == LM_EVAL_SCORER else {})
     return list(found.values())
 
 
@@ -130,14 +146,60 @@ def _sample_lines(eval_dir: Path | None) -> Iterator[dict[str, Any]]:
             yield sample
 
 
-def group_of(entry: dict[str, Any]) -> str:
-    """The entry's own group, else the registry's (a benchmark only seen in samples may be neither)."""
+def analysed(entries: list[dict[str, Any]], home: Path) -> list[dict[str, Any]]:
+    """One entry per benchmark, named as the eval run named its samples and with its group
+    settled: a `{file:}` entry under the file's `name:`, an `{lm_eval:}` entry as its tasks."""
+    out: list[dict[str, Any]] = []
+    for entry in entries:
+        if entry.get("lm_eval"):
+            group = entry.get("group") or "other"  # as the eval job records lm-eval samples
+            out += [{"name": task, "group": group, "lm_eval": entry["lm_eval"]}
+                    for task in lm_eval_tasks(entry, home)]
+        elif entry.get("file"):
+            bench = load_benchmark_file(entry["file"])
+            out.append({**entry, "name": bench.name, "group": entry.get("group") or bench.group})
+        else:
+            out.append({**entry, "group": group_of(entry, home)})
+    return out
+
+
+def lm_eval_tasks(entry: dict[str, Any], home: Path) -> list[str]:
+    """The tasks an lm-eval entry stands for (a group's or tag's members), from lm-eval's light
+    index (cached in `home`); the entry's own name when the index does not know it."""
+    from engine.evaluation import lmeval_index
+
+    include = entry.get("include_path")
+    try:
+        found = lmeval_index.index(include, home)
+        info = lmeval_index.resolve(entry["lm_eval"], include, home)
+    except lmeval_index.LmEvalError:
+        return [entry["lm_eval"]]
+    return [task.name for task in lmeval_index.leaves(info, found)] or [entry["lm_eval"]]
+
+
+def group_of(entry: dict[str, Any], home: Path | None = None) -> str:
+    """The entry's own group, else its benchmark's (a benchmark only seen in samples may be neither)."""
     if entry.get("group"):
         return str(entry["group"])
     try:
-        return get_benchmark(entry["name"]).group
+        return find_benchmark(entry["name"], home).group
     except ValueError:
         return "?"
+
+
+def bench_of(entry: dict[str, Any], home: Path | None) -> Benchmark:
+    """The benchmark an (analysed) entry names: its file, else a registered or workspace one."""
+    return load_benchmark_file(entry["file"]) if entry.get("file") else find_benchmark(entry["name"], home)
+
+
+def pca_entries(ctx: JobContext, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries PCA shift draws prompts for: all but lm-eval tasks (see the module docstring)."""
+    skipped = [e["name"] for e in entries if e.get("lm_eval")]
+    if skipped:
+        ctx.events.log(f"pca_shift: skipping lm-eval task(s) {', '.join(skipped)}: lm-eval builds their "
+                       "prompts from its data sets (few-shot, chat template), not tix's raw template; "
+                       "token_shift covers them from their recorded samples")
+    return [e for e in entries if not e.get("lm_eval")]
 
 
 # -- models ------------------------------------------------------------------------------------
@@ -180,9 +242,12 @@ def load_tokenizer(ref: ModelRef) -> Any:
 
 
 def run_pca(opts: dict[str, Any], entries: list[dict[str, Any]], base: ModelRef, tuned: ModelRef,
-            emit: ShiftEmitter, progress: Progress) -> dict[str, Any]:
-    """Features of both models (one loaded at a time), then points and d per benchmark and group."""
-    texts = {e["name"]: pca_texts(e, int(opts.get("items", 100))) for e in entries}
+            emit: ShiftEmitter, progress: Progress, home: Path | None = None) -> dict[str, Any]:
+    """Features of both models (one loaded at a time), then points and d per benchmark and group;
+    nothing (no model loaded) when no benchmark is left to draw prompts from."""
+    if not entries:
+        return {"d": {}, "benchmarks": {}}
+    texts = {e["name"]: pca_texts(e, int(opts.get("items", 100)), home) for e in entries}
     tokenizer = load_tokenizer(base)
     base_features = model_features(base, tokenizer, texts, opts, progress, "base")
     tuned_features = model_features(tuned, tokenizer, texts, opts, progress, "tuned")
@@ -201,9 +266,9 @@ def run_pca(opts: dict[str, Any], entries: list[dict[str, Any]], base: ModelRef,
     return {"d": groups, "benchmarks": by_bench}
 
 
-def pca_texts(entry: dict[str, Any], items: int) -> list[str]:
+def pca_texts(entry: dict[str, Any], items: int, home: Path | None = None) -> list[str]:
     """The benchmark's first `items` prompts as raw text (its template, no chat template)."""
-    bench = get_benchmark(entry["name"])
+    bench = bench_of(entry, home)
     texts = [prompt_text(bench, item) for item in load_items(bench, entry.get("data"), items)]
     if len(texts) < pca.MIN_ITEMS:
         raise ValueError(f"pca_shift: benchmark {bench.name} has {len(texts)} item(s); "

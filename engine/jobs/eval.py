@@ -16,12 +16,13 @@ scores an uninterrupted one would.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from engine.evaluation.backends import Backend, Generation, ModelRef, SamplingParams, load_backend
 from engine.evaluation.backends.cache import GenerationCache, cache_key, model_identity
-from engine.evaluation.benchfile import load_benchmark_file
-from engine.evaluation.benchmarks import BenchmarkError, get_benchmark, load_items, prompt_text, suite_entries
+from engine.evaluation.benchfile import find_benchmark, load_benchmark_file
+from engine.evaluation.benchmarks import BenchmarkError, load_items, prompt_text, suite_entries
 from engine.evaluation.samples import (
     Task,
     add_subset,
@@ -45,7 +46,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     entries = eval_entries(params)
     lm_entries = [e for e in entries if e.get("lm_eval")]
     generation, limit = generation_of(params), params.get("limit")
-    tasks = [make_task(e, generation, limit) for e in entries if not e.get("lm_eval")]
+    tasks = [make_task(e, generation, limit, ctx.home) for e in entries if not e.get("lm_eval")]
     ctx.events.log(f"evaluating {ref.path} on {len(entries)} benchmark(s)")
     backend = load_backend(ref, params.get("backend", "auto"))
     cache = GenerationCache(ctx.home / "cache" / "generations.sqlite")
@@ -128,14 +129,16 @@ def model_ref(model: Any, options: dict[str, Any]) -> ModelRef:
     return ModelRef(str(model), None, options)
 
 
-def plan_tasks(params: dict[str, Any]) -> list[Task]:
+def plan_tasks(params: dict[str, Any], home: Path | None = None) -> list[Task]:
     """Benchmarks with their items, scorer, group and sampling, from the run's parameters."""
-    return [make_task(e, generation_of(params), params.get("limit")) for e in eval_entries(params)]
+    return [make_task(e, generation_of(params), params.get("limit"), home) for e in eval_entries(params)]
 
 
-def make_task(entry: dict[str, Any], generation: dict[str, Any], limit: int | None) -> Task:
-    """A registered benchmark, one in TIX_HOME/benchmarks, or a benchmark file (`file:`)."""
-    bench = load_benchmark_file(entry["file"]) if entry.get("file") else get_benchmark(entry["name"])
+def make_task(entry: dict[str, Any], generation: dict[str, Any], limit: int | None,
+              home: Path | None = None) -> Task:
+    """A registered benchmark, one in `home`/benchmarks (the workspace's; TIX_HOME when None),
+    or a benchmark file (`file:`)."""
+    bench = load_benchmark_file(entry["file"]) if entry.get("file") else find_benchmark(entry["name"], home)
     items = load_items(bench, entry.get("data"), entry.get("limit") or limit)
     gen = {"max_new_tokens": 256, "temperature": 0.0, "top_p": 1.0, "n": 1, "seed": 0,
            **bench.generation, **generation}

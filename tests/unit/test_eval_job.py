@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine.evaluation.benchmarks import SUITES, lab_items
+from engine.evaluation.benchmarks import SUITES, get_benchmark, lab_items
 from engine.jobs import eval as eval_job
 from tests.conftest import ROOT, job_context, wait_until
 
@@ -97,7 +97,7 @@ def test_killed_eval_resumes_to_the_same_scores(tmp_path: Path, tiny_model: Path
 
 
 def test_a_pooled_part_score_counts_its_own_items(tmp_path: Path) -> None:
-    task = eval_job.Task(eval_job.get_benchmark("halueval"), "non", "yes_no_first_line", [],
+    task = eval_job.Task(get_benchmark("halueval"), "non", "yes_no_first_line", [],
                          eval_job.SamplingParams(), False)
     samples = [{"item_id": f"{part}/{i}", "sample_idx": 0, "verdict": float(i == 0), "flags": [],
                 "metrics": {f"accuracy_{part}": float(i == 0)}}

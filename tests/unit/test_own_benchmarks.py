@@ -216,3 +216,47 @@ def test_a_resumed_lm_eval_task_asks_the_backend_only_for_what_is_missing(tmp_pa
     assert sum(asked) == 3  # the torn line is asked again, the whole one is not
     assert second["results"]["tiny_arith"] == first["results"]["tiny_arith"]
     assert [s["resps"] for s in second["samples"]["tiny_arith"]] == [s["resps"] for s in first["samples"]["tiny_arith"]]
+
+
+# ── the jobs take every kind of entry ──────────────────────────────────────────────────────────
+
+
+def test_the_jobs_find_each_kind_of_entry(tmp_path: Path, tasks: Path, lm_home: Path) -> None:
+    """The eval job finds a workspace benchmark by name; the analyse job names each entry as the
+    eval run named its samples (a file by its `name:`, an lm-eval group as its tasks), draws PCA
+    prompts for tix's benchmarks and skips lm-eval tasks with one logged line."""
+    from engine.jobs import analyse
+    from engine.jobs.eval import make_task
+    from tests.conftest import job_context
+
+    home = tmp_path / "home"
+    (home / "benchmarks").mkdir(parents=True)
+    (lm_home / "cache").mkdir(exist_ok=True)
+    (home / "cache").symlink_to(lm_home / "cache")  # lm-eval's default index, built once per session
+    rows = "".join(json.dumps({"q": f"{i}+{i}", "a": str(2 * i)}) + "\n" for i in range(4))
+    for folder in (home / "benchmarks", tmp_path):
+        (folder / "sums.jsonl").write_text(rows)
+    (home / "benchmarks" / "sums.yaml").write_text("name: sums\ngroup: math\ndata: ./sums.jsonl\nprompt: 'Q: {{ q }}'\nanswer: a\n")
+    (tmp_path / "mine.yaml").write_text("name: mine\ndata: ./sums.jsonl\nprompt: '{{ q }} ='\nanswer: a\n")
+
+    task = make_task({"name": "sums"}, {}, None, home)
+    assert (task.bench.name, task.group, len(task.items)) == ("sums", "math", 4)
+
+    entries = [{"name": "lab_chain_sum"}, {"name": "sums"}, {"file": str(tmp_path / "mine.yaml"), "group": "non"},
+               {"lm_eval": "tiny_pair", "include_path": str(tasks), "group": "other"}]
+    found = analyse.analysed(entries, home)
+    assert [(e["name"], e["group"]) for e in found] == [
+        ("lab_chain_sum", "math"), ("sums", "math"), ("mine", "non"), ("tiny_spell", "other"), ("tiny_sum", "other")]
+    ctx = job_context(home, "analyse", {})
+    drawn = analyse.pca_entries(ctx, found)
+    assert [e["name"] for e in drawn] == ["lab_chain_sum", "sums", "mine"]
+    assert analyse.pca_texts(drawn[1], 3, home) == ["Q: 0+0", "Q: 1+1", "Q: 2+2"]
+    assert analyse.pca_texts(drawn[2], 3, home) == ["0+0 =", "1+1 =", "2+2 ="]
+    logs = [json.loads(line)["message"] for line in (ctx.run_dir / "events.jsonl").read_text().splitlines()]
+    assert len(logs) == 1 and logs[0].startswith("pca_shift: skipping lm-eval task(s) tiny_spell, tiny_sum: ")
+
+    samples = ctx.run_dir / "samples.jsonl"  # no spec: the benchmarks are those of the samples
+    samples.write_text(json.dumps({"benchmark": "tiny_sum", "group": "other", "scorer": "lm_eval"}) + "\n"
+                       + json.dumps({"benchmark": "sums", "group": "math", "scorer": "exact_match"}) + "\n")
+    assert analyse.sampled_benchmarks(ctx.run_dir) == [
+        {"name": "tiny_sum", "group": "other", "lm_eval": "tiny_sum"}, {"name": "sums", "group": "math"}]
