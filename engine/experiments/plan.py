@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import __version__
-from engine.experiments.registry import BUILTIN_MODELS
+from engine.experiments.registry import BENCHMARKS, BUILTIN_MODELS
 from engine.experiments.spec import DISTRIBUTED, NO_BASE, Experiment
 
 #: Bumped when a job's outputs change meaning, so old results are not reused for new code.
@@ -42,10 +42,12 @@ def make_run(kind: str, name: str, experiment: str, params: dict[str, Any], deps
 
 
 class Planner:
-    """Walks the experiment once, remembering how each model is produced."""
+    """Walks the experiment once, remembering how each model is produced; `home` is the workspace
+    whose benchmarks/ folder a `{name:}` entry may name (TIX_HOME when None)."""
 
-    def __init__(self, exp: Experiment) -> None:
+    def __init__(self, exp: Experiment, home: Path | None = None) -> None:
         self.exp = exp
+        self.home = home
         self.data = exp.data
         self.runs: dict[str, dict[str, Any]] = {}
         self.models: dict[str, tuple[Any, list[str]]] = {}  # variant -> (model param, deps)
@@ -154,7 +156,9 @@ class Planner:
     def local_benchmark(self, entry: dict[str, Any]) -> dict[str, Any]:
         """A benchmark entry as its run needs it: local paths absolute and fingerprinted (its data,
         benchmark file, scorer plugin), an lm-eval task's files hashed with lm-eval's version, so
-        an edited file is a new run; keys absent where unused, so other run ids stay as they were."""
+        an edited file is a new run; keys absent where unused, so other run ids stay as they were.
+        A `{name:}` entry naming a workspace benchmark file is fingerprinted like a `{file:}` one;
+        a registered name gets no key (registered benchmarks change with the code version)."""
         folder = self.exp.path.parent
         entry = {k: v for k, v in entry.items() if not k.startswith("_")}
         if entry.get("data"):
@@ -163,6 +167,8 @@ class Planner:
         if entry.get("file"):
             entry["file"] = str(local_path(entry["file"], folder))
             entry["file_signature"] = benchmark_file_signature(Path(entry["file"]))
+        elif entry.get("name") and (path := workspace_benchmark(entry["name"], self.home)) is not None:
+            entry["file_signature"] = benchmark_file_signature(path)
         if entry.get("scorer"):
             entry.update(scorer_signature(entry["scorer"], folder))
         if entry.get("lm_eval"):
@@ -217,13 +223,30 @@ def local_path(ref: str, folder: Path) -> Path:
     return (path if path.is_absolute() else folder / path).resolve()
 
 
+def workspace_benchmark(name: str, home: Path | None) -> Path | None:
+    """The file in `home`/benchmarks/ (TIX_HOME's when None) that a `{name:}` entry runs, as the
+    worker's `find_benchmark` picks it: None for a registered name, which comes first."""
+    from engine.evaluation.benchfile import home_benchmarks
+    from engine.workspace import default_home
+
+    if name in BENCHMARKS:
+        return None
+    return home_benchmarks(default_home() if home is None else home).get(name)
+
+
 def benchmark_file_signature(path: Path) -> str:
-    """The benchmark file's bytes and its local data's signature: editing either is a new run."""
+    """The benchmark file's bytes, its local data's signature and its file plugin's source hash
+    (`scorer:` relative to the benchmark file): editing any of them is a new run. The plugin's
+    hash is left out when there is none, so the ids of files without one stay as they were."""
     import yaml
 
-    data = (yaml.safe_load(path.read_text()) or {}).get("data")
+    text = path.read_text()
+    top = yaml.safe_load(text) or {}
+    data, scorer = top.get("data"), top.get("scorer")
     data_sig = path_signature(str(local_path(data, path.parent))) if isinstance(data, str) else None
-    return content_hash([path.read_text(), data_sig])[:16]
+    plugin = scorer_signature(scorer, path.parent) if isinstance(scorer, str) else {}
+    plugin_sig = plugin.get("scorer_signature")
+    return content_hash([text, data_sig, *([plugin_sig] if plugin_sig else [])])[:16]
 
 
 def scorer_signature(scorer: str, folder: Path) -> dict[str, Any]:
@@ -259,11 +282,12 @@ def path_signature(ref: str) -> str | None:
                          for p in files[:10_000]])[:16]
 
 
-def plan_experiment(exp: Experiment, only: set[str] | None = None,
-                    models: set[str] | None = None) -> list[dict[str, Any]]:
+def plan_experiment(exp: Experiment, only: set[str] | None = None, models: set[str] | None = None,
+                    home: Path | None = None) -> list[dict[str, Any]]:
     """The experiment's runs; `only` keeps runs of those kinds, `models` runs of those variants
-    ("base" included), each with everything they depend on."""
-    runs = Planner(exp).plan()
+    ("base" included), each with everything they depend on; `home` the workspace (TIX_HOME when
+    None) whose benchmark files `{name:}` entries may name."""
+    runs = Planner(exp, home).plan()
     if not only and not models:
         return runs
     by_id = {r["id"]: r for r in runs}

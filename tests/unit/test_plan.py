@@ -181,3 +181,53 @@ def test_slurm_overrides_reach_every_run_and_only_files_with_them_change_ids() -
     assert runs[("train", "sft")]["params"]["slurm"] == {"partition": "a100", "time": "60", "exclusive": True}
     assert runs[("eval", "sft")]["params"]["slurm"] == {"partition": "big", "time": "60"}  # train only
     assert runs[("train", "rl")]["params"]["slurm"] == {"partition": "big", "time": "60"}
+
+
+# -- benchmark entries: what makes an eval run new ------------------------------------------------
+
+
+def eval_run(text: str, folder: Path) -> dict[str, Any]:
+    exp = load_experiment_text("name: b\nbase: {model: tiny-lab}\neval:\n  benchmarks:\n" + text, str(folder / "b.yaml"))
+    return by_kind(plan_experiment(exp))["eval"][0]
+
+
+def test_registered_benchmark_entries_keep_their_params(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Entries naming registered benchmarks plan exactly the params they did before benchmark files
+    existed (so their run ids stay), even beside a workspace file that claims the same name."""
+    monkeypatch.setenv("TIX_HOME", str(tmp_path))
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "shadow.yaml").write_text("name: lab_chain_sum\ndata: ./x.jsonl\nprompt: x\n")
+    run = eval_run("    - {name: lab_chain_sum}\n"
+                   "    - {name: lab_basic_arithmetic, group: other, limit: 3, scorer: exact_match}\n", tmp_path)
+    assert run["params"]["benchmarks"] == [
+        {"name": "lab_chain_sum", "group": None, "data": None, "limit": None, "scorer": None},
+        {"name": "lab_basic_arithmetic", "group": "other", "data": None, "limit": 3, "scorer": "exact_match"}]
+
+
+def test_benchmark_files_their_data_and_plugins_make_new_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A workspace benchmark named by `{name:}` is fingerprinted like a `{file:}` entry: editing
+    the file, its data or the plugin scorer it names (relative to itself) is a new eval run."""
+    home, folder = tmp_path / "home", tmp_path / "exp"
+    bench = home / "benchmarks" / "sums"
+    bench.mkdir(parents=True)
+    folder.mkdir()
+    monkeypatch.setenv("TIX_HOME", str(home))
+    (bench / "sums.jsonl").write_text('{"q": "1+1", "a": "2"}\n')
+    (bench / "grade.py").write_text("def grade(completion, item):\n    return completion == item['answer']\n")
+    (bench / "sums.yaml").write_text("name: sums\ndata: ./sums.jsonl\nprompt: '{{ q }}'\nanswer: a\nscorer: ./grade.py:grade\n")
+    named, filed = "    - {name: sums}\n", f"    - {{file: {bench / 'sums.yaml'}}}\n"
+
+    def ids() -> tuple[str, str]:
+        return eval_run(named, folder)["id"], eval_run(filed, folder)["id"]
+
+    first = ids()
+    assert eval_run(named, folder)["params"]["benchmarks"][0]["file_signature"]
+    assert ids() == first  # unchanged files: the same runs
+    seen = {first}
+    for path, text in ((bench / "grade.py", "def grade(completion, item):\n    return True\n"),
+                       (bench / "sums.jsonl", '{"q": "2+2", "a": "4"}\n'),
+                       (bench / "sums.yaml", (bench / "sums.yaml").read_text() + "limit: 1\n")):
+        path.write_text(text)
+        now = ids()
+        assert now[0] not in {i for pair in seen for i in pair} and now[1] not in {i for pair in seen for i in pair}
+        seen.add(now)
