@@ -329,14 +329,24 @@ def doctor(ctx: click.Context, as_json: bool, quick: bool) -> None:
 # -- benchmarks and re-scoring --------------------------------------------------------------------
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.option("--lm-eval", "lm_eval", is_flag=True,
+              help="List lm-eval's tasks, groups and tags instead: name, kind, output type, source YAML.")
+@click.option("--include-path", metavar="DIR",
+              help="With --lm-eval: a folder of your own lm-eval task YAMLs, listed over the installed ones.")
 @click.pass_context
-def benchmarks(ctx: click.Context, as_json: bool) -> None:
+def benchmarks(ctx: click.Context, as_json: bool, lm_eval: bool, include_path: str | None) -> None:
     """List benchmarks: name, group, source, scorer and size (local copies are counted).
 
     The registered ones, then the benchmark files under TIX_HOME/benchmarks/ (source
     `file:PATH`). A broken file is listed too, with its first error (on stderr, and as `error`
-    in --json), so one bad file never hides the others.
+    in --json), so one bad file never hides the others. With --lm-eval, the names an
+    `{lm_eval: TASK}` entry may use instead (read from the task YAMLs, no data set loaded).
     """
+    if lm_eval:
+        lm_eval_tasks(ctx, include_path, as_json)
+        return
+    if include_path is not None:
+        raise Failure("--include-path lists lm-eval tasks: add --lm-eval", 2)
     from engine.evaluation.benchfile import describe_home
     from engine.evaluation.benchmarks import REGISTRY, BenchmarkError, describe
 
@@ -356,11 +366,30 @@ def benchmarks(ctx: click.Context, as_json: bool) -> None:
             click.echo(row["error"], err=True)
 
 
+def lm_eval_tasks(ctx: click.Context, include_path: str | None, as_json: bool) -> None:
+    """`tix benchmarks --lm-eval`: the installed lm-eval's index (cached in the workspace, as
+    `tix check` reads it), with `include_path`'s tasks over it."""
+    from engine.evaluation import lmeval_index
+
+    folder = Path(include_path).expanduser().resolve() if include_path is not None else None
+    if folder is not None and not folder.is_dir():
+        raise Failure(f"--include-path {include_path}: no such folder", 2)
+    try:
+        rows = lmeval_index.listing(str(folder) if folder else None, workspace(ctx).home)
+    except lmeval_index.LmEvalError as exc:
+        raise Failure(str(exc), 2) from None
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    click.echo(render_table(["name", "kind", "output type", "source"],
+                            [[r["name"], r["kind"], r["output_type"], tail(r["source"])] for r in rows]))
+
+
 def tail(text: str | None, width: int = tables.MAX_CELL) -> str | None:
     """A long path's end (its file name), not its start, for a table cell (`--json` has it all)."""
     if text is None or len(text) <= width:
         return text
-    head = text.split(":", 1)[0] + ":" if text.startswith("file:") else ""
+    head = text.split(":", 1)[0] + ":" if text.startswith(("file:", "lm-eval:")) else ""
     return head + "..." + text[len(text) - (width - len(head) - 3):]
 
 

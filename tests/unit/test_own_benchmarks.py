@@ -81,6 +81,35 @@ def test_groups_expand_into_their_tasks(tasks: Path) -> None:
     assert info.kind == "group" and [t.name for t in lmeval_index.leaves(info, found)] == ["tiny_spell", "tiny_sum"]
 
 
+
+def test_tix_benchmarks_lists_lm_eval_tasks(tmp_path: Path, tasks: Path, lm_home: Path) -> None:
+    """`tix benchmarks --lm-eval`: the installed tasks with the include path's over them, as JSON
+    rows or a table; a missing include path is one line, exit 2."""
+    from click.testing import CliRunner
+
+    from engine.cli import cli
+
+    listed = CliRunner().invoke(cli, ["--home", str(lm_home), "benchmarks", "--lm-eval", "--include-path",
+                                      str(tasks), "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = {r["name"]: r for r in json.loads(listed.stdout)}
+    assert rows["tiny_arith"] == {"name": "tiny_arith", "kind": "task", "output_type": "generate_until",
+                                  "source": f"lm-eval:{tasks / 'arith.yaml'}"}
+    assert rows["tiny_pair"]["kind"] == "group" and rows["gsm8k"]["output_type"] == "generate_until"
+    assert not (lm_home / "tix.sock").exists()  # no daemon
+
+    table = CliRunner().invoke(cli, ["--home", str(lm_home), "benchmarks", "--lm-eval", "--include-path", str(tasks)])
+    assert table.exit_code == 0 and table.stdout.split("\n", 1)[0].split() == ["name", "kind", "output", "type", "source"]
+    arith = next(line.split() for line in table.stdout.splitlines() if line.startswith("tiny_arith "))
+    assert arith[:3] == ["tiny_arith", "task", "generate_until"] and arith[3].endswith("/arith.yaml")
+    assert len(arith[3]) <= 60 and arith[3].startswith("lm-eval:")
+
+    for args, said in ((["--lm-eval", "--include-path", str(tmp_path / "nope")], "no such folder"),
+                       (["--include-path", str(tasks)], "add --lm-eval")):
+        failed = CliRunner().invoke(cli, ["--home", str(lm_home), "benchmarks", *args])
+        assert failed.exit_code == 2 and len(failed.stderr.splitlines()) == 1 and said in failed.stderr
+        assert failed.stdout == ""
+
 # ── run ids follow the task's files ─────────────────────────────────────────────────────────────
 
 
