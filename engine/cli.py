@@ -8,6 +8,7 @@ query, an unknown run), 1 for a failed operation, 0 for success.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import time
@@ -63,6 +64,9 @@ def cli(ctx: click.Context, home: str | None) -> None:
     prints this help, so scripts see text, not a full-screen app.
     """
     ctx.obj = Workspace.resolve(home)
+    # What runs in this process and the daemon it starts (experiment checks, the planner, benchmark
+    # files under TIX_HOME/benchmarks) reads TIX_HOME: `--home` must mean the same workspace there.
+    os.environ["TIX_HOME"] = str(ctx.obj.home)
     if ctx.invoked_subcommand is None:
         if sys.stdout.isatty() and sys.stdin.isatty():
             from tui.app import main as open_tui

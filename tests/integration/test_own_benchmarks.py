@@ -57,3 +57,24 @@ def test_a_benchmark_file_with_a_failing_plugin_runs_to_the_end(tix, ws, tmp_pat
     run_id = sql_json(tix, "SELECT id FROM runs WHERE kind = 'eval'")[0]["id"]
     logged = [json.loads(line).get("message", "") for line in (ws.runs / run_id / "events.jsonl").read_text().splitlines()]
     assert "scorer errors (items scored 0, messages in their samples): my-spell 2" in logged
+
+
+def test_home_flag_finds_the_workspace_benchmark_files(tmp_path: Path) -> None:
+    """`tix --home H` means H everywhere, also where TIX_HOME is read (the checker, the planner)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    folder = tmp_path / "home" / "benchmarks"
+    folder.mkdir(parents=True)
+    (folder / "spell.jsonl").write_text(json.dumps({"word_id": "w0", "word": "sun", "reversed": "nus"}) + "\n")
+    (folder / "my-spell.yaml").write_text(BENCH.replace("scorer: ./grade.py:grade\n", ""))
+    (tmp_path / "exp.yaml").write_text("name: own\nbase: {model: tiny-lab}\neval:\n  benchmarks:\n"
+                                       "    - {name: my-spell}\nanalysis: {}\n")
+    env = {k: v for k, v in os.environ.items() if k != "TIX_HOME"}
+    result = subprocess.run([sys.executable, "-m", "engine.cli", "--home", str(tmp_path / "home"), "check",
+                             str(tmp_path / "exp.yaml")], capture_output=True, text=True, cwd=ROOT, env=env,
+                            timeout=120)
+    assert (result.returncode, result.stdout.strip()) == (0, "ok"), result.stderr
