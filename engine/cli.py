@@ -892,17 +892,20 @@ def daemon_stop(ctx: click.Context) -> None:
 @click.pass_context
 def daemon_status(ctx: click.Context, as_json: bool) -> None:
     """Show the daemon's pid, uptime, clients, GPUs and run counts (exit 3 if it is not running);
-    on Slurm also the cluster's partitions (sinfo) and tix's jobs there."""
+    on Slurm also the cluster's partitions (sinfo) and tix's jobs there; on a box with GPUs, the
+    processes on each GPU: tix's run (name, pid), then other users' (user, pid, memory, command)."""
     ws = workspace(ctx)
     try:
         with Client(ws, autostart=False, timeout=10) as client:
             info = client.request("ping")
             cluster = slurm_cluster(client) if info.get("executor") == "slurm" else None
+            devices = local_gpus(client) if info.get("executor", "local") == "local" else None
     except (DaemonUnavailable, OSError):
         click.echo(json.dumps({"running": False}) if as_json else f"daemon not running ({ws.home})")
         sys.exit(3)
     if as_json:
-        click.echo(json.dumps({"running": True, **info, **({"slurm": cluster} if cluster else {})}))
+        extra = {"slurm": cluster} if cluster else {"gpu_processes": devices} if devices else {}
+        click.echo(json.dumps({"running": True, **info, **extra}))
         return
     runs = ", ".join(f"{n} {s}" for s, n in sorted(info["runs"].items())) or "no runs"
     where = f"{info['gpus']} GPU(s), {info['cpu_slots']} CPU slot(s)"
@@ -913,6 +916,63 @@ def daemon_status(ctx: click.Context, as_json: bool) -> None:
                f"runs: {runs}")
     if cluster is not None:
         click.echo(slurm_report(cluster))
+    if devices and devices.get("gpus"):
+        click.echo(gpu_report(devices))
+
+
+def local_gpus(client: Client) -> dict[str, Any] | None:
+    """The `gpus` op's answer (GPUs and their processes), or None when the daemon refuses it."""
+    try:
+        return client.request("gpus")
+    except RequestFailed:
+        return None
+
+
+_CONTROLS = str.maketrans({c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]})
+
+
+def gpu_report(info: dict[str, Any]) -> str:
+    """Per GPU, as nvitop lists it: tix's runs (name, pid), then other users' processes (user,
+    pid, memory, command); a GPU other users fill is marked as one tix does not hand out."""
+    rows: list[list[Any]] = []
+    for gpu in info["gpus"]:
+        rows += gpu_process_rows(gpu)
+    limit = info.get("foreign_gpu_mib")
+    lines = ["", render_table(["GPU", "pid", "user", "GPU mem", "run / command"], rows)]
+    if info.get("processes_error"):
+        lines.append(f"NVML: {info['processes_error']}".translate(_CONTROLS))
+    elif info.get("processes_age") is None:
+        lines.append("processes: not listed (no NVML on the daemon's box)")
+    blocked = [str(g["index"]) for g in info["gpus"] if g.get("blocked")]
+    if blocked:
+        lines.append(f"not handed out: GPU {', '.join(blocked)} (other users hold more than "
+                     f"foreign_gpu_mib = {limit:.0f} MiB)")
+    return "\n".join(lines)
+
+
+def gpu_process_rows(gpu: dict[str, Any]) -> list[list[Any]]:
+    """One GPU's rows: its name, tix's runs, then the processes that are not tix's."""
+    def mib(n: int | None) -> str:
+        return "?" if n is None else f"{n / (1 << 20):.0f} MiB"
+
+    index = str(gpu["index"]) + (" (not scheduled)" if not gpu.get("scheduled") else "")
+    procs = gpu.get("processes") or []
+    name = f"{gpu.get('name') or '?'} ({mib(gpu.get('mem_used'))} of {mib(gpu.get('mem_total'))} used)"
+    rows = [[index, "", "", "", name.translate(_CONTROLS)]]
+    for run in gpu.get("runs") or []:
+        used = [p["used"] for p in procs if p.get("run") == run["id"] and p.get("used") is not None]
+        rows.append(["", run.get("pid") or "-", "tix", mib(sum(used)) if used else "-",
+                     f"run {run['id']} {run.get('experiment') or '-'}/{run.get('name') or '-'}"])
+    held = {r["id"] for r in gpu.get("runs") or []}
+    for p in procs:
+        if p.get("run") in held:
+            continue
+        what = f"tix run {p['run']} (ended)" if p.get("run") else p.get("command") or "?"
+        rows.append(["", p["pid"], str(p.get("user")).translate(_CONTROLS), mib(p.get("used")),
+                     what[:80].translate(_CONTROLS)])
+    if len(rows) == 1:
+        rows[0][4] += ": free"
+    return rows
 
 
 def slurm_cluster(client: Client) -> dict[str, Any]:

@@ -5,6 +5,9 @@ workers wrote, (3) notices workers that died, (4) escalates cancellations from S
 (5) cancels runs whose dependencies failed, and (6) starts queued runs whose dependencies
 succeeded: locally on free GPU sets or CPU slots, on Slurm by submitting them (Slurm queues what
 does not fit; such a run stays `queued`, with its job id and Slurm's reason, until it starts).
+Locally a GPU is free when no run of tix holds it and other users' processes on it (NVML, asked in
+a thread by `GpuWatcher`) hold at most `foreign_gpu_mib`; a run that waits for GPUs says why in its
+progress text (`waiting: GPU 3 used by alice (pid 4242, 61 GiB)`).
 States: queued -> running -> succeeded | failed | cancelled (failed may go back to queued when
 the run asks for retries).
 """
@@ -25,6 +28,15 @@ import yaml
 
 from engine.daemon.executors.base import Executor, Handle, JobStatus, Launch, SubmitError, worker_env
 from engine.daemon.executors.local import LocalExecutor
+from engine.daemon.gpus import (
+    MIB,
+    GpuProcess,
+    GpuSnapshot,
+    GpuWatcher,
+    blocked_gpus,
+    held_bytes,
+    waiting_text,
+)
 from engine.daemon.ingest import EventSummary, ingest_run, ingest_until_drained
 from engine.daemon.settings import DaemonSettings
 from engine.events import SPEC_FILE, STDERR_FILE, THREADS_FILE, tail_text, write_threads
@@ -78,11 +90,12 @@ def make_executor(name: str, settings: DaemonSettings) -> Executor:
 class Scheduler:
     """Owns run state transitions; the server calls `tick`, `submit` and `cancel`."""
 
-    def __init__(self, store: Store, ws: Workspace, settings: DaemonSettings, gpu_total: int) -> None:
+    def __init__(self, store: Store, ws: Workspace, settings: DaemonSettings, gpu_ids: list[int]) -> None:
         self.store = store
         self.ws = ws
         self.settings = settings
-        self.gpu_total = gpu_total
+        self.gpu_ids = gpu_ids
+        """The GPU indices this scheduler hands out (all detected, the first N, or the allowlist)."""
         self.active: dict[str, Active] = {}
         self.changed: set[str] = set()
         #: What ingest stored per run since the daemon last looked (for run_events pushes).
@@ -90,6 +103,18 @@ class Scheduler:
         self.host = socket.gethostname()
         self.executors: dict[str, Executor] = {}
         self.executor = self.executor_named(settings.executor)
+        self.gpu_watch: GpuWatcher | None = None
+        """NVML's view of the GPUs' processes, refreshed in a thread (local executor with GPUs only)."""
+        if self.executor.assigns_gpus and gpu_ids:
+            self.gpu_watch = GpuWatcher(settings.gpu_poll)
+            self.gpu_watch.start()
+        self._worker_pids: dict[int, str] = {}
+        self._retired: dict[int, tuple[str, float]] = {}
+        self._blocked: dict[int, list[GpuProcess]] | None = None
+
+    @property
+    def gpu_total(self) -> int:
+        return len(self.gpu_ids)
 
     def executor_named(self, name: str) -> Executor:
         if name not in self.executors:
@@ -97,6 +122,8 @@ class Scheduler:
         return self.executors[name]
 
     def close(self) -> None:
+        if self.gpu_watch is not None:
+            self.gpu_watch.close()
         for executor in self.executors.values():
             executor.close()
 
@@ -303,6 +330,7 @@ class Scheduler:
         queued = self.store.runs_in(["queued"])
         if not queued:
             return
+        self._blocked = None  # foreign processes are looked at once a pass, when a run needs GPUs
         dep_ids = sorted({d for r in queued for d in r["deps"]})
         states = {r["id"]: r for r in queued}
         if dep_ids:
@@ -337,19 +365,84 @@ class Scheduler:
         """GPU indices for the run ([] = a CPU slot, or left to the cluster), or None when it must wait."""
         if not self.executor.assigns_gpus:
             return []  # the cluster allocates; what does not fit waits in its queue
-        needed = int(run["gpus_needed"] or 0) if self.gpu_total else 0
+        needed = int(run["gpus_needed"] or 0) if self.gpu_ids else 0
         if needed == 0:
             # a settled run's slot is free: its worker only tears down (a second or two with torch
             # loaded, during which the next run can already start); GPUs stay held until exit
             used = sum(1 for a in self.active.values() if a.cpu_slot and not a.settled)
             return [] if used < self.settings.cpu_slot_count else None
         if needed > self.gpu_total:
+            where = "the gpus setting allows" if isinstance(self.settings.gpus, list) else "this box has"
             self._update(run["id"], state="failed", finished_at=utcnow(),
-                         error=f"needs {needed} GPUs; this box has {self.gpu_total}")
+                         error=f"needs {needed} GPUs; {where} {self.gpu_total}")
             return None
         busy = {g for a in self.active.values() for g in a.gpus}
-        free = [g for g in range(self.gpu_total) if g not in busy]
-        return free[:needed] if len(free) >= needed else None
+        blocked = self._foreign_blocked()
+        if blocked is None:
+            self._say_waiting(run, "waiting: asking NVML which processes use the GPUs")
+            return None
+        free = [g for g in self.gpu_ids if g not in busy and g not in blocked]
+        if len(free) >= needed:
+            return free[:needed]
+        foreign = {g: procs for g, procs in blocked.items() if g in self.gpu_ids and g not in busy}
+        self._say_waiting(run, waiting_text(foreign, sorted(busy & set(self.gpu_ids))))
+        return None
+
+    # -- other users' GPU processes ----------------------------------------------------------
+    def _say_waiting(self, run: dict[str, Any], text: str) -> None:
+        """The run's progress text says why it waits (`tix status`, the TUI); written when it changes."""
+        if run.get("progress_text") != text:
+            self._update(run["id"], progress_text=text)
+            run["progress_text"] = text
+
+    def _foreign_blocked(self) -> dict[int, list[GpuProcess]] | None:
+        """GPUs that other users' processes fill (over `foreign_gpu_mib`), once a scheduling pass;
+        {} without NVML; None until the watcher's first answer (so nothing lands on a full GPU at
+        the daemon's start)."""
+        if self.gpu_watch is None:
+            return {}
+        snapshot = self.gpu_watch.latest
+        if snapshot is None:
+            return None
+        if self._blocked is None:
+            self._blocked = blocked_gpus(snapshot, set(self.tix_pids()), self.settings.foreign_gpu_mib)
+        return self._blocked
+
+    def tix_pids(self) -> dict[int, str]:
+        """pid -> run id of this daemon's workers, and of workers that ended within a few NVML
+        refreshes: the last snapshot may still list a finished worker's process, not another user's."""
+        now = time.monotonic()
+        current = {pid: run_id for run_id, a in self.active.items()
+                   if isinstance(pid := getattr(a.handle, "pid", None), int)}
+        for pid in self._worker_pids.keys() - current.keys():
+            self._retired[pid] = (self._worker_pids[pid], now)
+        self._worker_pids = current
+        keep = 3 * self.settings.gpu_poll + 5
+        self._retired = {p: (r, t) for p, (r, t) in self._retired.items()
+                         if now - t < keep and p not in current}
+        return {**{p: r for p, (r, _) in self._retired.items()}, **current}
+
+    def gpu_view(self) -> tuple[GpuSnapshot | None, dict[int, dict[str, Any]]]:
+        """For the `gpus` op: the watcher's last snapshot and, per GPU, `processes` [{pid, user, used,
+        command, run (the tix run it belongs to, else None)}] (tix's first, then the others by
+        memory), `foreign_used` (bytes other users hold) and `blocked` (over `foreign_gpu_mib`)."""
+        snapshot = self.gpu_watch.latest if self.gpu_watch is not None else None
+        if snapshot is None:
+            return None, {}
+        owners = self.tix_pids()
+        view: dict[int, dict[str, Any]] = {}
+        for proc in snapshot.processes:
+            run_id = next((owners[p] for p in proc.lineage if p in owners), None)
+            gpu = view.setdefault(proc.gpu, {"processes": [], "foreign": []})
+            gpu["processes"].append({"pid": proc.pid, "user": proc.user, "used": proc.used,
+                                     "command": proc.command, "run": run_id})
+            if run_id is None:
+                gpu["foreign"].append(proc)
+        for index, gpu in view.items():
+            gpu["processes"].sort(key=lambda r: (r["run"] is None, -(r["used"] or 0)))
+            gpu["foreign_used"] = held_bytes(gpu.pop("foreign"), snapshot.device_used(index))
+            gpu["blocked"] = gpu["foreign_used"] > self.settings.foreign_gpu_mib * MIB
+        return snapshot, view
 
     def _start(self, run: dict[str, Any], gpus: list[int], inputs: dict[str, Any]) -> None:
         run_dir = self.ws.run_dir(run["id"])

@@ -31,7 +31,7 @@ import yaml
 from engine import __version__
 from engine.client.protocol import MAX_LINE, decode, encode
 from engine.daemon.executors import slurm_info
-from engine.daemon.gpus import DETECTION, gpu_count, gpu_stats
+from engine.daemon.gpus import DETECTION, gpu_stats, schedulable
 from engine.daemon.ingest import EventSummary
 from engine.daemon.runlog import read_chunk, streams_for
 from engine.daemon.scheduler import Scheduler
@@ -60,8 +60,7 @@ class Daemon:
         self.ready = ready
         self.store = store
         self.settings = settings
-        gpus = settings.gpus if settings.gpus is not None else gpu_count()
-        self.scheduler = Scheduler(store, ws, settings, gpus)
+        self.scheduler = Scheduler(store, ws, settings, schedulable(settings.gpus))
         self.clients: set[asyncio.StreamWriter] = set()
         self.handlers: set[asyncio.Task[Any]] = set()
         """The connection tasks, awaited at a stop so none is cancelled mid-read (asyncio logs those)."""
@@ -430,27 +429,42 @@ class Daemon:
         return await asyncio.to_thread(run_results, self.store.con.cursor(), run_id)
 
     async def op_gpus(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
-        """Each schedulable GPU with utilisation, memory and the runs holding it (for the GPU panel).
+        """Each schedulable GPU with utilisation, memory, the runs holding it and every compute
+        process on it (for the GPU panel and `tix daemon status`).
 
-        Result: gpus [{index, name, util, mem_used, mem_total, temperature, detected, runs: [{id,
-        name, kind, experiment}]}], scheduled (GPUs the scheduler uses), detected, source (nvml,
-        nvidia-smi or none), override (the gpus setting is set), how (how detection works).
-        With executor slurm, the cluster instead (`_slurm_gpus`).
+        Result: gpus [{index, name, util, mem_used, mem_total, temperature, detected, scheduled,
+        runs: [{id, name, kind, experiment, state, pid}], processes: [{pid, user, used, command,
+        run}] (tix's first, then other users' by memory), foreign_used (bytes), blocked (other
+        users hold more than foreign_gpu_mib: not handed out)}], scheduled (GPUs the scheduler
+        uses), allowlist (the gpus setting's list, else None), detected, source (nvml, stand-in,
+        nvidia-smi or none), override (the gpus setting is set), how (how detection works),
+        foreign_gpu_mib, processes_age (seconds since NVML was asked; None: no process list),
+        processes_error. With executor slurm, the cluster instead (`_slurm_gpus`).
         """
         if self.settings.executor == "slurm":
             return await self._slurm_gpus()
-        stats, source = await asyncio.to_thread(gpu_stats)
+        snapshot, view = self.scheduler.gpu_view()
+        if snapshot is not None and snapshot.source != "none" and not snapshot.error:
+            stats, source = list(snapshot.devices), snapshot.source
+        else:
+            stats, source = await asyncio.to_thread(gpu_stats)
         by_index = {row["index"]: row for row in stats}
         holders = self._gpu_holders()
-        total = self.scheduler.gpu_total
+        ids = self.scheduler.gpu_ids
         rows = []
-        for index in sorted(set(range(total)) | set(by_index)):
+        for index in sorted(set(ids) | set(by_index)):
             row = by_index.get(index) or {"index": index, "name": None, "util": None, "mem_used": None,
                                           "mem_total": None, "temperature": None}
-            rows.append({**row, "detected": index in by_index, "scheduled": index < total,
-                         "runs": holders.get(index, [])})
-        return {"gpus": rows, "scheduled": total, "detected": len(stats), "source": source,
-                "override": self.settings.gpus is not None, "how": DETECTION}
+            procs = view.get(index) or {"processes": [], "foreign_used": 0, "blocked": False}
+            rows.append({**row, "detected": index in by_index, "scheduled": index in ids,
+                         "runs": holders.get(index, []), **procs})
+        listed = snapshot is not None and snapshot.source != "none"
+        return {"gpus": rows, "scheduled": len(ids), "detected": len(stats), "source": source,
+                "override": self.settings.gpus is not None, "how": DETECTION,
+                "allowlist": self.settings.gpus if isinstance(self.settings.gpus, list) else None,
+                "foreign_gpu_mib": self.settings.foreign_gpu_mib,
+                "processes_age": round(time.monotonic() - snapshot.taken, 1) if listed else None,
+                "processes_error": snapshot.error if snapshot is not None else None}
 
     async def _slurm_gpus(self) -> dict[str, Any]:
         """The `gpus` op on Slurm: this login node's GPUs run nothing of tix's, the cluster's do.
@@ -486,7 +500,7 @@ class Daemon:
         holders: dict[int, list[dict[str, Any]]] = {}
         for run_id, gpus in sorted(active.items()):
             run = runs.get(run_id) or {}
-            brief = {k: run.get(k) for k in ("name", "kind", "experiment", "state")}
+            brief = {k: run.get(k) for k in ("name", "kind", "experiment", "state", "pid")}
             for gpu in gpus:
                 holders.setdefault(gpu, []).append({"id": run_id, **brief})
         return holders

@@ -94,9 +94,17 @@ class DaemonSettings:
         "help": "Seconds with nothing queued or running and no client connected before the daemon "
                 "exits and releases the database (env TIX_IDLE_TIMEOUT).", "env": "TIX_IDLE_TIMEOUT",
         "kind": "number"})
-    gpus: int | None = field(default=None, metadata={
-        "help": "Number of GPUs to schedule on; unset = detect with NVML or nvidia-smi (env TIX_GPUS).",
-        "env": "TIX_GPUS", "kind": "int"})
+    gpus: int | list[int] | None = field(default=None, metadata={
+        "help": "GPUs to schedule on: a number (the first N), or a list of GPU indices, an allowlist "
+                "(gpus: [0, 1, 3]); unset = every GPU NVML or nvidia-smi sees (env TIX_GPUS: 4, or 0,1,3).",
+        "env": "TIX_GPUS", "kind": "gpus"})
+    foreign_gpu_mib: float = field(default=2048.0, metadata={
+        "help": "A GPU whose processes that are not tix's (another user's job) hold more than this many "
+                "MiB is not handed out; runs already on it go on (env TIX_FOREIGN_GPU_MIB).",
+        "env": "TIX_FOREIGN_GPU_MIB", "kind": "number"})
+    gpu_poll: float = field(default=2.0, metadata={
+        "help": "Seconds between two questions to NVML about the GPUs' processes, asked in a thread "
+                "(env TIX_GPU_POLL).", "env": "TIX_GPU_POLL", "kind": "number"})
     cpu_slots: int | None = field(default=None, metadata={
         "help": "Runs that need no GPU (or any run on a CPU-only box) running at once; unset = 2 on a box "
                 "with 2 or more cores, else 1 (env TIX_CPU_SLOTS).",
@@ -149,8 +157,12 @@ class DaemonSettings:
                 kwargs[key] = SlurmSettings.from_values(raw, source)
             elif kind == "choice":
                 kwargs[key] = _choice(key, raw, source)
+            elif kind == "gpus":
+                kwargs[key] = _gpus(raw, source)
             else:
-                kwargs[key] = _coerce(key, raw, kind, source)
+                value = _coerce(key, raw, kind, source)
+                if value is not None or known[key].default is None:  # empty: the default stays
+                    kwargs[key] = value
         return cls(**kwargs)
 
 
@@ -160,6 +172,23 @@ def _choice(key: str, raw: Any, source: str) -> str:
     if raw not in EXECUTORS:
         raise ValueError(f"{source}: setting {key} must be one of {', '.join(EXECUTORS)}, got {raw!r}")
     return str(raw)
+
+
+def _gpus(raw: Any, source: str) -> int | list[int] | None:
+    """`gpus`: a count (4, "4"), or an allowlist of indices ([0, 1, 3], "0,1,3", "3,"); empty = detect.
+    A list is what a shared box needs: the GPUs this user may take, whatever the others run."""
+    if isinstance(raw, str) and "," in raw:
+        raw = [part.strip() for part in raw.split(",") if part.strip()]
+    if not isinstance(raw, list):
+        return _coerce("gpus", raw, "int", source)
+    indices = []
+    for item in raw:
+        if isinstance(item, bool) or not str(item).isdigit():
+            raise ValueError(f"{source}: setting gpus expects a number or a list of GPU indices, got {raw!r}")
+        indices.append(int(item))
+    if len(set(indices)) != len(indices):
+        raise ValueError(f"{source}: setting gpus lists a GPU twice: {raw!r}")
+    return indices
 
 
 def _coerce(key: str, raw: Any, kind: str, source: str) -> Any:

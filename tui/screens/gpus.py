@@ -1,9 +1,14 @@
-"""The GPU panel: utilisation and memory per GPU, and which run holds it.
+"""The GPU panel: utilisation and memory per GPU, which run holds it, and every process on it.
 
 Figures come from the daemon's `gpus` op (NVML, else nvidia-smi, on the daemon's box), asked
 every two seconds while the panel is on screen and never while it is not. Runs hold GPUs through
 the scheduler (CUDA_VISIBLE_DEVICES); a GPU the `gpus` setting adds but the driver does not show
 is listed without figures. With no GPU at all the panel says so and how detection works.
+
+GPU boxes are shared: under the GPUs, the processes on each one as nvitop lists them: tix's run
+(its name and pid) first, then other users' (user, pid, memory, command). A GPU whose other users
+hold more than `foreign_gpu_mib` is marked: the scheduler does not hand it out. The daemon reads
+NVML and /proc; this screen only shows what it says, control characters made visible.
 
 With `executor: slurm` the daemon's box runs nothing of tix's, so the op answers with the cluster
 instead (`source: slurm`, sinfo on the daemon's side, a few seconds old at most): the panel then
@@ -95,6 +100,7 @@ def render(info: dict[str, Any], width: int) -> tuple[Text, RenderableType]:
         return slurm_head(info), slurm_body(info)
     gpus = info.get("gpus") or []
     source = {"nvml": "figures from NVML", "nvidia-smi": "figures from nvidia-smi",
+              "stand-in": "figures from an NVML stand-in (TIX_FAKE_NVML)",
               "none": "no figures: neither NVML nor nvidia-smi answered"}.get(
         info.get("source", ""), str(info.get("source")))
     count = f" {len(gpus)} GPU{'s' if len(gpus) != 1 else ''}"
@@ -103,7 +109,7 @@ def render(info: dict[str, Any], width: int) -> tuple[Text, RenderableType]:
         how = visible(info.get("how", ""), lines=True)
         return head, Text(f"no GPUs detected (how detection works)\n\n{how}\n\n"
                           "Runs use CPU slots (the cpu_slots setting) on this box.")
-    return head, gpu_table(gpus, width)
+    return head, Group(gpu_table(gpus, width), *process_section(info))
 
 
 def gpu_table(gpus: list[dict[str, Any]], width: int) -> Table:
@@ -129,10 +135,80 @@ def gpu_row(gpu: dict[str, Any], bar_width: int) -> list[Text | str]:
     mem_cell = Text("-" if mem_frac is None else f"{bar(mem_frac, bar_width)} {gib(used)}/{gib(total)}",
                     style=_load_style(None if mem_frac is None else mem_frac * 100))
     temp = gpu.get("temperature")
+    return [Text(name[:28]), util_cell, mem_cell, "-" if temp is None else f"{temp:.0f}", holder_cell(gpu)]
+
+
+def holder_cell(gpu: dict[str, Any]) -> Text:
+    """tix's runs on the GPU; else other users' memory when they fill it (blocked: not handed out) or use
+    some of it; else `free`."""
     runs = gpu.get("runs") or []
-    held = ", ".join(f"{r['id']} {r.get('experiment') or '-'}/{r.get('name') or '-'}" for r in runs)
-    holders = Text(visible(held or "free"), style="" if runs else "dim")
-    return [Text(name[:28]), util_cell, mem_cell, "-" if temp is None else f"{temp:.0f}", holders]
+    if runs:
+        return Text(visible(", ".join(f"{r['id']} {r.get('experiment') or '-'}/{r.get('name') or '-'}"
+                                      for r in runs)))
+    others = [p for p in gpu.get("processes") or [] if not p.get("run")]
+    if gpu.get("blocked"):
+        users = ", ".join(dict.fromkeys(str(p.get("user")) for p in others)) or "others"
+        return Text(visible(f"{users} {size(gpu.get('foreign_used'))}: blocked"), style="bold red")
+    if others:
+        return Text(f"free · others {size(gpu.get('foreign_used'))}", style="dim")
+    return Text("free", style="dim")
+
+
+# -- processes on each GPU, as nvitop lists them ---------------------------------------------------
+def process_section(info: dict[str, Any]) -> list[RenderableType]:
+    """A title and the process table; a line saying why there is none (no NVML, its error)."""
+    title = Text("\nprocesses", style="bold underline")
+    if info.get("processes_error"):
+        return [title, Text(visible(f"NVML: {info['processes_error']}"), style="red")]
+    if info.get("processes_age") is None:
+        return [title, Text("not listed: the daemon has no NVML process list on this box", style="dim")]
+    rows = [row for gpu in info.get("gpus") or [] for row in process_rows(gpu)]
+    limit = info.get("foreign_gpu_mib")
+    note = Text("" if limit is None else f"blocked: other users hold over {limit:.0f} MiB of the GPU, "
+                "so tix does not hand it out", style="dim")
+    if not rows:
+        return [title, Text("no compute processes on any GPU", style="dim"), note]
+    table = Table(box=None, padding=(0, 1), expand=True, show_edge=False, header_style="bold")
+    for column in ("GPU", "pid", "user", "GPU mem"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("run / command", overflow="ellipsis", no_wrap=True, ratio=1)
+    for row in rows:
+        table.add_row(*row)
+    return [title, table, note]
+
+
+def process_rows(gpu: dict[str, Any]) -> list[list[Text | str]]:
+    """tix's runs first (name and pid; memory when NVML lists the worker or its children), then
+    other users' processes by memory, red when they keep tix off the GPU."""
+    index = str(gpu["index"])
+    procs = gpu.get("processes") or []
+    rows: list[list[Text | str]] = []
+    for run in gpu.get("runs") or []:
+        mine = [p for p in procs if p.get("run") == run["id"]]
+        label = visible(f"tix {run.get('experiment') or '-'}/{run.get('name') or '-'} {run['id']}")
+        for p in mine or [{"pid": run.get("pid"), "user": "-", "used": None}]:
+            rows.append([index, str(p.get("pid") or "-"), visible(p.get("user") or "-"),
+                         "-" if p.get("used") is None else size(p["used"]), Text(label, style="yellow")])
+    held = {r["id"] for r in gpu.get("runs") or []}
+    for p in procs:
+        if p.get("run") in held:
+            continue
+        what = f"tix (ended) {p['run']}" if p.get("run") else p.get("command") or "?"
+        style = "red" if gpu.get("blocked") and not p.get("run") else "dim" if p.get("run") else ""
+        rows.append([index, str(p["pid"]), Text(visible(p.get("user") or "?"), style=style),
+                     size(p.get("used")), Text(visible(what), style=style)])
+    return rows
+
+
+def size(n: int | None) -> str:
+    """61 GiB, 2.5 GiB, 800 MiB; `?` where the driver does not say."""
+    if n is None:
+        return "?"
+    if n >= 10 << 30:
+        return f"{n / (1 << 30):.0f} GiB"
+    if n >= 1 << 30:
+        return f"{n / (1 << 30):.1f} GiB"
+    return f"{n / (1 << 20):.0f} MiB"
 
 
 # -- on Slurm: the cluster, as sinfo shows it, and tix's jobs in it --------------------------------
