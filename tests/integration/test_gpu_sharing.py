@@ -75,7 +75,8 @@ def gpu_probe(name: str, **params: Any) -> dict[str, Any]:
     return run
 
 
-def test_a_gpu_another_user_fills_is_not_handed_out_until_the_process_exits(ws: Workspace, box: FakeBox) -> None:
+def test_a_gpu_another_user_fills_is_not_handed_out_until_the_process_exits(ws: Workspace, box: FakeBox,
+                                                                           tix) -> None:
     alice = box.foreign(0, 62464)  # 61 GiB on GPU 0
     first, second = gpu_probe("first", steps=200, sleep=0.05), gpu_probe("second", steps=1)
     with Client(ws) as client:
@@ -86,6 +87,10 @@ def test_a_gpu_another_user_fills_is_not_handed_out_until_the_process_exits(ws: 
         assert waiting["state"] == "queued"
         assert waiting["progress_text"] == (f"waiting: GPU 0 used by {OTHER} (pid {alice.pid}, 61 GiB); "
                                             "GPU 1 held by tix runs")
+        listed = tix("status").stdout
+        line = next(line for line in listed.splitlines() if line.startswith(second["id"]))
+        assert line.split()[4:9] == ["queued", "waiting:", "GPU", "0", "used"]  # `tix status` says why
+        assert f"{OTHER} (pid {alice.pid}, 61 GiB)" in line
         alice.kill()  # the other job ends: NVML no longer lists it, and the run starts on its GPU
         alice.wait(timeout=5)
         started = wait_state(client, second["id"], {"running", "succeeded"})

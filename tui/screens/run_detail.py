@@ -174,7 +174,7 @@ def head_facts(run: dict[str, Any]) -> Text:
         return Text(last_line(run["error"]), style="red")
     host = run.get("host")
     facts = visible(" · ".join(x for x in (
-        run.get("progress_text") if run.get("state") == "running" else None,
+        run.get("progress_text") if run.get("state") in ("running", "queued") else None,
         (f"submitted from {host}" if run.get("executor") == "slurm" else f"host {host}") if host else None,
         f"attempt {run['attempt']}" if run.get("attempt") else None,
         f"started {str(run['started_at'])[5:16]}" if run.get("started_at") else None,

@@ -326,7 +326,7 @@ def describe(run: dict[str, Any] | None, now: float) -> Text:
     text.append(visible(f"  {run.get('experiment') or '-'}/{run.get('name') or '-'}  {run.get('kind')}"))
     if run.get("job_id"):  # before the rest: where a cluster run is matters more than when it started
         text.append(f"  {visible(slurm_job(run))}")
-    if run.get("progress_text") and run.get("state") == "running":
+    if run.get("progress_text") and run.get("state") in ("running", "queued"):  # queued: why it waits
         text.append(f"  {visible(run['progress_text'])}")
     if run.get("started_at"):
         text.append(f"  started {str(run['started_at'])[5:16]}")

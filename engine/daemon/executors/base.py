@@ -110,4 +110,7 @@ def worker_env(home: Path, cuda_visible: str | None) -> dict[str, str]:
     env = {"TIX_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     if cuda_visible is not None:
         env["CUDA_VISIBLE_DEVICES"] = cuda_visible
+        # the scheduler's indices are NVML's (PCI bus order); CUDA's default order puts the fastest
+        # GPU first, which on a mixed box is another GPU than the one NVML found free
+        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
     return env
