@@ -2,11 +2,12 @@
 
 It imports nothing heavy, reports progress and metrics like a training job, records the
 environment it was given (CUDA_VISIBLE_DEVICES, OMP_NUM_THREADS) and the core shares the daemon
-sent it while it ran, and on request sleeps, writes samples or a
-line to stderr, ignores SIGTERM, fails (always, or on its first attempts), or keeps its step in
-the run folder and continues from it when run again (`resumable`, a training's checkpoint in
-miniature: the Slurm tests of time limits and requeues use it). tix uses it in
-its integration tests and benchmarks; users can use it to check that a box schedules work.
+sent it while it ran, and on request sleeps, writes samples or a line to stderr, holds GPU memory
+(`cuda_mib`, importing torch only then: NVML lists it as the run's process), ignores SIGTERM,
+fails (always, or on its first attempts), or keeps its step in the run folder and continues
+from it when run again (`resumable`, a training's checkpoint in miniature: the Slurm tests of
+time limits and requeues use it). tix uses it in its integration tests and benchmarks; users can
+use it to check that a box schedules work.
 
 Run: `python -m engine.jobs.worker RUN_DIR` with `kind: probe` in `RUN_DIR/spec.yaml`.
 """
@@ -33,6 +34,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     if ctx.params.get("ignore_sigterm"):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     steps = int(ctx.params.get("steps", 5))
+    held = hold_cuda(float(ctx.params.get("cuda_mib") or 0))
     done = resume_step(ctx) if ctx.params.get("resumable") else 0
     share, shares = ThreadShare(ctx.run_dir), []
     for step in range(done + 1, steps + 1):
@@ -50,6 +52,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         raise RuntimeError(f"failing attempt {ctx.attempt} on purpose")
     if ctx.params.get("fail"):
         raise RuntimeError(str(ctx.params["fail"]))
+    del held
     return {"steps": steps, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "thread_shares": shares,
             "model_path": ctx.params.get("model_path"), "resumed_from": done or None}
@@ -62,3 +65,12 @@ def resume_step(ctx: JobContext) -> int:
     if done:
         ctx.events.log(f"resuming from step {done}")
     return done
+
+
+def hold_cuda(mib: float) -> object | None:
+    """`mib` MiB allocated on the run's GPU for as long as the probe runs (torch imported only then)."""
+    if mib <= 0:
+        return None
+    import torch
+
+    return torch.empty(int(mib * (1 << 20)), dtype=torch.uint8, device="cuda")
