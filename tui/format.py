@@ -262,18 +262,66 @@ def result_facts(run: dict[str, Any]) -> list[tuple[str, str]]:
     return facts + ([("steps", str(result["steps"]))] if result.get("steps") else [])
 
 
-def result_cell(run: dict[str, Any]) -> str:
-    """The result column: the run's most telling figure (`acc 57.3`, `loss 0.412`, `d .12/.08/.05`)."""
+SHORT_LABELS = {"reward": "rwd"}
+"""Labels a narrow result column writes shorter (the figure itself is never cut)."""
+CUT = "…"
+"""What a cell or line shows in place of figures that do not fit: a number is dropped, never cut."""
+
+
+def result_forms(run: dict[str, Any]) -> list[str]:
+    """The run's most telling figure (`acc 57.3`, `reward 0.292`, `d 0.494/0.204/0.21`), then
+    shorter forms of it, each made of whole numbers: `rwd 0.292`, `d .494/.204/.21`, `d 0.494 …`."""
     facts = result_facts(run)
-    return f"{facts[0][0]} {facts[0][1]}" if facts else ""
+    if not facts:
+        return []
+    label, value = facts[0]
+    forms = [f"{label} {value}"]
+    if label in SHORT_LABELS:
+        forms.append(f"{SHORT_LABELS[label]} {value}")
+    parts = value.split("/")
+    if len(parts) > 1:  # a figure per group: without leading zeros, then the first group alone
+        forms.append(f"{label} " + "/".join(p[1:] if p.startswith("0.") else p for p in parts))
+        forms.append(f"{label} {parts[0]} {CUT}")
+    return forms
 
 
-def result_line(run: dict[str, Any]) -> str:
-    """Every fact of the result on one line, for the selected run's summary."""
+def result_cell(run: dict[str, Any], width: int | None = None) -> str:
+    """The result column at `width` cells: the longest form of the run's figure that fits whole,
+    else `…` (the selected run's line below the table has every figure)."""
+    forms = result_forms(run)
+    if not forms or width is None:
+        return forms[0] if forms else ""
+    return next((form for form in forms if len(form) <= width), CUT)
+
+
+def fit_parts(parts: list[Text], width: int, sep: str = " · ") -> Text:
+    """As many whole parts as fit `width` cells, joined by `sep`, then `…` when some are left out:
+    a line of figures is shortened by figures, never through the middle of one."""
+    out = Text()
+    for i, part in enumerate(parts):
+        gap = sep if out.plain else ""
+        rest = i + 1 < len(parts)
+        room = width - (len(sep) + len(CUT) if rest else 0)
+        if len(out) + len(gap) + len(part) > room:
+            out.append(gap + CUT if out.plain else CUT, style="dim")
+            return out
+        out.append(gap)
+        out.append_text(part)
+    return out
+
+
+def result_parts(run: dict[str, Any]) -> list[str]:
+    """Every fact of the result, each whole (`acc 70.8`, `math 62.5`; an analyse run's `d math
+    0.494 other 0.204 non 0.21`), for lines that drop what does not fit rather than cut it."""
     result = run.get("result") if run.get("state") == "succeeded" else None
     if run.get("kind") == "analyse" and isinstance(result, dict):
         shifts = [("d", (result.get("pca_shift") or {}).get("d") or {}),
                   ("KL", (result.get("token_shift") or {}).get("kl") or {})]
-        return " · ".join(f"{name} " + " ".join(f"{g} {short_value(v)}" for g, v in ordered_groups(values))
-                          for name, values in shifts if values)
-    return " · ".join(f"{k} {v}" for k, v in result_facts(run))
+        return [f"{name} " + " ".join(f"{g} {short_value(v)}" for g, v in ordered_groups(values))
+                for name, values in shifts if values]
+    return [f"{k} {v}" for k, v in result_facts(run)]
+
+
+def result_line(run: dict[str, Any]) -> str:
+    """Every fact of the result on one line, for the selected run's summary."""
+    return " · ".join(result_parts(run))

@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import signal
 import socket
 import struct
@@ -23,7 +24,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import yaml
@@ -40,7 +41,13 @@ from engine.events import STDERR_FILE, STDOUT_FILE
 from engine.workspace import Workspace
 from storage.store import ReadOnlyQueryError, Store, readonly_query, run_metrics, run_results, run_samples
 
+if TYPE_CHECKING:
+    from engine.analysis.paired import PairedCache
+
 log = logging.getLogger("tix.daemon")
+PAIRED_READERS = re.compile(r"paired_|flip_summary", re.IGNORECASE)
+"""A query naming these reads `paired_stats`, which the daemon refreshes first (migration 0006)."""
+MAX_BOOT = 100_000
 
 
 class RequestError(Exception):
@@ -74,6 +81,9 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.sinfo = slurm_info.SinfoCache()
         """The cluster as sinfo last showed it (the `gpus` op on Slurm; a few seconds old at most)."""
+        self.paired: PairedCache | None = None
+        """Every tuned model's items paired with its base's, and the `paired_stats` table they fill
+        (engine.analysis.paired), reloaded only when the stored items change."""
         self.ops: dict[str, Callable[[dict[str, Any], asyncio.StreamWriter], Awaitable[Any]]] = {
             "ping": self.op_ping, "status": self.op_status, "run": self.op_run,
             "submit": self.op_submit, "cancel": self.op_cancel, "resume": self.op_resume, "sql": self.op_sql,
@@ -107,6 +117,7 @@ class Daemon:
                 await asyncio.wait(list(self.handlers), timeout=5)
             with contextlib.suppress(FileNotFoundError):
                 self.ws.socket.unlink()
+            self.refresh_paired_on_exit()
             self.scheduler.close()
 
     def stop(self, reason: str) -> None:
@@ -319,8 +330,39 @@ class Daemon:
         self.wake.set()
         return self.store.run(run_id)
 
+    def paired_cache(self) -> PairedCache:
+        if self.paired is None:
+            from engine.analysis.paired import PairedCache
+
+            self.paired = PairedCache()
+        return self.paired
+
+    async def refresh_paired(self, query: str) -> None:
+        """Before a query that reads `paired_stats` (through `paired_deltas` or `flip_summary`), bring
+        the table up to date with the items (in a thread; a no-op when nothing changed)."""
+        if not PAIRED_READERS.search(query):
+            return
+        cursor = self.store.con.cursor()
+        try:
+            await asyncio.to_thread(self.paired_cache().refresh_table, cursor)
+        except duckdb.Error as exc:
+            raise RequestError(one_line(str(exc)), "query_error") from None
+        finally:
+            cursor.close()
+
+    def refresh_paired_on_exit(self) -> None:
+        """Leave `paired_stats` current for whoever opens the file next (duckdb, harlequin)."""
+        cursor = self.store.con.cursor()
+        try:
+            self.paired_cache().refresh_table(cursor)
+        except Exception:  # noqa: BLE001 - exiting anyway; the next daemon refreshes it on demand
+            log.error("refreshing paired_stats at exit failed:\n%s", traceback.format_exc())
+        finally:
+            cursor.close()
+
     async def op_sql(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
         """A read-only query: args query, max_rows (default 10,000), params (`?` values)."""
+        await self.refresh_paired(str(args.get("query", "")))
         return await self.readonly_in_thread(_query, str(args.get("query", "")),
                                              int(args.get("max_rows", 10_000)), query_params(args))
 
@@ -330,6 +372,7 @@ class Daemon:
         from engine.daemon.tui_ops import sql_with_total
 
         max_rows = _bounded(args.get("max_rows"), 1_000, 1, 1_000_000)
+        await self.refresh_paired(str(args.get("query", "")))
         return await self.readonly_in_thread(sql_with_total, str(args.get("query", "")), max_rows,
                                              query_params(args))
 
@@ -339,6 +382,7 @@ class Daemon:
         from engine.daemon.tui_ops import export_query
 
         query, path, fmt = (str(args.get(k, "")) for k in ("query", "path", "format"))
+        await self.refresh_paired(query)
         return await self.readonly_in_thread(export_query, query, path, fmt, query_params(args))
 
     async def readonly_in_thread(self, fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
@@ -358,8 +402,9 @@ class Daemon:
         return apply_import(self.store, args)
 
     async def op_ti(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
-        """TI of every tuned model (engine.analysis.ti), computed here so clients need no numpy."""
-        return await asyncio.to_thread(run_ti, self.store.con.cursor(), args)
+        """TI of every tuned model (engine.analysis.ti) with its intervals (engine.analysis.paired),
+        computed here so clients need no numpy."""
+        return await asyncio.to_thread(run_ti, self.store.con.cursor(), args, self.paired_cache())
 
     async def op_schema(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> list[dict[str, str]]:
         return self.store.schema()
@@ -533,17 +578,23 @@ def _query(store: Store, query: str, max_rows: int, params: list[Any]) -> dict[s
     return readonly_query(store.con.cursor(), query, max_rows, params)
 
 
-def run_ti(cursor: duckdb.DuckDBPyConnection, args: dict[str, Any]) -> dict[str, Any]:
+def run_ti(cursor: duckdb.DuckDBPyConnection, args: dict[str, Any],
+           cache: PairedCache | None = None) -> dict[str, Any]:
     """The `ti` op on a cursor of its own (run in a thread, like `sql`): args experiment,
-    variant (v1|v2), sigma (pooled, per-model or {math, other, non}); closes the cursor."""
-    from engine.analysis import ti
+    variant (v1|v2), sigma (pooled, per-model or {math, other, non}), boot (bootstrap replicates,
+    default 2,000; 0: no intervals); closes the cursor. `cache`: the daemon's paired items."""
+    from engine.analysis import paired, stats, ti
 
     variant, experiment = args.get("variant"), args.get("experiment")
     if variant not in (None, "v1", "v2") or not isinstance(experiment, (str, type(None))):
         raise RequestError("ti: variant must be v1 or v2 and experiment a name")
+    boot = _bounded(args.get("boot"), stats.BOOT, 0, MAX_BOOT)
     try:
         sigma = ti.check_sigma(args.get("sigma"))
-        return ti.report(lambda sql, params: _dict_rows(cursor, sql, params), experiment, variant, sigma)
+        done = ti.report(lambda sql, params: _dict_rows(cursor, sql, params), experiment, variant, sigma)
+        data = (cache or paired.PairedCache()).current(cursor)
+        paired.attach(done["results"], data, boot)
+        return done
     except ti.UnknownExperiment as exc:
         raise RequestError(str(exc), "not_found") from None
     except ValueError as exc:

@@ -27,14 +27,16 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
 
 from tui.format import (
+    CUT,
     STATE_STYLES,
     STATES,
     count_label,
     duration,
     epoch,
+    fit_parts,
     last_line,
     on_slurm,
-    result_line,
+    result_parts,
     run_seconds,
     slurm_job,
     slurm_queue_line,
@@ -149,7 +151,7 @@ class RunsScreen(Screen[None]):
 
     def on_resize(self) -> None:
         width = self.size.width
-        if [w for _c, w in self.table.cols] != [w for _c, w in layout(width, self.table.nodes)]:
+        if self.table.cols != layout(width, self.table.nodes, self.table.need):
             self.rebuild()
 
     # -- data ------------------------------------------------------------------------------------
@@ -161,6 +163,9 @@ class RunsScreen(Screen[None]):
         terms, table, moved = self.terms(), self.table, False
         if not table.nodes and any(map(on_slurm, message.runs)):
             self.rebuild()  # the first run on Slurm: the GPU column becomes the node column
+            return
+        if table.wants_wider(message.runs, self.size.width or 80):
+            self.rebuild()  # a run's result is wider than the layout made room for
             return
         for run in message.runs:
             shown, wanted = run["id"] in table.shown, matches(run, terms)
@@ -201,12 +206,14 @@ class RunsScreen(Screen[None]):
         return self.filter_text.lower().split()
 
     def tick_durations(self) -> None:
-        """Once a second: the time and ETA of running runs (nothing else changes with the clock)."""
+        """Once a second: the time and ETA of running runs, and the selected run's `(2m58s ago)`
+        (nothing else changes with the clock)."""
         table = self.table
         for run_id in table.shown:
             run = self.runs.get(run_id)
             if run is not None and run.get("state") == "running":
                 table.update_run(run)
+        self.show_selected()
 
     def loaded(self) -> bool:
         """Whether the first status has arrived: before it, "0 runs" would be a lie."""
@@ -241,7 +248,8 @@ class RunsScreen(Screen[None]):
         explain themselves when they do not apply): refreshing the footer's bindings on each cursor
         move would recompose it, and Textual 8's Footer keeps every replaced key alive (a leak of
         about a thousand objects per refresh, which also slows its garbage collections)."""
-        shown = describe(self.selected_run(), self.clock()) if self.loaded() else Text(
+        width = max(20, (self.size.width or 80) - 2)
+        shown = describe(self.selected_run(), self.clock(), width) if self.loaded() else Text(
             "the runs appear as soon as the daemon answers (it is started if it is not running)", style="dim")
         self.query_one("#selected", Static).update(shown, layout=False)
 
@@ -318,36 +326,46 @@ class RunsScreen(Screen[None]):
 
 
 
-def describe(run: dict[str, Any] | None, now: float) -> Text:
-    """Two lines about the selected run: what it is doing, and its error when it has one."""
+def describe(run: dict[str, Any] | None, now: float, width: int = 1_000) -> Text:
+    """Two lines about the selected run: what it is doing, and its error when it has one; each
+    line keeps the facts that fit `width` whole (a figure or a time is left out, never cut)."""
     if run is None:
         return Text("no run selected", style="dim")
-    text = Text(visible(run["id"]), style="bold")
-    text.append(visible(f"  {run.get('experiment') or '-'}/{run.get('name') or '-'}  {run.get('kind')}"))
+    head = [Text(visible(run["id"]), style="bold"),
+            Text(visible(f"{run.get('experiment') or '-'}/{run.get('name') or '-'}  {run.get('kind')}"))]
     if run.get("job_id"):  # before the rest: where a cluster run is matters more than when it started
-        text.append(f"  {visible(slurm_job(run))}")
+        head.append(Text(visible(slurm_job(run))))
     if run.get("progress_text") and run.get("state") in ("running", "queued"):  # queued: why it waits
-        text.append(f"  {visible(run['progress_text'])}")
+        head.append(Text(visible(run["progress_text"])))
     if run.get("started_at"):
-        text.append(f"  started {str(run['started_at'])[5:16]}")
+        head.append(Text(f"started {str(run['started_at'])[5:16]}"))
     if run.get("attempt", 0) > 1:
-        text.append(f"  attempt {run['attempt']}")
-    text.append("\n")
-    if run.get("error") and run.get("state") not in ("running", "succeeded"):
-        text.append(last_line(run["error"]), style="red")
-    elif waiting := slurm_queue_line(run):
-        text.append(visible(waiting), style="cyan")
-    elif run.get("state") == "queued" and run.get("deps"):
-        text.append(visible(f"waiting for {', '.join(run['deps'])}"), style="cyan")
-    elif run.get("finished_at"):
-        ended = epoch(run["finished_at"])
-        ago = duration(now - ended) if ended else ""
-        found = result_line(run)
-        if found:  # what it found first: it is why the user selected a finished run
-            text.append(visible(found) + "  ", style="green")
-        text.append(f"ended {str(run['finished_at'])[5:16]}" + (f" ({ago} ago)" if ago else ""))
+        head.append(Text(f"attempt {run['attempt']}"))
+    text = Text("\n").join([fit_parts(head, width, "  "), second_line(run, now, width)])
     text.no_wrap, text.overflow = True, "ellipsis"
     return text
+
+
+def second_line(run: dict[str, Any], now: float, width: int) -> Text:
+    """The error of a failed run, why a queued one waits, or what a finished one found and when."""
+    if run.get("error") and run.get("state") not in ("running", "succeeded"):
+        return Text(last_line(run["error"]), style="red")
+    if waiting := slurm_queue_line(run):
+        return Text(visible(waiting), style="cyan")
+    if run.get("state") == "queued" and run.get("deps"):
+        return Text(visible(f"waiting for {', '.join(run['deps'])}"), style="cyan")
+    if not run.get("finished_at"):
+        return Text()
+    ended = epoch(run["finished_at"])
+    ago = duration(now - ended) if ended else ""
+    when = Text(f"ended {str(run['finished_at'])[5:16]}" + (f" ({ago} ago)" if ago else ""))
+    found = [Text(visible(part), style="green") for part in result_parts(run)]
+    if not found:
+        return when
+    # what it found first (it is why the user selected a finished run), the time once it fits
+    line = fit_parts(found, width)
+    rest = width - len(line) - 2
+    return line + (Text("  ") + when if len(when) <= rest and not line.plain.endswith(CUT) else Text())
 
 
 def _label(key: str) -> str:

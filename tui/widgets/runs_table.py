@@ -28,6 +28,7 @@ from tui.format import (
     progress_cell,
     queue_cell,
     result_cell,
+    result_forms,
     run_seconds,
     state_cell,
     visible,
@@ -58,33 +59,67 @@ NARROW_PROGRESS = "prog/result"
 NODE = Column("gpus", "node", 5, 2, 12)
 
 
-def layout(width: int, nodes: bool = False) -> list[tuple[Column, int]]:
+SHRINK_TO = 6
+"""How narrow the experiment and name columns may get to give a run's figure its whole width."""
+
+
+def layout(width: int, nodes: bool = False, need: int = 0) -> list[tuple[Column, int]]:
     """Columns shown at `width` cells and their content widths (each cell adds one space);
-    `nodes`: the GPU column shows nodes (some run went to Slurm)."""
+    `nodes`: the GPU column shows nodes (some run went to Slurm); `need`: the widest result
+    shown, which its column (the progress column below WIDE) gets first when it can."""
     cols = [NODE if nodes and c.key == "gpus" else c for c in COLUMNS if width >= WIDE or not c.wide_only]
     widths = {c.key: c.width for c in cols}
     spare = width - 1 - sum(widths.values()) - len(cols)  # one cell of scrollbar
-    growers = [c for c in cols if c.grow]
+    holder = "result" if "result" in widths else "progress"
+    spare = make_room(widths, holder, need - widths[holder], spare)
+    most = {c.key: max(c.most, widths[c.key]) for c in cols}
+    growers = [c for c in cols if c.grow and widths[c.key] < most[c.key]]
     while spare > 0 and growers:
         for c in list(growers):
             if spare <= 0:
                 break
-            take = min(c.grow, spare, c.most - widths[c.key])
+            take = min(c.grow, spare, most[c.key] - widths[c.key])
             widths[c.key] += take
             spare -= take
-            if widths[c.key] >= c.most:
+            if widths[c.key] >= most[c.key]:
                 growers.remove(c)
     return [(c, widths[c.key]) for c in cols]
 
 
+def make_room(widths: dict[str, int], holder: str, want: int, spare: int) -> int:
+    """Widen `holder` by `want` cells from the spare width, then from the experiment and name
+    columns (down to SHRINK_TO), but only when that fits the whole figure; the spare left."""
+    if want <= 0:
+        return spare
+    names = ("experiment", "name")
+    slack = max(0, spare) + sum(max(0, widths[k] - SHRINK_TO) for k in names if k in widths)
+    if want > slack:
+        return spare  # a shorter form of the figure shows instead (result_cell)
+    take = min(want, max(0, spare))
+    widths[holder] += take
+    spare, want = spare - take, want - take
+    for key in (k for k in names if k in widths):
+        cut = min(want, max(0, widths[key] - SHRINK_TO))
+        widths[key] -= cut
+        widths[holder] += cut
+        want -= cut
+    return spare
+
+
+def result_need(runs: Iterable[dict[str, Any]]) -> int:
+    """The width of the widest result among `runs` (0 when none has one)."""
+    return max((len(forms[0]) for forms in map(result_forms, runs) if forms), default=0)
+
+
 def cells(run: dict[str, Any], cols: list[tuple[Column, int]], now: float) -> list[Text]:
-    """The row of one run, each cell a space then its text cut to the column width."""
+    """The row of one run, each cell a space then its text cut to the column width (a result
+    is never cut: a shorter whole form of it shows, see result_cell)."""
     out = []
-    found = result_cell(run)  # once per row: it is also what the progress column shows when narrow
     folded = not any(col.key == "result" for col, _ in cols)
     for col, width in cols:
-        shows_result = col.key == "result" or (folded and col.key == "progress" and found)
-        value = found if shows_result else _cell(run, col.key, width, now)
+        finished = folded and col.key == "progress" and run.get("state") == "succeeded"
+        shows_result = col.key == "result" or (finished and bool(result_forms(run)))
+        value = result_cell(run, width) if shows_result else _cell(run, col.key, width, now)
         text = value if isinstance(value, Text) else Text(fit(value, width))
         text.truncate(width, overflow="ellipsis")
         out.append(Text(" ") + text)
@@ -132,6 +167,7 @@ class RunsTable(DataTable[Text]):
         self.clock = clock
         self.cols: list[tuple[Column, int]] = []
         self.nodes = False  # whether the GPU column shows nodes (see `layout`)
+        self.need = 0  # the widest result shown (see `layout`)
         self.shown: dict[str, list[Text]] = {}
 
     def _shrink_caches(self) -> None:
@@ -150,9 +186,10 @@ class RunsTable(DataTable[Text]):
              nodes: bool = False) -> None:
         """Rebuild every row (filter, sort or width change), keeping the cursor on its run."""
         selected = self.selected_id()
+        runs = list(runs)
         self.clear(columns=True)
-        self.nodes = nodes
-        self.cols = layout(width, nodes)
+        self.nodes, self.need = nodes, result_need(runs)
+        self.cols = layout(width, nodes, self.need)
         for col, w in self.cols:
             folded = col.key == "progress" and not any(c.key == "result" for c, _ in self.cols)
             label = (header or {}).get(col.key, NARROW_PROGRESS if folded else col.label)
@@ -164,6 +201,12 @@ class RunsTable(DataTable[Text]):
             self.shown[run["id"]] = row
             self.add_row(*row, key=run["id"])
         self.select(selected)
+
+    def wants_wider(self, runs: Iterable[dict[str, Any]], width: int) -> bool:
+        """Whether a pushed run's result is wider than the layout made room for, and a new
+        layout would give it more (a rebuild then shows it whole)."""
+        need = max(self.need, result_need(runs))
+        return need > self.need and layout(width, self.nodes, need) != self.cols
 
     def update_run(self, run: dict[str, Any]) -> None:
         """Patch the cells of a shown run whose text changed."""

@@ -1,0 +1,89 @@
+"""Issue 25, item 2: a number is never cut. Where a figure does not fit, a shorter whole form of
+it shows, or it is left out with a visible `…`, or the table scrolls; checked at every size a
+person uses (60x18, 80x24, 120x40, 160x48) with the figures `tix demo` really produces.
+
+These tests need no daemon: the screens draw from runs and results handed to them."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import pytest
+from textual.app import App
+
+from tui.format import result_forms
+from tui.screens.runs import RunsScreen
+from tui.screentext import screen_text
+
+SIZES = [(60, 18), (80, 24), (120, 40), (160, 48)]
+CUT_NUMBER = re.compile(r"\d[.,]?…|\d\.…")
+"""A digit (or a decimal point) right before an ellipsis: a number cut through."""
+
+#: What `tix demo` stores for its runs (seed 0), as the daemon sends them.
+DEMO_RUNS = [
+    {"id": "analyse-4363ca9bce", "experiment": "tiny-lab", "name": "rl", "kind": "analyse", "state": "succeeded",
+     "progress": 1.0, "created_at": "2025-03-14 11:50:00", "started_at": "2025-03-14 11:50:00",
+     "finished_at": "2025-03-14 11:50:05", "gpus": None,
+     "result": {"pca_shift": {"d": {"math": 0.02613, "other": 0.03351, "non": 0.01562}},
+                "token_shift": {"kl": {"math": 0.1042, "other": 0.0021, "non": 0.00727}}}},
+    {"id": "analyse-00f76f7220", "experiment": "tiny-lab", "name": "sft", "kind": "analyse", "state": "succeeded",
+     "progress": 1.0, "created_at": "2025-03-14 11:49:00", "started_at": "2025-03-14 11:49:00",
+     "finished_at": "2025-03-14 11:49:10",
+     "result": {"pca_shift": {"d": {"math": 0.4941, "other": 0.2042, "non": 0.2101}},
+                "token_shift": {"kl": {"math": 0.18, "other": 0.027, "non": 0.426}}}},
+    {"id": "eval-97fd2d963c", "experiment": "tiny-lab", "name": "rl", "kind": "eval", "state": "succeeded",
+     "progress": 1.0, "created_at": "2025-03-14 11:48:00", "started_at": "2025-03-14 11:48:00",
+     "finished_at": "2025-03-14 11:48:05",
+     "result": {"scores": {"lab_basic_arithmetic": {"metrics": {"accuracy": 52.0}}}, "groups": {"math": 58.5}}},
+    {"id": "train-0116206162", "experiment": "tiny-lab", "name": "rl", "kind": "train", "state": "succeeded",
+     "progress": 1.0, "created_at": "2025-03-14 11:45:00", "started_at": "2025-03-14 11:45:00",
+     "finished_at": "2025-03-14 11:47:58", "result": {"final": {"reward": 0.2917, "loss": 0.0012}, "steps": 300}},
+    {"id": "train-9ed71398ca", "experiment": "tiny-lab", "name": "sft", "kind": "train", "state": "succeeded",
+     "progress": 1.0, "created_at": "2025-03-14 11:44:00", "started_at": "2025-03-14 11:44:00",
+     "finished_at": "2025-03-14 11:44:22", "result": {"final": {"loss": 0.1353}, "steps": 150}},
+]
+NOW = 1741953600.0  # 2025-03-14 12:00:00 UTC
+
+
+class RunsHost(App[None]):
+    """The dashboard on fixed runs, with no daemon (it only draws `app.runs`)."""
+
+    def __init__(self, runs: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.runs = {r["id"]: r for r in runs}
+        self.clock = lambda: NOW
+
+    def on_mount(self) -> None:
+        self.push_screen(RunsScreen(source=None))  # type: ignore[arg-type]
+
+
+def assert_whole(text: str) -> None:
+    cut = [line for line in text.splitlines() if CUT_NUMBER.search(line)]
+    assert not cut, "numbers cut:\n" + "\n".join(cut)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_runs_table_never_cuts_a_result(size: tuple[int, int]) -> None:
+    """Each run's result shows as one of its whole forms (`d 0.0261/0.0335/0.0156`, `d .0261/...`,
+    `d 0.0261 …`, `rwd 0.292`), and the selected run's line drops whole facts, never digits."""
+
+    async def main() -> None:
+        app = RunsHost(DEMO_RUNS)
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            text = screen_text(app)
+            assert_whole(text)
+            table = text.split("\n", 3)[3]
+            for run in DEMO_RUNS:
+                row = next(line for line in table.splitlines() if line.startswith(f" {run['id']}"))
+                assert any(form in row for form in result_forms(run)) or " … " in row + " ", row
+            if size[0] >= 120:  # wide enough: every figure in full
+                assert "d 0.0261/0.0335/0.0156" in text and "reward 0.292" in text
+            for run_id in app.runs:  # every selected run's summary line
+                app.screen.query_one("RunsTable").select(run_id)  # type: ignore[attr-defined]
+                await pilot.pause()
+                assert_whole(screen_text(app))
+
+    asyncio.run(main())
