@@ -294,7 +294,8 @@ def demo(ctx: click.Context, file: str | None) -> None:
 
 
 def print_demo_tables(ctx: click.Context, name: str, started: float) -> None:
-    """The demo's closing tables for experiment `name`: accuracies, TI (v1, v2) and shift per group."""
+    """The demo's closing tables for experiment `name`: accuracies, paired differences with their
+    intervals and tests, TI (v1, v2) with intervals, and shift per group."""
     from engine.lab import demo as lab_demo
 
     result = call(ctx, "sql", query=lab_demo.SCORES_SQL, params=[name])
@@ -302,9 +303,12 @@ def print_demo_tables(ctx: click.Context, name: str, started: float) -> None:
     models = ["base", *sorted(m for m in scores if m != "base")]
     click.echo(f"\naccuracy (%, greedy) after {time.time() - started:.0f} s:")
     click.echo(render_table(["group", "benchmark", *models], lab_demo.accuracy_rows(scores, groups, models)))
-    click.echo("\nTransferability Index against the base (group means, Δ: signed change from the base):")
     v1 = call(ctx, "ti", experiment=name, variant="v1")["results"]
     v2 = call(ctx, "ti", experiment=name, variant="v2", sigma="pooled")["results"]
+    click.echo("\n" + lab_demo.PAIRED_TITLE)
+    click.echo(render_table(lab_demo.PAIRED_COLUMNS, lab_demo.paired_rows(v2)))
+    click.echo("\nTransferability Index against the base (group means, Δ: signed change from the base;\n"
+               "[low, high]: 95% paired bootstrap interval, 2,000 replicates):")
     click.echo(render_table(lab_demo.TI_COLUMNS, lab_demo.ti_rows(v1, v2)))
     for note in lab_demo.ti_notes(v1, v2):
         click.echo(note)
@@ -644,19 +648,22 @@ FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(FORMATS), defa
               help="TI variant (default: the experiment file's ti.variant, else v2).")
 @click.option("--sigma", help="v2's sigma: pooled (default), per-model or math=V,other=V,non=V.")
 @click.option("--benchmarks", "detail", is_flag=True,
-              help="Per-benchmark deltas instead of one row per model.")
+              help="Per-benchmark deltas with their 95% CI, p and q instead of one row per model.")
+@click.option("--boot", type=click.IntRange(min=0), default=2000, show_default=True, metavar="N",
+              help="Bootstrap replicates of the TI's 95% intervals (fixed seed; 0: no intervals).")
 @FORMAT_OPTION
 @click.pass_context
 def ti_command(ctx: click.Context, experiment: str | None, variant: str | None, sigma: str | None,
-               detail: bool, fmt: str) -> None:
-    """Transferability Index of every tuned model against its base (all experiments by default)."""
+               detail: bool, boot: int, fmt: str) -> None:
+    """Transferability Index of every tuned model against its base (all experiments by default),
+    with 95% intervals from a paired item bootstrap."""
     from engine.analysis import ti as ti_mod
 
     try:
         sigma_value = ti_mod.parse_sigma(sigma) if sigma is not None else None
     except ValueError as exc:
         raise Failure(str(exc), 2) from None
-    done = call(ctx, "ti", experiment=experiment, variant=variant, sigma=sigma_value)
+    done = call(ctx, "ti", experiment=experiment, variant=variant, sigma=sigma_value, boot=boot)
     for warning in done["warnings"]:
         click.echo(f"tix: warning: {warning}", err=True)
     print_ti(ti_mod, done["results"], fmt, detail, experiment)
@@ -671,12 +678,13 @@ def print_ti(ti_mod: Any, results: list[dict[str, Any]], fmt: str, detail: bool,
     empty = (f"no tuned model with scores against its base{f' in {experiment}' if experiment else ''} "
              "(scores come from eval runs or `tix import scores`)")
     if detail:
-        emit(ti_mod.DETAIL_COLUMNS, ti_mod.detail_rows(results), fmt, empty, digits=3)
+        columns, rows = ti_mod.detail_table(results, fmt)
+        emit(columns, rows, fmt, empty, digits=3, note=ti_mod.DETAIL_NOTE)
         return
     columns, rows = ((ti_mod.CSV_COLUMNS, ti_mod.csv_rows(results)) if fmt == "csv"
                      else (ti_mod.HUMAN_COLUMNS, ti_mod.human_rows(results)))
-    note = ti_mod.UNSTABLE_NOTE if any(o["unstable"] for o in results) else None
-    emit(columns, rows, fmt, empty, digits=1, note=note)
+    notes = [ti_mod.CI_NOTE] + ([ti_mod.UNSTABLE_NOTE] if any(o["unstable"] for o in results) else [])
+    emit(columns, rows, fmt, empty, digits=1, note="\n".join(notes))
 
 
 @cli.group("import")
@@ -794,7 +802,7 @@ def cols(names: list[str]) -> str:
 
 
 FLIP_COLUMNS = ["experiment", "model", "base_model", "benchmark", "items", "gained", "lost", "net",
-                "gained_items", "lost_items"]
+                "mcnemar_p", "gained_items", "lost_items"]
 FLIP_ITEM_COLUMNS = ["experiment", "model", "base_model", "benchmark", "item_id", "change", "base_verdict",
                      "model_verdict"]
 
@@ -808,7 +816,8 @@ FLIP_ITEM_COLUMNS = ["experiment", "model", "base_model", "benchmark", "item_id"
 @click.pass_context
 def flips(ctx: click.Context, experiment: str | None, model: str | None, benchmark: str | None,
           items: bool, fmt: str) -> None:
-    """Items each tuned model gained and lost against its base (mean verdict >= 0.5 = correct)."""
+    """Items each tuned model gained and lost against its base (mean verdict >= 0.5 = correct), with
+    McNemar's exact p where every item is one sample scored 0 or 1."""
     clause, params = where({"experiment": experiment, "model": model, "benchmark": benchmark})
     columns = FLIP_ITEM_COLUMNS if items else FLIP_COLUMNS
     view = "flips" if items else "flip_summary"
@@ -818,9 +827,16 @@ def flips(ctx: click.Context, experiment: str | None, model: str | None, benchma
         rows = query_rows(client, f"SELECT {cols(columns)} FROM {view}{clause} ORDER BY {order}", params)
     out = [[r[c] for c in columns] for r in rows]
     if fmt not in ("json", "csv") and not items:
-        out = [[*r[:-2], ", ".join(r[-2] or []), ", ".join(r[-1] or [])] for r in out]
+        out = [[*r[:-3], p_cell(r[-3]), ", ".join(r[-2] or []), ", ".join(r[-1] or [])] for r in out]
     emit(columns, out, fmt, "no items to compare (needs samples of a tuned model's and its base's eval runs)",
          digits=2)
+
+
+def p_cell(value: float | None) -> str:
+    """McNemar's p for a human; `-` where the items are not binary single samples."""
+    from engine.analysis.ti import p_text
+
+    return p_text(value)
 
 
 HEALTH_COLUMNS = ["run_id", "model", "kind", "benchmark", "outputs", "pct_no_answer", "pct_truncated",

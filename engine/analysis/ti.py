@@ -3,8 +3,10 @@
 The daemon's `ti` op reads the `model_scores` view (experiment runs and imported scores alike)
 and computes with engine.analysis.metrics (`report` below), so every sigma mode (pooled, per-model,
 fixed) is available and the CLI never imports numpy (the long-lived daemon pays for it once).
-The CLI parses the flags (`parse_sigma`) and renders the returned objects (`human_rows`,
-`csv_rows`, `detail_rows`). The `ti` SQL view computes v1 and pooled v2 the same way in DuckDB.
+The daemon then adds the uncertainty (engine.analysis.paired: per-benchmark paired statistics and
+bootstrap intervals of the TI and the group indices). The CLI parses the flags (`parse_sigma`) and
+renders the returned objects (`human_rows`, `csv_rows`, `detail_table`). The `ti` SQL view computes
+v1 and pooled v2 the same way in DuckDB (point values only: intervals need the items).
 
 Models are compared per (experiment, base model): pooled sigma pools the point gains of every
 model that shares that base in that experiment. An experiment file's `ti: {variant, sigma}`
@@ -24,8 +26,8 @@ Query = Callable[[str, list[Any]], list[dict[str, Any]]]
 SCORES_SQL = ('SELECT experiment, model, base_model, method, benchmark, "group", score, position '
               "FROM model_scores{where} ORDER BY experiment, model, benchmark")
 SETTINGS_SQL = "SELECT name, spec FROM experiments ORDER BY name"
-UNSTABLE_NOTE = ("UNSTABLE: maths gain under 1 point or maths index <= 0; "
-                 "the ratio is computed but not meaningful")
+UNSTABLE_NOTE = ("UNSTABLE: maths gain under 1 point, maths index <= 0, or a maths index whose 95% CI "
+                 "includes 0; the ratio is computed but not meaningful")
 SIGMA_HELP = "pooled, per-model or math=V,other=V,non=V"
 
 
@@ -198,20 +200,57 @@ def sigma_label(o: dict[str, Any]) -> str:
 
 
 HUMAN_COLUMNS = ["experiment", "model", "base", "method", "TI", "math", "other", "non",
-                 "TI_other", "TI_non", "unstable"]
+                 "TI_other [95% CI]", "TI_non [95% CI]", "unstable"]
 CSV_COLUMNS = ["experiment", "model", "base_model", "method", "variant", "sigma", "math_base", "math_model",
                "other_base", "other_model", "non_base", "non_model", "math_gain", "ti_other", "ti_non",
-               "unstable"]
+               "unstable", "ti_other_ci_low", "ti_other_ci_high", "ti_non_ci_low", "ti_non_ci_high",
+               "math_index_le0", "ci_missing"]
+CI_NOTE = ("[low, high]: 95% paired bootstrap interval (items resampled within each benchmark, "
+           "the same draw for a model and its base); see README \"Statistics\"")
 
 
 def human_rows(objects: list[dict[str, Any]]) -> list[list[Any]]:
-    """Table/md/latex rows: group means as `base -> model` (one decimal), the flag spelled out."""
+    """Table/md/latex rows: group means as `base -> model` (one decimal), each TI with its interval
+    (`-80.6 [-195, -41]`, or `[no items]` for imported scores), the flag spelled out."""
     rows = []
     for o in objects:
         means = [f"{_f(o['groups'][g]['base'])} -> {_f(o['groups'][g]['model'])}" for g in GROUPS]
         rows.append([o["experiment"], o["model"], o["base_model"], o["method"] or "", sigma_label(o), *means,
-                     o["ti_other"], o["ti_non"], "UNSTABLE" if o["unstable"] else ""])
+                     with_ci(o["ti_other"], o.get("ti_other_ci"), o.get("ci_missing")),
+                     with_ci(o["ti_non"], o.get("ti_non_ci"), o.get("ci_missing")),
+                     "UNSTABLE" if o["unstable"] else ""])
     return rows
+
+
+def with_ci(value: float | None, interval: list[float] | None, missing: str | None = None) -> str:
+    """`-80.6 [-195, -41]`: the value to one decimal, the bounds as `bound` writes them; the reason
+    in brackets where there is no interval (`85.7 [no items]`)."""
+    if interval is None:
+        return f"{_f(value)} [{missing}]" if missing else _f(value)
+    return f"{_f(value)} {ci_text(interval)}"
+
+
+def ci_text(interval: list[float] | None, signed: bool = False) -> str:
+    """`[-195, -41]`; `-` without an interval."""
+    if interval is None:
+        return "-"
+    return f"[{bound(interval[0], signed)}, {bound(interval[1], signed)}]"
+
+
+def bound(value: float | None, signed: bool = False) -> str:
+    """An interval's end: whole from 10 up, one decimal below (the interval's width, not the last
+    digit, is the information); `+` written out when `signed`."""
+    if value is None or math.isnan(value):
+        return "nan"
+    text = f"{value:.0f}" if abs(value) >= 10 else f"{value:.1f}"
+    return "+" + text if signed and value > 0 else text
+
+
+def p_text(value: float | None) -> str:
+    """A p or q value for a human: three decimals, or two significant digits below 0.001."""
+    if value is None or math.isnan(value):
+        return "-"
+    return f"{value:.3f}" if value >= 0.001 else f"{value:.1e}"
 
 
 def csv_rows(objects: list[dict[str, Any]]) -> list[list[Any]]:
@@ -220,27 +259,64 @@ def csv_rows(objects: list[dict[str, Any]]) -> list[list[Any]]:
         sigma = o["sigma"] if isinstance(o["sigma"], str) or o["sigma"] is None else \
             ",".join(f"{g}={o['sigma'][g]:g}" for g in GROUPS)
         means = [o["groups"][g][k] for g in GROUPS for k in ("base", "model")]
+        cis = [(o.get(k) or [None, None])[i] for k in ("ti_other_ci", "ti_non_ci") for i in (0, 1)]
+        boot = o.get("bootstrap") or {}
         rows.append([o["experiment"], o["model"], o["base_model"], o["method"], o["variant"], sigma or "",
-                     *means, o["math_gain"], o["ti_other"], o["ti_non"], o["unstable"]])
+                     *means, o["math_gain"], o["ti_other"], o["ti_non"], o["unstable"], *cis,
+                     boot.get("math_index_le0"), o.get("ci_missing") or ""])
     return rows
 
 
 DETAIL_COLUMNS = ["experiment", "model", "base", "TI", "benchmark", "group", "base_score", "score", "gain",
-                  "relative", "sigma", "delta", "s", "weight"]
+                  "relative", "sigma", "delta", "s", "weight", "n", "se", "ci_low", "ci_high", "p", "q",
+                  "mcnemar_p"]
+DETAIL_HUMAN_COLUMNS = ["experiment", "model", "base", "TI", "benchmark", "group", "base_score", "score",
+                        "gain", "95% CI", "p", "q", "q<0.05", "relative", "sigma", "delta", "s", "weight"]
+SIGNIFICANT_MARK = "*"
+DETAIL_NOTE = ("gain: points; 95% CI and p: paired t over the items both models have; q: Benjamini-Hochberg "
+               f"over the experiment; {SIGNIFICANT_MARK}: q < 0.05; no items: imported scores")
+
+
+def detail_table(objects: list[dict[str, Any]], fmt: str) -> tuple[list[str], list[list[Any]]]:
+    """`tix ti --benchmarks` (and the TUI's export of it): numbers whole in csv/json, the interval as
+    text and significant rows marked in table/md/latex."""
+    if fmt in ("csv", "json"):
+        return DETAIL_COLUMNS, detail_rows(objects)
+    rows = []
+    for row, paired in zip(detail_rows(objects), _paired(objects), strict=True):
+        if paired is None:
+            shown = ["no items", None, None, ""]
+        else:
+            q = paired["q"]
+            mark = SIGNIFICANT_MARK if q is not None and q < 0.05 else ""
+            shown = [ci_text(paired["ci"], signed=True), p_text(paired["p"]), p_text(q), mark]
+        rows.append([*row[:9], *shown, *row[9:14]])
+    return DETAIL_HUMAN_COLUMNS, rows
+
+
+def _paired(objects: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+    return [o["benchmarks"][b].get("paired") for o in objects for b in _benchmark_order(o["benchmarks"])]
+
+
+def _benchmark_order(details: dict[str, dict[str, Any]]) -> list[str]:
+    return sorted(details, key=lambda b: (GROUPS.index(details[b]["group"]), b))
 
 
 def detail_rows(objects: list[dict[str, Any]]) -> list[list[Any]]:
-    """Per-benchmark rows: gain and relative gain (v1's terms), and sigma, delta, signed root and
-    weight (v2's terms; empty for v1)."""
+    """Per-benchmark rows: gain and relative gain (v1's terms), sigma, delta, signed root and weight
+    (v2's terms; empty for v1), then the paired statistics (empty without items)."""
     rows = []
     for o in objects:
         details = o["benchmarks"]
-        for b in sorted(details, key=lambda b: (GROUPS.index(details[b]["group"]), b)):
+        for b in _benchmark_order(details):
             d = details[b]
             v2 = ([o["groups"][d["group"]]["sigma"], d["delta"], d["s"], d["weight"]] if o["variant"] == "v2"
                   else [None] * 4)
+            paired = d.get("paired") or {}
+            ci = paired.get("ci") or [None, None]
             rows.append([o["experiment"], o["model"], o["base_model"], sigma_label(o), b, d["group"],
-                         d["base"], d["model"], d["gain"], d["relative"], *v2])
+                         d["base"], d["model"], d["gain"], d["relative"], *v2, paired.get("n"),
+                         paired.get("se"), *ci, paired.get("p"), paired.get("q"), paired.get("mcnemar_p")])
     return rows
 
 

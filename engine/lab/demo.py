@@ -3,15 +3,19 @@
 Runs `experiments/tiny-lab.yaml` through the daemon (build the base, tune it on maths by SFT
 and by GRPO, evaluate all three on every group, measure each variant's PCA and token shift
 against the base), then reads the results back over SQL and prints the per-benchmark
-accuracies, the Transferability Index (v1 and v2, pooled sigma) and the shift per group. Client
-side only: no torch, no numpy, no database file; the TI comes from the daemon's `ti` op (the same
-numbers as `tix ti`).
+accuracies, each variant's paired difference from the base per benchmark and group with its 95%
+interval, p and q (which effects 100 items resolve), the Transferability Index (v1 and v2, pooled
+sigma) with its bootstrap interval, and the shift per group. Client side only: no torch, no numpy,
+no database file; the TI and the statistics come from the daemon's `ti` op (the same numbers as
+`tix ti` and the `paired_deltas` view).
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+from engine.analysis.ti import bound, ci_text, p_text, with_ci
 
 SCORES_SQL = """
 SELECT r.name AS model, s.benchmark, s."group", s.value
@@ -82,7 +86,38 @@ def _ti_row(v1: dict[str, Any], v2: dict[str, Any]) -> list[str]:
     groups = v2["groups"]
     means = [f"{groups[g]['model']:.1f} ({groups[g]['model'] - groups[g]['base']:+.1f})" for g in GROUPS]
     name = v1["model"] + ("*" if is_unstable(v1, v2) else "")
-    return [name, *means, *(_fmt(o[k]) for o in (v1, v2) for k in ("ti_other", "ti_non"))]
+    return [name, *means, *(with_ci(o[k], o.get(f"{k}_ci"), o.get("ci_missing"))
+                            for o in (v1, v2) for k in ("ti_other", "ti_non"))]
+
+
+PAIRED_COLUMNS = ["model", "group", "benchmark", "n", "Δ points", "95% CI", "p", "q", ""]
+
+
+def paired_rows(objects: list[dict[str, Any]]) -> list[list[str]]:
+    """Per tuned model: each benchmark's paired difference from the base (n items, delta, t interval,
+    p, BH q, `*` where q < 0.05), then each group's mean difference with its bootstrap interval."""
+    rows = []
+    for o in sorted(objects, key=lambda o: o["model"]):
+        details = o["benchmarks"]
+        for b in sorted(details, key=lambda b: (GROUPS.index(details[b]["group"]), b)):
+            paired = details[b].get("paired")
+            if paired is None:
+                rows.append([o["model"], details[b]["group"], b, "-", bound(details[b]["gain"], True),
+                             "no items", "-", "-", ""])
+                continue
+            mark = "*" if paired["q"] is not None and paired["q"] < 0.05 else ""
+            rows.append([o["model"], details[b]["group"], b, str(paired["n"]), bound(paired["delta"], True),
+                         ci_text(paired["ci"], signed=True), p_text(paired["p"]), p_text(paired["q"]), mark])
+        for g in GROUPS:
+            group = o["groups"][g]
+            rows.append([o["model"], g, "group mean", "", bound(group["model"] - group["base"], True),
+                         ci_text(group.get("gain_ci"), signed=True), "", "", _resolved(group.get("gain_ci"))])
+    return rows
+
+
+def _resolved(interval: list[float] | None) -> str:
+    """`*` for a group whose bootstrap interval excludes 0: a difference 100 items resolve."""
+    return "*" if interval is not None and (interval[0] > 0 or interval[1] < 0) else ""
 
 
 def is_unstable(v1: dict[str, Any], v2: dict[str, Any]) -> bool:
@@ -105,6 +140,9 @@ GROUPS = ("math", "other", "non")
 UNSTABLE_WHY = "maths gain < 1 pt or index <= 0"
 TI_COLUMNS = ["model", "math (Δ)", "other (Δ)", "non (Δ)", "TI_other v1", "TI_non v1", "TI_other v2",
               "TI_non v2"]
+PAIRED_TITLE = ("Paired differences from the base (points; 95% CI: t over the items both models have, "
+                "bootstrap for group means;\np: paired t test; q: Benjamini-Hochberg over the experiment; "
+                "*: q < 0.05, or a group interval without 0):")
 
 
 def _fmt(value: float | None) -> str:

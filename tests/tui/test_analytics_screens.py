@@ -143,7 +143,8 @@ def test_ti_drilldown_lists_benchmarks(lab: Workspace, tmp_path: Path) -> None:
         sft = screen.shown[0]
         assert [r[0] for r in rows] == ["arith", "chain", "bits", "syllogism", "reverse", "spell"]
         assert rows[0][:5] == ["arith", "math", "40.0", "55.0", "+15.0"]
-        assert rows[0][6] == f"{sft['groups']['math']['sigma']:.2f}"  # v2's sigma column
+        assert rows[0][5:7] == ["no items", "-"]  # imported scores: no interval, no test
+        assert rows[0][8] == f"{sft['groups']['math']['sigma']:.2f}"  # v2's sigma column
         await export_as(pilot, 0, target)  # the drill-down exports its own rows
         await until(pilot, lambda: pilot.app.screen is detail)
         await pilot.press("escape")

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from engine import cli
+from engine.analysis.paired import PairedCache
 from engine.client.connection import RequestFailed
-from engine.daemon.server import RequestError, apply_import, run_ti
+from engine.daemon.server import PAIRED_READERS, RequestError, apply_import, run_ti
 from storage import Store
 from tests.unit.test_analytics_views import BASE, RL, SFT, add_samples, add_shift, lab
 
@@ -22,10 +23,12 @@ Run = Callable[..., tuple[int, str, str]]
 
 
 class StoreClient:
-    """Stands in for engine.client.connection.Client: answers `sql` and `import_scores` from a Store."""
+    """Stands in for engine.client.connection.Client: answers `sql`, `import_scores` and `ti` from a
+    Store, refreshing `paired_stats` before a query that reads it, as the daemon does."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.paired = PairedCache()
 
     def __enter__(self) -> StoreClient:
         return self
@@ -36,11 +39,13 @@ class StoreClient:
     def request(self, op: str, **args: Any) -> Any:
         try:
             if op == "sql":
+                if PAIRED_READERS.search(args["query"]):
+                    self.paired.refresh_table(self.store.con.cursor())
                 return self.store.query_readonly(args["query"], args.get("max_rows", 10_000), args.get("params") or [])
             if op == "import_scores":
                 return apply_import(self.store, args)
             if op == "ti":
-                return json.loads(json.dumps(run_ti(self.store.con.cursor(), args)))  # as over the socket
+                return json.loads(json.dumps(run_ti(self.store.con.cursor(), args, self.paired)))  # as over the socket
         except RequestError as exc:
             raise RequestFailed(str(exc), exc.code) from None
         raise AssertionError(f"unexpected op {op}")
@@ -87,7 +92,9 @@ def test_v1_by_hand(tix: Run) -> None:
     assert got["sft"]["ti_non"] == pytest.approx(100 * -0.05 / 0.375)
     assert got["rl"]["ti_other"] == pytest.approx(100 * 0.1 / 0.175)  # (5/20 + 4/40) / 2
     assert got["rl"]["ti_non"] == pytest.approx(100 * 0.025 / 0.175)
-    assert got["sft"]["groups"]["math"] == {"base": 30.0, "model": 40.0, "index": 0.375, "benchmarks": 2}
+    assert got["sft"]["groups"]["math"] == {"base": 30.0, "model": 40.0, "index": 0.375, "benchmarks": 2,
+                                            "index_ci": None, "gain_ci": None}  # no items: no intervals
+    assert got["sft"]["ci_missing"] == "no items" and got["sft"]["ti_other_ci"] is None
     assert got["sft"]["base_model"] == "base" and got["sft"]["method"] == "sft" and got["rl"]["method"] == "grpo"
     assert got["rl"]["benchmarks"]["m1"]["gain"] == 5.0 and got["rl"]["benchmarks"]["m1"]["relative"] == 0.25
     assert not got["sft"]["unstable"] and got["sft"]["sigma"] is None
@@ -145,7 +152,9 @@ def test_negative_and_near_zero_maths_gains_are_flagged_in_every_format(tix: Run
         flagged = {model: "UNSTABLE" in line for model, line in model_lines(out, fmt).items()}
         assert code == 0 and flagged == {"sft": False, "rl": False, "worse": True, "tiny": True}, fmt
     code, out, _ = tix("ti", "exp", "--variant", variant, "--format", "csv")
-    flags = {line.split(",")[1]: line.rsplit(",", 1)[1] for line in out.splitlines()[1:]}
+    header, *lines = out.splitlines()
+    at = header.split(",").index("unstable")
+    flags = {line.split(",")[1]: line.split(",")[at] for line in lines}
     assert flags == {"rl": "false", "sft": "false", "tiny": "true", "worse": "true"}
 
 
@@ -256,12 +265,12 @@ def test_flips_shift_and_health_share_the_formats(tix: Run, store: Store) -> Non
     add_samples(store, "eval-sft", [{"benchmark": "m1", "item_id": i, "verdict": v} for i, v in [("a", 0.0), ("b", 1.0)]])
     code, out, _ = tix("flips", "exp", "--model", "sft", "--format", "json")
     assert json.loads(out) == [{"experiment": "exp", "model": "sft", "base_model": "base", "benchmark": "m1",
-                                "items": 2, "gained": 1, "lost": 1, "net": 0, "gained_items": ["b"],
-                                "lost_items": ["a"]}]
+                                "items": 2, "gained": 1, "lost": 1, "net": 0, "mcnemar_p": 1.0,
+                                "gained_items": ["b"], "lost_items": ["a"]}]
     code, out, _ = tix("flips", "exp", "--items", "--format", "csv")
     assert out.splitlines()[1:] == ["exp,sft,base,m1,b,gained,0.0,1.0", "exp,sft,base,m1,a,lost,1.0,0.0"]
     code, out, _ = tix("flips", "exp", "--format", "md")
-    assert "| exp | sft | base | m1 | 2 | 1 | 1 | 0 | b | a |" in out
+    assert "| exp | sft | base | m1 | 2 | 1 | 1 | 0 | 1.000 | b | a |" in out
     code, out, _ = tix("health", "exp", "--format", "csv")
     assert out.splitlines()[0] == "run_id,model,kind,benchmark,outputs,pct_no_answer,pct_truncated," \
                                   "pct_unclosed_think,mean_tokens"

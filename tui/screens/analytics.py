@@ -1,8 +1,9 @@
 """The analytics screens: the TI view and the shift view.
 
 `TIScreen` shows every tuned model of one experiment against its base, as `tix ti` computes it
-(the daemon's `ti` op, so the TUI never imports numpy): group means and TI_other / TI_non,
-coloured by sign and size, unstable ratios flagged, a per-benchmark drill-down, the v1/v2 and
+(the daemon's `ti` op, so the TUI never imports numpy): group means and TI_other / TI_non with
+their 95% bootstrap intervals, coloured by sign and size (dim where the interval holds 0),
+unstable ratios flagged, a per-benchmark drill-down (paired delta, interval and p), the v1/v2 and
 sigma toggles, and export to the same CSV, Markdown and LaTeX that `tix ti --format` prints.
 
 `ShiftScreen` draws what analyse runs recorded (the `shift_summary`, `pca_points` and
@@ -39,7 +40,8 @@ from tui.widgets.literal import LiteralTable, literal_options
 TI_FORMATS = [ExportFormat("csv", "CSV", "csv"), ExportFormat("md", "Markdown", "md"),
               ExportFormat("latex", "LaTeX (booktabs)", "tex")]
 UNSTABLE_MARK = "!"
-LEGEND = "[green]green[/] transfer · [red]red[/] forgetting · dim |TI| < 25 · bold ≥ 100"
+LEGEND = ("[green]green[/] transfer · [red]red[/] forgetting · dim |TI| < 25 or 95% CI holding 0 · "
+          "bold ≥ 100")
 
 
 # -- formatting ------------------------------------------------------------------------------------
@@ -51,13 +53,20 @@ def number(value: float | None, digits: int = 1) -> str:
     return "nan" if is_missing(value) else f"{value:.{digits}f}"
 
 
-def ti_style(value: float | None) -> str:
-    """Green for transfer, red for forgetting; brighter as the ratio grows (|TI| 25 and 100)."""
+def ti_style(value: float | None, interval: list[float] | None = None) -> str:
+    """Green for transfer, red for forgetting; brighter as the ratio grows (|TI| 25 and 100); dim
+    when its interval holds 0 (the sign itself is not known)."""
     if is_missing(value) or value == 0:
         return "dim"
     hue = "green" if value > 0 else "red"
     size = abs(value)
-    return f"dim {hue}" if size < 25 else hue if size < 100 else f"bold bright_{hue}"
+    if size < 25 or holds_zero(interval):
+        return f"dim {hue}"
+    return hue if size < 100 else f"bold bright_{hue}"
+
+
+def holds_zero(interval: list[float] | None) -> bool:
+    return interval is not None and interval[0] <= 0 <= interval[1]
 
 
 def signed(value: float | None, digits: int = 1) -> str:
@@ -66,14 +75,17 @@ def signed(value: float | None, digits: int = 1) -> str:
     return number(value, digits) if is_missing(value) or value <= 0 else "+" + number(value, digits)
 
 
-def ti_cell(value: float | None, unstable: bool) -> Text:
-    """A TI ratio, signed and right-aligned, with `!` when the ratio is unstable (see the notes line)."""
+def ti_cell(value: float | None, unstable: bool, interval: list[float] | None = None) -> Text:
+    """A TI ratio, signed and right-aligned, with `!` when the ratio is unstable (see the notes line)
+    and its 95% interval after it (`-94.6 [-195, -41]`) when the daemon had items to resample."""
     mark = UNSTABLE_MARK if unstable else " "
-    return Text(signed(value) + mark, style=ti_style(value), justify="right")
+    ci = f" {ti.ci_text(interval, signed=True)}" if interval is not None else ""
+    return Text(signed(value) + mark + ci, style=ti_style(value, interval), justify="right")
 
 
-def gain_style(gain: float | None, small: float = 1.0) -> str:
-    if is_missing(gain) or abs(gain) < small:
+def gain_style(gain: float | None, small: float = 1.0, interval: list[float] | None = None) -> str:
+    """Green gain, red loss; dim under `small` points or when its interval holds 0 (noise on these items)."""
+    if is_missing(gain) or abs(gain) < small or holds_zero(interval):
         return "dim"
     return "green" if gain > 0 else "red"
 
@@ -100,12 +112,15 @@ def mode_label(objects: list[dict[str, Any]], variant: str | None, sigma: ti.Sig
 def export_text(objects: list[dict[str, Any]], fmt: str, detail: bool = False) -> str:
     """Exactly what `tix ti --format FMT` (with `--benchmarks` for `detail`) prints for these models."""
     if detail:
-        return _with_newline(report.render(ti.DETAIL_COLUMNS, ti.detail_rows(objects), fmt, 3), fmt)
+        columns, rows = ti.detail_table(objects, fmt)
+        text = _with_newline(report.render(columns, rows, fmt, 3), fmt)
+        return text + (f"\n{ti.DETAIL_NOTE}\n" if fmt == "md" else "")
     if fmt == "csv":
         return report.render(ti.CSV_COLUMNS, ti.csv_rows(objects), fmt, 1)
     text = _with_newline(report.render(ti.HUMAN_COLUMNS, ti.human_rows(objects), fmt, 1), fmt)
-    if any(o["unstable"] for o in objects) and fmt == "md":
-        text += "\n" + ti.UNSTABLE_NOTE + "\n"
+    if fmt == "md":
+        notes = [ti.CI_NOTE] + ([ti.UNSTABLE_NOTE] if any(o["unstable"] for o in objects) else [])
+        text += "\n" + "\n".join(notes) + "\n"
     return text
 
 
@@ -275,7 +290,8 @@ class TIScreen(ResultsScreen):
         for o in rows:
             cells = [o["model"], *([o["base_model"]] if several_bases else []), o["method"] or "",
                      *(mean_cell(o["groups"].get(g)) for g in ti.GROUPS),
-                     ti_cell(o["ti_other"], o["unstable"]), ti_cell(o["ti_non"], o["unstable"])]
+                     ti_cell(o["ti_other"], o["unstable"], o.get("ti_other_ci")),
+                     ti_cell(o["ti_non"], o["unstable"], o.get("ti_non_ci"))]
             table.add_row(*cells, key=o["model"])
         if keep is not None:  # a reload keeps the cursor on the same model
             at = next((i for i, o in enumerate(rows) if o["model"] == keep["model"]), 0)
@@ -290,6 +306,11 @@ class TIScreen(ResultsScreen):
         which = (Text.assemble("against base model ", (visible(bases[0]), "bold")) if len(bases) == 1
                  else Text(f"{len(bases)} base models (column base)"))
         lines = [Text.assemble(which, " · ", Text.from_markup(LEGEND))]
+        missing = sorted({str(o.get("ci_missing")) for o in rows if o.get("ci_missing")})
+        if missing:
+            why = ("imported scores have no items" if missing == ["no items"]
+                   else f"for some models: {visible('; '.join(missing))}")
+            lines.append(Text(f"no 95% intervals: {why}", style="dim"))
         for o in rows:
             if o["unstable"]:
                 lines.append(Text(visible(f"{UNSTABLE_MARK} {o['model']}: unstable, {o['unstable_reason']}: "
@@ -349,8 +370,25 @@ class TIScreen(ResultsScreen):
             export_in_thread(self, choice.path, export_text(rows, choice.format.key))
 
 
+def detail_cells(row: list[Any], v2: bool, paired: dict[str, Any] | None) -> list[Any]:
+    """One benchmark of the drill-down: scores, the gain (dim when its interval holds 0), the paired
+    interval and p (`no items` for imported scores), the relative gain and v2's terms."""
+    benchmark, group, base, score, gain, relative = row[4:10]
+    interval = paired["ci"] if paired else None
+    cells: list[Any] = [benchmark, group, number(base), number(score),
+                        Text(f"{gain:+.1f}", style=gain_style(gain, interval=interval)),
+                        Text(ti.ci_text(interval, signed=True) if paired else "no items",
+                             style="dim" if not paired or holds_zero(interval) else ""),
+                        Text(ti.p_text(paired["p"]) if paired else "-", justify="right"),
+                        Text(number(relative * 100 if not is_missing(relative) else None), justify="right")]
+    if v2:
+        cells += [number(row[10], 2), number(row[11], 2), number(row[12], 2), number(row[13], 3)]
+    return cells
+
+
 class TIDetailScreen(ModalScreen[None]):
-    """One model's benchmarks: scores, gains and v2's terms (what `tix ti --benchmarks` prints)."""
+    """One model's benchmarks: scores, gains with their paired interval and p, and v2's terms (what
+    `tix ti --benchmarks` prints)."""
 
     DEFAULT_CSS = """
     TIDetailScreen { align: center middle; }
@@ -376,8 +414,8 @@ class TIDetailScreen(ModalScreen[None]):
         o = self.model
         mode = mode_label([o], None, None)
         head = Text.assemble((visible(o["model"]), "bold"), visible(f" vs {o['base_model']} · {mode} · "),
-                             "TI_other ", ti_cell(o["ti_other"], o["unstable"]),
-                             "  TI_non ", ti_cell(o["ti_non"], o["unstable"]))
+                             "TI_other ", ti_cell(o["ti_other"], o["unstable"], o.get("ti_other_ci")),
+                             "  TI_non ", ti_cell(o["ti_non"], o["unstable"], o.get("ti_non_ci")))
         means = [Text.assemble(f"{g} ", mean_cell(o["groups"].get(g))) for g in ti.GROUPS]
         head.append("\n").append(Text("   ").join(means))
         if o["unstable"]:
@@ -387,17 +425,10 @@ class TIDetailScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         v2 = self.model["variant"] == "v2"
-        table.add_columns("benchmark", "group", "base", "model", "gain", "rel %",
+        table.add_columns("benchmark", "group", "base", "model", "gain", "95% CI", "p", "rel %",
                           *(["σ", "δ", "s", "w"] if v2 else []))
         for row in ti.detail_rows([self.model]):
-            benchmark, group, base, score, gain, relative = row[4:10]
-            cells: list[Any] = [benchmark, group, number(base), number(score),
-                                Text(f"{gain:+.1f}", style=gain_style(gain)),
-                                Text(number(relative * 100 if not is_missing(relative) else None),
-                                     justify="right")]
-            if v2:
-                cells += [number(row[10], 2), number(row[11], 2), number(row[12], 2), number(row[13], 3)]
-            table.add_row(*cells)
+            table.add_row(*detail_cells(row, v2, self.model["benchmarks"][row[4]].get("paired")))
         table.focus()
 
     def action_close(self) -> None:

@@ -1,0 +1,420 @@
+"""Every tuned model's items paired with its base's: the `paired_stats` table and the TI's intervals.
+
+The daemon alone runs this (numpy and the database live there). `PairedCache.current` reads the
+paired items once per change of the stored items (a signature of row counts) into arrays, computes
+the per-benchmark statistics with engine.analysis.stats, and writes them to `paired_stats` (read by
+the `paired_deltas` and `flip_summary` views); `attach` then adds the bootstrap intervals and the
+per-benchmark statistics to the `ti` op's objects. Nothing is computed twice: the table, `tix ti`,
+`tix flips`, the TUI and any later client read these same numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from engine.analysis import stats
+
+log = logging.getLogger("tix.paired")
+
+SIGNATURE_SQL = """SELECT concat_ws('/', (SELECT count(*) FROM samples), (SELECT count(*) FROM runs),
+    (SELECT count(*) FROM experiment_runs), (SELECT count(*) FROM scores),
+    (SELECT count(*) FROM imported_scores), (SELECT count(*) FROM imported_models),
+    (SELECT coalesce(max(imported_at)::VARCHAR, '') FROM imported_models))"""
+"""What the paired items depend on; it changes with every sample, run, score or import stored."""
+
+CODES_SQL = ["""CREATE OR REPLACE TEMP TABLE _tix_models AS
+SELECT experiment, model, base_model, method, row_number() OVER (ORDER BY experiment, model) - 1 AS em
+FROM models""", """CREATE OR REPLACE TEMP TABLE _tix_benches AS
+SELECT benchmark, row_number() OVER (ORDER BY benchmark) - 1 AS bench
+FROM (SELECT DISTINCT benchmark FROM run_items)"""]
+"""Small tables numbering the models (experiment, model) and benchmarks, so the big query below
+returns numbers only (a million strings would cost more to fetch than to compute)."""
+
+PAIRS_SQL = """
+WITH runs_in AS (  -- the eval and score runs of each model
+    SELECT m.em, r.id AS run_id, r.created_at
+    FROM runs r JOIN experiment_runs e ON e.run_id = r.id
+    JOIN _tix_models m ON m.experiment = e.experiment AND m.model = r.name
+    WHERE r.kind IN ('eval', 'score')
+), per_run AS MATERIALIZED (
+    SELECT run_id, b.bench, item_id, samples, verdict
+    FROM run_items JOIN _tix_benches b USING (benchmark) WHERE run_id IN (SELECT run_id FROM runs_in)
+), ranked AS (  -- a model's runs of a benchmark, newest first
+    SELECT i.em, i.run_id, rb.bench, count(*) OVER (PARTITION BY i.em, rb.bench) AS runs,
+           row_number() OVER (PARTITION BY i.em, rb.bench
+                              ORDER BY i.created_at DESC, i.run_id DESC) AS recency
+    FROM runs_in i JOIN (SELECT DISTINCT run_id, bench FROM per_run) rb USING (run_id)
+), items AS MATERIALIZED (  -- per model, benchmark and item: the newest run's score (item_verdicts)
+    SELECT k.em, p.bench, p.item_id, p.samples, p.verdict
+    FROM per_run p JOIN ranked k USING (run_id, bench) WHERE k.runs = 1
+    UNION ALL
+    SELECT k.em, p.bench, p.item_id, p.samples, p.verdict
+    FROM per_run p JOIN ranked k USING (run_id, bench) WHERE k.runs > 1
+    QUALIFY row_number() OVER (PARTITION BY k.em, p.bench, p.item_id ORDER BY k.recency) = 1
+), bases AS (
+    SELECT t.em, b.em AS base_em
+    FROM _tix_models t JOIN _tix_models b ON b.experiment = t.experiment AND b.model = t.base_model
+), base_items AS (  -- a base's items numbered per benchmark: the bootstrap's item index
+    SELECT i.*, row_number() OVER (PARTITION BY i.em, i.bench ORDER BY i.item_id) - 1 AS item
+    FROM items i WHERE i.em IN (SELECT base_em FROM bases) AND i.verdict IS NOT NULL
+)
+SELECT t.em, s.base_em, t.bench, b.item, t.verdict AS y, b.verdict AS x,
+       t.samples = 1 AND b.samples = 1 AND t.verdict IN (0, 1) AND b.verdict IN (0, 1) AS "binary"
+FROM items t JOIN bases s ON s.em = t.em
+JOIN base_items b ON b.em = s.base_em AND b.bench = t.bench AND b.item_id = t.item_id
+WHERE t.verdict IS NOT NULL"""
+"""Every item a tuned model and its base both scored, as numbers: the item score is the mean verdict
+over the item's samples, the last record of each sample winning (`run_items`), from the model's
+newest eval or score run that has the item: the `item_verdicts` view's definition (tested equal),
+computed from per-run aggregates instead of windows over every sample, several times faster."""
+
+RECORDS_SQL = """SELECT run_id, count(*) FROM samples
+WHERE run_id IN (SELECT id FROM runs WHERE kind IN ('eval', 'score') AND name IS NOT NULL)
+  AND benchmark IS NOT NULL AND item_id IS NOT NULL
+GROUP BY run_id"""
+RUN_ITEMS_SQL = """INSERT INTO run_items
+SELECT run_id, benchmark, item_id, count(*), avg(verdict) FROM (
+    SELECT run_id, benchmark, item_id, arg_max(verdict, "offset") AS verdict
+    FROM samples WHERE run_id IN (SELECT run_id FROM _tix_changed) AND benchmark IS NOT NULL
+         AND item_id IS NOT NULL
+    GROUP BY run_id, benchmark, item_id, sample_idx)
+GROUP BY ALL"""
+"""A run's item scores (its samples' last records, averaged per item), for the runs in _tix_changed."""
+MODELS_SQL = "SELECT em, experiment, model, base_model, method FROM _tix_models ORDER BY em"
+BENCHES_SQL = "SELECT bench, benchmark FROM _tix_benches ORDER BY bench"
+GROUPS_SQL = 'SELECT experiment, benchmark, any_value("group") FROM model_scores GROUP BY ALL'
+TABLE_COLUMNS = ("experiment", "model", "base_model", "method", "benchmark", "group", "n", "delta", "se",
+                 "ci_low", "ci_high", "p", "q", "binary", "gained", "lost", "mcnemar_p")
+
+
+@dataclass
+class Segment:
+    """One tuned model on one benchmark against its base."""
+
+    experiment: str
+    model: str
+    base_model: str
+    method: str | None
+    benchmark: str
+    group: str | None
+    stratum: int
+
+
+@dataclass
+class PairedData:
+    """Paired items as arrays, sorted by stratum, segment and item, and the statistics of each segment.
+
+    A stratum is one benchmark of one base in one experiment: its items are resampled together, the
+    same draw for the base and every model compared with it (the paired bootstrap)."""
+
+    signature: str
+    segments: list[Segment]
+    segment: np.ndarray
+    stratum: np.ndarray
+    item: np.ndarray
+    model_score: np.ndarray  # item scores in [0, 1]
+    base_score: np.ndarray
+    binary: np.ndarray  # per segment
+    paired: stats.Paired
+    q: np.ndarray
+    gained: np.ndarray
+    lost: np.ndarray
+    mcnemar_p: np.ndarray
+    index: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (experiment, model, benchmark)
+    _replicates: dict[tuple[int, int], dict[int, dict[int, tuple[np.ndarray, np.ndarray]]]] = \
+        field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def row(self, i: int) -> dict[str, Any]:
+        """Segment i as a `paired_stats` row (NaN as None)."""
+        s, binary = self.segments[i], bool(self.binary[i])
+        values = [s.experiment, s.model, s.base_model, s.method, s.benchmark, s.group, int(self.paired.n[i]),
+                  *(_num(a[i]) for a in (self.paired.delta, self.paired.se, self.paired.ci_low,
+                                         self.paired.ci_high, self.paired.p, self.q)),
+                  binary, int(self.gained[i]) if binary else None, int(self.lost[i]) if binary else None,
+                  _num(self.mcnemar_p[i]) if binary else None]
+        return dict(zip(TABLE_COLUMNS, values, strict=True))
+
+    def detail(self, experiment: str, model: str, benchmark: str) -> dict[str, Any] | None:
+        """What `tix ti --benchmarks` and the TUI show for one benchmark; None without items."""
+        i = self.index.get((experiment, model, benchmark))
+        if i is None:
+            return None
+        row = self.row(i)
+        ci = None if row["ci_low"] is None else [row["ci_low"], row["ci_high"]]
+        return {"n": row["n"], "delta": row["delta"], "se": row["se"], "ci": ci, "p": row["p"], "q": row["q"],
+                "mcnemar_p": row["mcnemar_p"]}
+
+    def replicates(self, segment: int, boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """(base, model) bootstrap scores in percent of one segment, (boot,) each; computed for its whole
+        stratum at once and kept for the latest (boot, seed)."""
+        stratum = self.segments[segment].stratum
+        with self._lock:
+            cache = self._replicates.setdefault((boot, seed), {})
+            for key in [k for k in self._replicates if k != (boot, seed)]:
+                del self._replicates[key]
+            if stratum not in cache:
+                cache[stratum] = self._stratum_replicates(stratum, boot, seed)
+            return cache[stratum][segment]
+
+    def _stratum_replicates(self, stratum: int, boot: int, seed: int
+                            ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Every segment of a stratum: models with the same items share one weight matrix (usually all)."""
+        low, high = np.searchsorted(self.stratum, [stratum, stratum + 1])  # rows are sorted by stratum
+        rows = np.arange(low, high)
+        segs, local = np.unique(self.segment[rows], return_inverse=True)
+        items = self.item[rows]
+        count = int(items.max()) + 1
+        base = np.full(count, np.nan)
+        base[items] = self.base_score[rows]
+        scores = np.full((count, len(segs)), np.nan)
+        scores[items, local] = self.model_score[rows]
+        s = self.segments[int(segs[0])]
+        key = f"{s.experiment}\0{s.base_model}\0{s.benchmark}"
+        out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for kept, cols in _same_items(~np.isnan(scores)):
+            matrix = np.column_stack([base[kept], scores[np.ix_(kept, cols)]])
+            reps = 100.0 * stats.replicate_means(matrix, boot, stats.stratum_rng(key, len(kept), seed))
+            for j, col in enumerate(cols):
+                out[int(segs[col])] = (reps[:, 0], reps[:, j + 1])
+        return out
+
+
+def _same_items(present: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Columns (models) grouped by the items they have: (item rows, columns) per group. Usually every
+    model has every item of its base: one group, found without comparing columns."""
+    if present.all():
+        return [(np.arange(present.shape[0]), np.arange(present.shape[1]))]
+    groups: dict[bytes, list[int]] = {}
+    for col in range(present.shape[1]):
+        groups.setdefault(np.packbits(present[:, col]).tobytes(), []).append(col)
+    return [(np.flatnonzero(present[:, cols[0]]), np.array(cols)) for cols in groups.values()]
+
+
+def _num(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
+
+
+def sync_run_items(cur: duckdb.DuckDBPyConnection) -> int:
+    """Recompute `run_items` for the runs whose sample records changed (new, grown or gone); returns
+    how many runs were recomputed."""
+    now = dict(cur.execute(RECORDS_SQL).fetchall())
+    before = dict(cur.execute("SELECT run_id, records FROM run_items_source").fetchall())
+    changed = sorted({r for r in now if now[r] != before.get(r)} | (set(before) - set(now)))
+    if not changed:
+        return 0
+    cur.register("_tix_changed", pa.table({"run_id": pa.array(changed, pa.string())}))
+    try:
+        cur.execute("DELETE FROM run_items WHERE run_id IN (SELECT run_id FROM _tix_changed)")
+        cur.execute("DELETE FROM run_items_source WHERE run_id IN (SELECT run_id FROM _tix_changed)")
+        cur.execute(RUN_ITEMS_SQL)
+    finally:
+        cur.unregister("_tix_changed")
+    kept = [[r, now[r]] for r in changed if r in now]
+    if kept:
+        cur.executemany("INSERT INTO run_items_source VALUES (?, ?)", kept)
+    return len(changed)
+
+
+def load(cur: duckdb.DuckDBPyConnection, signature: str) -> PairedData:
+    """Read the paired items (inside the caller's transaction) and compute every segment's statistics."""
+    sync_run_items(cur)
+    for sql in CODES_SQL:
+        cur.execute(sql)
+    arrays = cur.execute(PAIRS_SQL).fetchnumpy()
+    models = cur.execute(MODELS_SQL).fetchall()
+    benches = [b for _, b in cur.execute(BENCHES_SQL).fetchall()]
+    groups = {(e, b): g for e, b, g in cur.execute(GROUPS_SQL).fetchall()}
+    cur.execute("DROP TABLE _tix_models")
+    cur.execute("DROP TABLE _tix_benches")
+    em, base_em, bench, item = (np.asarray(arrays[k], dtype=np.int64)
+                                for k in ("em", "base_em", "bench", "item"))
+    seg_key, segs = _dense(em * len(benches) + bench)
+    stratum_key, _ = _dense(base_em * len(benches) + bench)
+    order = _row_order(stratum_key, seg_key, item)
+    segments = []
+    for key, stratum in zip(segs, _first(seg_key, stratum_key, len(segs)), strict=True):
+        _, experiment, model, base_model, method = models[key // len(benches)]
+        benchmark = benches[key % len(benches)]
+        segments.append(Segment(experiment, model, base_model, method, benchmark,
+                                groups.get((experiment, benchmark)), int(stratum)))
+    return _compute(signature, segments, seg_key[order], stratum_key[order], item[order],
+                    np.asarray(arrays["y"], dtype=float)[order], np.asarray(arrays["x"], dtype=float)[order],
+                    np.asarray(arrays["binary"], dtype=bool)[order])
+
+
+def _row_order(stratum: np.ndarray, segment: np.ndarray, item: np.ndarray) -> np.ndarray:
+    """Rows by stratum, segment and item: the database returns them in any order, and sums in a fixed
+    order make every call's numbers identical to the last bit (and a stratum's rows contiguous)."""
+    if stratum.size == 0:
+        return np.arange(0)
+    items, segments = int(item.max()) + 1, int(segment.max()) + 1
+    if (int(stratum.max()) + 1) * segments * items < 2**62:
+        return np.argsort((stratum * segments + segment) * items + item)
+    return np.lexsort((item, segment, stratum))
+
+
+def _dense(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keys renumbered 0..k-1 in key order, and the distinct keys (no sort of the rows: a lookup)."""
+    if keys.size == 0:
+        return keys, keys
+    present = np.flatnonzero(np.bincount(keys))
+    lookup = np.full(int(present[-1]) + 1, -1, dtype=np.int64)
+    lookup[present] = np.arange(len(present))
+    return lookup[keys], present
+
+
+def _first(codes: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
+    """For each code 0..count-1, `values` at one of its rows (constant per code here)."""
+    out = np.empty(count, dtype=np.int64)
+    out[codes] = values
+    return out
+
+
+def _compute(signature: str, segments: list[Segment], seg: np.ndarray, stratum: np.ndarray, item: np.ndarray,
+             y: np.ndarray, x: np.ndarray, binary_rows: np.ndarray) -> PairedData:
+    count = len(segments)
+    paired = stats.paired_deltas(y - x, seg, count)
+    binary = np.bincount(seg, weights=~binary_rows, minlength=count) == 0
+    gained = np.bincount(seg, weights=(y > x) & binary[seg], minlength=count).astype(int)
+    lost = np.bincount(seg, weights=(y < x) & binary[seg], minlength=count).astype(int)
+    data = PairedData(signature, segments, seg, stratum, item, y, x, binary, paired,
+                      _experiment_q(segments, paired.p), gained, lost, stats.mcnemar_exact(gained, lost))
+    data.index = {(s.experiment, s.model, s.benchmark): i for i, s in enumerate(segments)}
+    return data
+
+
+def _experiment_q(segments: list[Segment], p: np.ndarray) -> np.ndarray:
+    """BH q values within each experiment (over all its tuned models and benchmarks)."""
+    q = np.full(len(segments), np.nan)
+    experiments = np.array([s.experiment for s in segments], dtype=object)
+    for name in set(experiments):
+        rows = np.flatnonzero(experiments == name)
+        q[rows] = stats.benjamini_hochberg(p[rows])
+    return q
+
+
+def write_table(cur: duckdb.DuckDBPyConnection, data: PairedData) -> None:
+    """Replace `paired_stats` with `data`'s rows and record what they came from."""
+    rows = [data.row(i) for i in range(len(data.segments))]
+    table = pa.Table.from_pylist(rows, schema=PAIRED_SCHEMA) if rows else PAIRED_SCHEMA.empty_table()
+    cur.register("_tix_paired", table)
+    try:
+        cur.execute("DELETE FROM paired_stats")
+        cur.execute("INSERT INTO paired_stats SELECT * FROM _tix_paired")
+    finally:
+        cur.unregister("_tix_paired")
+    cur.execute("DELETE FROM paired_stats_source")
+    cur.execute("INSERT INTO paired_stats_source VALUES (?, now()::TIMESTAMP)", [data.signature])
+
+
+PAIRED_SCHEMA = pa.schema([
+    *((c, pa.string()) for c in TABLE_COLUMNS[:6]), ("n", pa.int32()),
+    *((c, pa.float64()) for c in ("delta", "se", "ci_low", "ci_high", "p", "q")), ("binary", pa.bool_()),
+    ("gained", pa.int32()), ("lost", pa.int32()), ("mcnemar_p", pa.float64())])
+
+
+class PairedCache:
+    """The daemon's paired items: reloaded, and `paired_stats` rewritten, only when the items changed."""
+
+    def __init__(self) -> None:
+        self.data: PairedData | None = None
+        self.lock = threading.Lock()
+
+    def current(self, cur: duckdb.DuckDBPyConnection) -> PairedData:
+        """The paired items as stored now; refreshes the table when it is behind them. `cur` must be a
+        read-write cursor of the daemon's connection, used from one thread."""
+        with self.lock:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                data = self._current(cur)
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            self.data = data
+            return data
+
+    def _current(self, cur: duckdb.DuckDBPyConnection) -> PairedData:
+        signature = str(cur.execute(SIGNATURE_SQL).fetchall()[0][0])
+        if self.data is not None and self.data.signature == signature:
+            return self.data
+        started = time.perf_counter()
+        data = load(cur, signature)
+        loaded = time.perf_counter()
+        stored = cur.execute("SELECT any_value(signature) FROM paired_stats_source").fetchall()[0][0]
+        if stored != signature:
+            write_table(cur, data)
+        log.info("paired items: %d items of %d (model, benchmark) pairs read in %.2f s, paired_stats %s in "
+                 "%.2f s", len(data.segment), len(data.segments), loaded - started,
+                 "written" if stored != signature else "current", time.perf_counter() - loaded)
+        return data
+
+    def refresh_table(self, cur: duckdb.DuckDBPyConnection) -> None:
+        """Bring `paired_stats` up to date with the items, reading them only if it is behind."""
+        with self.lock:
+            signature = str(cur.execute(SIGNATURE_SQL).fetchall()[0][0])
+            stored = cur.execute("SELECT any_value(signature) FROM paired_stats_source").fetchall()[0][0]
+            if stored == signature:
+                return
+        self.current(cur)
+
+
+# -- the TI's intervals ---------------------------------------------------------------------------
+def attach(objects: list[dict[str, Any]], data: PairedData, boot: int = stats.BOOT,
+           seed: int = stats.SEED) -> None:
+    """Add to each `ti` op object its per-benchmark paired statistics and its bootstrap intervals:
+    `ti_other_ci`, `ti_non_ci`, each group's `index_ci` and `gain_ci`, `bootstrap` (replicates, seed,
+    level, the share of replicates whose maths index is <= 0) and `ci_missing` (why there is no
+    interval: no items, or the bootstrap turned off). A maths index whose interval holds 0 makes
+    the model unstable, with the reason."""
+    for o in objects:
+        for b, detail in o["benchmarks"].items():
+            detail["paired"] = data.detail(o["experiment"], o["model"], b)
+        o.update({"ti_other_ci": None, "ti_non_ci": None, "bootstrap": None, "ci_missing": None})
+        for g in o["groups"].values():
+            g.update({"index_ci": None, "gain_ci": None})
+        segments = [data.index.get((o["experiment"], o["model"], b)) for b in o["benchmarks"]]
+        o["ci_missing"] = _missing(o, segments, boot)
+        if o["ci_missing"] is None:
+            _intervals(o, data, [s for s in segments if s is not None], boot, seed)
+
+
+def _missing(o: dict[str, Any], segments: list[int | None], boot: int) -> str | None:
+    if not segments or all(s is None for s in segments):
+        return "no items"
+    if any(s is None for s in segments):
+        lacking = [b for b, s in zip(o["benchmarks"], segments, strict=True) if s is None]
+        return "no items for " + ", ".join(lacking)
+    return "bootstrap off" if boot <= 0 else None
+
+
+def _intervals(o: dict[str, Any], data: PairedData, segments: list[int], boot: int, seed: int) -> None:
+    pairs = [data.replicates(s, boot, seed) for s in segments]
+    base = np.column_stack([p[0] for p in pairs])
+    model = np.column_stack([p[1] for p in pairs])
+    groups = [o["benchmarks"][data.segments[s].benchmark]["group"] for s in segments]
+    sigma = {g: v.get("sigma", np.nan) for g, v in o["groups"].items()} if o["variant"] == "v2" else None
+    reps = stats.ti_replicates(base, model, groups, o["variant"], sigma)
+    math_index = reps["index_math"]
+    defined = math_index > 0
+    for g, values in o["groups"].items():
+        values["index_ci"] = stats.percentile_ci(reps[f"index_{g}"])
+        values["gain_ci"] = stats.percentile_ci(reps[f"gain_{g}"])
+    o["ti_other_ci"] = stats.percentile_ci(reps["ti_other"][defined])
+    o["ti_non_ci"] = stats.percentile_ci(reps["ti_non"][defined])
+    o["bootstrap"] = {"replicates": boot, "seed": seed, "level": stats.LEVEL,
+                      "math_index_le0": float(np.mean(~defined))}
+    interval = o["groups"]["math"]["index_ci"]
+    if interval is not None and interval[0] <= 0 <= interval[1]:
+        why = f"maths index 95% CI [{interval[0]:.3g}, {interval[1]:.3g}] includes 0"
+        o["unstable"] = True
+        o["unstable_reason"] = f"{o['unstable_reason']}; {why}" if o.get("unstable_reason") else why
