@@ -510,17 +510,26 @@ def progress_cell(run: dict[str, Any]) -> str:
 
 @cli.command()
 @click.argument("run_ref", metavar="RUN")
-@click.option("--wait", is_flag=True, help="Show progress until the run ends.")
+@click.option("--with-dependants", "dependants", is_flag=True,
+              help="Also queue the runs that this run's cancel or failure took down.")
+@click.option("--wait", is_flag=True, help="Show progress until the run (and those dependants) end.")
 @click.pass_context
-def resume(ctx: click.Context, run_ref: str, wait: bool) -> None:
+def resume(ctx: click.Context, run_ref: str, dependants: bool, wait: bool) -> None:
     """Queue a failed or cancelled run again; it continues from what it already recorded."""
     with connect(ctx) as client:
         if wait:
             client.subscribe()
-        run_info = client.request("resume", id=run_ref)
+        run_info = client.request("resume", id=run_ref, dependants=dependants)
+        again = list(run_info.get("dependants") or [])
         click.echo(f"{run_info['id']}  queued (resuming)")
+        for run_id in again:
+            click.echo(f"{run_id}  queued (resuming: its dependency was resumed)")
+        left = run_info.get("left") or []
+        if left:
+            click.echo(f"not queued: {', '.join(left)}, which its end took down (--with-dependants queues "
+                       "them too)")
         if wait:
-            sys.exit(0 if watch(client, [run_info["id"]]) else 1)
+            sys.exit(0 if watch(client, [run_info["id"], *again]) else 1)
 
 
 @cli.command()

@@ -537,15 +537,43 @@ class Scheduler:
             return {"id": plan["id"], "state": "queued", "reused": True}
         return {"id": plan["id"], "state": existing["state"], "reused": True}
 
-    def resume(self, run_id: str) -> str | None:
-        """Queue a failed or cancelled run again; its worker continues from what it recorded."""
+    def resume(self, run_id: str, dependants: bool = False) -> tuple[str | None, list[str]]:
+        """Queue a failed or cancelled run again; its worker continues from what it recorded.
+        `dependants`: also the runs its end took down (`taken_down`). Returns (why not, or None;
+        the dependants queued again). A run whose dependency is failed or cancelled is refused:
+        queued, the next pass would cancel it again at once."""
         run = self.store.run(run_id)
         if run is None or run["state"] not in ("failed", "cancelled"):
             state = run["state"] if run else "unknown"
-            return f"run {run_id} is {state}: only failed or cancelled runs can be resumed"
-        self._update(run_id, state="queued", error=None, finished_at=None, cancel_requested=False,
-                     progress_text="resuming", **JOB_COLUMNS)
-        return None
+            return f"run {run_id} is {state}: only failed or cancelled runs can be resumed", []
+        dead = self._dead_dependency(run)
+        if dead is not None:
+            return (f"run {run_id} depends on {dead['id']}, which is {dead['state']}: resume that one with "
+                    f"its dependants (tix resume {dead['id']} --with-dependants)"), []
+        again = self.taken_down(run_id) if dependants else []
+        for rid in [run_id, *again]:
+            self._update(rid, state="queued", error=None, finished_at=None, cancel_requested=False,
+                         progress_text="resuming", **JOB_COLUMNS)
+        return None, again
+
+    def _dead_dependency(self, run: dict[str, Any]) -> dict[str, Any] | None:
+        """A failed or cancelled run that `run` depends on (None when there is none)."""
+        if not run["deps"]:
+            return None
+        deps = self.store.runs(f"id IN ({', '.join('?' for _ in run['deps'])})", run["deps"])
+        return next((d for d in deps if d["state"] in TERMINAL_DOWN), None)
+
+    def taken_down(self, run_id: str) -> list[str]:
+        """The runs that ended because `run_id` did, nearest first: cancelled or failed with
+        `dependency X cancelled/failed` (the scheduler's cascade), downstream of it at any depth."""
+        found: dict[str, None] = {}
+        frontier = [run_id]
+        while frontier:
+            rows = self.store.runs(" OR ".join("list_contains(deps, ?)" for _ in frontier), frontier)
+            frontier = [r["id"] for r in rows if r["id"] not in found and r["state"] in TERMINAL_DOWN
+                        and str(r.get("error") or "").startswith("dependency ")]
+            found.update(dict.fromkeys(frontier))
+        return list(found)
 
     def cancel(self, run_ids: list[str]) -> list[str]:
         """Cancel queued runs at once; SIGTERM running ones (and scancel ones waiting in a cluster's
@@ -568,6 +596,10 @@ class Scheduler:
     def _update(self, run_id: str, **fields: Any) -> None:
         self.store.update_run(run_id, **fields)
         self.changed.add(run_id)
+
+
+TERMINAL_DOWN = ("failed", "cancelled")
+"""The states a run taken down by its dependency ends in (it can be resumed from them)."""
 
 
 def worker_params(params: dict[str, Any] | None) -> dict[str, Any]:

@@ -323,12 +323,16 @@ class Daemon:
         return done
 
     async def op_resume(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """Queue a failed or cancelled run again; `dependants`: also the runs its end took down.
+        Result: the run, with `dependants` (ids queued again with it) and `left` (the runs its
+        end took down that stay as they are: without `dependants`, what it would also queue)."""
         run_id = self.resolve_run(str(args.get("id", "")))
-        problem = self.scheduler.resume(run_id)
+        problem, again = self.scheduler.resume(run_id, dependants=bool(args.get("dependants")))
         if problem:
             raise RequestError(problem)
         self.wake.set()
-        return self.store.run(run_id)
+        left = [] if again else self.scheduler.taken_down(run_id)
+        return {**(self.store.run(run_id) or {}), "dependants": again, "left": left}
 
     def paired_cache(self) -> PairedCache:
         if self.paired is None:
