@@ -341,6 +341,7 @@ class Scheduler:
                 continue                  # whose previous attempt is still winding down
             verdict = self._deps_verdict(run, states)
             if verdict == "wait":
+                self._say_waiting(run, waiting_for_deps(run, states))
                 continue
             if verdict != "ok":
                 self._update(run["id"], state="cancelled", error=verdict, finished_at=utcnow())
@@ -369,8 +370,12 @@ class Scheduler:
         if needed == 0:
             # a settled run's slot is free: its worker only tears down (a second or two with torch
             # loaded, during which the next run can already start); GPUs stay held until exit
+            slots = self.settings.cpu_slot_count
             used = sum(1 for a in self.active.values() if a.cpu_slot and not a.settled)
-            return [] if used < self.settings.cpu_slot_count else None
+            if used < slots:
+                return []
+            self._say_waiting(run, f"waiting for a CPU slot ({used} of {slots} in use)")
+            return None
         if needed > self.gpu_total:
             where = "the gpus setting allows" if isinstance(self.settings.gpus, list) else "this box has"
             self._update(run["id"], state="failed", finished_at=utcnow(),
@@ -596,6 +601,15 @@ class Scheduler:
     def _update(self, run_id: str, **fields: Any) -> None:
         self.store.update_run(run_id, **fields)
         self.changed.add(run_id)
+
+
+def waiting_for_deps(run: dict[str, Any], states: dict[str, dict[str, Any]]) -> str:
+    """Why a queued run waits on its dependencies: the unfinished ones with their state
+    (`waiting for train-1a2b (running)`), never one that already succeeded."""
+    pending = [f"{dep} ({states[dep]['state']})" for dep in run["deps"]
+               if dep in states and states[dep]["state"] != "succeeded"]
+    more = f" and {len(pending) - 2} more" if len(pending) > 2 else ""
+    return f"waiting for {', '.join(pending[:2])}{more}"
 
 
 TERMINAL_DOWN = ("failed", "cancelled")

@@ -181,7 +181,9 @@ def test_launch_queues_runs_as_tix_run_does(home: tuple[Workspace, Path]) -> Non
         confirm = await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen) and pilot.app.screen)
         question = str(confirm.question)
         assert question.startswith("Launch launch: 8 runs, 8 to run\n")
-        assert "work: 1 build (CPU), 2 train x 1 GPU, 3 eval x 1 GPU, 2 analyse x 1 GPU" in question
+        # a box with CPU slots only (TIX_GPUS=0): runs that ask for a GPU take a CPU slot (issue 25.5)
+        assert "work: 1 build (CPU), 2 train (CPU), 3 eval (CPU), 2 analyse (CPU)" in question
+        assert "this box has no GPUs: runs that ask for one take a CPU slot (1 here)" in question
         await pilot.press("y")
         await until(pilot, lambda: screen.launched)
         await pilot.press("f5")  # again: everything is known to the daemon now

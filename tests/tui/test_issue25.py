@@ -13,6 +13,7 @@ from textual.pilot import Pilot
 from tests.tui.conftest import connected, make_app, run_app, until
 from tests.tui.recorded import Recorded
 from tests.tui.test_numbers import DEMO_RUNS, NOW, RunsHost
+from tui.screens.experiments import cpu_box_note, work_summary
 from tui.screens.runs import RunsScreen
 from tui.screentext import screen_text
 from tui.widgets.confirm import Confirm
@@ -92,3 +93,33 @@ def test_enter_never_confirms_a_cancel_and_resume_offers_what_the_cancel_took_do
         assert app.runs[ids["eval_rl"]]["state"] == "cancelled"
 
     run_app(make_app(recorded.ws), scenario, size=(100, 30))
+
+
+def test_a_queued_run_says_why_it_waits() -> None:
+    """Item 5: the daemon's reason (a CPU slot), never a dependency that already succeeded; F5's
+    question on a box with CPU slots only does not promise GPUs."""
+    build = run(id="build-1", kind="build", state="succeeded", finished_at="2025-03-14 11:50:00")
+    waiting = run(deps=["build-1"], progress_text="waiting for a CPU slot (2 of 2 in use)")
+    old_daemon = run(id="train-2", deps=["build-1"])  # a daemon that does not say why
+
+    async def main() -> None:
+        app = RunsHost([build, waiting, old_daemon])
+        async with app.run_test(size=(100, 24)) as pilot:
+            await pilot.pause()
+            table = app.screen.query_one(RunsTable)
+            table.select("train-1")
+            await pilot.pause()
+            text = screen_text(app)
+            assert "waiting for a CPU slot (2 of 2 in use)" in text and "waiting for build-1" not in text
+            table.select("train-2")
+            await pilot.pause()
+            assert "waiting for build-1" not in screen_text(app)
+
+    asyncio.run(main())
+    runs = [{"kind": "build", "gpus_needed": 0}, {"kind": "train", "gpus_needed": 1},
+            {"kind": "train", "gpus_needed": 1}]
+    assert work_summary(runs, {"gpus": 0, "cpu_slots": 2, "executor": "local"}) == "1 build (CPU), 2 train (CPU)"
+    assert cpu_box_note(runs, {"gpus": 0, "cpu_slots": 2}) == \
+        "this box has no GPUs: runs that ask for one take a CPU slot (2 here)"
+    assert work_summary(runs, {"gpus": 4, "executor": "local"}) == "1 build (CPU), 2 train x 1 GPU"
+    assert work_summary(runs, {"gpus": 0, "executor": "slurm"}) == "1 build (CPU), 2 train x 1 GPU"

@@ -146,7 +146,7 @@ def example_copy(example: Path, folder: Path) -> tuple[Path, str, str]:
 
 
 def launch_question(record: dict[str, Any], runs: list[dict[str, Any]], states: dict[str, str],
-                    saving: bool) -> Text:
+                    saving: bool, box: dict[str, Any] | None = None) -> Text:
     """What F5 is about to do: how many runs are new, how many are reused (and in what state),
     and the work the new ones ask for, by kind with their GPUs, before the user says yes."""
     fresh = [r for r in runs if states.get(r["id"], "failed") in ("failed", "cancelled")]
@@ -160,23 +160,44 @@ def launch_question(record: dict[str, Any], runs: list[dict[str, Any]], states: 
     text.append(f"{len(fresh)} to run" + (f" ({again} failed or cancelled, queued again)" if again else ""))
     if reused:
         text.append(", reused: " + ", ".join(f"{n} {state}" for state, n in sorted(reused.items())))
-    text.append("\nwork: " + visible(work_summary(fresh) or "nothing new"))
+    text.append("\nwork: " + visible(work_summary(fresh, box) or "nothing new"))
+    if box_note := cpu_box_note(fresh, box):
+        text.append("\n" + box_note, style="dim")
     if saving:
         text.append("\n(saves the file first)")
     return text
 
 
-def work_summary(runs: list[dict[str, Any]]) -> str:
-    """`1 build (CPU), 2 train x 1 GPU, 3 eval x 1 GPU`: kinds in pipeline order with their GPUs."""
+def work_summary(runs: list[dict[str, Any]], box: dict[str, Any] | None = None) -> str:
+    """`1 build (CPU), 2 train x 1 GPU, 3 eval x 1 GPU`: kinds in pipeline order with their GPUs.
+    `box` is the daemon's `ping`: on a box without GPUs (local executor) every run takes a CPU
+    slot, whatever it asks for, and says so."""
     groups: dict[tuple[str, int], int] = {}
     for r in runs:
-        key = (r["kind"], int(r.get("gpus_needed") or 0))
+        key = (r["kind"], gpus_used(r, box))
         groups[key] = groups.get(key, 0) + 1
     order = {kind: i for i, kind in enumerate(("build", "datagen", "train", "eval", "analyse"))}
     parts = []
     for (kind, gpus), n in sorted(groups.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0][1])):
         parts.append(f"{n} {kind}" + (f" x {gpus} GPU{'s' if gpus > 1 else ''}" if gpus else " (CPU)"))
     return ", ".join(parts)
+
+
+def cpu_only(box: dict[str, Any] | None) -> bool:
+    """Whether the daemon runs everything on CPU slots (no GPUs here, and no cluster to ask)."""
+    return box is not None and not box.get("gpus") and box.get("executor", "local") != "slurm"
+
+
+def gpus_used(run: dict[str, Any], box: dict[str, Any] | None) -> int:
+    return 0 if cpu_only(box) else int(run.get("gpus_needed") or 0)
+
+
+def cpu_box_note(runs: list[dict[str, Any]], box: dict[str, Any] | None) -> str:
+    """On a box without GPUs, why runs that ask for GPUs show as CPU work."""
+    if not cpu_only(box) or not any(r.get("gpus_needed") for r in runs):
+        return ""
+    slots = box.get("cpu_slots") if box else None
+    return f"this box has no GPUs: runs that ask for one take a CPU slot ({slots or '?'} here)"
 
 
 def template_text(name: str) -> str:
@@ -541,8 +562,9 @@ class ExperimentsScreen(Screen[None]):
             return
         record, runs = await asyncio.to_thread(plan_text, text, path)
         states = await self.known_states([r["id"] for r in runs])
-        if not await self.app.push_screen_wait(ConfirmScreen(launch_question(record, runs, states,
-                                                                             text != self.saved_text))):
+        box = await self.box()
+        question = launch_question(record, runs, states, text != self.saved_text, box)
+        if not await self.app.push_screen_wait(ConfirmScreen(question)):
             return
         if text != self.saved_text:
             try:
@@ -559,6 +581,13 @@ class ExperimentsScreen(Screen[None]):
             return
         self.show_launch(record["name"], queued)
         self.load_list()
+
+    async def box(self) -> dict[str, Any] | None:
+        """The daemon's `ping` (GPUs, CPU slots, executor): what the runs will run on."""
+        try:
+            return await self.source.request("ping")
+        except SourceError:
+            return None
 
     async def known_states(self, ids: list[str]) -> dict[str, str]:
         """The state of each planned run the daemon already has (identical runs share an id)."""

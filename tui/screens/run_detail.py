@@ -174,7 +174,7 @@ def head_facts(run: dict[str, Any]) -> Text:
         return Text(last_line(run["error"]), style="red")
     host = run.get("host")
     facts = visible(" · ".join(x for x in (
-        run.get("progress_text") if run.get("state") in ("running", "queued") else None,
+        run.get("progress_text") if run.get("state") == "running" or slurm_wait_free(run) else None,
         (f"submitted from {host}" if run.get("executor") == "slurm" else f"host {host}") if host else None,
         f"attempt {run['attempt']}" if run.get("attempt") else None,
         f"started {str(run['started_at'])[5:16]}" if run.get("started_at") else None,
@@ -184,6 +184,12 @@ def head_facts(run: dict[str, Any]) -> Text:
     text.append(waiting, style="cyan")  # a span: the line's own style would tint the grey facts
     text.append((" · " if waiting and facts else "") + facts, style="dim")
     return text
+
+
+def slurm_wait_free(run: dict[str, Any]) -> bool:
+    """A queued run outside Slurm's queue: its progress text is the daemon's reason it waits (in
+    Slurm's queue, slurm_queue_line says it, `requeued by Slurm` included)."""
+    return run.get("state") == "queued" and not run.get("job_id")
 
 
 class RunDetailScreen(Screen[None]):

@@ -249,7 +249,7 @@ class RunsScreen(Screen[None]):
         move would recompose it, and Textual 8's Footer keeps every replaced key alive (a leak of
         about a thousand objects per refresh, which also slows its garbage collections)."""
         width = max(20, (self.size.width or 80) - 2)
-        shown = describe(self.selected_run(), self.clock(), width) if self.loaded() else Text(
+        shown = describe(self.selected_run(), self.clock(), width, self.runs) if self.loaded() else Text(
             "the runs appear as soon as the daemon answers (it is started if it is not running)", style="dim")
         self.query_one("#selected", Static).update(shown, layout=False)
 
@@ -326,7 +326,8 @@ class RunsScreen(Screen[None]):
 
 
 
-def describe(run: dict[str, Any] | None, now: float, width: int = 1_000) -> Text:
+def describe(run: dict[str, Any] | None, now: float, width: int = 1_000,
+             runs: dict[str, dict[str, Any]] | None = None) -> Text:
     """Two lines about the selected run: what it is doing, and its error when it has one; each
     line keeps the facts that fit `width` whole (a figure or a time is left out, never cut)."""
     if run is None:
@@ -335,25 +336,23 @@ def describe(run: dict[str, Any] | None, now: float, width: int = 1_000) -> Text
             Text(visible(f"{run.get('experiment') or '-'}/{run.get('name') or '-'}  {run.get('kind')}"))]
     if run.get("job_id"):  # before the rest: where a cluster run is matters more than when it started
         head.append(Text(visible(slurm_job(run))))
-    if run.get("progress_text") and run.get("state") in ("running", "queued"):  # queued: why it waits
+    if run.get("progress_text") and run.get("state") == "running":  # a queued run's is on the next line
         head.append(Text(visible(run["progress_text"])))
     if run.get("started_at"):
         head.append(Text(f"started {str(run['started_at'])[5:16]}"))
     if run.get("attempt", 0) > 1:
         head.append(Text(f"attempt {run['attempt']}"))
-    text = Text("\n").join([fit_parts(head, width, "  "), second_line(run, now, width)])
+    text = Text("\n").join([fit_parts(head, width, "  "), second_line(run, now, width, runs or {})])
     text.no_wrap, text.overflow = True, "ellipsis"
     return text
 
 
-def second_line(run: dict[str, Any], now: float, width: int) -> Text:
+def second_line(run: dict[str, Any], now: float, width: int, runs: dict[str, dict[str, Any]]) -> Text:
     """The error of a failed run, why a queued one waits, or what a finished one found and when."""
     if run.get("error") and run.get("state") not in ("running", "succeeded"):
         return Text(last_line(run["error"]), style="red")
-    if waiting := slurm_queue_line(run):
+    if waiting := slurm_queue_line(run) or waiting_line(run, runs):
         return Text(visible(waiting), style="cyan")
-    if run.get("state") == "queued" and run.get("deps"):
-        return Text(visible(f"waiting for {', '.join(run['deps'])}"), style="cyan")
     if not run.get("finished_at"):
         return Text()
     ended = epoch(run["finished_at"])
@@ -366,6 +365,19 @@ def second_line(run: dict[str, Any], now: float, width: int) -> Text:
     line = fit_parts(found, width)
     rest = width - len(line) - 2
     return line + (Text("  ") + when if len(when) <= rest and not line.plain.endswith(CUT) else Text())
+
+
+def waiting_line(run: dict[str, Any], runs: dict[str, dict[str, Any]]) -> str:
+    """Why a queued run waits: the daemon's word (`waiting for a CPU slot (2 of 2 in use)`,
+    `waiting for train-1a2b (running)`, another user's job on the GPU); from a daemon that does
+    not say, the dependencies that have not succeeded yet (never one that has)."""
+    if run.get("state") != "queued":
+        return ""
+    if run.get("progress_text"):
+        return str(run["progress_text"])
+    pending = [f"{dep} ({runs[dep].get('state')})" if dep in runs else dep
+               for dep in run.get("deps") or [] if (runs.get(dep) or {}).get("state") != "succeeded"]
+    return f"waiting for {', '.join(pending)}" if pending else ""
 
 
 def _label(key: str) -> str:
