@@ -7,7 +7,8 @@ scores written straight into a fresh database before the daemon starts) and `ite
 statistics and the 2,000-replicate bootstrap intervals). For each it times the whole
 `tix ti EXPERIMENT --format json` command as a user runs it (process start, connect, the daemon's
 `ti` op, JSON print), the `ti` request alone over an open connection, and a SQL view. For `items`
-the first command after the items changed is timed apart ("cold": the daemon reads the items, fills
+the very first request is timed once (the daemon aggregates every run's samples into `run_items`),
+and the first command after the items changed apart ("cold": the daemon pairs the items again, fills
 `paired_stats` and resamples; later calls reuse the items and the replicates): a one-line import
 into another experiment changes what the items depend on before each cold call.
 
@@ -176,6 +177,8 @@ def main() -> None:
                  f"replicates; {os.cpu_count()} cores"]
         import_cmd = ("import", "scores", str(csv_path), "-e", "imported")
         with Client(ws) as client:
+            lines.append(summary("[items   ] first `ti` request (run_items built)    ",
+                                 timed(lambda: ti_request(client, "items"), 1)))
             lines.append(summary("`tix import scores` (1 CSV, process start included)    ",
                                  timed(lambda: cli(env, *import_cmd), 5)))
             for experiment in ("imported", "runs"):

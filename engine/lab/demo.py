@@ -140,9 +140,9 @@ GROUPS = ("math", "other", "non")
 UNSTABLE_WHY = "maths gain < 1 pt or index <= 0"
 TI_COLUMNS = ["model", "math (Δ)", "other (Δ)", "non (Δ)", "TI_other v1", "TI_non v1", "TI_other v2",
               "TI_non v2"]
-PAIRED_TITLE = ("Paired differences from the base (points; 95% CI: t over the items both models have, "
-                "bootstrap for group means;\np: paired t test; q: Benjamini-Hochberg over the experiment; "
-                "*: q < 0.05, or a group interval without 0):")
+PAIRED_TITLE = ("Paired differences from the base (points; 95% CI: paired t over the items, bootstrap for "
+                "group means;\np: paired t test; q: Benjamini-Hochberg over the experiment; *: q < 0.05, "
+                "or a group CI without 0):")
 
 
 def _fmt(value: float | None) -> str:

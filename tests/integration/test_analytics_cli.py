@@ -10,7 +10,7 @@ import pytest
 
 from engine.analysis.metrics import transferability
 from engine.workspace import Workspace
-from tests.conftest import SHARED_DATA, sql_json
+from tests.conftest import SHARED_DATA, sql_json, wait_until
 
 PAPER = SHARED_DATA / "paper_table1_scores.csv"
 needs_paper = pytest.mark.skipif(not PAPER.exists(), reason=f"{PAPER} not here (reference data, ../shared/data)")
@@ -70,3 +70,48 @@ def test_bad_imports_and_flags_are_refused_without_storing(tix, ws: Workspace, t
     for command in ["ti", "import", "import scores", "import lm-eval", "shift", "flips", "health"]:
         help_text = tix(*command.split(), "--help")
         assert help_text.returncode == 0 and "Usage:" in help_text.stdout, command
+
+
+def test_intervals_through_the_daemon_and_paired_stats_left_current(tix, ws: Workspace, tmp_path: Path) -> None:
+    """Eval runs with items: `tix ti` prints each TI with its interval, `--benchmarks` marks q < 0.05,
+    `tix flips` gives McNemar's p, the `paired_deltas` view answers through `tix sql`, and a daemon
+    that exits leaves `paired_stats` current for a plain duckdb reader (no tix function needed)."""
+    import re
+
+    import duckdb
+
+    from engine.analysis.paired import SIGNATURE_SQL
+    from storage import Store
+    from tests.unit.test_paired import item_lab
+
+    ws.ensure()
+    item_lab(n=100, store=Store.open(ws.db)).close()
+    objects = {o["model"]: o for o in json.loads(tix("ti", "exp", "--format", "json").stdout)}
+    table = tix("ti", "exp")
+    assert table.returncode == 0, table.stderr
+    sft = next(line for line in table.stdout.splitlines() if line.split()[1:2] == ["sft"])
+    low, high = objects["sft"]["ti_non_ci"]
+    assert re.search(rf"{objects['sft']['ti_non']:.1f} \[{low:.0f}, {high:.0f}\]", sft), sft
+    detail = tix("ti", "exp", "--benchmarks", "--variant", "v1").stdout.splitlines()
+    for model, o in objects.items():
+        for bench, d in o["benchmarks"].items():
+            line = next(x for x in detail if x.split()[1:2] == [model] and bench in x.split())
+            assert (" * " in f"{line} ") == (d["paired"]["q"] < 0.05), line
+    flips = {(r["model"], r["benchmark"]): r for r in json.loads(tix("flips", "exp", "--format", "json").stdout)}
+    for (model, bench), row in flips.items():
+        assert row["mcnemar_p"] == pytest.approx(objects[model]["benchmarks"][bench]["paired"]["mcnemar_p"])
+    deltas = sql_json(tix, "SELECT model, benchmark, delta FROM paired_deltas ORDER BY 1, 2")
+    assert len(deltas) == 8 and all(d["delta"] == pytest.approx(objects[d["model"]]["benchmarks"][d["benchmark"]]
+                                                               ["paired"]["delta"]) for d in deltas)
+    other = tmp_path / "other.csv"  # changes what the items depend on: the table is behind until the exit
+    other.write_text("model,base_model,method,benchmark,group,score\nb,,base,m,math,10\nt,b,rl,m,math,20\n")
+    assert tix("import", "scores", str(other), "--experiment", "other").returncode == 0
+    assert tix("daemon", "stop").returncode == 0
+    wait_until(lambda: not ws.socket.exists(), 30)
+    con = duckdb.connect(str(ws.db), read_only=True)
+    try:
+        assert con.execute("SELECT signature FROM paired_stats_source").fetchall() == \
+            con.execute(SIGNATURE_SQL).fetchall()
+        assert con.execute("SELECT count(*) FROM paired_deltas").fetchall() == [(8,)]
+    finally:
+        con.close()

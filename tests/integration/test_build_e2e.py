@@ -58,7 +58,8 @@ def quick_lab(path: Path) -> Path:
 @pytest.mark.timeout(900)
 def test_demo_end_to_end(ws: Workspace, tix, tmp_path: Path) -> None:
     """`tix demo FILE` on the shipped lab cut short: the shipped base (no build), SFT and GRPO on
-    maths, three evaluations, two analyses, then its tables: accuracies, TI and shift."""
+    maths, three evaluations, two analyses, then its tables: accuracies, paired differences with
+    their intervals, TI with intervals, and shift."""
     result = tix("demo", str(quick_lab(tmp_path / "quick-lab.yaml")), timeout=800)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     runs = json.loads(tix("status", "--json").stdout)
@@ -74,6 +75,11 @@ def test_demo_end_to_end(ws: Workspace, tix, tmp_path: Path) -> None:
               in ("base", "rl", "sft")]
     assert [m.rstrip("*") for m in models] == ["base", "rl", "sft"] and "next:" in out
     assert all(f"* {m[:-1]}: TI unstable" in ti_table for m in models if m.endswith("*"))  # starred: a footnote
+    paired = out[out.index("Paired differences"):out.index("TI_other v1")]
+    for model in ("rl", "sft"):  # each benchmark with its 8 items and interval, then each group's mean
+        rows = [line.split() for line in paired.splitlines() if line.startswith(model + " ")]
+        assert len(rows) == 9 and all(r[3] == "8" and r[5].startswith("[") for r in rows[:6]), paired
+        assert [r[1] for r in rows[6:]] == ["math", "other", "non"], paired
     shift = out[out.index("Shift against"):out.index("next:")]
     for model in ("rl", "sft"):  # one row per group, every analysis filled in
         rows = [line.split() for line in shift.splitlines() if line.startswith(model + " ")]

@@ -316,3 +316,29 @@ def test_demo_ti_table_has_a_base_row_signed_deltas_and_footnotes() -> None:
     assert rows[1][:4] == ["rl*", "55.0 (+15.0)", "58.0 (-2.0)", "35.0 (-15.0)"]
     assert rows[2][0] == "sft" and len(rows[2]) == len(demo.TI_COLUMNS)
     assert demo.ti_notes(v1, v2) == ["* rl: TI unstable, not meaningful (maths gain 0.4)"]
+
+
+def test_demo_tables_carry_the_intervals() -> None:
+    """The demo's TI cells print `value [low, high]`; its paired table lists each benchmark's n, delta,
+    interval, p and q (a `*` where q < 0.05), then each group's mean with its bootstrap interval."""
+    from engine.lab import demo
+
+    groups = {"math": {"base": 48.5, "model": 62.5, "gain_ci": [7.2, 21.0]},
+              "other": {"base": 42.0, "model": 39.5, "gain_ci": [-8.0, 3.1]},
+              "non": {"base": 52.1, "model": 35.5, "gain_ci": [-23.0, -10.5]}}
+    paired = {"n": 100, "delta": 27.0, "se": 6.0, "ci": [15.1, 38.9], "p": 2.1e-5, "q": 6.3e-5, "mcnemar_p": None}
+    noise = {**paired, "delta": 1.0, "ci": [-10.5, 12.5], "p": 0.864, "q": 0.9}
+    v2 = [{"model": "sft", "base_model": "base", "groups": groups, "unstable": False,
+           "ti_other": -85.2, "ti_other_ci": [-195.4, 28.0], "ti_non": -128.2, "ti_non_ci": [-250.0, -80.6],
+           "benchmarks": {"a": {"group": "math", "gain": 27.0, "paired": paired},
+                          "c": {"group": "math", "gain": 1.0, "paired": noise},
+                          "x": {"group": "non", "gain": -16.0, "paired": None}}}]
+    v1 = [{**v2[0], "ti_other": -21.9, "ti_other_ci": None, "ci_missing": "no items"}]
+    row = demo.ti_rows(v1, v2)[1]
+    assert row[4] == "-21.9 [no items]" and row[6:] == ["-85.2 [-195, 28]", "-128.2 [-250, -81]"]
+    rows = demo.paired_rows(v2)
+    assert rows[0] == ["sft", "math", "a", "100", "+27", "[+15, +39]", "2.1e-05", "6.3e-05", "*"]
+    assert rows[1] == ["sft", "math", "c", "100", "+1.0", "[-10, +12]", "0.864", "0.900", ""]
+    assert rows[2][2:6] == ["x", "-", "-16", "no items"]
+    assert rows[3] == ["sft", "math", "group mean", "", "+14", "[+7.2, +21]", "", "", "*"]
+    assert rows[4][-1] == "" and rows[5][-1] == "*"  # other's interval holds 0, non's does not
