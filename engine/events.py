@@ -112,19 +112,25 @@ def read_complete_lines(path: Path, offset: int, max_bytes: int = 8 << 20) -> tu
     An unterminated last line is left for the next call: it is either still being written or
     torn by a crash, and in both cases must not be stored yet.
     """
+    body, new_offset = read_complete_window(path, offset, max_bytes)
+    return body.splitlines(), new_offset
+
+
+def read_complete_window(path: Path, offset: int, max_bytes: int = 8 << 20) -> tuple[bytes, int]:
+    """The bytes of `read_complete_lines` unsplit (ending in a newline, or empty), so a bulk JSON
+    reader can parse the whole window at once."""
     try:
         with open(path, "rb") as f:
             f.seek(offset)
             chunk = f.read(max_bytes)
     except FileNotFoundError:
-        return [], offset
+        return b"", offset
     end = chunk.rfind(b"\n")
     if end < 0:
         if len(chunk) == max_bytes:  # one line longer than the window: skip it whole
-            return [], offset + len(chunk)
-        return [], offset
-    body = chunk[: end + 1]
-    return body.splitlines(), offset + len(body)
+            return b"", offset + len(chunk)
+        return b"", offset
+    return chunk[: end + 1], offset + end + 1
 
 
 def tail_text(path: Path, max_bytes: int = 2000) -> str:

@@ -82,6 +82,8 @@ class IngestBatch:
     offset: int
     bad_lines: int = 0
     columns: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    tables: dict[str, list[pa.Table]] = field(default_factory=dict)
+    """Rows a bulk reader parsed already as Arrow (the ingest's fast path), stored as they are."""
 
     def add(self, table: str, row: dict[str, Any]) -> None:
         cols = self.columns.get(table)
@@ -90,8 +92,14 @@ class IngestBatch:
         for name, values in cols.items():
             values.append(row.get(name))
 
+    def extend(self, table: str, data: pa.Table) -> None:
+        """Add rows already in Arrow form (columns as in `INGEST_SCHEMAS[table]`)."""
+        if data.num_rows:
+            self.tables.setdefault(table, []).append(data.select(INGEST_SCHEMAS[table].names))
+
     def count(self) -> int:
-        return sum(len(next(iter(c.values()))) for c in self.columns.values())
+        return (sum(len(next(iter(c.values()))) for c in self.columns.values())
+                + sum(t.num_rows for ts in self.tables.values() for t in ts))
 
     def arrow(self, table: str) -> pa.Table:
         schema = INGEST_SCHEMAS[table]
@@ -236,6 +244,9 @@ class Store:
         try:
             for table in batch.columns:
                 self._append_arrow(table, batch.arrow(table))
+            for table, parts in batch.tables.items():
+                for part in parts:
+                    self._append_arrow(table, part)
             self.con.execute(
                 """INSERT INTO ingest_offsets VALUES (?, ?, ?, ?) ON CONFLICT (run_id, file)
                    DO UPDATE SET "offset" = excluded."offset",

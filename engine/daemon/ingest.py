@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.events import EVENTS_FILE, FINAL_EVENTS, SAMPLES_FILE, read_complete_lines
+import numpy as np
+
+from engine.daemon.ingest_fast import line_starts, parse_metrics, parse_samples
+from engine.events import EVENTS_FILE, FINAL_EVENTS, SAMPLES_FILE, read_complete_window
 from storage.store import IngestBatch, Store
 
 
@@ -38,6 +41,17 @@ def ingest_run(store: Store, run_id: str, run_dir: Path, max_bytes: int = 8 << 2
     """One pass over a run's events and samples files."""
     summary = EventSummary()
 
+    def fast_events(batch: IngestBatch, body: bytes, starts: np.ndarray, offset: int) -> np.ndarray:
+        metrics, done = parse_metrics(body, starts, run_id)
+        batch.extend("metrics", metrics)
+        summary.metric_lines += len(done)
+        return done
+
+    def fast_samples(batch: IngestBatch, body: bytes, starts: np.ndarray, offset: int) -> np.ndarray:
+        samples, done = parse_samples(body, starts, run_id, offset)
+        batch.extend("samples", samples)
+        return done
+
     def route_event(batch: IngestBatch, offset: int, obj: dict[str, Any]) -> bool:
         if not isinstance(obj.get("type"), str):
             return False
@@ -48,8 +62,9 @@ def ingest_run(store: Store, run_id: str, run_dir: Path, max_bytes: int = 8 << 2
         batch.add("samples", _sample_row(run_id, offset, obj))
         return True
 
-    summary.lines = _ingest_file(store, run_id, run_dir, EVENTS_FILE, max_bytes, route_event)
-    summary.sample_lines = _ingest_file(store, run_id, run_dir, SAMPLES_FILE, max_bytes, route_sample)
+    summary.lines = _ingest_file(store, run_id, run_dir, EVENTS_FILE, max_bytes, fast_events, route_event)
+    summary.sample_lines = _ingest_file(store, run_id, run_dir, SAMPLES_FILE, max_bytes, fast_samples,
+                                        route_sample)
     return summary
 
 
@@ -73,26 +88,36 @@ def _merge(total: EventSummary, step: EventSummary) -> None:
     total.started = step.started or total.started
 
 
+FastPath = Callable[[IngestBatch, bytes, np.ndarray, int], np.ndarray]
+Route = Callable[[IngestBatch, int, dict[str, Any]], bool]
+
+
 def _ingest_file(store: Store, run_id: str, run_dir: Path, file: str, max_bytes: int,
-                 route: Callable[[IngestBatch, int, dict[str, Any]], bool]) -> int:
+                 fast: FastPath, route: Route) -> int:
     """Store the complete new lines of one run file; returns how many lines were read.
 
-    `route` adds a parsed line's rows to the batch (False = malformed). Each row keeps the byte
-    offset of its line, which identifies it across restarts.
+    `fast` parses the whole window in bulk and returns the indices of the lines it stored; the
+    rest go one by one through `route`, which adds a parsed line's rows to the batch (False =
+    malformed). Each row keeps the byte offset of its line, which identifies it across restarts.
     """
     offset = store.ingest_offset(run_id, file)
-    lines, new_offset = read_complete_lines(run_dir / file, offset, max_bytes)
+    body, new_offset = read_complete_window(run_dir / file, offset, max_bytes)
     if new_offset == offset:
         return 0
     batch = IngestBatch(run_id, file, new_offset)
-    position = offset
-    for line in lines:
+    if not body:  # one line longer than the window, skipped whole
+        store.write_batch(batch)
+        return 0
+    starts = line_starts(body)
+    slow = np.ones(len(starts) - 1, bool)
+    slow[fast(batch, body, starts, offset)] = False
+    for i in np.flatnonzero(slow).tolist():
+        line = body[starts[i] : starts[i + 1] - 1]
         obj = _parse(line)
-        if obj is None or not route(batch, position, obj):
+        if obj is None or not route(batch, offset + int(starts[i]), obj):
             batch.bad_lines += bool(line.strip())
-        position += len(line) + 1
     store.write_batch(batch)
-    return len(lines)
+    return len(starts) - 1
 
 
 def _route_event(batch: IngestBatch, run_id: str, offset: int, event: dict[str, Any],
@@ -151,7 +176,7 @@ def _sample_row(run_id: str, offset: int, sample: dict[str, Any]) -> dict[str, A
         row[key] = sample.get(key)
     for key in ("benchmark", "item_id", "prompt", "completion", "extracted", "finish_reason"):
         row[key] = None if row[key] is None else str(row[key])
-    row["sample_idx"], row["tokens"] = _int(row["sample_idx"]), _int(row["tokens"])
+    row["sample_idx"], row["tokens"] = _int32(row["sample_idx"]), _int32(row["tokens"])
     row["verdict"] = _float(row["verdict"])
     flags = row["flags"]
     row["flags"] = [str(f) for f in flags] if isinstance(flags, list) else None
@@ -177,6 +202,13 @@ def _int(value: Any) -> int | None:
         return None if value is None or isinstance(value, bool) else int(value)
     except (TypeError, ValueError, OverflowError):
         return None
+
+
+def _int32(value: Any) -> int | None:
+    """An INTEGER column's value; one that does not fit is dropped rather than failing the batch
+    (which would block the file's ingest for good)."""
+    number = _int(value)
+    return number if number is not None and -(2**31) < number < 2**31 else None
 
 
 def _time(value: Any) -> float | None:

@@ -1,0 +1,88 @@
+"""The bulk (DuckDB) parse of a window stores exactly what the line-by-line Python path stores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.daemon import ingest, ingest_fast
+from engine.daemon.ingest import ingest_run, ingest_until_drained
+from storage import Store
+
+EVENTS = [
+    {"type": "started", "t": 1.7e9},
+    {"type": "metric", "t": 1.7e9 + 1, "step": 1, "values": {"loss": 2.5, "lr": 1, "ok": True, "gone": None}},
+    {"type": "metric", "step": 2, "values": {"a.b": -1e-9, "é": 3}},
+    {"type": "metric", "t": -5, "step": None, "values": {}},
+    {"type": "metric", "t": "soon", "step": 3.5, "values": {"loss": "1.5"}},
+    {"type": "metric", "step": 4, "values": {"loss": {"nested": 1}}},
+    {"type": "progress", "step": 4, "total": 10, "desc": "train"},
+    {"type": "score", "benchmark": "math", "metric": "acc", "value": 50, "n": 3},
+    {"type": "log", "message": '{"type": "metric"}'},
+]
+SAMPLES = [
+    {"benchmark": "math", "item_id": "1", "sample_idx": 0, "prompt": "p é", "completion": "c\n\"x\"",
+     "extracted": None, "verdict": 1, "tokens": 12, "finish_reason": "stop", "flags": ["no_answer"],
+     "group": "g", "metrics": {"accuracy": 1.0}, "gold": "4"},
+    {"benchmark": "math", "item_id": "2", "sample_idx": 1, "verdict": 0.5, "flags": []},
+    {"benchmark": "math", "item_id": 3, "sample_idx": "zero", "verdict": True, "flags": "cut"},
+    {"benchmark": "math", "item_id": "4", "flags": ["a", 1], "tokens": 2**40},
+]
+
+
+def write(run: Path, lines: list[str]) -> None:
+    run.mkdir()
+    events = [json.dumps(e) for e in EVENTS] + ["", "not json", "[1]"]
+    (run / "events.jsonl").write_text("\n".join(events + lines) + "\n")
+    (run / "samples.jsonl").write_text("\n".join(json.dumps(s) for s in SAMPLES) + "\n\n{bad\n")
+
+
+def dump(store: Store) -> dict[str, list[tuple]]:
+    out = {}
+    for table, order in [("metrics", "step, name"), ("events", '"offset"'), ("scores", "value"),
+                         ("samples", '"offset"'), ("ingest_offsets", "file")]:
+        cols = "* EXCLUDE (t)" if table in ("metrics", "events", "scores") else "*"
+        rows = store.con.execute(f"SELECT {cols} FROM {table} ORDER BY {order}").fetchall()
+        out[table] = [tuple(json.loads(v) if isinstance(v, str) and v.startswith("{") else v for v in r)
+                      for r in rows]
+    return out
+
+
+def test_bulk_and_python_paths_store_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path / "a", [])
+    fast = Store.open(None)
+    ingest_until_drained(fast, "r", tmp_path / "a")
+    none = np.empty(0, np.int64)
+    monkeypatch.setattr(ingest, "parse_metrics", lambda *a: (None, none))
+    monkeypatch.setattr(ingest, "parse_samples", lambda *a: (None, none))
+    monkeypatch.setattr(ingest.IngestBatch, "extend", lambda self, table, data: None)
+    slow = Store.open(None)
+    ingest_until_drained(slow, "r", tmp_path / "a")
+    assert dump(fast) == dump(slow)
+    assert fast.con.execute("SELECT count(*) FROM metrics").fetchone()[0] == 8
+    assert fast.con.execute("SELECT bad_lines FROM ingest_offsets ORDER BY file").fetchall() == [(2,), (1,)]
+
+
+def test_small_windows_keep_line_offsets(tmp_path: Path) -> None:
+    write(tmp_path / "a", [])
+    store = Store.open(None)
+    while ingest_run(store, "r", tmp_path / "a", max_bytes=300).sample_lines:
+        pass
+    data = (tmp_path / "a" / "samples.jsonl").read_bytes()
+    for (offset, item) in store.con.execute('SELECT "offset", item_id FROM samples').fetchall():
+        assert json.loads(data[offset:data.index(b"\n", offset)])["item_id"] in (item, int(item))
+
+
+def test_clean_lines_take_the_bulk_path(tmp_path: Path) -> None:
+    write(tmp_path / "a", [])
+    events = (tmp_path / "a" / "events.jsonl").read_bytes()
+    _, done = ingest_fast.parse_metrics(events, ingest_fast.line_starts(events), "r")
+    assert done.tolist() == [2, 3]  # numbers only; a boolean, a string or nesting go to Python
+    samples = (tmp_path / "a" / "samples.jsonl").read_bytes()
+    table, done = ingest_fast.parse_samples(samples, ingest_fast.line_starts(samples), "r", 100)
+    assert done.tolist() == [0, 1]
+    assert table["offset"].to_pylist() == [100, 100 + samples.index(b"\n") + 1]
+    assert json.loads(table["extra"][0].as_py()) == {"group": "g", "metrics": {"accuracy": 1.0}, "gold": "4"}
