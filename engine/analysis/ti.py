@@ -209,6 +209,13 @@ CI_NOTE = ("[low, high]: 95% paired bootstrap interval (items resampled within e
            "the same draw for a model and its base); see README \"Statistics\"")
 
 
+def notes(objects: list[dict[str, Any]]) -> list[str]:
+    """The lines under a table of these models: what the brackets are (when any model has an
+    interval), and what UNSTABLE means (when any is)."""
+    shown = [CI_NOTE] if any(o.get("ti_other_ci") or o.get("ti_non_ci") for o in objects) else []
+    return shown + ([UNSTABLE_NOTE] if any(o["unstable"] for o in objects) else [])
+
+
 def human_rows(objects: list[dict[str, Any]]) -> list[list[Any]]:
     """Table/md/latex rows: group means as `base -> model` (one decimal), each TI with its interval
     (`-80.6 [-195, -41]`, or `[no items]` for imported scores), the flag spelled out."""

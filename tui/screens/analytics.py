@@ -118,8 +118,8 @@ def export_text(objects: list[dict[str, Any]], fmt: str, detail: bool = False) -
     if fmt == "csv":
         return report.render(ti.CSV_COLUMNS, ti.csv_rows(objects), fmt, 1)
     text = _with_newline(report.render(ti.HUMAN_COLUMNS, ti.human_rows(objects), fmt, 1), fmt)
-    if fmt == "md":
-        notes = [ti.CI_NOTE] + ([ti.UNSTABLE_NOTE] if any(o["unstable"] for o in objects) else [])
+    notes = ti.notes(objects)
+    if fmt == "md" and notes:
         text += "\n" + "\n".join(notes) + "\n"
     return text
 
