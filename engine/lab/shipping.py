@@ -24,11 +24,13 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def verify(folder: Path) -> None:
+def verify(folder: Path) -> int:
     """Every file listed in the manifest is there with its recorded sha256: a damaged copy fails
-    the build run with this message rather than loading a broken model."""
+    the build run with this message rather than loading a broken model. Returns how many files
+    were checked (the run says so)."""
     files = json.loads((folder / MANIFEST).read_text())["files"]
     for name, digest in files.items():
         if not (folder / name).is_file() or sha256(folder / name) != digest:
             raise ValueError(f"shipped model {folder.name}: {name} is missing or changed (reinstall tix, "
                              "or set `rebuild: true` under base: to train it here)")
+    return len(files)

@@ -8,15 +8,21 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
+from textual.widgets import DataTable, TabbedContent, TabPane
+from textual.widgets.data_table import ColumnKey
 
 from tests.tui.conftest import connected, make_app, run_app, until
+from tests.tui.fake_source import NO_RESULTS, NO_SAMPLES, FakeSource, ScreenHost, log_answer, metrics_answer
 from tests.tui.recorded import Recorded
-from tests.tui.test_numbers import DEMO_RUNS, NOW, RunsHost
+from tests.tui.test_numbers import DEMO_RUNS, NOW, SIZES, RunsHost
 from tui.screens.experiments import cpu_box_note, work_summary
+from tui.screens.run_detail import RunDetailScreen, envelope
 from tui.screens.runs import RunsScreen
 from tui.screentext import screen_text
 from tui.widgets.confirm import Confirm
+from tui.widgets.plotext_view import PlotextView
 from tui.widgets.runs_table import RunsTable
 
 
@@ -123,3 +129,120 @@ def test_a_queued_run_says_why_it_waits() -> None:
         "this box has no GPUs: runs that ask for one take a CPU slot (2 here)"
     assert work_summary(runs, {"gpus": 4, "executor": "local"}) == "1 build (CPU), 2 train x 1 GPU"
     assert work_summary(runs, {"gpus": 0, "executor": "slurm"}) == "1 build (CPU), 2 train x 1 GPU"
+
+
+# -- run detail --------------------------------------------------------------------------------------
+SPIKE = [(step, 1.0 + 0.001 * (step % 7)) for step in range(1, 1001)]
+SPIKE[536] = (537, 9.5)  # one step in a thousand
+
+
+def detail_app(run: dict[str, Any], **answers: Any) -> tuple[ScreenHost, FakeSource]:
+    source = FakeSource({"run_results": {"run_id": run["id"], **NO_RESULTS}, "run_samples": NO_SAMPLES,
+                         "run_metrics": metrics_answer({}), "run_log": log_answer({}), **answers})
+    return ScreenHost(lambda: RunDetailScreen(source, run["id"]), [run], NOW), source  # type: ignore[arg-type]
+
+
+def finished(run_id: str, **fields: Any) -> dict[str, Any]:
+    return {"id": run_id, "experiment": "tiny-lab", "name": "sft", "kind": run_id.split("-")[0],
+            "state": "succeeded", "progress": 1.0, "started_at": "2025-03-14 11:49:00",
+            "finished_at": "2025-03-14 11:49:10", **fields}
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_curves_keep_a_one_step_spike(size: tuple[int, int]) -> None:
+    """Item 3: a thousand steps drawn in a few dozen cells keep each bucket's min and max, so a
+    one-step spike is drawn, and the y ticks run from the lowest to the highest value."""
+    app, _ = detail_app(finished("train-1"), run_metrics=metrics_answer({"loss": SPIKE}))
+
+    async def main() -> None:
+        async with app.run_test(size=size) as pilot:
+            plot = await until(pilot, lambda: app.screen.query("#plot") and app.screen.query_one(PlotextView))
+            await until(pilot, lambda: plot.drawn, what="curves drawn")
+            lines = str(plot.render()).splitlines()
+            top = next(i for i, line in enumerate(lines) if line.lstrip().startswith("9.5┤"))
+            assert any(0x2800 < ord(ch) <= 0x28FF for ch in lines[top]), "the spike is drawn on the top row"
+            bottom = [line for line in lines if "┤" in line][-1]
+            assert bottom.lstrip().startswith("1.0┤")  # the real minimum, not a rounded tick above it
+            ticks = [line.split("┤")[0].strip() for line in lines if "┤" in line]
+            assert len(ticks) >= 2 and len(set(ticks)) == len(ticks)
+
+    asyncio.run(main())
+
+
+def test_envelope_keeps_extremes_in_step_order() -> None:
+    kept = envelope(SPIKE, 40)
+    assert (537, 9.5) in kept and kept[-1] == SPIKE[-1] and len(kept) <= 41
+    assert [p[0] for p in kept] == sorted(p[0] for p in kept)
+    assert min(v for _, v in kept) == min(v for _, v in SPIKE)
+
+
+def test_a_build_on_the_shipped_base_says_it_was_copied() -> None:
+    """Item 10: no `no metrics recorded`, no `(nothing in both yet)`: the curves say the shipped
+    base was copied and its files' sha256 checked, the logs show the run's events instead."""
+    run = finished("build-ff092554da", name="base", result={
+        "model_path": "/home/u/.tix/models/tiny-lab-bb4cb3a56b92", "reused": True, "shipped": True,
+        "checked_files": 7, "final_loss": 0.687})
+    events = ("07:27:20 started (attempt 1)\n07:27:20 using the shipped base tiny-lab-bb4cb3a56b92: copied, "
+              "all 7 files' sha256 checked\n07:27:20 finished\n")
+    app, _ = detail_app(run, run_log=log_answer({"events": events}))
+
+    async def main() -> None:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: "copied the shipped base" in screen_text(app), what="curves message")
+            text = screen_text(app)
+            assert "tiny-lab-bb4cb3a56b92" in text and "sha256 checked" in text
+            assert "no metrics recorded" not in text
+            await pilot.press("l")
+            await until(pilot, lambda: "what it did, from its events" in screen_text(app), what="log")
+            await until(pilot, lambda: "all 7 files' sha256 checked" in screen_text(app), what="events")
+            assert "nothing in both yet" not in screen_text(app)
+            await pilot.press("o")
+            await until(pilot, lambda: "loss 0.687" in screen_text(app), what="results")
+            assert "copied the shipped base" in screen_text(app)
+
+    asyncio.run(main())
+
+
+SAMPLES = {"rows": [{"offset": 0, "benchmark": "lab_basic_arithmetic", "item_id": "basic_arithmetic-12",
+                     "sample_idx": 0, "prompt": "What is 2 + 3?", "completion": "The answer is 5. " * 12,
+                     "extracted": "5", "verdict": 0.05555555555555555, "tokens": None, "finish_reason": None,
+                     "flags": [], "gold": "5"}], "total": 1, "all": 1, "benchmarks": {"lab_basic_arithmetic": 1}}
+
+
+def test_samples_detail_numbers_and_widths_follow_a_resize() -> None:
+    """Item 11: `verdict 0.0556`, no `None tokens`; the columns are laid out again on a resize."""
+    app, _ = detail_app(finished("eval-1"), run_samples=SAMPLES)
+
+    async def main() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("s")
+            screen = app.screen
+            assert isinstance(screen, RunDetailScreen)
+            await until(pilot, lambda: screen.samples, what="samples")
+            text = screen_text(app)
+            assert "verdict 0.0556" in text and "None" not in text and "0.0555555" not in text
+            narrow = screen.sample_cols["completion"]
+            await pilot.resize_terminal(160, 40)
+            await until(pilot, lambda: screen.sample_cols.get("completion", 0) > narrow, what="relaid out")
+            table = screen.query_one("#sample-table", DataTable)
+            assert table.columns[ColumnKey("completion")].width == screen.sample_cols["completion"]
+
+    asyncio.run(main())
+
+
+def test_tabs_a_run_cannot_fill_are_hidden() -> None:
+    """Item 11: a training has no samples tab (s does nothing), an eval no curves tab."""
+    async def tabs_of(run: dict[str, Any]) -> tuple[list[str], str]:
+        app, _ = detail_app(run)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            await pilot.press("s", "g")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, RunDetailScreen)
+            tabs = screen.query_one("#detail-tabs", TabbedContent)
+            shown = [pane.id for pane in tabs.query(TabPane) if tabs.get_tab(pane.id or "").display]
+            return [str(s) for s in shown], screen.active_tab()
+
+    assert asyncio.run(tabs_of(finished("train-1"))) == (["results", "curves", "logs"], "curves")
+    assert asyncio.run(tabs_of(finished("eval-1"))) == (["results", "logs", "samples"], "samples")

@@ -87,3 +87,64 @@ def test_runs_table_never_cuts_a_result(size: tuple[int, int]) -> None:
                 assert_whole(screen_text(app))
 
     asyncio.run(main())
+
+
+EVAL_RESULTS = {"benchmarks": [
+    {"benchmark": "lab_basic_arithmetic", "group": "math", "accuracy": 62.5, "n": 600, "live": None, "items": 600,
+     "stderr": 1.97, "outputs": 600, "no_answer": 12, "truncated": 0, "unclosed_think": 0},
+    {"benchmark": "lab_word_sequence_reversal", "group": "non", "accuracy": 49.0, "n": 600, "live": None,
+     "items": 600, "stderr": 2.04, "outputs": 600, "no_answer": 0, "truncated": 3, "unclosed_think": 0}],
+    "shift": []}
+SHIFT_RESULTS = {"benchmarks": [], "shift": [
+    {"scope": "group", "benchmark": None, "group": "math", "pca_d": 6.236e-05, "kl": 0.1042, "rank_shift": 0.0123,
+     "logp_diff": -0.00327, "tokens": 5120.0},
+    {"scope": "benchmark", "benchmark": "lab_word_sequence_reversal", "group": "non", "pca_d": 0.0261,
+     "kl": 0.00727, "rank_shift": 0.0031, "logp_diff": -1.5e-06, "tokens": 2560.0}]}
+
+
+def result_numbers(rows: list[dict[str, Any]], keys: dict[str, str]) -> dict[str, list[str]]:
+    """Each column's numbers as the results view writes them."""
+    from tui.screens.run_detail import readable
+
+    out: dict[str, list[str]] = {}
+    for column, key in keys.items():
+        out[column] = [readable(r[key]) if "pca" in key or key in ("kl", "rank_shift", "logp_diff", "tokens")
+                       else f"{r[key]:.1f}" if key in ("accuracy", "stderr") else str(r[key]) for r in rows]
+    return out
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+@pytest.mark.parametrize("kind", ["eval", "analyse"])
+def test_run_results_never_cut_a_number(size: tuple[int, int], kind: str) -> None:
+    """An eval's accuracy, ±se and n, an analyse run's d, KL and Δ log p with their exponents: each
+    whole, or its column left out and named under the table."""
+    from tests.tui.fake_source import NO_SAMPLES, FakeSource, ScreenHost, log_answer, metrics_answer
+    from tui.screens.run_detail import RunDetailScreen
+
+    run_id = f"{kind}-00f76f7220"
+    results = EVAL_RESULTS if kind == "eval" else SHIFT_RESULTS
+    source = FakeSource({"run_results": {"run_id": run_id, **results}, "run_samples": NO_SAMPLES,
+                         "run_metrics": metrics_answer({}), "run_log": log_answer({})})
+    run = {"id": run_id, "experiment": "tiny-lab", "name": "sft", "kind": kind, "state": "succeeded",
+           "progress": 1.0, "started_at": "2025-03-14 11:49:00", "finished_at": "2025-03-14 11:49:10"}
+    keys = ({"acc": "accuracy", "±se": "stderr", "n": "n"} if kind == "eval" else
+            {"PCA d": "pca_d", "KL": "kl", "Δ log p": "logp_diff", "tokens": "tokens"})
+    rows = results["benchmarks"] if kind == "eval" else results["shift"]
+
+    async def main() -> None:
+        app = ScreenHost(lambda: RunDetailScreen(source, run_id), [run], NOW)  # type: ignore[arg-type]
+        async with app.run_test(size=size) as pilot:
+            for _ in range(40):
+                await pilot.pause(0.05)
+                if "loading results" not in screen_text(app):
+                    break
+            text = screen_text(app)
+            assert_whole(text)
+            hidden = next((line for line in text.splitlines() if "not shown at this width" in line), "")
+            for column, numbers in result_numbers(rows, keys).items():
+                assert all(n in text for n in numbers) or f" {column}" in hidden or f"› {column}" in hidden, \
+                    (column, numbers, text)
+            if size[0] >= 120:
+                assert not hidden
+
+    asyncio.run(main())

@@ -285,9 +285,11 @@ def test_the_default_base_comes_from_the_package_unless_rebuild(tmp_path: Path) 
     assert time.perf_counter() - started < 10  # a copy, not 1,000 training steps
     path = Path(result["model_path"])
     assert path.name == name and (path / build.COMPLETE).exists()
-    for file, digest in json.loads((shipped / ship.MANIFEST).read_text())["files"].items():
+    files = json.loads((shipped / ship.MANIFEST).read_text())["files"]
+    for file, digest in files.items():
         assert ship.sha256(path / file) == digest
-    assert any("using the shipped base" in e.get("message", "") for e in read_events(ctx))
+    assert result["shipped"] is True and result["checked_files"] == len(files)  # the TUI says so
+    assert any(f"copied, all {len(files)} files' sha256 checked" in e.get("message", "") for e in read_events(ctx))
     rebuilt = make_ctx(tmp_path / "home2", {**TINY, "rebuild": True})
     assert Path(build.run(rebuilt)["model_path"]).name.endswith("-rebuilt")
     with pytest.raises(ValueError, match="rebuild"):

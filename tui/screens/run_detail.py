@@ -18,11 +18,10 @@ from __future__ import annotations
 import math
 import re
 import time
+from pathlib import Path
 from typing import Any, ClassVar
 
-from rich import box
 from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -52,6 +51,7 @@ from tui.messages import ConnectionChanged, RunEventsPushed, RunsPushed
 from tui.run_actions import ask_cancel, resume
 from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
+from tui.widgets.fit_table import FitColumn, FitTable
 from tui.widgets.footer import FitFooter
 from tui.widgets.literal import LiteralTable, literal
 from tui.widgets.plotext_view import PlotextView
@@ -67,6 +67,17 @@ TABS = ("results", "curves", "logs", "samples")
 RESULT_KINDS = frozenset({"eval", "score", "analyse"})
 
 
+#: Tabs a kind of run can never fill: an eval records no curves, a training no samples.
+EMPTY_TABS = {"eval": {"curves"}, "score": {"curves"}, "analyse": {"curves", "samples"},
+              "build": {"samples"}, "train": {"samples"}, "datagen": {"samples"}}
+
+
+def run_tabs(run_id: str) -> tuple[str, ...]:
+    """The tabs worth showing for a run (its id starts with its kind)."""
+    empty = EMPTY_TABS.get(run_id.split("-", 1)[0], set())
+    return tuple(tab for tab in TABS if tab not in empty)
+
+
 def first_tab(run_id: str) -> str:
     """An eval or analyse run opens on its results, a build or train run on its curves (a run's
     id starts with its kind)."""
@@ -78,12 +89,44 @@ def curve_names(names: list[str]) -> list[str]:
     return first + sorted(n for n in names if n not in first and n not in HIDDEN)
 
 
-def thin(points: list[tuple[int, float]], most: int) -> list[tuple[int, float]]:
-    """At most `most` points, evenly spaced, always keeping the last one."""
-    if len(points) <= most or most < 2:
+def envelope(points: list[tuple[int, float]], most: int) -> list[tuple[int, float]]:
+    """At most about `most` points that keep every bucket's lowest and highest value, in step
+    order, and the last point: a one-step spike in a thousand steps stays on the chart (keeping
+    every k-th point drops it), as TensorBoard's and W&B's downsampling do."""
+    if len(points) <= most or most < 4:
         return points
-    step = len(points) / (most - 1)
-    return [points[int(i * step)] for i in range(most - 1)] + [points[-1]]
+    buckets = most // 2
+    size = len(points) / buckets
+    out: list[tuple[int, float]] = []
+    for b in range(buckets):
+        chunk = points[int(b * size): int((b + 1) * size)]
+        if chunk:
+            low, high = min(chunk, key=lambda p: p[1]), max(chunk, key=lambda p: p[1])
+            out += sorted({low, high})
+    return out if out[-1] == points[-1] else [*out, points[-1]]
+
+
+def y_ticks(low: float, high: float, rows: int) -> tuple[list[float], list[str]]:
+    """Tick values from the lowest to the highest point (the real range, not plotext's rounded
+    one), about one every two rows (two to five), labelled to the precision their spacing needs
+    (`-0.010`, `0.010`, `0.030`; scientific for very small or large values)."""
+    count = max(2, min(5, rows // 2 + 1))
+    values = [low + (high - low) * i / (count - 1) for i in range(count)]
+    return values, tick_labels(values)
+
+
+def tick_labels(values: list[float]) -> list[str]:
+    step = abs(values[1] - values[0]) or 1.0
+    top = max(abs(v) for v in values)
+    if 1e-3 <= top < 1e5:
+        decimals = max(0, 1 - math.floor(math.log10(step)))
+        labels = [f"{v:.{decimals}f}" for v in values]
+        return [label.lstrip("-") if float(label) == 0 else label for label in labels]
+    for digits in range(2, 8):  # scientific: just enough digits to tell the ticks apart
+        labels = [f"{v:.{digits}g}" for v in values]
+        if len(set(labels)) == len(labels):
+            break
+    return labels
 
 
 def short_number(value: float) -> str:
@@ -100,30 +143,42 @@ def step_ticks(first: int, last: int, most: int = 5) -> list[int]:
     return list(range(int(start), int(last) + 1, int(step))) or [first]
 
 
-def curves_drawer(series: dict[str, list[tuple[int, float]]], names: list[str], width: int) -> Any:
-    """A plotext draw function: up to four metrics in a grid, each titled with its last value."""
+def curves_drawer(series: dict[str, list[tuple[int, float]]], names: list[str], width: int,
+                  height: int = 24) -> Any:
+    """A plotext draw function: up to four metrics in a grid, each titled with its last value,
+    drawn as each bucket's min/max envelope with y ticks over the curve's real range."""
     cols = 1 if len(names) == 1 else 2
     rows = (len(names) + cols - 1) // cols
+    plot_rows = max(2, height // rows - 4)  # a chart's title, frame and x labels take four
 
     def draw(figure: Any) -> None:
         if len(names) > 1:
             figure.subplots(rows, cols)
         for i, name in enumerate(names):
             plot = figure.subplot(i // cols + 1, i % cols + 1) if len(names) > 1 else figure
-            points = thin(series.get(name, []), max(10, width // cols * 2))
+            points = envelope(series.get(name, []), max(10, width // cols * 2))
             if points:
-                ys = [p[1] for p in points]
-                plot.draw(plot.signal([p[0] for p in points], ys, marker="braille"))
-                steps = step_ticks(points[0][0], points[-1][0])
-                plot.ruler("x").ticks(steps, [str(s) for s in steps])
-                if min(ys) == max(ys):  # a flat curve (a constant learning rate): centre it
-                    pad = abs(ys[0]) * 0.5 or 1.0
-                    plot.ruler("y").lim(ys[0] - pad, ys[0] + pad)
+                draw_curve(plot, points, plot_rows)
                 plot.title(f"{visible(name)} {short_number(points[-1][1])} @ {points[-1][0]}")
             else:
                 plot.title(f"{visible(name)}: no points")
 
     return draw
+
+
+def draw_curve(plot: Any, points: list[tuple[int, float]], rows: int) -> None:
+    """One curve with round step ticks on x and its real range on y (a flat curve is centred)."""
+    ys = [p[1] for p in points]
+    plot.draw(plot.signal([p[0] for p in points], ys, marker="braille"))
+    steps = step_ticks(points[0][0], points[-1][0])
+    plot.ruler("x").ticks(steps, [str(s) for s in steps])
+    low, high = min(ys), max(ys)
+    if low == high:  # a flat curve (a constant learning rate)
+        pad = abs(low) * 0.5 or 1.0
+        low, high = low - pad, high + pad
+    values, labels = y_ticks(low, high, rows)
+    plot.ruler("y").lim(low, high)
+    plot.ruler("y").ticks(values, labels)
 
 
 def parse_search(text: str) -> dict[str, str]:
@@ -232,7 +287,8 @@ class RunDetailScreen(Screen[None]):
         super().__init__()
         self.source = source
         self.run_id = run_id
-        self.initial_tab = tab if tab in TABS else first_tab(run_id)
+        self.tabs = run_tabs(run_id)
+        self.initial_tab = tab if tab in self.tabs else first_tab(run_id)
         self.series: dict[str, list[tuple[int, float]]] = {}
         self.metric_names: list[str] = []
         self.last_step: int | None = None
@@ -244,6 +300,9 @@ class RunDetailScreen(Screen[None]):
         self.sample_offset = 0
         self.samples: list[dict[str, Any]] = []
         self.sample_total = 0
+        self.sample_result: dict[str, Any] | None = None
+        self.sample_cols: dict[str, int] = {}
+        """The last page of samples and the column widths it was laid out at (for a resize)."""
         self.samples_stale = False
         self._state: str | None = None
         self.load_metrics = Coalesced(self, self.fetch_metrics, "metrics")
@@ -282,6 +341,10 @@ class RunDetailScreen(Screen[None]):
         return getattr(self.app, "clock", time.time)()
 
     def on_mount(self) -> None:
+        tabs = self.query_one("#detail-tabs", TabbedContent)
+        for tab in TABS:
+            if tab not in self.tabs:
+                tabs.hide_tab(tab)
         getattr(self.app, "listen", lambda _w: None)(self)
         getattr(self.app, "follow_run", lambda _r: None)(self.run_id)
         self.show_head()
@@ -374,10 +437,10 @@ class RunDetailScreen(Screen[None]):
         names = self.metric_names[self.curve_page * 4: self.curve_page * 4 + 4]
         view = self.query_one("#plot", PlotextView)
         if not names:
-            view.plot(None, "no metrics recorded for this run" if self.run.get("state") in TERMINAL
-                      else "no metrics yet")
+            view.plot(None, no_curves(self.run))
         else:
-            view.plot(curves_drawer(self.series, names, view.content_size.width or 80))
+            size = view.content_size
+            view.plot(curves_drawer(self.series, names, size.width or 80, size.height or 20))
         pages = max(1, (len(self.metric_names) + 3) // 4)
         note = (f"{len(self.metric_names)} metrics, page {self.curve_page + 1}/{pages} (m/M: next/prev)"
                 f"{f' · step {self.last_step}' if self.last_step is not None else ''}")
@@ -417,7 +480,24 @@ class RunDetailScreen(Screen[None]):
                 log.write(f"── {chunk['stream']}" + (" (tail)" if chunk["start"] else "") + " ──\n")
             log.write(text, scroll_end=self.follow)
         if first and not any(c["text"] for c in result["chunks"]):
+            await self.nothing_logged(log)
+
+    async def nothing_logged(self, log: Log) -> None:
+        """An empty stream: `yet` while the run goes on; an ended run whose worker printed nothing
+        (a build that copied the shipped base) shows what it did instead, from its events."""
+        if self.run.get("state") not in TERMINAL:
             log.write(f"(nothing in {self.stream} yet)\n")
+            return
+        if self.stream != "both":
+            log.write(f"(nothing in {self.stream})\n")
+            return
+        log.write("(the worker wrote nothing to stdout or stderr; what it did, from its events:)\n")
+        try:
+            story = await self.source.request("run_log", id=self.run_id, stream="events", offsets={})
+        except SourceError:
+            return
+        for chunk in story["chunks"]:
+            log.write(clean_log(chunk["text"]), scroll_end=self.follow)
 
     def show_log_head(self) -> None:
         head = Text()
@@ -451,11 +531,18 @@ class RunDetailScreen(Screen[None]):
             return
         self.samples_stale = False
         self.samples, self.sample_total = result["rows"], result["total"]
+        self.sample_result = result
         self.fill_samples(result)
 
-    def fill_samples(self, result: dict[str, Any]) -> None:
+    def on_resize(self) -> None:
+        """The samples table's columns follow the width (the completion takes what is left)."""
+        if self.sample_result is not None and sample_widths(self.size.width or 80) != self.sample_cols:
+            row = self.query_one("#sample-table", DataTable).cursor_row
+            self.fill_samples(self.sample_result, row)
+
+    def fill_samples(self, result: dict[str, Any], row: int = 0) -> None:
         table = self.query_one("#sample-table", DataTable)
-        widths = sample_widths(self.size.width or 80)
+        widths = self.sample_cols = sample_widths(self.size.width or 80)
         table.clear(columns=True)
         for key, width in widths.items():
             table.add_column("" if key == "v" else key, key=key, width=width)
@@ -467,7 +554,9 @@ class RunDetailScreen(Screen[None]):
         more = " · ] next page" if last < self.sample_total else ""
         self.query_one("#sample-count", Static).update(
             f"{count_label(result['all'], 'sample')}{what} · showing {shown}{more}")
-        self.show_sample(0)
+        if 0 < row < table.row_count:
+            table.move_cursor(row=row, animate=False)
+        self.show_sample(row if 0 <= row < len(self.samples) else 0)
 
     @on(DataTable.RowHighlighted, "#sample-table")
     def _sample_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -501,7 +590,8 @@ class RunDetailScreen(Screen[None]):
         return self.query_one("#detail-tabs", TabbedContent).active
 
     def action_tab(self, tab: str) -> None:
-        self.query_one("#detail-tabs", TabbedContent).active = tab
+        if tab in self.tabs:
+            self.query_one("#detail-tabs", TabbedContent).active = tab
 
     @on(TabbedContent.TabActivated)
     def _tab_shown(self) -> None:
@@ -574,13 +664,46 @@ def item_part(item: str, bench: str) -> str:
     return item
 
 
+def sample_facts(s: dict[str, Any]) -> list[str]:
+    """` verdict 0.0556`, `13 tokens`, `stop`: what is known of a sample, numbers as a person reads
+    them (a mean verdict of 18 samples is 0.0556, not 0.05555555555555555), nothing for unknowns."""
+    facts = [f" verdict {short_number(float(s['verdict']))}" if s.get("verdict") is not None else " unscored"]
+    if s.get("tokens") is not None:
+        facts.append(f"{s['tokens']} tokens")
+    if s.get("finish_reason"):
+        facts.append(str(s["finish_reason"]))
+    return facts
+
+
+def no_curves(run: dict[str, Any]) -> str:
+    """Why the curves tab is empty: still loading, not started, or what the run did instead."""
+    result = run.get("result") if isinstance(run.get("result"), dict) else {}
+    if run.get("state") not in TERMINAL:
+        return "no metrics yet"
+    if result.get("shipped"):
+        return shipped_line(run)
+    if run.get("kind") == "build" and result.get("reused"):
+        return "no curves: an identical build was already complete, and this run reused it"
+    return "no metrics recorded for this run"
+
+
+def shipped_line(run: dict[str, Any]) -> str:
+    """A build that copied the base shipped in the package instead of pre-training it."""
+    result = run.get("result") or {}
+    files = result.get("checked_files")
+    checked = f"all {files} files' sha256 checked" if files else "every file's sha256 checked"
+    name = Path(str(result.get("model_path") or "")).name or "the shipped base"
+    return (f"no curves: this run copied the shipped base {name} ({checked}) instead of pre-training "
+            "it; `rebuild: true` under `base:` trains it here")
+
+
 def sample_text(s: dict[str, Any]) -> Text:
     """A whole sample: where it is from, its verdict and flags, then prompt, completion, answer."""
     text = Text()
     text.append(visible(f"{s.get('benchmark')} · {s.get('item_id')} · sample {s.get('sample_idx')} · "),
                 style="bold")
     text.append_text(verdict_mark(s.get("verdict")))
-    text.append(visible(f" verdict {s.get('verdict')} · {s.get('tokens')} tokens · {s.get('finish_reason')}"))
+    text.append(visible(" · ".join(sample_facts(s))))
     if s.get("flags"):
         text.append(visible(f" · flags: {', '.join(s['flags'])}"), style="yellow")
     for title, key in (("prompt", "prompt"), ("completion", "completion"), ("extracted answer", "extracted"),
@@ -611,20 +734,20 @@ HEALTH = ("no_answer", "truncated", "unclosed_think")
 
 
 def score_parts(rows: list[dict[str, Any]], running: bool) -> list[Any]:
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    for name in SCORE_COLUMNS:
-        table.add_column(name, justify="left" if name in ("benchmark", "group") else "right", no_wrap=True,
-                         overflow="ellipsis", min_width=min(len(name), 6))
+    """The scores table (numbers whole at any width: FitTable), the group means and the key."""
+    columns = [FitColumn(n, "left" if n in ("benchmark", "group") else "right") for n in SCORE_COLUMNS]
+    cells = []
     live = False
     for r in rows:
         accuracy = r["accuracy"] if r["accuracy"] is not None else r["live"]
         live |= r["accuracy"] is None and accuracy is not None
-        table.add_row(literal(r["benchmark"]), literal(r["group"] or "-"),
+        cells.append([literal(r["benchmark"]), literal(r["group"] or "-"),
                       Text("-" if accuracy is None else f"{accuracy:.1f}",
                            style="yellow" if r["accuracy"] is None else "bold"),
-                      "-" if r["stderr"] is None else f"{r['stderr']:.1f}", str(r["n"] or r["items"] or 0),
-                      *(health_cell(r[k], r["outputs"]) for k in HEALTH))
-    parts: list[Any] = [table, group_means_line(rows)]
+                      Text("-" if r["stderr"] is None else f"{r['stderr']:.1f}"),
+                      Text(str(r["n"] or r["items"] or 0)),
+                      *(health_cell(r[k], r["outputs"]) for k in HEALTH)])
+    parts: list[Any] = [FitTable(columns, cells), group_means_line(rows)]
     if live:
         going = "the run is going on" if running else "the run ended before scoring them"
         parts.append(Text(f"yellow: accuracy so far, from the samples scored until now ({going})",
@@ -655,18 +778,18 @@ def group_means_line(rows: list[dict[str, Any]]) -> Text:
 
 
 def shift_parts(rows: list[dict[str, Any]]) -> list[Any]:
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    table.add_column("group / benchmark", no_wrap=True, overflow="fold")
-    for name in ("PCA d", "KL", "rank shift", "Δ log p", "tokens"):
-        table.add_column(name, justify="right", no_wrap=True)
+    """The shift summary per group, then per benchmark; numbers whole at any width (FitTable)."""
+    columns = [FitColumn("group / benchmark", "left"),
+               *(FitColumn(name) for name in ("PCA d", "KL", "rank shift", "Δ log p", "tokens"))]
+    cells = []
     for r in rows:
         label = literal(r["group"] or "-", style="bold") if r["scope"] == "group" else \
             literal(f"  {r['benchmark']} ({r['group'] or '-'})")
-        table.add_row(label, *(Text("-", style="dim") if r[k] is None else Text(readable(r[k]))
-                               for k in ("pca_d", "kl", "rank_shift", "logp_diff", "tokens")))
-    return [table, Text("PCA d: distance between base and tuned hidden states on the base model's "
-                        "PCs; KL and rank shift: how the output distribution moved (README, Shift)",
-                        style="dim")]
+        cells.append([label, *(Text("-", style="dim") if r[k] is None else Text(readable(r[k]))
+                               for k in ("pca_d", "kl", "rank_shift", "logp_diff", "tokens"))])
+    key = ("PCA d: distance between base and tuned hidden states on the base model's PCs; KL and rank "
+           "shift: how the output distribution moved (README, Shift)")
+    return [FitTable(columns, cells), Text(key, style="dim")]
 
 
 def readable(value: float) -> str:
@@ -675,6 +798,9 @@ def readable(value: float) -> str:
 
 def no_results(run: dict[str, Any]) -> Text:
     line = result_line(run)
+    if line and (run.get("result") or {}).get("shipped"):
+        copied = shipped_line(run).removeprefix("no curves: ")
+        return Text.assemble((visible(line), "green"), "\n", (copied, "dim"))
     if line:
         return Text(visible(line), style="green")
     if run.get("state") in ("queued", "running"):
