@@ -92,6 +92,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/status.py
 	$(BIN)/python bench/ti.py
+	$(BIN)/python bench/api.py
 	$(BIN)/python bench/backend.py
 	$(BIN)/python bench/scorers.py
 	$(BIN)/python bench/train.py

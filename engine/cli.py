@@ -579,20 +579,61 @@ def pump_logs(run_dir: Path, offsets: dict[str, int]) -> None:
 
 
 # -- SQL ------------------------------------------------------------------------------------------
+FILE_FORMATS = ("parquet", "arrow")
+"""`tix sql` formats that keep DuckDB's types and write the whole result to a file."""
+
+
 @cli.command()
 @click.argument("query")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice((*FORMATS, *FILE_FORMATS)), default="table",
+              show_default=True,
+              help="parquet / arrow (an Arrow IPC file) keep DuckDB's types and write every row to -o FILE.")
 @click.option("--max-rows", type=click.IntRange(min=1), default=10_000, show_default=True,
-              help="Rows to fetch at most.")
+              help="Rows to fetch at most (the text formats).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write to FILE instead of stdout (parquet and arrow need it).")
 @click.pass_context
-def sql(ctx: click.Context, query: str, fmt: str, max_rows: int) -> None:
+def sql(ctx: click.Context, query: str, fmt: str, max_rows: int, output: str | None) -> None:
     """Run a read-only SQL query on the database (`-` reads it from stdin)."""
     if query == "-":
         query = sys.stdin.read()
+    if fmt in FILE_FORMATS:
+        if not output:
+            raise Failure(f"--format {fmt} writes a file: add -o FILE", 2)
+        rows = write_result(ctx, query, fmt, Path(output).resolve())
+        click.echo(f"{rows} row{'s' if rows != 1 else ''} written to {output}")
+        return
     result = call(ctx, "sql", query=query, max_rows=max_rows)
-    click.echo(FORMATTERS[fmt](result["columns"], result["rows"]), nl=fmt != "csv")
+    text = FORMATTERS[fmt](result["columns"], result["rows"])
+    if output:
+        Path(output).write_text(text if fmt == "csv" else text + "\n")
+    else:
+        click.echo(text, nl=fmt != "csv")
     if result["truncated"]:
         click.echo(f"(first {max_rows} rows shown; raise --max-rows for more)", err=True)
+
+
+def write_result(ctx: click.Context, query: str, fmt: str, path: Path) -> int:
+    """A query's whole result in `path`: Parquet by the daemon's COPY (the `sql_export` op), Arrow
+    from the daemon's Arrow stream, batch by batch into a temporary file renamed at the end (never
+    the whole result in memory, never half a file under the name asked for). Rows written."""
+    if fmt == "parquet":
+        return int(call(ctx, "sql_export", query=query, path=str(path), format="parquet")["rows"])
+    import pyarrow.ipc as ipc
+
+    partial = path.with_name(f".{path.name}.partial")
+    rows = 0
+    try:
+        with connect(ctx) as client:
+            reader = client.stream("sql_arrow", query=query)
+            with ipc.new_file(str(partial), reader.schema) as writer:
+                for batch in reader:
+                    writer.write_batch(batch)
+                    rows += batch.num_rows
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return rows
 
 
 render_table = tables.table

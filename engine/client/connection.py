@@ -13,11 +13,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.client.protocol import decode, encode
 from engine.events import tail_text
 from engine.workspace import Workspace
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class DaemonUnavailable(Exception):
@@ -66,6 +69,8 @@ class Client:
         self.buffer = bytearray()
         self.ids = itertools.count(1)
         self.pending: collections.deque[dict[str, Any]] = collections.deque()
+        self.streaming = False
+        """True from an Arrow stream's header until its trailer: the connection is mid-result."""
 
     def _open(self, autostart: bool) -> socket.socket:
         try:
@@ -96,8 +101,17 @@ class Client:
 
     def request(self, op: str, **args: Any) -> Any:
         """Send one request and return its result; raises RequestFailed with the daemon's reason."""
+        return self._answer(self._send(op, args))
+
+    def _send(self, op: str, args: dict[str, Any]) -> int:
+        if self.streaming:  # a result left half read: its bytes are still coming, start afresh
+            self.reconnect()
         request_id = next(self.ids)
         self.sock.sendall(encode({"id": request_id, "op": op, "args": args}))
+        return request_id
+
+    def _answer(self, request_id: int) -> Any:
+        """The result of request `request_id` (pushes that arrive first are kept for `pushes`)."""
         while True:
             message = self._read()
             if "push" in message:
@@ -107,6 +121,33 @@ class Client:
         if not message.get("ok"):
             raise RequestFailed(str(message.get("error")), str(message.get("code", "internal")))
         return message.get("result")
+
+    def reconnect(self) -> None:
+        """A fresh connection (the daemon ends whatever the old one was in the middle of)."""
+        self.sock.close()
+        self.sock = self._open(autostart=True)
+        self.buffer.clear()
+        self.streaming = False
+
+    def stream(self, op: str, **args: Any) -> pa.RecordBatchReader:
+        """Send a request answered by an Arrow IPC stream (`sql_arrow`); its batches, read from
+        the socket as they are consumed. Refusals raise RequestFailed here, before any row; a
+        failure halfway raises it from the reader. Read the reader to its end before the next
+        request on this client (a request sent earlier abandons it, on a new connection)."""
+        import pyarrow as pa
+        import pyarrow.ipc as ipc
+
+        request_id = self._send(op, args)
+        self._answer(request_id)
+        self.streaming = True
+        batches = ipc.open_stream(_SocketReader(self))
+
+        def rest() -> Iterator[pa.RecordBatch]:
+            yield from batches
+            self.streaming = False
+            self._answer(request_id)  # the trailer: a failure after the first rows raises here
+
+        return pa.RecordBatchReader.from_batches(batches.schema, rest())
 
     def _read(self) -> dict[str, Any]:
         while (end := self.buffer.find(b"\n")) < 0:
@@ -134,6 +175,48 @@ class Client:
                     return
         finally:
             self.sock.settimeout(self.timeout)
+
+
+class _SocketReader:
+    """A read-only file over the client's socket for pyarrow's IPC reader: what `_read` already
+    buffered first, then exactly the bytes asked for, received straight into an Arrow buffer (a
+    batch's body is one allocation and no copy), and nothing beyond the stream's end marker."""
+
+    closed = False
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, size: int = -1) -> Any:
+        if size < 0:
+            raise ValueError("an Arrow stream is read in sized pieces")
+        buffered = self.client.buffer
+        if len(buffered) >= size:
+            data = bytes(buffered[:size])
+            del buffered[:size]
+            return data
+        import pyarrow as pa
+
+        out = pa.allocate_buffer(size)  # aligned, not zero-filled: Arrow reads the batch in place
+        view = memoryview(out).cast("B")
+        got = len(buffered)
+        view[:got] = buffered
+        buffered.clear()
+        while got < size:
+            n = self.client.sock.recv_into(view[got:])
+            if not n:
+                raise DaemonUnavailable("the daemon closed the connection in the middle of a result")
+            got += n
+        return out
+
+    def close(self) -> None:
+        pass
 
 
 def daemon_running(ws: Workspace) -> bool:

@@ -31,6 +31,8 @@ import yaml
 
 from engine import __version__
 from engine.client.protocol import MAX_LINE, decode, encode
+from engine.daemon import arrow_stream
+from engine.daemon.arrow_stream import BATCH_ROWS, ArrowStream
 from engine.daemon.executors import slurm_info
 from engine.daemon.gpus import DETECTION, gpu_stats, schedulable
 from engine.daemon.ingest import EventSummary
@@ -74,6 +76,8 @@ class Daemon:
         self.subscribers: set[asyncio.StreamWriter] = set()
         #: Runs each client follows closely (`subscribe` with `runs`): it gets run_events pushes.
         self.watchers: dict[asyncio.StreamWriter, set[str]] = {}
+        self.streaming: set[asyncio.StreamWriter] = set()
+        """Connections in the middle of an Arrow stream (`sql_arrow`): no notice may cut into one."""
         self.log_sizes: dict[str, tuple[int, int]] = {}
         self.started = time.time()
         self.idle_since = time.time()
@@ -92,6 +96,7 @@ class Daemon:
             "run_metrics": self.op_run_metrics, "run_log": self.op_run_log,
             "run_samples": self.op_run_samples, "run_results": self.op_run_results, "gpus": self.op_gpus,
             "sql_total": self.op_sql_total, "sql_export": self.op_sql_export,
+            "sql_arrow": self.op_sql_arrow,
         }
 
     # -- main loop ---------------------------------------------------------------------------
@@ -128,7 +133,7 @@ class Daemon:
         log.info("stopping (%s); %d worker(s) left running, the next daemon adopts them", reason,
                  len(self.scheduler.active))
         notice = encode({"push": "stopping", "reason": reason})
-        for writer in list(self.clients):
+        for writer in list(self.clients - self.streaming):
             with contextlib.suppress(ConnectionError, RuntimeError):
                 writer.write(notice)
         self.stopping.set()
@@ -229,8 +234,7 @@ class Daemon:
                 except (ConnectionError, ValueError):
                     break
                 if line.strip():
-                    writer.write(encode(await self.dispatch(line, writer)))
-                    await writer.drain()
+                    await self.answer(await self.dispatch(line, writer), writer)
         except ConnectionError:
             pass
         finally:
@@ -240,6 +244,27 @@ class Daemon:
             self.watchers.pop(writer, None)
             self.idle_since = time.time()
             writer.close()
+
+    async def answer(self, response: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        """Write one response line; a streamed result (`sql_arrow`) is a header line, the Arrow
+        IPC stream and a trailer line (engine/daemon/arrow_stream.py)."""
+        stream = response.get("result")
+        if not isinstance(stream, ArrowStream):
+            writer.write(encode(response))
+            await writer.drain()
+            return
+        self.streaming.add(writer)
+        try:
+            while writer.transport.get_write_buffer_size():  # the thread writes next, in order
+                await asyncio.sleep(0.001)
+            fileno = writer.get_extra_info("socket").fileno()
+            await asyncio.to_thread(arrow_stream.pump, stream, fileno, {**response, "result": stream.header},
+                                    self.stopping.is_set)
+        except OSError as exc:  # the client went away mid-stream (or the daemon stops): end it
+            raise ConnectionError(str(exc)) from None
+        finally:
+            self.streaming.discard(writer)
+            await asyncio.to_thread(stream.close)
 
     async def dispatch(self, line: bytes, writer: asyncio.StreamWriter) -> dict[str, Any]:
         request_id = None
@@ -401,6 +426,27 @@ class Daemon:
             raise RequestError(one_line(str(exc)), "query_error") from None
         finally:
             own.close()
+
+    async def op_sql_arrow(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> ArrowStream:
+        """A read-only query's whole result as an Arrow IPC stream (engine/daemon/arrow_stream.py):
+        args query, params, batch_rows. Refused exactly as `sql` refuses, and on a connection that
+        gets pushes (a push between two batches would break the stream)."""
+        if writer in self.subscribers:
+            raise RequestError("sql_arrow: this connection gets pushes; stream on a connection of its own")
+        query, params = str(args.get("query", "")), query_params(args)
+        await self.refresh_paired(query)
+        batch_rows = _bounded(args.get("batch_rows"), BATCH_ROWS, 1, 1 << 20)
+        stream = ArrowStream(self.store.con.cursor(), batch_rows)
+        try:
+            await asyncio.to_thread(stream.open, query, params)
+        except BaseException as exc:
+            await asyncio.to_thread(stream.close)
+            if isinstance(exc, ReadOnlyQueryError):
+                raise RequestError(str(exc), "refused") from None
+            if isinstance(exc, duckdb.Error):
+                raise RequestError(one_line(str(exc)), "query_error") from None
+            raise
+        return stream
 
     async def op_import_scores(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
         return apply_import(self.store, args)

@@ -1,0 +1,169 @@
+"""The Python API's Arrow path against today's JSON path and DuckDB's own, plus the daemon's memory.
+
+A scratch workspace gets 2M metric rows (3 columns: step BIGINT, name VARCHAR, value DOUBLE),
+written straight into a fresh database before any daemon starts. Then, best of 3 each, the same
+`SELECT step, name, value FROM metrics` into a pyarrow Table:
+
+- DuckDB's own, in this process, on the same file (`duckdb.connect(db, read_only=True)
+  .sql(q).to_arrow_table()`), before the daemon holds the file's lock;
+- the API: `engine.client.connect(home).sql(q).arrow()` (the daemon's `sql_arrow` op: Arrow IPC
+  record batches over the socket, engine/daemon/arrow_stream.py);
+- today's JSON path: `Client.request("sql", ...)`, rows turned into a Table.
+
+Then a fresh daemon serves a 10M-row result (`range(10M)` with a string and a double column,
+about 240 MB as Arrow) that the client reads batch by batch and drops; a thread samples the
+daemon's RSS every 10 ms: its peak, against its RSS before, shows the result never sat whole in
+the daemon's memory. The same for a 10M-row table stored in the database (DuckDB's buffer pool
+caches what it read, so expect more there).
+
+Run: `make bench` or `python bench/api.py [--rows N] [--big N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import psutil
+import pyarrow as pa
+
+from engine.client import connect
+from engine.client.connection import Client
+from engine.workspace import Workspace
+from storage import Store
+
+QUERY = "SELECT step, name, value FROM metrics"
+BIG_QUERY = "SELECT i AS step, 'loss' AS name, i * 0.5 AS value FROM range({n}) t(i)"
+STORED_BIG = "SELECT step, name, value FROM big"
+
+
+def fill(db: Path, rows: int, big: int) -> None:
+    """`rows` metric rows (one Arrow insert) and a `big` table of `big` rows, before any daemon."""
+    store = Store.open(db)
+    rng = np.random.default_rng(0)
+    names = np.array(["loss", "reward", "kl", "learning_rate"])
+    table = pa.table({"run_id": pa.array(["train-bench"] * rows), "step": np.arange(rows, dtype=np.int64),
+                      "name": pa.array(names[np.arange(rows) % 4]), "value": rng.normal(size=rows)})
+    store.con.register("_bench", table)
+    store.con.execute("INSERT INTO metrics (run_id, step, name, value) SELECT * FROM _bench")
+    store.con.unregister("_bench")
+    store.con.execute(f"CREATE TABLE big AS {BIG_QUERY.format(n=big)}")
+    store.close()
+
+
+def best(fn: Callable[[], pa.Table], repeat: int = 3) -> tuple[float, pa.Table]:
+    """Fastest of `repeat` calls in milliseconds, and the last result."""
+    times, result = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    assert result is not None
+    return min(times), result
+
+
+def duckdb_own(db: Path) -> tuple[float, pa.Table]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return best(lambda: con.sql(QUERY).to_arrow_table())
+    finally:
+        con.close()
+
+
+def json_path(client: Client, rows: int) -> pa.Table:
+    """What a script does today: the `sql` op's JSON rows, turned into a Table."""
+    result = client.request("sql", query=QUERY, max_rows=rows)
+    columns = list(zip(*result["rows"], strict=True))
+    return pa.table({name: pa.array(col) for name, col in zip(result["columns"], columns, strict=True)})
+
+
+class PeakRss:
+    """The daemon's resident memory, sampled every 10 ms in a thread while a result streams."""
+
+    def __init__(self, pid: int) -> None:
+        self.process = psutil.Process(pid)
+        self.before = self.process.memory_info().rss
+        self.peak = self.before
+        self.running = True
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+        self.thread.start()
+
+    def sample(self) -> None:
+        while self.running:
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.01)
+
+    def stop(self) -> tuple[float, float]:
+        self.running = False
+        self.thread.join()
+        return self.before / 2**20, self.peak / 2**20
+
+
+def serve_big(home: Path, query: str) -> str:
+    """Stream `query` through a fresh daemon, batch by batch; its RSS before and at peak."""
+    ws = Workspace.resolve(str(home))
+    with Client(ws) as client:
+        pid = client.request("ping")["pid"]
+        meter = PeakRss(pid)
+        rows, size, t0 = 0, 0, time.perf_counter()
+        for batch in client.stream("sql_arrow", query=query):
+            rows += batch.num_rows
+            size += batch.nbytes
+        seconds = time.perf_counter() - t0
+        before, peak = meter.stop()
+        hwm = vm_hwm(pid)
+        client.request("shutdown")
+    wait_gone(ws)
+    return (f"{rows:,} rows ({size / 2**20:,.0f} MiB as Arrow) in {seconds:.2f} s; daemon RSS "
+            f"{before:,.0f} MiB before, peak {peak:,.0f} MiB (+{peak - before:,.0f} MiB; "
+            f"VmHWM {hwm:,.0f} MiB)")
+
+
+def vm_hwm(pid: int) -> float:
+    """The kernel's record of the process's peak resident memory (catches what sampling misses)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wait_gone(ws: Workspace) -> None:
+    deadline = time.time() + 15
+    while ws.socket.exists() and time.time() < deadline:
+        time.sleep(0.05)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--big", type=int, default=10_000_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="tix-bench-api-") as tmp:
+        home = Path(tmp) / "home"
+        ws = Workspace.resolve(str(home)).ensure()
+        fill(ws.db, args.rows, args.big)
+        own_ms, own = duckdb_own(ws.db)
+        with connect(home) as db:
+            api_ms, api = best(lambda: db.sql(QUERY).arrow())
+            json_ms, js = best(lambda: json_path(db.client, args.rows))
+            db.client.request("shutdown")
+        wait_gone(ws)
+        assert api.equals(own) and js.num_rows == own.num_rows
+        size = own.nbytes / 2**20
+        print(f"{args.rows:,} rows x 3 columns ({size:.0f} MiB) into a pyarrow Table, best of 3:")
+        print(f"  DuckDB's own to_arrow_table(), in process : {own_ms:8.1f} ms")
+        print(f"  engine.client connect().sql().arrow()     : {api_ms:8.1f} ms  "
+              f"({api_ms / own_ms:.2f}x DuckDB's own)")
+        print(f"  JSON `sql` op + pa.table (today)          : {json_ms:8.1f} ms  ({json_ms / own_ms:.1f}x)")
+        print(f"10M-row result, generated : {serve_big(home, BIG_QUERY.format(n=args.big))}")
+        print(f"10M-row result, stored    : {serve_big(home, STORED_BIG)}")
+
+
+if __name__ == "__main__":
+    main()
