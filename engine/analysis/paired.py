@@ -14,15 +14,26 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
 from engine.analysis import stats
 
 log = logging.getLogger("tix.paired")
+
+
+class Cursor(Protocol):
+    """What this module needs of a DuckDB cursor (the daemon passes one of its own: analysis code
+    imports no duckdb, so the CLI and the TUI can import the package without it)."""
+
+    def execute(self, query: str, parameters: Any = ...) -> Cursor: ...
+    def executemany(self, query: str, parameters: Any = ...) -> Cursor: ...
+    def fetchall(self) -> list[tuple[Any, ...]]: ...
+    def fetchnumpy(self) -> dict[str, Any]: ...
+    def register(self, name: str, data: Any) -> Cursor: ...
+    def unregister(self, name: str) -> Cursor: ...
 
 SIGNATURE_SQL = """SELECT concat_ws('/', (SELECT count(*) FROM samples), (SELECT count(*) FROM runs),
     (SELECT count(*) FROM experiment_runs), (SELECT count(*) FROM scores),
@@ -203,7 +214,7 @@ def _num(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 
 
-def sync_run_items(cur: duckdb.DuckDBPyConnection) -> int:
+def sync_run_items(cur: Cursor) -> int:
     """Recompute `run_items` for the runs whose sample records changed (new, grown or gone); returns
     how many runs were recomputed."""
     now = dict(cur.execute(RECORDS_SQL).fetchall())
@@ -224,7 +235,7 @@ def sync_run_items(cur: duckdb.DuckDBPyConnection) -> int:
     return len(changed)
 
 
-def load(cur: duckdb.DuckDBPyConnection, signature: str) -> PairedData:
+def load(cur: Cursor, signature: str) -> PairedData:
     """Read the paired items (inside the caller's transaction) and compute every segment's statistics."""
     sync_run_items(cur)
     for sql in CODES_SQL:
@@ -302,7 +313,7 @@ def _experiment_q(segments: list[Segment], p: np.ndarray) -> np.ndarray:
     return q
 
 
-def write_table(cur: duckdb.DuckDBPyConnection, data: PairedData) -> None:
+def write_table(cur: Cursor, data: PairedData) -> None:
     """Replace `paired_stats` with `data`'s rows and record what they came from."""
     rows = [data.row(i) for i in range(len(data.segments))]
     table = pa.Table.from_pylist(rows, schema=PAIRED_SCHEMA) if rows else PAIRED_SCHEMA.empty_table()
@@ -329,7 +340,7 @@ class PairedCache:
         self.data: PairedData | None = None
         self.lock = threading.Lock()
 
-    def current(self, cur: duckdb.DuckDBPyConnection) -> PairedData:
+    def current(self, cur: Cursor) -> PairedData:
         """The paired items as stored now; refreshes the table when it is behind them. `cur` must be a
         read-write cursor of the daemon's connection, used from one thread."""
         with self.lock:
@@ -343,7 +354,7 @@ class PairedCache:
             self.data = data
             return data
 
-    def _current(self, cur: duckdb.DuckDBPyConnection) -> PairedData:
+    def _current(self, cur: Cursor) -> PairedData:
         signature = str(cur.execute(SIGNATURE_SQL).fetchall()[0][0])
         if self.data is not None and self.data.signature == signature:
             return self.data
@@ -358,7 +369,7 @@ class PairedCache:
                  "written" if stored != signature else "current", time.perf_counter() - loaded)
         return data
 
-    def refresh_table(self, cur: duckdb.DuckDBPyConnection) -> None:
+    def refresh_table(self, cur: Cursor) -> None:
         """Bring `paired_stats` up to date with the items, reading them only if it is behind."""
         with self.lock:
             signature = str(cur.execute(SIGNATURE_SQL).fetchall()[0][0])
