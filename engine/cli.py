@@ -739,7 +739,8 @@ def print_ti(ti_mod: Any, results: list[dict[str, Any]], fmt: str, detail: bool,
 
 @cli.group("import")
 def import_group() -> None:
-    """Import published results so they can be compared with no GPU (see `tix ti`)."""
+    """Import published results so they can be compared with no GPU (see `tix ti`), or a
+    collaborator's bundle (`tix export`)."""
 
 
 @import_group.command("scores")
@@ -789,6 +790,44 @@ def import_lm_eval(ctx: click.Context, file: str, experiment: str, model: str, b
     except ImportErrors as exc:
         refuse(file, exc.lines)
     store_import(ctx, table.request(experiment, str(Path(file).resolve()), False))
+
+
+@import_group.command("bundle")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--as", "name", metavar="NAME",
+              help="Store the experiment under NAME (this workspace has another experiment of its name).")
+@click.pass_context
+def import_bundle(ctx: click.Context, folder: str, name: str | None) -> None:
+    """Bring a bundle written by `tix export` into this workspace, beside its own results.
+
+    Run ids are kept; runs this workspace already has are kept as they are, so importing twice
+    stores nothing twice. An experiment name used here for a different experiment is refused."""
+    if name is not None:
+        check_name(name)
+    done = call(ctx, "import_bundle", path=str(Path(folder).resolve()), name=name)
+    rows = done["rows"]
+    counts = ", ".join(f"{rows[k]} {label}" for k, label in BUNDLE_COUNTS)
+    click.echo(f"imported bundle {folder} as experiment {done['experiment']}: {done['runs']} new runs "
+               f"({done['runs_present']} already here), {counts}; see `tix ti {done['experiment']}`")
+
+
+BUNDLE_COUNTS = (("samples", "samples"), ("scores", "scores"), ("metrics", "metric points"),
+                 ("shift_results", "shift results"), ("imported_scores", "imported scores"))
+
+
+@cli.command("export")
+@click.argument("experiment")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.pass_context
+def export_bundle(ctx: click.Context, experiment: str, folder: str) -> None:
+    """Write EXPERIMENT's results to FOLDER (new or empty) to share: its runs, scores, samples,
+    metrics, shift results and imported scores as Parquet, the experiment file, its TI table (md,
+    csv) and a README on loading them with duckdb, pandas or polars (`tix import bundle FOLDER`)."""
+    done = call(ctx, "export_bundle", experiment=experiment, path=str(Path(folder).resolve()))
+    tables = done["tables"]
+    counts = ", ".join(f"{tables[k]} {label}" for k, label in BUNDLE_COUNTS)
+    click.echo(f"exported {experiment} to {done['path']}: {tables['runs']} runs, {counts} "
+               "(README.md there says how to load it)")
 
 
 def check_name(experiment: str) -> None:

@@ -31,7 +31,7 @@ import yaml
 
 from engine import __version__
 from engine.client.protocol import MAX_LINE, decode, encode
-from engine.daemon import arrow_stream
+from engine.daemon import arrow_stream, bundle_ops
 from engine.daemon.arrow_stream import BATCH_ROWS, ArrowStream
 from engine.daemon.executors import slurm_info
 from engine.daemon.gpus import DETECTION, gpu_stats, schedulable
@@ -41,6 +41,7 @@ from engine.daemon.scheduler import Scheduler
 from engine.daemon.settings import DaemonSettings
 from engine.events import STDERR_FILE, STDOUT_FILE
 from engine.workspace import Workspace
+from storage.bundles import BundleError
 from storage.store import ReadOnlyQueryError, Store, readonly_query, run_metrics, run_results, run_samples
 
 if TYPE_CHECKING:
@@ -96,7 +97,8 @@ class Daemon:
             "run_metrics": self.op_run_metrics, "run_log": self.op_run_log,
             "run_samples": self.op_run_samples, "run_results": self.op_run_results, "gpus": self.op_gpus,
             "sql_total": self.op_sql_total, "sql_export": self.op_sql_export,
-            "sql_arrow": self.op_sql_arrow,
+            "sql_arrow": self.op_sql_arrow, "export_bundle": self.op_export_bundle,
+            "import_bundle": self.op_import_bundle,
         }
 
     # -- main loop ---------------------------------------------------------------------------
@@ -447,6 +449,42 @@ class Daemon:
                 raise RequestError(one_line(str(exc)), "query_error") from None
             raise
         return stream
+
+    async def op_export_bundle(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """Write an experiment's bundle folder (engine/daemon/bundle_ops.py): args experiment, path
+        (absolute, on this box; new or empty). Result: experiment, path, tables {table: rows}, files."""
+        experiment, path = args.get("experiment"), args.get("path")
+        if not isinstance(experiment, str) or not isinstance(path, str):
+            raise RequestError("export_bundle needs an experiment name and a folder path")
+        ti = await self.op_ti({"experiment": experiment}, writer)  # what `tix ti` prints; unknown: not_found
+        try:
+            return await asyncio.to_thread(bundle_ops.export, self.store.con.cursor(), experiment, Path(path),
+                                           ti, __version__)
+        except BundleError as exc:
+            raise RequestError(str(exc)) from None
+        except (duckdb.Error, OSError) as exc:
+            raise RequestError(f"export failed: {one_line(str(exc))}", "failed") from None
+
+    async def op_import_bundle(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """Store a bundle folder beside this workspace's results (storage/bundles.py): args path
+        (absolute), name (store the experiment under this name instead). Result: experiment,
+        source, runs (new), runs_present (kept as they were), run_ids (new), rows {table: n}."""
+        from engine.analysis.imports import NAME
+
+        path, name = args.get("path"), args.get("name")
+        named = name is None or (isinstance(name, str) and NAME.fullmatch(name))
+        if not isinstance(path, str) or not named:
+            raise RequestError(f"import_bundle needs a folder path, and a name of letters, digits, '.', '_' "
+                               f"and '-' (got {name!r})")
+        try:
+            done = await asyncio.to_thread(bundle_ops.import_bundle, self.store.con.cursor(), Path(path),
+                                           name)
+        except BundleError as exc:
+            raise RequestError(str(exc), "refused") from None
+        except duckdb.Error as exc:
+            raise RequestError(f"{path}: {one_line(str(exc))}", "bad_request") from None
+        self.broadcast(set(done["run_ids"]))
+        return done
 
     async def op_import_scores(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
         return apply_import(self.store, args)
