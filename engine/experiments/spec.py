@@ -61,8 +61,9 @@ __all__ = ["DISTRIBUTED", "NO_BASE", "Experiment", "SpecError", "SpecErrors", "c
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
-SET_BY_TIX = frozenset({"output_dir", "logging_dir", "report_to"})
-"""trl arguments tix sets itself: where checkpoints and logs go, and where metrics are sent."""
+SET_BY_TIX = frozenset({"output_dir", "logging_dir"})
+"""trl arguments tix sets itself: where checkpoints and logs go. `report_to` is the user's (trackers
+such as wandb or tensorboard, beside tix's own event callback), checked by `report_to` below."""
 
 METHODS = ("sft", "grpo")
 TI_SIGMAS = ("pooled", "per-model")
@@ -498,11 +499,30 @@ class _ExperimentChecker(_Checker):
             self.error(path, f"unknown training argument '{key}' for trl {config}", _suggest(key, fields))
         elif (expected := trainargs.check_value(fields[key], value)) is not None:
             self.problem(path, _expected(expected, value))
+        elif key == "report_to":
+            self.report_to(path, value)
         elif value is not None:
             rules = {**_ARG_RULES, **(_GRPO_ARG_RULES if method == "grpo" else {})}
             rule = rules.get(key)
             if rule is not None and not rule[0](value):
                 self.problem(path, _Problem(f"{rule[1]}, got {_show(value)}"))
+
+    def report_to(self, path: KeyPath, value: Any) -> None:
+        """Trackers trl reports to beside tix (`none`, `all`, or names transformers knows): a typo
+        fails here, not when the trainer starts an hour into the queue."""
+        try:
+            unknown = trainargs.unknown_integrations(value)
+            known = trainargs.report_integrations()
+        except RuntimeError as exc:
+            self.error(path, f"cannot check report_to: {exc}")
+            return
+        for name in unknown:
+            words = "" if isinstance(value, str) else " (none and all only alone)"
+            message = (f"unknown tracker {name!r} for report_to{words}: transformers knows "
+                       f"{', '.join(known)}, plus none and all")
+            alone = name in trainargs.REPORT_TO_WORDS  # right word, wrong place: nothing to suggest
+            hint = None if alone else _suggest(str(name), [*known, *trainargs.REPORT_TO_WORDS])
+            self.problem(path, _Problem(message, hint))
 
     def check_parents(self, variants: dict[str, Any]) -> None:
         """`from:` must name the base or another variant, without cycles."""

@@ -180,6 +180,44 @@ def _name_of(node: ast.expr) -> str | None:
     return None
 
 
+INTEGRATIONS_HOME = ("transformers", "integrations/integration_utils.py", "INTEGRATION_TO_CALLBACK")
+"""Where transformers maps each `report_to` name to its callback (the names it accepts)."""
+
+REPORT_TO_WORDS = ("none", "all")
+"""`report_to` values that name no integration: nothing (tix's default), or every installed one."""
+
+
+@cache
+def report_integrations() -> tuple[str, ...]:
+    """The tracker names the installed transformers accepts in `report_to` (wandb, tensorboard,
+    mlflow, trackio, ...), read from its source: the keys of `INTEGRATION_TO_CALLBACK`.
+
+    Raises RuntimeError when transformers is missing or the mapping is not where we look."""
+    package, relpath, name = INTEGRATIONS_HOME
+    path = package_dir(package) / relpath
+    for stmt in _parse(path).body:
+        if _assigns(stmt, name) and isinstance(stmt.value, ast.Dict):
+            keys = [k for k in stmt.value.keys if isinstance(k, ast.Constant)]
+            return tuple(k.value for k in keys if isinstance(k.value, str))
+    raise RuntimeError(f"{name} not found in {path}: unsupported transformers layout")
+
+
+def _assigns(stmt: ast.stmt, name: str) -> bool:
+    """Whether `stmt` is `name = ...` or `name: T = ...` at module level."""
+    if isinstance(stmt, ast.Assign):
+        return any(isinstance(t, ast.Name) and t.id == name for t in stmt.targets)
+    return isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.target.id == name
+
+
+def unknown_integrations(value: Any) -> list[str]:
+    """The names in a `report_to` value (a name or a list of names) transformers does not know."""
+    names = [value] if isinstance(value, str) else list(value or [])
+    known = set(report_integrations())
+    if len(names) > 1:  # "none" and "all" only make sense alone
+        return [n for n in names if n not in known]
+    return [n for n in names if n not in known and n not in REPORT_TO_WORDS]
+
+
 def field_type(annotation: str) -> FieldType:
     """The FieldType of an annotation written as source text, e.g. "int | None"."""
     try:

@@ -127,11 +127,17 @@ def make_trainer(ctx: JobContext, method: str, model_path: str, items: list[dict
 
 
 def make_config(method: str, args: dict[str, Any], run_dir: Path, cuda: bool, params: dict[str, Any]) -> Any:
-    """tix's defaults, then the experiment's `args` (checked against the installed trl by `tix check`)."""
+    """tix's defaults, then the experiment's `args` (checked against the installed trl by `tix check`).
+
+    `report_to` is the experiment's (default none): trl's trackers (wandb, tensorboard, mlflow,
+    trackio, ...) log beside tix's own event callback, which is always attached. Their runs are
+    named after the tix run (`run_name`, unless the experiment sets it) and TensorBoard writes
+    under the run folder (`output_dir`/runs/, transformers' default)."""
     from trl import GRPOConfig, SFTConfig
 
     defaults: dict[str, Any] = {
-        "output_dir": str(run_dir), "report_to": "none", "logging_steps": 1, "save_strategy": "steps",
+        "output_dir": str(run_dir), "report_to": "none", "run_name": run_dir.name, "logging_steps": 1,
+        "save_strategy": "steps",
         "save_steps": 50, "bf16": cuda, "use_cpu": not cuda, "gradient_checkpointing": False,
         "seed": int(params.get("seed", 0)), "disable_tqdm": True, "dataloader_num_workers": 0,
     }
@@ -141,7 +147,7 @@ def make_config(method: str, args: dict[str, Any], run_dir: Path, cuda: bool, pa
         defaults["chat_template_kwargs"] = {"enable_thinking": bool(params.get("enable_thinking", False))}
         if cuda and importlib.util.find_spec("vllm") is not None:
             defaults.update(use_vllm=True, vllm_mode="colocate")
-    user = {k: v for k, v in args.items() if k not in ("output_dir", "logging_dir", "report_to")}
+    user = {k: v for k, v in args.items() if k not in ("output_dir", "logging_dir")}
     config = (SFTConfig if method == "sft" else GRPOConfig)(**{**defaults, **user})
     if getattr(config, "use_vllm", False) and not cuda:
         from engine.evaluation.backends.vllm import keep_cpu_linear_weights, prepare_environment
