@@ -14,6 +14,7 @@ counting), so behaviour does not depend on which path a line took.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from datetime import UTC, datetime
 
@@ -55,16 +56,19 @@ _SAMPLE_KEYS = ("benchmark", "item_id", "sample_idx", "prompt", "completion", "e
 _TEXT = ("benchmark", "item_id", "prompt", "completion", "extracted", "finish_reason")
 _INTS = ("sample_idx", "tokens")
 _STRINGS_ARRAY = r'\[(?:"(?:[^"\\]|\\.)*",?)*\]'
-_PATCH = "{" + ", ".join(f'"{k}": null' for k in _SAMPLE_KEYS) + "}"
 
 
-def _samples_sql() -> str:
+def _samples_sql(extra_keys: list[str]) -> str:
     """Text fields must be strings, counts small integers, the verdict a number and flags a list
-    of strings (or absent/null): anything else goes to the Python path, which coerces. A JSON
-    value's type shows in its first character, far cheaper than re-parsing a long completion."""
-    col = {k: f"x[{n + 1}]::VARCHAR" for n, k in enumerate(_SAMPLE_KEYS)}
+    of strings (or absent/null): anything else goes to the Python path, which coerces. Long text
+    is type-checked with `json_type` and read once with `json_extract_string`; short fields come
+    as JSON, whose first character shows the type. `extra` is rebuilt from the window's other
+    keys (`extra_keys`), which copies only them, not the whole line."""
+    short = [k for k in _SAMPLE_KEYS if k not in _LONG]
+    col = {k: f"x[{n + 1}]::VARCHAR" for n, k in enumerate(short)}
     null = {k: f"coalesce({c}, 'null') = 'null'" for k, c in col.items()}
-    clean = [f"coalesce(left({col[k]}, 1), 'n') IN ('\"', 'n')" for k in _TEXT]
+    clean = [f"coalesce(left({col[k]}, 1), 'n') IN ('\"', 'n')" for k in _TEXT if k not in _LONG]
+    clean += [f"coalesce(y[{n + 1}], 'NULL') IN ('VARCHAR', 'NULL')" for n in range(len(_LONG))]
     clean += [f"({null[k]} OR regexp_full_match({col[k]}, '-?(?:0|[1-9][0-9]{{0,8}})'))" for k in _INTS]
     clean.append(f"({null['verdict']} OR regexp_full_match({col['verdict']}, '{_NUMBER}'))")
     clean.append(f"({null['flags']} OR regexp_full_match({col['flags']}, '{_STRINGS_ARRAY}'))")
@@ -74,21 +78,33 @@ def _samples_sql() -> str:
     fields.append(f"CASE WHEN NOT {null['verdict']} THEN {col['verdict']}::DOUBLE END AS verdict")
     fields.append(f"CASE WHEN NOT {null['flags']} THEN from_json({col['flags']}, '[\"VARCHAR\"]') END "
                   "AS flags")
-    fields.append(f"nullif(json_merge_patch(line, '{_PATCH}'), '{{}}') AS extra")
-    paths = ", ".join(f"'$.{k}'" for k in _SAMPLE_KEYS)
-    text_paths = ", ".join(f"'$.{k}'" for k in _TEXT)
+    entries = ", ".join(f"{{'key': '{k}', 'value': e[{n + 1}]}}" for n, k in enumerate(extra_keys))
+    present = f"list_filter([{entries}], lambda v: v.value IS NOT NULL)"
+    fields.append(f"nullif(to_json(map_from_entries({present})), '{{}}') AS extra" if extra_keys
+                  else "NULL::VARCHAR AS extra")
+    extra_paths = ", ".join(f"'$.\"{k}\"'" for k in extra_keys)
     return f"""
 WITH p AS (
-    SELECT i, line, json_extract(line, [{paths}]) AS x
+    SELECT i, line, json_extract(line, [{_paths(short)}]) AS x, json_type(line, [{_paths(_LONG)}]) AS y
     FROM lines WHERE json_valid(line) AND left(ltrim(line), 1) = '{{'
 ), c AS (
     SELECT i, line, x FROM p WHERE {' AND '.join(clean)}
 )
-SELECT i, {', '.join(fields)} FROM (SELECT *, json_extract_string(line, [{text_paths}]) AS s FROM c)
+SELECT i, {', '.join(fields)}
+FROM (SELECT *, json_extract_string(line, [{_paths(_TEXT)}]) AS s,
+             {f"json_extract(line, [{extra_paths}])" if extra_keys else "NULL"} AS e FROM c)
 """
 
 
-_SAMPLES_SQL = _samples_sql()
+def _paths(keys: tuple[str, ...] | list[str]) -> str:
+    return ", ".join(f"'$.{k}'" for k in keys)
+
+
+_LONG = ("prompt", "completion")
+_KNOWN = ", ".join(f"'{k}'" for k in _SAMPLE_KEYS)
+_EXTRA_KEYS_SQL = f"""SELECT DISTINCT unnest(list_filter(json_keys(line), lambda k: k NOT IN ({_KNOWN})))
+FROM lines WHERE json_valid(line) AND left(ltrim(line), 1) = '{{'"""
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_\- ]+")
 
 
 def line_starts(body: bytes) -> np.ndarray:
@@ -106,7 +122,9 @@ def _lines_table(body: bytes, starts: np.ndarray) -> pa.Table | None:
         lines.validate(full=True)
     except pa.ArrowInvalid:
         return None
-    return pa.table({"i": pa.array(np.arange(n, dtype=np.int64)), "line": lines})
+    table = pa.table({"i": pa.array(np.arange(n, dtype=np.int64)), "line": lines})
+    # Several record batches, so DuckDB's threads share the parsing (one batch is one thread's).
+    return pa.Table.from_batches(table.to_batches(max_chunksize=max(64, n // 8)))
 
 
 def _connection() -> duckdb.DuckDBPyConnection:
@@ -115,20 +133,6 @@ def _connection() -> duckdb.DuckDBPyConnection:
     if con is None:
         con = _local.con = duckdb.connect(":memory:")
     return con
-
-
-def _query(body: bytes, starts: np.ndarray, sql: str) -> pa.Table | None:
-    lines = _lines_table(body, starts)
-    if lines is None:
-        return None
-    con = _connection()
-    con.register("lines", lines)
-    try:
-        return con.sql(sql).to_arrow_table().combine_chunks()
-    except duckdb.Error:  # a type DuckDB rejects: the whole window takes the Python path
-        return None
-    finally:
-        con.unregister("lines")
 
 
 def parse_metrics(body: bytes, starts: np.ndarray, run_id: str) -> tuple[pa.Table, np.ndarray]:
@@ -174,8 +178,21 @@ def _metric_rows(parsed: pa.Table, names: list[str], run_id: str) -> pa.Table:
 
 def parse_samples(body: bytes, starts: np.ndarray, run_id: str, offset: int) -> tuple[pa.Table, np.ndarray]:
     """Sample rows of the window's clean lines, and those lines' indices."""
-    parsed = _query(body, starts, _SAMPLES_SQL)
-    if parsed is None or parsed.num_rows == 0:
+    lines = _lines_table(body, starts)
+    if lines is None:
+        return _empty("samples"), np.empty(0, np.int64)
+    con = _connection()
+    con.register("lines", lines)
+    try:
+        keys = sorted(k for (k,) in con.execute(_EXTRA_KEYS_SQL).fetchall())
+        if not all(_PLAIN_KEY.fullmatch(k) for k in keys):  # a key needing quotes: the Python path
+            return _empty("samples"), np.empty(0, np.int64)
+        parsed = con.sql(_samples_sql(keys)).to_arrow_table().combine_chunks()
+    except duckdb.Error:  # a type DuckDB rejects: the whole window takes the Python path
+        return _empty("samples"), np.empty(0, np.int64)
+    finally:
+        con.unregister("lines")
+    if parsed.num_rows == 0:
         return _empty("samples"), np.empty(0, np.int64)
     idx = parsed["i"].to_numpy()
     schema = INGEST_SCHEMAS["samples"]
