@@ -733,8 +733,7 @@ def print_ti(ti_mod: Any, results: list[dict[str, Any]], fmt: str, detail: bool,
         return
     columns, rows = ((ti_mod.CSV_COLUMNS, ti_mod.csv_rows(results)) if fmt == "csv"
                      else (ti_mod.HUMAN_COLUMNS, ti_mod.human_rows(results)))
-    notes = [ti_mod.CI_NOTE] + ([ti_mod.UNSTABLE_NOTE] if any(o["unstable"] for o in results) else [])
-    emit(columns, rows, fmt, empty, digits=1, note="\n".join(notes))
+    emit(columns, rows, fmt, empty, digits=1, note="\n".join(ti_mod.notes(results)) or None)
 
 
 @cli.group("import")

@@ -48,8 +48,8 @@ if TYPE_CHECKING:
     from engine.analysis.paired import PairedCache
 
 log = logging.getLogger("tix.daemon")
-PAIRED_READERS = re.compile(r"paired_|flip_summary", re.IGNORECASE)
-"""A query naming these reads `paired_stats`, which the daemon refreshes first (migration 0006)."""
+PAIRED_READERS = re.compile(r"paired_|flip_summary|run_items", re.IGNORECASE)
+"""A query naming these reads `paired_stats` or `run_items`: the daemon refreshes them first (0006)."""
 MAX_BOOT = 100_000
 
 
