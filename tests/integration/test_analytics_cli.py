@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,11 +108,18 @@ def test_intervals_through_the_daemon_and_paired_stats_left_current(tix, ws: Wor
     other.write_text("model,base_model,method,benchmark,group,score\nb,,base,m,math,10\nt,b,rl,m,math,20\n")
     assert tix("import", "scores", str(other), "--experiment", "other").returncode == 0
     assert tix("daemon", "stop").returncode == 0
-    wait_until(lambda: not ws.socket.exists(), 30)
-    con = duckdb.connect(str(ws.db), read_only=True)
+    con = wait_until(lambda: opened(duckdb, ws), 30)  # once the exiting daemon has released the file
     try:
         assert con.execute("SELECT signature FROM paired_stats_source").fetchall() == \
             con.execute(SIGNATURE_SQL).fetchall()
         assert con.execute("SELECT count(*) FROM paired_deltas").fetchall() == [(8,)]
     finally:
         con.close()
+
+
+def opened(duckdb: Any, ws: Workspace) -> Any:
+    """A read-only connection to the workspace's database, or None while a daemon still holds it."""
+    try:
+        return duckdb.connect(str(ws.db), read_only=True)
+    except duckdb.IOException:
+        return None
