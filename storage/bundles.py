@@ -29,6 +29,10 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from storage.store import INGEST_SCHEMAS, Store
 
 FORMAT = "tix-bundle"
 VERSION = 1
@@ -50,7 +54,8 @@ TABLES: dict[str, str] = {
 """Each bundled table and the rows of it that belong to experiment $1 (stable order)."""
 
 RUN_ROWS = ("scores", "samples", "metrics", "shift_results")
-"""Tables whose rows belong to a run: imported only with a run the workspace did not have."""
+"""Tables whose rows belong to a run: imported only with a run the workspace did not have, and
+stored the way ingest stores them (Store._append_arrow: however the schema keeps them)."""
 
 _TERMINAL = "state IN ('succeeded', 'failed', 'cancelled')"
 
@@ -129,7 +134,7 @@ def import_tables(cur: duckdb.DuckDBPyConnection, folder: Path, name: str | None
     try:
         _check_clash(cur, files["experiments"], target, renamed=name is not None)
         new = _new_runs(cur, files["runs"])
-        rows = _insert_all(cur, files, source, target)
+        rows = _insert_all(cur, files, source, target, new)
         cur.execute("COMMIT")
     except BaseException:
         cur.execute("ROLLBACK")
@@ -168,11 +173,11 @@ def _new_runs(cur: duckdb.DuckDBPyConnection, runs: Path) -> list[str]:
     return ids
 
 
-def _insert_all(cur: duckdb.DuckDBPyConnection, files: dict[str, Path], source: str,
-                target: str) -> dict[str, int]:
-    """Insert every table's new rows; the experiment renamed from `source` to `target`."""
+def _insert_all(cur: duckdb.DuckDBPyConnection, files: dict[str, Path], source: str, target: str,
+                new: list[str]) -> dict[str, int]:
+    """Insert every table's new rows (run rows: of the `new` runs only); the experiment renamed
+    from `source` to `target`."""
     renamed = f"CASE WHEN experiment = {_text(source)} THEN {_text(target)} ELSE experiment END"
-    new_runs = "WHERE run_id IN (SELECT id FROM _tix_new_runs)"
     plans: dict[str, tuple[dict[str, str], str, str]] = {
         "experiments": ({"name": _text(target)}, "", "ON CONFLICT DO NOTHING"),
         "runs": ({"experiment": renamed,
@@ -181,11 +186,34 @@ def _insert_all(cur: duckdb.DuckDBPyConnection, files: dict[str, Path], source: 
                            "ELSE 'imported from a bundle while ' || state || ' there' END"},
                  "WHERE id IN (SELECT id FROM _tix_new_runs)", ""),
         "experiment_runs": ({"experiment": _text(target)}, "", "ON CONFLICT DO NOTHING"),
-        **{table: ({}, new_runs, "") for table in RUN_ROWS},
         "imported_models": ({"experiment": _text(target)}, "", "ON CONFLICT DO NOTHING"),
         "imported_scores": ({"experiment": _text(target)}, "", "ON CONFLICT DO NOTHING"),
     }
-    return {table: _insert(cur, table, files[table], *plan) for table, plan in plans.items()}
+    done = {table: _insert(cur, table, files[table], *plan) for table, plan in plans.items()}
+    return {**done, **{table: _append_run_rows(cur, table, files[table], new) for table in RUN_ROWS}}
+
+
+def _append_run_rows(cur: duckdb.DuckDBPyConnection, table: str, path: Path, run_ids: list[str]) -> int:
+    """The file's rows of `run_ids`, in batches, through ingest's own insert (a bundle's samples
+    land wherever ingest puts samples); columns as ingest's schema has them, missing ones null."""
+    schema = INGEST_SCHEMAS[table]
+    wanted = pa.array(run_ids, pa.string())
+    store, done = Store(cur, None), 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536):
+        rows = pa.Table.from_batches([batch])
+        rows = rows.filter(pc.is_in(rows.column("run_id"), value_set=wanted))
+        if rows.num_rows:
+            store._append_arrow(table, _conform(rows, schema))  # ingest's insert, in this transaction
+            done += rows.num_rows
+    return done
+
+
+def _conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`rows` with exactly `schema`'s columns and types (a bundle from another tix version may
+    have more or fewer)."""
+    columns = [rows.column(f.name).cast(f.type) if f.name in rows.column_names
+               else pa.nulls(rows.num_rows, f.type) for f in schema]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _text(value: str) -> str:

@@ -92,8 +92,8 @@ class TIResult:
     `results` holds one JSON object per tuned model exactly as `tix ti --format json` prints it
     (groups, benchmarks, and the intervals where the daemon computes them); `warnings` what
     `tix ti` prints on stderr. `arrow()`/`df()`/`pl()` flatten each model to one row: nested
-    objects become `<key>_<subkey>` columns (`groups_math_base`, ...), a two-number interval
-    `<key>` becomes `<key>_low`/`<key>_high`; `benchmarks()` has one row per model and benchmark."""
+    objects become `<key>_<subkey>` columns (`groups_math_base`, ...), an interval `<key>_ci`
+    becomes `<key>_ci_low`/`<key>_ci_high`; `benchmarks()` has one row per model and benchmark."""
 
     def __init__(self, answer: dict[str, Any]) -> None:
         self.results: list[dict[str, Any]] = list(answer.get("results") or [])
@@ -324,17 +324,22 @@ def _need(module: str, how: str) -> Any:
 
 
 def _flat(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested objects as `a_b` keys; a [low, high] interval as `<key>_low`/`<key>_high`."""
+    """Nested objects as `a_b` keys; an interval (`..._ci`: [low, high], or null where none could
+    be computed) as `<key>_low`/`<key>_high`, so the columns are there whatever the rows hold."""
     out: dict[str, Any] = {}
     for key, value in obj.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
             out.update(_flat(value, f"{name}_"))
-        elif isinstance(value, list) and len(value) == 2 and all(_number(v) for v in value):
-            out[f"{name}_low"], out[f"{name}_high"] = value
+        elif (key == "ci" or key.endswith("_ci")) and _interval(value):
+            out[f"{name}_low"], out[f"{name}_high"] = value or (None, None)
         else:
             out[name] = value
     return out
+
+
+def _interval(value: Any) -> bool:
+    return value is None or (isinstance(value, list) and len(value) == 2 and all(_number(v) for v in value))
 
 
 def _number(value: Any) -> bool:
