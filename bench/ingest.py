@@ -87,8 +87,9 @@ METRICS_SQL = """INSERT INTO metrics SELECT 'bench', step, unnest(map_keys(v)), 
     FROM (SELECT step, t, values::MAP(VARCHAR, DOUBLE) AS v
           FROM read_json(?, format = 'newline_delimited',
                          columns = {type: 'VARCHAR', t: 'DOUBLE', step: 'BIGINT', "values": 'JSON'}))"""
-SAMPLES_SQL = """INSERT INTO samples SELECT 'bench', 0, benchmark, item_id, sample_idx, prompt, completion,
-    extracted, verdict, tokens, finish_reason, flags, NULL
+SAMPLES_SQL = """INSERT INTO sample_rows SELECT 'bench', 0, benchmark, item_id, sample_idx,
+    md5_number(prompt),
+    completion, extracted, verdict, tokens, finish_reason, flags, NULL
     FROM read_json(?, format = 'newline_delimited')"""
 
 

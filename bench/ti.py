@@ -104,10 +104,7 @@ def write_samples(store: Store, run_id: str, ids: list[str], verdicts: list[np.n
     table = pa.table({"run_id": [run_id] * rows, "offset": np.arange(rows),
                       "benchmark": [b for b, _ in BENCHMARKS for _ in ids], "item_id": ids * len(verdicts),
                       "sample_idx": np.zeros(rows, np.int32), "verdict": np.concatenate(verdicts)})
-    store.con.register("_bench_samples", table)
-    store.con.execute('INSERT INTO samples (run_id, "offset", benchmark, item_id, sample_idx, verdict) '
-                      "SELECT * FROM _bench_samples")
-    store.con.unregister("_bench_samples")
+    store._append_arrow("samples", table)  # the Store's write path: samples are a view since 0007
 
 
 def ti_request(client: Client, experiment: str, **args: object) -> int:

@@ -65,6 +65,11 @@ INGEST_SCHEMAS: dict[str, pa.Schema] = {
 }
 
 
+#: A think block left open (a <think> after the last </think>), as migration 0007 stores it.
+THINK_OPEN = ("contains(completion, '<think>') AND "
+              "contains(list_last(string_split(completion, '</think>')), '<think>')")
+
+
 class ReadOnlyQueryError(ValueError):
     """A `tix sql` statement that would change data or settings."""
 
@@ -134,6 +139,7 @@ class Store:
     def __init__(self, con: duckdb.DuckDBPyConnection, path: Path | None) -> None:
         self.con = con
         self.path = path
+        self._split: bool | None = None
 
     @classmethod
     def open(cls, path: str | Path | None, upto: int | None = None) -> Store:
@@ -266,9 +272,36 @@ class Store:
         cols = ", ".join(f'"{c}"' for c in data.column_names)
         self.con.register("_tix_batch", data)
         try:
-            self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _tix_batch")
+            if table == "samples" and self._prompts_apart():
+                self._append_samples(data.column_names)
+            else:
+                self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _tix_batch")
         finally:
             self.con.unregister("_tix_batch")
+
+    def _prompts_apart(self) -> bool:
+        """Whether migration 0007 made `samples` a view over `sample_rows` and `prompts`."""
+        if self._split is None:
+            query = "SELECT count(*) FROM information_schema.tables WHERE table_name = 'sample_rows'"
+            self._split = bool(self.con.execute(query).fetchone()[0])
+        return self._split
+
+    def _append_samples(self, names: list[str]) -> None:
+        """Samples of `_tix_batch`: a prompt not stored yet goes to `prompts`, the rows keep its hash."""
+        self.con.execute("""INSERT INTO prompts SELECT DISTINCT md5_number(prompt), prompt FROM _tix_batch b
+                            WHERE prompt IS NOT NULL
+                              AND md5_number(prompt) NOT IN (SELECT hash FROM prompts)""")
+        cols = [c for c in names if c != "prompt"]
+        quoted = ", ".join(f'"{c}"' for c in cols)
+        targets, values = [quoted], [quoted]
+        if "prompt" in names:
+            targets.append("prompt_hash")
+            values.append("md5_number(prompt)")
+        if "completion" in names:
+            targets.append("think_open")
+            values.append(THINK_OPEN)
+        self.con.execute(f"INSERT INTO sample_rows ({', '.join(targets)}) SELECT {', '.join(values)} "
+                         "FROM _tix_batch")
 
     # -- imported results -------------------------------------------------------------------
     def replace_imports(self, experiment: str, source: str, models: list[dict[str, Any]],
