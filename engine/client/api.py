@@ -134,7 +134,8 @@ DETAIL_NAMES = {"base": "base_score", "model": "score"}
 
 
 class Database:
-    """One workspace's results, read through its daemon (see the module docstring)."""
+    """One workspace's results, read through its daemon (see the module docstring). It is one
+    connection: threads that query at the same time each `connect()` their own."""
 
     def __init__(self, client: Client) -> None:
         self.client = client

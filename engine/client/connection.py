@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 
+STREAMED_OPS = frozenset({"sql_arrow"})
+"""Ops answered by an Arrow IPC stream after their header line (`Client.stream`, not `request`)."""
+
+
 class DaemonUnavailable(Exception):
     """No daemon could be reached or started."""
 
@@ -70,7 +74,10 @@ class Client:
         self.ids = itertools.count(1)
         self.pending: collections.deque[dict[str, Any]] = collections.deque()
         self.streaming = False
-        """True from an Arrow stream's header until its trailer: the connection is mid-result."""
+        """True from an Arrow stream's request until its trailer is read. A request made while it
+        is set (a stream left half read, or interrupted) goes on a new connection: the old one
+        still has the stream's bytes coming. (A JSON answer left unread needs no such care: it is
+        one line, skipped by its id.)"""
 
     def _open(self, autostart: bool) -> socket.socket:
         try:
@@ -101,12 +108,15 @@ class Client:
 
     def request(self, op: str, **args: Any) -> Any:
         """Send one request and return its result; raises RequestFailed with the daemon's reason."""
+        if op in STREAMED_OPS:
+            raise ValueError(f"{op} answers with an Arrow stream: use Client.stream")
         return self._answer(self._send(op, args))
 
     def _send(self, op: str, args: dict[str, Any]) -> int:
-        if self.streaming:  # a result left half read: its bytes are still coming, start afresh
+        if self.streaming:
             self.reconnect()
         request_id = next(self.ids)
+        self.streaming = op in STREAMED_OPS
         self.sock.sendall(encode({"id": request_id, "op": op, "args": args}))
         return request_id
 
@@ -119,6 +129,7 @@ class Client:
             elif message.get("id") == request_id:
                 break
         if not message.get("ok"):
+            self.streaming = False  # a refusal, or the trailer of a failed stream: nothing follows
             raise RequestFailed(str(message.get("error")), str(message.get("code", "internal")))
         return message.get("result")
 
@@ -127,6 +138,7 @@ class Client:
         self.sock.close()
         self.sock = self._open(autostart=True)
         self.buffer.clear()
+        self.pending.clear()
         self.streaming = False
 
     def stream(self, op: str, **args: Any) -> pa.RecordBatchReader:
@@ -137,15 +149,16 @@ class Client:
         import pyarrow as pa
         import pyarrow.ipc as ipc
 
+        if op not in STREAMED_OPS:
+            raise ValueError(f"{op} answers with one JSON line: use Client.request")
         request_id = self._send(op, args)
         self._answer(request_id)
-        self.streaming = True
         batches = ipc.open_stream(_SocketReader(self))
 
         def rest() -> Iterator[pa.RecordBatch]:
             yield from batches
-            self.streaming = False
             self._answer(request_id)  # the trailer: a failure after the first rows raises here
+            self.streaming = False
 
         return pa.RecordBatchReader.from_batches(batches.schema, rest())
 

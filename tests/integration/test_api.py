@@ -201,6 +201,13 @@ def test_an_unfinished_result_does_not_confuse_the_next_query(ws: Workspace) -> 
         assert db.sql("SELECT 7 AS seven").fetchall() == [(7,)]
         again = db.sql("SELECT * FROM range(300000)").arrow()
         assert again.num_rows == 300_000
+        with pytest.raises(ValueError, match=r"answers with an Arrow stream: use Client\.stream"):
+            db.client.request("sql_arrow", query="SELECT 1")
+    with Client(ws) as pushed:
+        pushed.subscribe()
+        with pytest.raises(RequestFailed, match="this connection gets pushes; stream on a connection of its own"):
+            pushed.stream("sql_arrow", query="SELECT 1")
+        assert pushed.request("sql", query="SELECT 1")["rows"] == [[1]]
 
 
 def test_helpers_on_recorded_runs(tix, ws: Workspace) -> None:
