@@ -423,11 +423,36 @@ def written_operators(con: duckdb.DuckDBPyConnection, query: str, params: Sequen
     """Names of the operators in `query`'s plan that write (EXPLAIN only plans: nothing runs)."""
     if query.lstrip()[:7].upper() == "EXPLAIN":  # plan what it explains (ANALYZE was checked before)
         query = re.sub(r"^\s*EXPLAIN\s+(?:\([^)]*\)\s*)?", "", query, flags=re.IGNORECASE)
-    rows = con.execute(f"EXPLAIN (FORMAT JSON) {query}", list(params) or None).fetchall()
+    try:
+        rows = con.execute(f"{PLAN_PREFIX}{query}", list(params) or None).fetchall()
+    except duckdb.Error as exc:  # DuckDB quotes the statement it was given: quote the user's instead
+        raise type(exc)(unprefixed(str(exc))) from None
     names: list[str] = []
     for row in rows:
         collect_names(json.loads(row[-1]), names)
     return [name for name in names if WRITE_OPERATORS.search(name)]
+
+
+PLAN_PREFIX = "EXPLAIN (FORMAT JSON) "
+"""What written_operators puts before the user's query to plan it."""
+
+
+def unprefixed(message: str) -> str:
+    """DuckDB's message about the planned query, as if about the user's own: `LINE 1: EXPLAIN
+    (FORMAT JSON) SELECT idd ...` loses the prefix, and the caret line under it moves left."""
+    out: list[str] = []
+    cut: int | None = None  # where the prefix was in the LINE line above
+    for line in message.split("\n"):
+        head, found, rest = line.partition(PLAN_PREFIX)
+        if found and head.startswith("LINE "):
+            out.append(head + rest)
+            cut = len(head)
+        elif cut is not None and "^" in line and not line.strip(" ^"):
+            out.append(line[:cut] + line[cut + len(PLAN_PREFIX):])
+            cut = None
+        else:
+            out.append(line)
+    return "\n".join(out)
 
 
 def collect_names(node: Any, out: list[str]) -> None:

@@ -6,22 +6,31 @@ has the host app). The ones that act on runs (cancel, resume) use the recorded w
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, ClassVar
 
 import pytest
+from textual.app import App, ComposeResult
+from textual.binding import Binding
 from textual.pilot import Pilot
 from textual.widgets import DataTable, TabbedContent, TabPane
 from textual.widgets.data_table import ColumnKey
 
+from storage.store import unprefixed
 from tests.tui.conftest import connected, make_app, run_app, until
 from tests.tui.fake_source import NO_RESULTS, NO_SAMPLES, FakeSource, ScreenHost, log_answer, metrics_answer
 from tests.tui.recorded import Recorded
 from tests.tui.test_numbers import DEMO_RUNS, NOW, SIZES, RunsHost
 from tui.screens.experiments import cpu_box_note, work_summary
+from tui.screens.help import section_rows
 from tui.screens.run_detail import RunDetailScreen, envelope
 from tui.screens.runs import RunsScreen
+from tui.screens.sql import SQLScreen
 from tui.screentext import screen_text
 from tui.widgets.confirm import Confirm
+from tui.widgets.editor import CodeEditor
+from tui.widgets.literal import LiteralNotify
 from tui.widgets.plotext_view import PlotextView
 from tui.widgets.runs_table import RunsTable
 
@@ -246,3 +255,78 @@ def test_tabs_a_run_cannot_fill_are_hidden() -> None:
 
     assert asyncio.run(tabs_of(finished("train-1"))) == (["results", "curves", "logs"], "curves")
     assert asyncio.run(tabs_of(finished("eval-1"))) == (["results", "logs", "samples"], "samples")
+
+
+# -- smaller items (11) ------------------------------------------------------------------------------
+class QuitApp(LiteralNotify):
+    """An app that shows data literally, with the app's `q` quit key."""
+
+    BINDINGS: ClassVar[list[Binding]] = [Binding("q", "quit", "quit")]
+
+
+def test_ctrl_c_says_how_to_quit_in_plain_words() -> None:
+    async def main() -> None:
+        app = QuitApp()
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("ctrl+c")
+            await pilot.pause()
+            said = toasts(app)
+            assert said and " q " in said[-1] + " " and "ctrl+q" in said[-1] and "[b]" not in said[-1]
+
+    asyncio.run(main())
+
+
+def sql_app(tmp_path: Path) -> ScreenHost:
+    schema = [{"table": "runs", "column": "id", "data_type": "VARCHAR", "type": "BASE TABLE"}]
+    source = FakeSource({"schema": schema, "sql_total": {"columns": ["one"], "types": ["INTEGER"], "rows": [[1]],
+                                                        "truncated": False, "total": 1}})
+    source.ws = SimpleNamespace(home=tmp_path)  # type: ignore[attr-defined]
+    return ScreenHost(lambda: SQLScreen(source), [], NOW)  # type: ignore[arg-type]
+
+
+def test_sql_footer_keeps_export_and_ctrl_a_right_after_i_selects_all(tmp_path: Path) -> None:
+    async def main() -> None:
+        app = sql_app(tmp_path)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await until(pilot, lambda: isinstance(app.screen, SQLScreen) and app.screen.runs and app.screen)
+            assert "^s export" in screen_text(app).splitlines()[-1]
+            await pilot.press("i", "ctrl+a", "x")  # sent at once, as a fast typist or a paste does
+            await pilot.pause()
+            assert screen.editor.text == "x"
+
+    asyncio.run(main())
+
+
+def test_a_new_line_at_the_end_of_the_editor_is_in_view() -> None:
+    """Enter at the end of a long file: the new line is shown, not left under the scrollbar."""
+    text = "\n".join(f"key{i}: {'x' * 90}" for i in range(60))
+
+    class EditorApp(App[None]):
+        def compose(self) -> ComposeResult:
+            yield CodeEditor.code_editor(text, language="yaml")
+
+    async def main() -> None:
+        app = EditorApp()
+        async with app.run_test(size=(60, 20)) as pilot:
+            editor = app.query_one(CodeEditor)
+            editor.focus()
+            await pilot.press(*["pagedown"] * 6, "end", "enter", "enter")
+            await pilot.pause()
+            row = editor.cursor_location[0]
+            top, height = int(editor.scroll_y), editor.scrollable_content_region.height
+            assert top <= row < top + height, (row, top, height)
+
+    asyncio.run(main())
+
+
+def test_help_lists_enter() -> None:
+    rows = section_rows("tui.screens.runs:RunsScreen") or []
+    assert any(key == "enter" and "open the selected run" in what for key, what in rows)
+
+
+def test_a_query_error_quotes_the_users_query_with_its_caret() -> None:
+    """Item 11: DuckDB's message about the planned `EXPLAIN (FORMAT JSON) query` reads as about
+    the user's query (`tix sql` and the console, before the daemon joins its lines)."""
+    message = ('Binder Error: Referenced column "idd" not found in FROM clause!\n\nLINE 1: EXPLAIN (FORMAT JSON) '
+               "SELECT idd FROM runs\n" + " " * 37 + "^^^")
+    assert unprefixed(message).splitlines()[-2:] == ["LINE 1: SELECT idd FROM runs", " " * 15 + "^^^"]

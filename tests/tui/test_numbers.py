@@ -148,3 +148,53 @@ def test_run_results_never_cut_a_number(size: tuple[int, int], kind: str) -> Non
                 assert not hidden
 
     asyncio.run(main())
+
+
+SQL_RESULT = {"columns": ["model", "benchmark", "score", "third", "more", "less"],
+              "types": ["VARCHAR", "VARCHAR", "DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE"],
+              "rows": [[m, b, s, s / 3, s * 1.5, s - 1] for m, b, s in (
+                  ("rl", "lab_syllogism", 55.0), ("sft", "lab_basic_arithmetic", 48.1667),
+                  ("base", "lab_word_sequence_reversal", 51.0))],
+              "truncated": False, "total": 3}
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_sql_grid_never_cuts_a_number(size: tuple[int, int], tmp_path: Any) -> None:
+    """Beside the schema browser the grid scrolls sideways; a column its edge cuts is blanked and
+    marked `›` (or `‹`), so `48.1667` never reads `48.16`. Scrolled to the end, every value shows."""
+    from types import SimpleNamespace
+
+    from tests.tui.fake_source import FakeSource, ScreenHost
+    from tui.screens.sql import SQLScreen, grid_rows
+
+    schema = [{"table": "model_scores", "column": "score", "data_type": "DOUBLE", "type": "VIEW"}]
+    source = FakeSource({"schema": schema, "sql_total": SQL_RESULT})
+    source.ws = SimpleNamespace(home=tmp_path)  # type: ignore[attr-defined]
+    shown = {cell.plain for row in grid_rows(SQL_RESULT) for cell in row}
+    number = re.compile(r"-?\d+(?:\.\d+)?")
+
+    def grid_numbers(text: str) -> list[str]:
+        lines = [line.split("│", 1)[-1] for line in text.splitlines() if "lab_" in line or "‹" in line]
+        return [n for line in lines for n in number.findall(line)]
+
+    async def main() -> None:
+        app = ScreenHost(lambda: SQLScreen(source), [], NOW)  # type: ignore[arg-type]
+        async with app.run_test(size=size) as pilot:
+            screen = app.screen
+            for _ in range(40):
+                await pilot.pause(0.05)
+                if getattr(app.screen, "runs", 0):
+                    break
+            screen = app.screen
+            assert isinstance(screen, SQLScreen)
+            seen = set()
+            screen.query_one("#sql-grid").focus()
+            for _ in range(8):  # the cursor to the right, a column at a time: the grid follows it
+                await pilot.pause()
+                found = grid_numbers(screen_text(app))
+                assert all(n in shown for n in found), (found, screen_text(app))
+                seen.update(found)
+                await pilot.press("right")
+            assert {c.plain for c in grid_rows(SQL_RESULT)[1][2:]} <= seen
+
+    asyncio.run(main())

@@ -480,7 +480,9 @@ class ExperimentsScreen(Screen[None]):
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._validated, errors, generation)
 
-    def _validated(self, errors: list[str], generation: int) -> None:
+    def _validated(self, errors: list[str], generation: int, launching: bool = False) -> None:
+        """Show the check's lines under the editor; `launching`: F5 was refused for them, which
+        the first line says (a toast would sit over the very lines it is about)."""
         if generation != self._generation or not self.is_attached:
             return  # the text changed since (a newer check is on its way), or the screen is gone
         self.errors = errors
@@ -492,6 +494,9 @@ class ExperimentsScreen(Screen[None]):
             check.update(Text("✓ valid (same checks as `tix check`)", style="green"))
             return
         shown = [Text(visible(e, lines=True), style="red") for e in errors[:MAX_ERRORS_SHOWN]]
+        if launching:
+            what = "this problem" if len(errors) == 1 else f"these {len(errors)} problems"
+            shown.insert(0, Text(f"F5: not launched; fix {what} first", style="bold red"))
         if len(errors) > MAX_ERRORS_SHOWN:
             shown.append(Text(f"… and {len(errors) - MAX_ERRORS_SHOWN} more", style="red"))
         check.update(Text("\n").join(shown))
@@ -557,8 +562,7 @@ class ExperimentsScreen(Screen[None]):
         errors = await asyncio.to_thread(check_text, text, display_name(path))
         if errors:
             self._generation += 1
-            self._validated(errors, self._generation)
-            self.notify(f"{len(errors)} problem(s): fix them before launching", severity="error")
+            self._validated(errors, self._generation, launching=True)  # said there, not in a toast over it
             return
         record, runs = await asyncio.to_thread(plan_text, text, path)
         states = await self.known_states([r["id"] for r in runs])

@@ -99,6 +99,10 @@ class RunsScreen(Screen[None]):
         Binding("escape", "clear_filter", "clear filter", show=False),
     ]
     HELP = "enter opens the selected run's detail (curves, logs, samples)."
+    EXTRA_KEYS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("enter", "open the selected run (results, curves, logs, samples)"),
+        ("home / end", "the first / last run"))
+    """Keys of the runs table itself, listed by `?` with the screen's."""
 
     filter_text: reactive[str] = reactive("", init=False)
     """Words every shown run must contain (case-insensitive)."""

@@ -45,7 +45,8 @@ from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
 from tui.widgets.editor import CodeEditor
 from tui.widgets.footer import FitFooter
-from tui.widgets.literal import LiteralTable, literal
+from tui.widgets.grid import WholeColumnTable
+from tui.widgets.literal import literal
 
 GRID_ROWS = 1_000
 EXPORT_ROWS = 200_000
@@ -219,10 +220,10 @@ class SQLScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f5,ctrl+enter", "run", "run"),
         Binding("i", "edit", "edit query"),
+        Binding("ctrl+s", "export", "export"),  # before the history keys: they go first at 80 columns
+        Binding("f2", "toggle_schema", "schema"),
         Binding("alt+up", "history(-1)", "older"),
         Binding("alt+down", "history(1)", "newer"),
-        Binding("ctrl+s", "export", "export"),
-        Binding("f2", "toggle_schema", "schema"),
     ]
     AUTO_FOCUS = "#sql-grid"
     """Not the editor: on a first visit the number keys must still switch screens (`i` edits)."""
@@ -258,7 +259,7 @@ class SQLScreen(Screen[None]):
                                            soft_wrap=True, show_line_numbers=False)
                 yield Static("", id="sql-error", classes="-empty")
                 yield Static("F5 runs the query · read-only: SELECT and EXPLAIN", id="sql-status")
-                yield LiteralTable(id="sql-grid", zebra_stripes=True)
+                yield WholeColumnTable(id="sql-grid", zebra_stripes=True)
         yield FitFooter()
 
     def on_mount(self) -> None:
@@ -279,8 +280,9 @@ class SQLScreen(Screen[None]):
         return self.query_one("#sql-editor", TextArea)
 
     def action_edit(self) -> None:
-        """Into the editor (escape leaves it): typing a query is an explicit choice."""
-        self.editor.focus()
+        """Into the editor (escape leaves it): typing a query is an explicit choice. Focused now,
+        not after the next refresh, so a key sent right after `i` (ctrl+a) reaches the editor."""
+        self.set_focus(self.editor)
 
     # -- running -----------------------------------------------------------------------------------
     def action_run(self) -> None:

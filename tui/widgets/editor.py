@@ -12,6 +12,7 @@ from typing import ClassVar
 
 from textual.binding import Binding, BindingType
 from textual.widgets import TextArea
+from textual.widgets.text_area import Edit, EditResult
 
 
 class CodeEditor(TextArea):
@@ -21,6 +22,14 @@ class CodeEditor(TextArea):
         Binding("escape", "leave", "leave editor"),
         Binding("ctrl+a", "select_all", "select all", show=False),  # as in harlequin and VS Code
     ]
+
+    def edit(self, edit: Edit) -> EditResult:
+        """Edit, then keep the cursor in view once the new size is known: a line added at the end
+        grows the document, and scrolling to it at once stops at the old bottom, which left the
+        new line under the horizontal scrollbar."""
+        result = super().edit(edit)
+        self.call_after_refresh(self.scroll_cursor_visible)
+        return result
 
     def action_leave(self) -> None:
         """Reached when read-only (a writable TextArea handles escape itself, the same way)."""

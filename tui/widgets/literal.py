@@ -87,5 +87,14 @@ class LiteralNotify(App[Any]):
         super().notify(visible(message, lines=True), title=visible(title), severity=severity,
                        timeout=timeout, markup=False)
 
+    def action_help_quit(self) -> None:
+        """ctrl+c (which copies in a text field) says how to quit in plain words: Textual's own
+        toast is markup (`Press [b]ctrl+q[/b]`), which `notify` here shows literally."""
+        keys = [key for key, active in self.active_bindings.items()
+                if active.binding.action in ("quit", "app.quit")]
+        if keys:
+            self.notify(f"press {' or '.join(keys)} to quit (ctrl+c copies in a text field)",
+                        title="Do you want to quit?")
+
     def get_line_filters(self) -> Sequence[LineFilter]:
         return [*super().get_line_filters(), NO_CONTROLS]

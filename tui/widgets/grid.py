@@ -1,0 +1,56 @@
+"""A results grid that scrolls sideways without cutting a value at its edge.
+
+A DataTable wider than its pane scrolls horizontally, and the column at the pane's edge shows
+only its first cells: beside the schema browser `48.1667` read `48.16`, with nothing to say more
+was there. `WholeColumnTable` blanks a column the edge cuts and puts `›` (more to the right) or
+`‹` (more to the left) in its place, so every value shown is whole and the marker says where
+the rest is (scroll with the arrow keys).
+"""
+
+from __future__ import annotations
+
+from rich.segment import Segment
+from textual.strip import Strip
+
+from tui.widgets.literal import LiteralTable
+
+MORE_RIGHT, MORE_LEFT = "›", "‹"
+
+
+class WholeColumnTable(LiteralTable):
+    """A LiteralTable whose edge columns are shown whole or not at all (see the module docstring)."""
+
+    def render_line(self, y: int) -> Strip:
+        strip = super().render_line(y)
+        left, width = int(self.scroll_x), self.scrollable_content_region.width  # less the scrollbar
+        below = y >= self.virtual_size.height - int(self.scroll_y)  # a line under the last row
+        if self.virtual_size.width <= width or width < 2 or below:
+            return strip
+        cut_left, cut_right = edge_cuts(self.column_edges(), left, left + width)
+        style = self.rich_style
+        if cut_right is not None and cut_right < width:
+            blank = Segment(" " * (width - cut_right - 1), style)
+            strip = Strip.join([strip.crop(0, cut_right), Strip([blank, Segment(MORE_RIGHT, style)])])
+        if cut_left is not None and cut_left > 0:
+            blank = Segment(" " * (cut_left - 1), style)
+            strip = Strip.join([Strip([Segment(MORE_LEFT, style), blank]), strip.crop(cut_left)])
+        return strip
+
+    def column_edges(self) -> list[tuple[int, int]]:
+        """(start, end) of each column in the table's own coordinates (row labels first)."""
+        x = self._label_column.get_render_width(self) if self._should_render_row_labels else 0
+        edges = []
+        for column in self.ordered_columns:
+            width = column.get_render_width(self)
+            edges.append((x, x + width))
+            x += width
+        return edges
+
+
+def edge_cuts(edges: list[tuple[int, int]], x1: int, x2: int) -> tuple[int | None, int | None]:
+    """Where to blank a view of columns `edges` from x1 to x2 (exclusive): the view position up
+    to which a column cut by the left edge runs, and the one from which a column cut by the right
+    edge starts; None where no column is cut."""
+    left = next((end - x1 for start, end in edges if start < x1 < end), None)
+    right = next((start - x1 for start, end in edges if start < x2 < end), None)
+    return left, right
