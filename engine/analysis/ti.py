@@ -167,20 +167,32 @@ def to_object(experiment: str, method: str | None, sigma: Sigma, r: Any) -> dict
     return {"experiment": experiment, "model": r.model, "base_model": r.base_model, "method": method,
             "variant": r.variant, "sigma": None if r.variant == "v1" else sigma,
             "ti_other": r.ti_other, "ti_non": r.ti_non, "unstable": r.unstable,
-            "unstable_reason": unstable_reason(r.unstable, r.math_gain), "math_gain": r.math_gain,
+            "unstable_reason": unstable_reason(r.unstable, r.math_gain, r.groups.get("math")),
+            "math_gain": r.math_gain,
             "groups": {g: {**v, "benchmarks": sum(b["group"] == g for b in r.benchmarks.values())}
                        for g, v in r.groups.items()},
             "benchmarks": benchmark_details(r.benchmarks)}
 
 
-def unstable_reason(unstable: bool, math_gain: float) -> str | None:
+def unstable_reason(unstable: bool, math_gain: float, maths: dict[str, float] | None = None) -> str | None:
+    """Why a model's ratios are flagged, in the terms that made them so: `maths` is the maths
+    group's means, index and (v2) sigma. An index that is undefined is not `<= 0`: with a sigma of 0
+    (per-model sigma of equal gains) or a base score of 0 (v1) the division has no value."""
     if not unstable:
         return None
     if math.isnan(math_gain):
         return "no maths benchmark shared with the base"
     if math_gain < 1.0:
         return f"maths gain {math_gain:.2f} points < 1"
-    return "maths index <= 0"
+    maths = maths or {}
+    index = maths.get("index", float("nan"))
+    if not math.isnan(index):
+        return f"maths index {index:.3g} <= 0"
+    if maths.get("sigma") == 0:
+        return "maths index undefined: σ_math is 0 (every maths gain the same), nothing to divide by"
+    if maths and "sigma" not in maths:  # v1
+        return "maths index undefined: a maths benchmark's base score is 0 (its relative gain has no value)"
+    return "maths index undefined"
 
 
 def benchmark_details(benchmarks: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -174,9 +174,9 @@ def test_ti_export_writes_what_the_cli_prints(lab: Workspace, tmp_path: Path) ->
         screen = await ti_loaded(pilot)
         await pilot.press("e")
         dialog = await until(pilot, lambda: isinstance(pilot.app.screen, ExportScreen) and pilot.app.screen)
-        assert dialog.query_one(Input).value == f"tix-ti-{EXPERIMENT}.csv"  # the default name
+        assert dialog.query_one(Input).value == f"tix-ti-{EXPERIMENT}-v2-pooled.csv"  # the default name
         await pilot.press("down")
-        await until(pilot, lambda: dialog.query_one(Input).value == f"tix-ti-{EXPERIMENT}.md")
+        await until(pilot, lambda: dialog.query_one(Input).value == f"tix-ti-{EXPERIMENT}-v2-pooled.md")
         await pilot.press("escape")
         await until(pilot, lambda: pilot.app.screen is screen)
         for option, key in enumerate(("csv", "md", "latex")):

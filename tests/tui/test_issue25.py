@@ -14,15 +14,17 @@ import pytest
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.pilot import Pilot
-from textual.widgets import DataTable, TabbedContent, TabPane
+from textual.widgets import DataTable, Input, Select, TabbedContent, TabPane
 from textual.widgets.data_table import ColumnKey
 
 from storage.store import unprefixed
 from tests.tui.conftest import connected, make_app, run_app, until
 from tests.tui.fake_source import NO_RESULTS, NO_SAMPLES, FakeSource, ScreenHost, log_answer, metrics_answer
 from tests.tui.recorded import Recorded
-from tests.tui.test_numbers import DEMO_RUNS, NOW, SIZES, RunsHost
+from tests.tui.test_numbers import DEMO_RUNS, NOW, SIZES, RunsHost, assert_whole
+from tui.screens.analytics import TIScreen, ti_cell
 from tui.screens.experiments import cpu_box_note, work_summary
+from tui.screens.export import ExportScreen
 from tui.screens.help import section_rows
 from tui.screens.run_detail import RunDetailScreen, envelope
 from tui.screens.runs import RunsScreen
@@ -330,3 +332,119 @@ def test_a_query_error_quotes_the_users_query_with_its_caret() -> None:
     message = ('Binder Error: Referenced column "idd" not found in FROM clause!\n\nLINE 1: EXPLAIN (FORMAT JSON) '
                "SELECT idd FROM runs\n" + " " * 37 + "^^^")
     assert unprefixed(message).splitlines()[-2:] == ["LINE 1: SELECT idd FROM runs", " " * 15 + "^^^"]
+
+
+# -- TI (2, 8, 9) ------------------------------------------------------------------------------------
+TI_GROUPS = {"arith": "math", "chain": "math", "syl": "other", "bits": "other", "spell": "non", "rev": "non"}
+TI_SCORES = {
+    "small": {"base": dict(arith=4, chain=6, syl=5, bits=3, spell=5, rev=5),
+              "flat": dict(arith=5, chain=7, syl=5, bits=3, spell=4, rev=4)},  # the same maths gain twice
+    "tiny-lab": {"base": dict(arith=35, chain=62, syl=55, bits=29, spell=53.2, rev=51),
+                 "sft": dict(arith=62, chain=63, syl=55, bits=24, spell=34, rev=37),
+                 "rl": dict(arith=52, chain=65, syl=55, bits=28, spell=53, rev=49)}}
+
+
+def ti_answer(args: dict[str, Any]) -> dict[str, Any]:
+    """What the daemon's `ti` op sends, computed by engine.analysis as it does (with intervals)."""
+    from engine.analysis import ti
+    from engine.analysis.metrics import transferability
+
+    variant, sigma = args.get("variant") or "v2", args.get("sigma") or "pooled"
+    results = []
+    for experiment, models in TI_SCORES.items():
+        for r in transferability("base", models, TI_GROUPS, variant, sigma):
+            o = ti.to_object(experiment, r.model, sigma, r)
+            if experiment == "tiny-lab":  # items to resample: 95% intervals
+                o["ti_other_ci"], o["ti_non_ci"] = [o["ti_other"] - 50, o["ti_other"] + 30], [o["ti_non"] - 99, 6.5]
+            results.append(o)
+    return {"results": results, "warnings": []}
+
+
+def ti_app() -> tuple[ScreenHost, FakeSource]:
+    source = FakeSource({"ti": ti_answer})
+    return ScreenHost(lambda: TIScreen(source), [], NOW), source  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_ti_figures_whole_and_on_screen_after_switching_experiments(size: tuple[int, int]) -> None:
+    """Item 2: after switching experiments (wider cells, with intervals) no TI figure is cut, and
+    TI_other and TI_non are on screen at every size (at 60x18 they come right after the model)."""
+    app, _ = ti_app()
+
+    async def main() -> None:
+        async with app.run_test(size=size) as pilot:
+            screen = await until(pilot, lambda: isinstance(app.screen, TIScreen) and app.screen.loaded and app.screen)
+            assert screen.experiment == "small"
+            screen.query_one("#ti-experiment", Select).value = "tiny-lab"
+            await until(pilot, lambda: "sft" in screen_text(app), what="tiny-lab shown")
+            text = screen_text(app)
+            assert_whole(text)
+            for o in screen.shown:
+                for value, interval in ((o["ti_other"], o["ti_other_ci"]), (o["ti_non"], o["ti_non_ci"])):
+                    shown = ti_cell(value, o["unstable"], interval).plain.strip()
+                    assert shown in text, (shown, text)
+            header = next(line for line in text.splitlines() if "model" in line)
+            assert "TI_other" in header and "TI_non" in header
+
+    asyncio.run(main())
+
+
+def test_sigma_in_v1_changes_nothing_and_sigma_zero_says_why() -> None:
+    """Item 9: per-model σ of equal maths gains is 0: the reason says so (not `maths index <= 0`);
+    `s` in v1 says σ only changes v2 and changes nothing."""
+    app, source = ti_app()
+
+    async def main() -> None:
+        async with app.run_test(size=(120, 30)) as pilot:
+            screen = await until(pilot, lambda: isinstance(app.screen, TIScreen) and app.screen.loaded and app.screen)
+            await pilot.press("s")  # v2 per-model
+            await until(pilot, lambda: screen.loaded >= 2)
+            notes = str(screen.query_one("#ti-notes").render())
+            assert "σ_math is 0" in notes and "<= 0" not in notes
+            await pilot.press("v")  # v1
+            await until(pilot, lambda: screen.loaded >= 3)
+            asked = len(source.asked)
+            await pilot.press("s")
+            await pilot.pause(0.2)
+            assert len(source.asked) == asked and screen.sigma == "per-model"  # nothing reloaded or changed
+            assert "σ only changes v2" in toasts(app)[-1]
+            assert str(screen.query_one("#ti-mode").render()) == "TI v1"
+
+    asyncio.run(main())
+
+
+def test_ti_exports_name_the_variant_and_ask_before_overwriting(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Item 8: v1 then v2 to Markdown are two files; writing over one asks first (n keeps it)."""
+    monkeypatch.chdir(tmp_path)
+    app, _ = ti_app()
+
+    async def export_md(pilot: Pilot[Any]) -> ExportScreen:
+        await pilot.press("e")
+        dialog = await until(pilot, lambda: isinstance(app.screen, ExportScreen) and app.screen)
+        await pilot.press("down", "enter")  # Markdown; focus moves to the path
+        await until(pilot, lambda: dialog.query_one("#export-path", Input).has_focus)
+        await pilot.press("enter")
+        return dialog
+
+    async def main() -> None:
+        async with app.run_test(size=(120, 30)) as pilot:
+            screen = await until(pilot, lambda: isinstance(app.screen, TIScreen) and app.screen.loaded and app.screen)
+            await export_md(pilot)
+            await until(pilot, lambda: (tmp_path / "tix-ti-small-v2-pooled.md").exists(), what="v2 written")
+            await pilot.press("v")
+            await until(pilot, lambda: screen.loaded >= 2)
+            await export_md(pilot)
+            await until(pilot, lambda: (tmp_path / "tix-ti-small-v1.md").exists(), what="v1 written")
+            v1 = (tmp_path / "tix-ti-small-v1.md").read_text()
+            (tmp_path / "tix-ti-small-v1.md").write_text("mine")
+            dialog = await export_md(pilot)  # the same name again
+            confirm = await until(pilot, lambda: isinstance(app.screen, Confirm) and app.screen)
+            assert "exists already. Overwrite it?" in confirm.question
+            await pilot.press("n")
+            await until(pilot, lambda: app.screen is dialog, what="back in the dialog")
+            assert (tmp_path / "tix-ti-small-v1.md").read_text() == "mine"
+            await pilot.press("enter", "y")
+            await until(pilot, lambda: (tmp_path / "tix-ti-small-v1.md").read_text() == v1, what="overwritten")
+
+    asyncio.run(main())

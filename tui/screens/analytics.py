@@ -35,6 +35,7 @@ from tui.source import Source, SourceError
 from tui.widgets.charts import Bar, ChartView, bars_text, trajectory_text
 from tui.widgets.chrome import Chrome
 from tui.widgets.footer import FitFooter
+from tui.widgets.grid import WholeColumnTable
 from tui.widgets.literal import LiteralTable, literal_options
 
 TI_FORMATS = [ExportFormat("csv", "CSV", "csv"), ExportFormat("md", "Markdown", "md"),
@@ -149,8 +150,37 @@ def export_in_thread(screen: Screen[Any], path: Path, text: str) -> None:
     screen.run_worker(write, thread=True, group="ti-export")
 
 
-class ModelTable(LiteralTable):
-    """The TI table: enter opens the selected model's benchmarks (shown in the footer)."""
+def ti_columns(rows: list[dict[str, Any]], width: int) -> tuple[list[str], list[list[Any]]]:
+    """The TI table's column names and cells. In the paper's order (model, method, group means,
+    TI_other, TI_non) when it fits `width`; else the TI columns right after the model, so the
+    figures the screen is for are on screen at 60 columns and the rest is a scroll away."""
+    several_bases = len({o["base_model"] for o in rows}) > 1
+    names = ["model", *(["base"] if several_bases else []), "method", *ti.GROUPS, "TI_other", "TI_non"]
+    cells = [[o["model"], *([o["base_model"]] if several_bases else []), o["method"] or "",
+              *(mean_cell(o["groups"].get(g)) for g in ti.GROUPS),
+              ti_cell(o["ti_other"], o["unstable"], o.get("ti_other_ci")),
+              ti_cell(o["ti_non"], o["unstable"], o.get("ti_non_ci"))] for o in rows]
+    natural = sum(max(len(name), *(cell_len(row[i]) for row in cells)) + 2 for i, name in enumerate(names))
+    if natural <= width - 1:
+        return names, cells
+    order = [0, len(names) - 2, len(names) - 1, *range(1, len(names) - 2)]
+    return [names[i] for i in order], [[row[i] for i in order] for row in cells]
+
+
+def cell_len(cell: Any) -> int:
+    return cell.cell_len if isinstance(cell, Text) else len(visible(cell))
+
+
+def export_stem(experiment: str, rows: list[dict[str, Any]]) -> str:
+    """`tix-ti-lab-v2-pooled`: the file name says which TI it holds, so a v1 and a v2 export of
+    one experiment are two files."""
+    mode = ti.sigma_label(rows[0]).replace(" ", "-") if rows else "ti"
+    return f"tix-ti-{experiment}-{mode}".replace("/", "_")
+
+
+class ModelTable(WholeColumnTable):
+    """The TI table: enter opens the selected model's benchmarks (shown in the footer). Wider
+    than the pane, it scrolls sideways with a column its edge cuts blanked and marked `›`."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "select_cursor", "benchmarks")]
 
@@ -221,6 +251,8 @@ class TIScreen(ResultsScreen):
         self.loaded = 0
         """Completed loads (tests and the app wait on it)."""
         self.last_export: Path | None = None
+        self.ti_first = False
+        """Whether the TI columns come right after the model (a pane too narrow for the table)."""
 
     def compose(self) -> ComposeResult:
         yield Chrome()
@@ -284,19 +316,21 @@ class TIScreen(ResultsScreen):
         self.query_one("#ti-mode", Label).update(visible(mode_label(rows, self.variant, self.sigma)))
         table = self.query_one("#ti-table", DataTable)
         table.clear(columns=True)
-        several_bases = len({o["base_model"] for o in rows}) > 1
-        table.add_columns("model", *(["base"] if several_bases else []), "method", "math", "other", "non",
-                          "TI_other", "TI_non")
-        for o in rows:
-            cells = [o["model"], *([o["base_model"]] if several_bases else []), o["method"] or "",
-                     *(mean_cell(o["groups"].get(g)) for g in ti.GROUPS),
-                     ti_cell(o["ti_other"], o["unstable"], o.get("ti_other_ci")),
-                     ti_cell(o["ti_non"], o["unstable"], o.get("ti_non_ci"))]
-            table.add_row(*cells, key=o["model"])
+        names, cells = ti_columns(rows, self.size.width or 80)
+        self.ti_first = names[1] == "TI_other"
+        table.add_columns(*names)
+        for o, row in zip(rows, cells, strict=True):
+            table.add_row(*row, key=o["model"])
         if keep is not None:  # a reload keeps the cursor on the same model
             at = next((i for i, o in enumerate(rows) if o["model"] == keep["model"]), 0)
             table.move_cursor(row=at)
         self.query_one("#ti-notes", Static).update(self._notes(rows))
+
+    def on_resize(self) -> None:
+        """Lay the table out again when the TI columns should move (see ti_columns)."""
+        rows = self.shown
+        if rows and (ti_columns(rows, self.size.width or 80)[0][1] == "TI_other") != self.ti_first:
+            self.show()
 
     def _notes(self, rows: list[dict[str, Any]]) -> Text:
         if not rows:
@@ -348,8 +382,9 @@ class TIScreen(ResultsScreen):
         rows = self.shown
         v2 = not rows or rows[0]["variant"] == "v2"
         current = rows[0]["sigma"] if rows and v2 else self.sigma
-        if not v2:
-            self.notify("σ only changes v2: press v for v2", severity="warning")
+        if not v2:  # and nothing changes: v1 has no σ
+            self.notify("σ only changes v2 (this is v1): press v for v2, then s", severity="warning")
+            return
         self.sigma = "per-model" if current in (None, "pooled") else "pooled"
         self.load()
 
@@ -361,8 +396,8 @@ class TIScreen(ResultsScreen):
         if not rows:
             self.notify("nothing to export yet", severity="warning")
             return
-        title = f"Export the TI table of {self.experiment}"
-        dialog = ExportScreen(title, TI_FORMATS, f"tix-ti-{self.experiment}")
+        title = f"Export the TI table of {self.experiment} ({mode_label(rows, self.variant, self.sigma)})"
+        dialog = ExportScreen(title, TI_FORMATS, export_stem(self.experiment or "ti", rows))
         self.app.push_screen(dialog, lambda choice: self._export(choice, rows))
 
     def _export(self, choice: ExportChoice | None, rows: list[dict[str, Any]]) -> None:
@@ -436,7 +471,7 @@ class TIDetailScreen(ModalScreen[None]):
 
     def action_export(self) -> None:
         o = self.model
-        stem = f"tix-ti-{o['experiment']}-{o['model']}".replace("/", "_")
+        stem = f"{export_stem(o['experiment'], [o])}-{o['model']}".replace("/", "_")
         self.app.push_screen(ExportScreen(f"Export the benchmarks of {o['model']}", TI_FORMATS, stem),
                              self._export)
 

@@ -1,6 +1,7 @@
 """The export dialog shared by the TI view and the SQL console: pick a format, confirm a path.
 
 It only asks; the calling screen writes the file (in a worker thread) and reports the outcome.
+A path that exists already is written over only after `y` (`n` keeps it and the dialog open).
 The path starts as `<stem>.<ext>` in the current directory and follows the format's extension
 until the user edits it. Keys: up/down pick the format, enter moves to the path, enter again
 exports, escape cancels.
@@ -22,6 +23,7 @@ from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from tui.format import visible
+from tui.widgets.confirm import Answer, Confirm
 from tui.widgets.footer import FitFooter
 
 
@@ -113,7 +115,21 @@ class ExportScreen(ModalScreen[ExportChoice | None]):
         path = Path(text).expanduser().absolute()  # the notification then says exactly where it went
         if path.is_dir():
             path = path / self._default_path(self.chosen)
-        self.dismiss(ExportChoice(self.chosen, path))
+        choice = ExportChoice(self.chosen, path)
+        if not path.exists():
+            self.dismiss(choice)
+            return
+        question = f"{path} exists already. Overwrite it?"
+        answers = (Answer("y", "overwrite it", True), Answer("n", "keep it, pick another name", False))
+        self.app.push_screen(Confirm(question, answers), lambda yes: self._overwrite(choice, bool(yes)))
+
+    def _overwrite(self, choice: ExportChoice, yes: bool) -> None:
+        """The answer to `exists already`: write over it, or stay here to change the name."""
+        if yes:
+            self.dismiss(choice)
+            return
+        self.query_one("#export-error", Label).update(f"{choice.path.name} kept: give another name")
+        self.query_one("#export-path", Input).focus()
 
     def action_cancel(self) -> None:
         self.dismiss(None)
