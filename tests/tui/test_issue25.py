@@ -14,7 +14,7 @@ import pytest
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Select, TabbedContent, TabPane
+from textual.widgets import DataTable, Input, OptionList, Select, Static, TabbedContent, TabPane
 from textual.widgets.data_table import ColumnKey
 
 from storage.store import unprefixed
@@ -23,7 +23,7 @@ from tests.tui.fake_source import NO_RESULTS, NO_SAMPLES, FakeSource, ScreenHost
 from tests.tui.recorded import Recorded
 from tests.tui.test_numbers import DEMO_RUNS, NOW, SIZES, RunsHost, assert_whole
 from tui.screens.analytics import TIScreen, ti_cell
-from tui.screens.experiments import cpu_box_note, work_summary
+from tui.screens.experiments import ExperimentsScreen, cpu_box_note, work_summary
 from tui.screens.export import ExportScreen
 from tui.screens.help import section_rows
 from tui.screens.run_detail import RunDetailScreen, envelope
@@ -446,5 +446,31 @@ def test_ti_exports_name_the_variant_and_ask_before_overwriting(tmp_path: Path,
             assert (tmp_path / "tix-ti-small-v1.md").read_text() == "mine"
             await pilot.press("enter", "y")
             await until(pilot, lambda: (tmp_path / "tix-ti-small-v1.md").read_text() == v1, what="overwritten")
+
+    asyncio.run(main())
+
+
+def test_a_refused_launch_says_so_above_its_errors_not_in_a_toast_over_them(tmp_path: Path) -> None:
+    """Item 11: F5 on an invalid file: the check's lines under the editor start with why nothing
+    was launched, and no toast covers them."""
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "broken.yaml").write_text("name: broken\nbase: {model: tiny-lab}\nmodles:\n  sft: {}\n")
+    source = FakeSource({"sql": {"columns": ["name", "path", "spec"], "rows": [], "truncated": False}})
+    source.ws = SimpleNamespace(home=tmp_path / "home")  # type: ignore[attr-defined]
+    app = ScreenHost(lambda: ExperimentsScreen(source, [folder]), [], NOW)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await until(pilot, lambda: isinstance(app.screen, ExperimentsScreen) and app.screen.entries
+                                 and app.screen)
+            screen.query_one("#exp-list", OptionList).focus()
+            await pilot.press("enter")
+            await until(pilot, lambda: screen.errors, what="checked")
+            before = len(toasts(app))
+            await pilot.press("f5")
+            check = screen.query_one("#exp-check", Static)
+            await until(pilot, lambda: str(check.render()).startswith("F5: not launched; fix"), what="said")
+            assert "modles" in str(check.render()) and len(toasts(app)) == before
 
     asyncio.run(main())
