@@ -294,7 +294,7 @@ def result_cell(run: dict[str, Any], width: int | None = None) -> str:
     return next((form for form in forms if len(form) <= width), CUT)
 
 
-def fit_parts(parts: list[Text], width: int, sep: str = " · ") -> Text:
+def fit_parts(parts: list[Text], width: int, sep: str = " · ", sep_style: str = "") -> Text:
     """As many whole parts as fit `width` cells, joined by `sep`, then `…` when some are left out:
     a line of figures is shortened by figures, never through the middle of one."""
     out = Text()
@@ -305,7 +305,7 @@ def fit_parts(parts: list[Text], width: int, sep: str = " · ") -> Text:
         if len(out) + len(gap) + len(part) > room:
             out.append(gap + CUT if out.plain else CUT, style="dim")
             return out
-        out.append(gap)
+        out.append(gap, style=sep_style)
         out.append_text(part)
     return out
 

@@ -126,7 +126,8 @@ def test_run_results_never_cut_a_number(size: tuple[int, int], kind: str) -> Non
     source = FakeSource({"run_results": {"run_id": run_id, **results}, "run_samples": NO_SAMPLES,
                          "run_metrics": metrics_answer({}), "run_log": log_answer({})})
     run = {"id": run_id, "experiment": "tiny-lab", "name": "sft", "kind": kind, "state": "succeeded",
-           "progress": 1.0, "started_at": "2025-03-14 11:49:00", "finished_at": "2025-03-14 11:49:10"}
+           "progress": 1.0, "started_at": "2025-03-14 11:49:00", "finished_at": "2025-03-14 11:49:10",
+           "host": "lab-box", "attempt": 1, "gpus": "0"}  # the head lines too: a time is never cut
     keys = ({"acc": "accuracy", "±se": "stderr", "n": "n"} if kind == "eval" else
             {"PCA d": "pca_d", "KL": "kl", "Δ log p": "logp_diff", "tokens": "tokens"})
     rows = results["benchmarks"] if kind == "eval" else results["shift"]

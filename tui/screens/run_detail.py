@@ -37,6 +37,7 @@ from tui.format import (
     duration,
     eta_seconds,
     fit,
+    fit_parts,
     last_line,
     ordered_groups,
     progress_cell,
@@ -222,23 +223,22 @@ def verdict_mark(verdict: float | None) -> Text:
     return Text("✓", style="green") if verdict >= 0.5 else Text("✗", style="red")
 
 
-def head_facts(run: dict[str, Any]) -> Text:
+def head_facts(run: dict[str, Any], width: int = 1_000) -> Text:
     """The head's second line: a failed run's error; else why a run waits in Slurm's queue (or that
-    Slurm requeued it), what it is doing, where it was started from, its attempt and times."""
+    Slurm requeued it), what it is doing, where it was started from, its attempt and times, as many
+    as fit `width` whole (a time is left out with `…`, never cut)."""
     if run.get("error") and run.get("state") != "succeeded":
         return Text(last_line(run["error"]), style="red")
     host = run.get("host")
-    facts = visible(" · ".join(x for x in (
+    facts = [x for x in (
         run.get("progress_text") if run.get("state") == "running" or slurm_wait_free(run) else None,
         (f"submitted from {host}" if run.get("executor") == "slurm" else f"host {host}") if host else None,
         f"attempt {run['attempt']}" if run.get("attempt") else None,
         f"started {str(run['started_at'])[5:16]}" if run.get("started_at") else None,
-        f"ended {str(run['finished_at'])[5:16]}" if run.get("finished_at") else None) if x))
+        f"ended {str(run['finished_at'])[5:16]}" if run.get("finished_at") else None) if x]
     waiting = visible(slurm_queue_line(run))  # first: on a busy cluster it is the whole story of a queued run
-    text = Text()
-    text.append(waiting, style="cyan")  # a span: the line's own style would tint the grey facts
-    text.append((" · " if waiting and facts else "") + facts, style="dim")
-    return text
+    parts = [Text(visible(f), style="dim") for f in facts]
+    return fit_parts(([Text(waiting, style="cyan")] if waiting else []) + parts, width, sep_style="dim")
 
 
 def slurm_wait_free(run: dict[str, Any]) -> bool:
@@ -401,17 +401,17 @@ class RunDetailScreen(Screen[None]):
     # -- head ------------------------------------------------------------------------------------
     def show_head(self) -> None:
         run, now = self.run, self.clock()
-        line = Text(visible(run["id"]), style="bold")  # the id names the kind
-        line.append(visible(f"  {run.get('experiment') or '-'}/{run.get('name') or '-'}  "))
-        line.append_text(state_cell(run))
-        line.append("  ")
-        line.append_text(progress_cell(run, 10))
         eta = duration(eta_seconds(run, now), short=True)
-        line.append(f"  ETA {eta}" if eta else "")
-        line.append(f"  {duration(run_seconds(run, now))}")
-        line.append(visible(f"  GPU {run['gpus']}") if run.get("gpus") else "")
-        line.append(visible(f"  {slurm_job(run)}") if run.get("job_id") else "")
-        head = Text("\n").join([line, head_facts(run)])
+        parts = [Text(visible(run["id"]), style="bold"),  # the id names the kind
+                 Text(visible(f"{run.get('experiment') or '-'}/{run.get('name') or '-'}")),
+                 state_cell(run), progress_cell(run, 10), Text(f"ETA {eta}" if eta else ""),
+                 Text(duration(run_seconds(run, now))),
+                 Text(visible(f"GPU {run['gpus']}") if run.get("gpus") else ""),
+                 Text(visible(slurm_job(run)) if run.get("job_id") else "")]
+        width = max(20, (self.size.width or 80) - 2)
+        line = fit_parts([p for p in parts if p.plain], width, "  ")
+        line.style = "bold"  # the whole first line, as the id's
+        head = Text("\n").join([line, head_facts(run, width)])
         head.no_wrap, head.overflow = True, "ellipsis"  # each line cut, never wrapped
         self.query_one("#head", Static).update(head, layout=False)
 
