@@ -683,7 +683,8 @@ def no_curves(run: dict[str, Any]) -> str:
     if result.get("shipped"):
         return shipped_line(run)
     if run.get("kind") == "build" and result.get("reused"):
-        return "no curves: an identical build was already complete, and this run reused it"
+        return ("no curves: this run trained nothing, it reused a finished build (an identical earlier one, "
+                "or the base shipped with tix); l shows what it did")
     return "no metrics recorded for this run"
 
 
