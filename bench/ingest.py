@@ -89,7 +89,7 @@ METRICS_SQL = """INSERT INTO metrics SELECT 'bench', step, unnest(map_keys(v)), 
                          columns = {type: 'VARCHAR', t: 'DOUBLE', step: 'BIGINT', "values": 'JSON'}))"""
 SAMPLES_SQL = """INSERT INTO sample_rows SELECT 'bench', 0, benchmark, item_id, sample_idx,
     md5_number(prompt),
-    completion, extracted, verdict, tokens, finish_reason, flags, NULL
+    completion, extracted, verdict, tokens, finish_reason, flags, NULL, NULL
     FROM read_json(?, format = 'newline_delimited')"""
 
 
