@@ -86,3 +86,40 @@ def test_clean_lines_take_the_bulk_path(tmp_path: Path) -> None:
     assert done.tolist() == [0, 1]
     assert table["offset"].to_pylist() == [100, 100 + samples.index(b"\n") + 1]
     assert json.loads(table["extra"][0].as_py()) == {"group": "g", "metrics": {"accuracy": 1.0}, "gold": "4"}
+
+
+def test_a_crash_mid_ingest_stores_each_line_once_after_restart(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon dies while committing a window (after its rows were inserted): the window's
+    rows roll back with its offset, and the next daemon stores every line exactly once."""
+    run = tmp_path / "a"
+    write(run, [json.dumps({"type": "metric", "step": s, "values": {"loss": s / 10}}) for s in range(200)])
+    db = tmp_path / "tix.duckdb"
+    store = Store.open(db)
+    real_execute, calls = store.con.execute, {"n": 0}
+
+    def execute(sql: str, *args: object) -> object:
+        if sql.lstrip().startswith("INSERT INTO ingest_offsets"):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise RuntimeError("killed")
+        return real_execute(sql, *args)
+
+    real = store.con
+    dying = type("DyingConnection", (), {"execute": staticmethod(execute),
+                                         "__getattr__": lambda self, name: getattr(real, name)})
+    monkeypatch.setattr(store, "con", dying())
+    with pytest.raises(RuntimeError):
+        while ingest_run(store, "r", run, max_bytes=2000).lines:
+            pass
+    monkeypatch.undo()
+    store.close()
+    restarted = Store.open(db)
+    ingest_until_drained(restarted, "r", run)
+    events = (run / "events.jsonl").read_bytes().splitlines()
+    steps = restarted.con.execute(
+        "SELECT step FROM metrics WHERE name = 'loss' AND step >= 10 ORDER BY 1").fetchall()
+    assert [s for (s,) in steps] == list(range(10, 200))
+    samples = restarted.con.execute('SELECT count(*), count(DISTINCT "offset") FROM samples').fetchone()
+    assert samples == (4, 4) and len(events) == len(EVENTS) + 3 + 200
+    assert restarted.con.execute("SELECT sum(bad_lines) FROM ingest_offsets").fetchone()[0] == 3
