@@ -1,14 +1,18 @@
 """The Python API's Arrow path against today's JSON path and DuckDB's own, plus the daemon's memory.
 
 A scratch workspace gets 2M metric rows (3 columns: step BIGINT, name VARCHAR, value DOUBLE),
-written straight into a fresh database before any daemon starts. Then, best of 3 each, the same
-`SELECT step, name, value FROM metrics` into a pyarrow Table:
+written straight into a fresh database before any daemon starts. Then the same
+`SELECT step, name, value FROM metrics` into a pyarrow Table three ways:
 
-- DuckDB's own, in this process, on the same file (`duckdb.connect(db, read_only=True)
-  .sql(q).to_arrow_table()`), before the daemon holds the file's lock;
+- DuckDB's own, in this process: `duckdb.connect(db, read_only=True).sql(q).to_arrow_table()`
+  on a byte copy of the database file made before the daemon started (the daemon holds the
+  file's lock while it runs);
 - the API: `engine.client.connect(home).sql(q).arrow()` (the daemon's `sql_arrow` op: Arrow IPC
   record batches over the socket, engine/daemon/arrow_stream.py);
-- today's JSON path: `Client.request("sql", ...)`, rows turned into a Table.
+- today's JSON path: `Client.request("sql", ...)`, rows turned into a Table (best of 3).
+
+The first two alternate over `--rounds` rounds after a warm-up of each, so both see the same load
+on a shared box; the best and the median are printed, and their ratios.
 
 Then a fresh daemon serves a 10M-row result (`range(10M)` with a string and a double column,
 about 240 MB as Arrow) that the client reads batch by batch and drops; a thread samples the
@@ -22,6 +26,8 @@ Run: `make bench` or `python bench/api.py [--rows N] [--big N]`.
 from __future__ import annotations
 
 import argparse
+import shutil
+import statistics
 import tempfile
 import threading
 import time
@@ -68,12 +74,20 @@ def best(fn: Callable[[], pa.Table], repeat: int = 3) -> tuple[float, pa.Table]:
     return min(times), result
 
 
-def duckdb_own(db: Path) -> tuple[float, pa.Table]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return best(lambda: con.sql(QUERY).to_arrow_table())
-    finally:
-        con.close()
+def rounds(home: Path, copy: Path, n: int) -> tuple[list[float], list[float], pa.Table, pa.Table]:
+    """DuckDB's own (on `copy`) and the API, alternating after a warm-up of each: their times (ms)
+    per round and the last tables."""
+    con = duckdb.connect(str(copy), read_only=True)
+    own_ms, api_ms = [], []
+    with connect(home) as db:
+        own, api = con.sql(QUERY).to_arrow_table(), db.sql(QUERY).arrow()
+        for _ in range(n):
+            ms, own = best(lambda: con.sql(QUERY).to_arrow_table(), 1)
+            own_ms.append(ms)
+            ms, api = best(lambda: db.sql(QUERY).arrow(), 1)
+            api_ms.append(ms)
+    con.close()
+    return own_ms, api_ms, own, api
 
 
 def json_path(client: Client, rows: int) -> pa.Table:
@@ -118,8 +132,7 @@ def serve_big(home: Path, query: str) -> str:
         seconds = time.perf_counter() - t0
         before, peak = meter.stop()
         hwm = vm_hwm(pid)
-        client.request("shutdown")
-    wait_gone(ws)
+        shutdown(client)
     return (f"{rows:,} rows ({size / 2**20:,.0f} MiB as Arrow) in {seconds:.2f} s; daemon RSS "
             f"{before:,.0f} MiB before, peak {peak:,.0f} MiB (+{peak - before:,.0f} MiB; "
             f"VmHWM {hwm:,.0f} MiB)")
@@ -133,34 +146,39 @@ def vm_hwm(pid: int) -> float:
     return float("nan")
 
 
-def wait_gone(ws: Workspace) -> None:
-    deadline = time.time() + 15
-    while ws.socket.exists() and time.time() < deadline:
-        time.sleep(0.05)
+def shutdown(client: Client) -> None:
+    """Stop the daemon and wait for its process to end (it holds DuckDB's lock until then)."""
+    process = psutil.Process(client.request("ping")["pid"])
+    client.request("shutdown")
+    process.wait(timeout=30)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--big", type=int, default=10_000_000)
+    parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tix-bench-api-") as tmp:
         home = Path(tmp) / "home"
         ws = Workspace.resolve(str(home)).ensure()
         fill(ws.db, args.rows, args.big)
-        own_ms, own = duckdb_own(ws.db)
+        copy = Path(tmp) / "copy.duckdb"
+        shutil.copyfile(ws.db, copy)
+        own_ms, api_ms, own, api = rounds(home, copy, args.rounds)
         with connect(home) as db:
-            api_ms, api = best(lambda: db.sql(QUERY).arrow())
             json_ms, js = best(lambda: json_path(db.client, args.rows))
-            db.client.request("shutdown")
-        wait_gone(ws)
+            shutdown(db.client)
         assert api.equals(own) and js.num_rows == own.num_rows
-        size = own.nbytes / 2**20
-        print(f"{args.rows:,} rows x 3 columns ({size:.0f} MiB) into a pyarrow Table, best of 3:")
-        print(f"  DuckDB's own to_arrow_table(), in process : {own_ms:8.1f} ms")
-        print(f"  engine.client connect().sql().arrow()     : {api_ms:8.1f} ms  "
-              f"({api_ms / own_ms:.2f}x DuckDB's own)")
-        print(f"  JSON `sql` op + pa.table (today)          : {json_ms:8.1f} ms  ({json_ms / own_ms:.1f}x)")
+        own_best, api_best = min(own_ms), min(api_ms)
+        own_mid, api_mid = statistics.median(own_ms), statistics.median(api_ms)
+        print(f"{args.rows:,} rows x 3 columns ({own.nbytes / 2**20:.0f} MiB) into a pyarrow Table "
+              f"({args.rounds} alternating rounds: best, median):")
+        print(f"  DuckDB's own to_arrow_table(), in process : {own_best:7.1f} ms, {own_mid:7.1f} ms")
+        print(f"  engine.client connect().sql().arrow()     : {api_best:7.1f} ms, {api_mid:7.1f} ms  "
+              f"({api_best / own_best:.2f}x, {api_mid / own_mid:.2f}x DuckDB's own)")
+        print(f"  JSON `sql` op + pa.table (today), best of 3: {json_ms:7.1f} ms "
+              f"({json_ms / own_best:.0f}x)")
         print(f"10M-row result, generated : {serve_big(home, BIG_QUERY.format(n=args.big))}")
         print(f"10M-row result, stored    : {serve_big(home, STORED_BIG)}")
 

@@ -13,34 +13,42 @@ A query that fails after its first rows were sent ends its stream early and says
 trailer ({"ok": false, "error": ..., "code": "query_error"}).
 
 Why the socket and not an Arrow file in the workspace that the client memory-maps: both were
-measured on this 2-core box, 2M rows x 3 columns (56 MB), against DuckDB's own in-process
-`to_arrow_table()` (bench/api.py). Written from a thread straight to the socket, the two land
-within noise of each other (1.0-1.9x DuckDB's own, best of 5, on a busy box); the socket needs
-no disk space for a 10 GB result, no file to clean up when a client dies mid-read, gives
-back-pressure for free (a slow reader holds one batch in the daemon), lets the client consume
-batch by batch, and works through a forwarded socket (`ssh -L`), where a file on the daemon's
-disk would not.
+prototyped on this 2-core box with 2M rows x 3 columns (51 MiB) and timed against DuckDB's own
+in-process `to_arrow_table()`, alternating: socket 1.3x / 1.4x (best / median), a memfd passed
+with SCM_RIGHTS and mapped 1.4x / 1.6x, an O_TMPFILE on disk no better; the file's write costs
+what the socket's copy costs. The socket needs no disk or RAM for a 10 GB result, leaves nothing
+to clean up when a client dies mid-read, holds back a slow reader (the daemon keeps a few
+batches, never the result), hands batches over as they come (`Result.reader()`), and works
+through a forwarded socket (`ssh -L`), where a file on the daemon's disk would not.
 
-Why a thread that writes to the socket itself: the daemon is one asyncio loop that also ingests
-and schedules. The first version handed each batch to the loop (`writer.writelines`, `drain`):
-the loop copied every batch into its transport buffer and woke up for each 200 KB the socket
-took, twice as slow (2.2-4x DuckDB's own). Now one thread runs the query on a cursor of its own,
-serialises each batch and sends it with blocking sends on a duplicate of the connection's file
-descriptor (Arrow's buffers go to the kernel without a copy; DuckDB, pyarrow and `send` release
-the GIL); the loop only waits for the thread. Nothing else writes to the connection meanwhile:
-the loop first lets its transport's buffer empty, the connection gets no pushes (`sql_arrow` is
-refused on a subscribed one) and no stop notice (`Daemon.streaming`). A 10 GB result never sits
-whole in the daemon's memory, and blocks neither other clients nor ingest. The cursor reads one
-snapshot inside a transaction that is rolled back, as `tix sql` does
+Why threads that write to the socket themselves: the daemon is one asyncio loop that also
+ingests and schedules. The first version handed each batch to the loop (`writer.writelines`,
+`drain`): the loop copied every batch into its transport buffer and woke for every 200 KB the
+socket took, 2.2-4x DuckDB's own. Now a producer thread runs the query on a cursor of its own and
+frames each batch (`_Prefetch`, up to two batches ahead, so DuckDB computes the next batch while
+this one travels), and a sender thread writes them with blocking sends on a duplicate of the
+connection's descriptor (Arrow's buffers go to the kernel without a copy; DuckDB, pyarrow and
+`send` release the GIL); the loop only awaits the sender. Nothing else writes to the connection
+meanwhile: the loop first lets its transport's buffer empty, the connection gets no pushes
+(`sql_arrow` is refused on a subscribed one) and no stop notice (`Daemon.streaming`). A 10 GB
+result never sits whole in the daemon's memory, and blocks neither other clients nor ingest.
+The cursor reads one snapshot inside a transaction that is rolled back, as `tix sql` does
 (storage.store.check_read_only).
+
+What it costs (bench/api.py): the result is copied twice more than in process (into the socket,
+out of it) and the pipeline wants three busy threads; on a box with idle cores that overlaps
+with DuckDB's own work (1.0-1.4x of `to_arrow_table()` here when the box was quiet), on two
+cores shared with other work it does not (about 2x).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import socket
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import duckdb
@@ -142,18 +150,61 @@ def pump(stream: ArrowStream, fileno: int, header: dict[str, Any], stopping: Cal
     connection `fileno` (through a duplicate descriptor, closed at the end). Raises
     ConnectionError when the client goes away or the daemon stops halfway."""
     out = _Sender(socket.socket(fileno=os.dup(fileno)), stopping)
+    batches = _Prefetch(stream)
     try:
         out.send([encode(header)])
         try:
-            while (parts := stream.next_parts()) is not None:
+            for parts in batches:
                 out.send(parts)
             trailer: dict[str, Any] = {"ok": True, "result": {"rows": stream.rows, "batches": stream.batches}}
         except (duckdb.Error, pa.ArrowException) as exc:
-            out.send(stream.finish())
+            out.send(stream.finish())  # the producer has stopped: the writer is this thread's now
             trailer = {"ok": False, "code": "query_error", "error": one_line(str(exc))}
         out.send([encode({"id": header.get("id"), **trailer})])
     finally:
+        batches.close()
         out.sock.close()
+
+
+class _Prefetch:
+    """The stream's batches, produced ahead in a thread of their own: DuckDB computes the next
+    batch while the socket carries this one (serialised, the two took 28 ms of 2M rows' 42 ms;
+    overlapped, about their maximum). At most `depth` batches wait; iterating re-raises the
+    producer's error; `close` stops and joins the producer."""
+
+    def __init__(self, stream: ArrowStream, depth: int = 2) -> None:
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.produce, args=(stream,), name="tix-arrow-batches",
+                                       daemon=True)
+        self.thread.start()
+
+    def produce(self, stream: ArrowStream) -> None:
+        try:
+            while (parts := stream.next_parts()) is not None:
+                if not self.put(parts):
+                    return
+            self.put(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the sender, which decides
+            self.put(exc)
+
+    def put(self, item: Any) -> bool:
+        """Queue `item` unless the sender gave up (checked every 0.1 s of a full queue)."""
+        while not self.stop.is_set():
+            with contextlib.suppress(queue.Full):
+                self.queue.put(item, timeout=0.1)
+                return True
+        return False
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        while (item := self.queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
 
 
 class _Sender:
@@ -162,6 +213,8 @@ class _Sender:
     def __init__(self, sock: socket.socket, stopping: Callable[[], bool]) -> None:
         self.sock = sock
         self.sock.settimeout(1.0)  # the descriptor stays non-blocking: the loop shares it
+        with contextlib.suppress(OSError):  # a whole batch in flight, not 200 KB at a time (capped
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)  # by net.core.wmem_max)
         self.stopping = stopping
 
     def send(self, parts: list[Any]) -> None:
