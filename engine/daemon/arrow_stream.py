@@ -157,13 +157,18 @@ def pump(stream: ArrowStream, fileno: int, header: dict[str, Any], stopping: Cal
             for parts in batches:
                 out.send(parts)
             trailer: dict[str, Any] = {"ok": True, "result": {"rows": stream.rows, "batches": stream.batches}}
-        except (duckdb.Error, pa.ArrowException) as exc:
+        except QueryFailed as exc:
             out.send(stream.finish())  # the producer has stopped: the writer is this thread's now
             trailer = {"ok": False, "code": "query_error", "error": one_line(str(exc))}
         out.send([encode({"id": header.get("id"), **trailer})])
     finally:
         batches.close()
         out.sock.close()
+
+
+class QueryFailed(Exception):
+    """The query failed after its stream began (DuckDB's message): told in the trailer. Kept
+    apart from OSError, which from the socket means the client went away."""
 
 
 class _Prefetch:
@@ -185,7 +190,9 @@ class _Prefetch:
                 if not self.put(parts):
                     return
             self.put(None)
-        except BaseException as exc:  # noqa: BLE001 - handed to the sender, which decides
+        except (duckdb.Error, pa.ArrowException, OSError) as exc:  # DuckDB's error through Arrow's
+            self.put(QueryFailed(str(exc)))  # C stream arrives as a plain OSError
+        except BaseException as exc:  # noqa: BLE001 - handed to the sender, which re-raises it
             self.put(exc)
 
     def put(self, item: Any) -> bool:

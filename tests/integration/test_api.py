@@ -210,6 +210,23 @@ def test_an_unfinished_result_does_not_confuse_the_next_query(ws: Workspace) -> 
         assert pushed.request("sql", query="SELECT 1")["rows"] == [[1]]
 
 
+def test_a_query_failing_halfway_says_why_and_the_connection_goes_on(tix, ws: Workspace, tmp_path: Path) -> None:
+    # far into the result: DuckDB runs ahead of a streaming reader only by a few batches, so the
+    # first ones come before the failure, whatever order its threads take the rows in
+    query = "SELECT CASE WHEN i < 1500000 THEN i ELSE error('boom') END AS i FROM range(2000000) t(i)"
+    with connect(ws.home) as db:
+        reader = db.sql(query).reader()
+        assert reader.read_next_batch().num_rows > 0  # rows came before the failure
+        with pytest.raises(RequestFailed, match=r"^Invalid Input Error: boom$") as caught:
+            reader.read_all()
+        assert caught.value.code == "query_error"
+        assert db.sql("SELECT 2 AS two").fetchall() == [(2,)]
+    out = tmp_path / "half.arrow"
+    shell = tix("sql", query, "--format", "arrow", "-o", str(out))
+    assert shell.returncode == 2 and shell.stderr == "tix: error: Invalid Input Error: boom\n"
+    assert not out.exists() and not list(tmp_path.glob(".*partial"))
+
+
 def test_helpers_on_recorded_runs(tix, ws: Workspace) -> None:
     rec = build_workspace(ws, live=False)
     with connect(ws.home) as db:
