@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Database", "RequestFailed", "Result", "TIResult", "connect"]
 
+
 def connect(home: str | Path | None = None, autostart: bool = True) -> Database:
     """A connection to the workspace's daemon (started if none runs, unless `autostart` is False).
 
