@@ -45,7 +45,32 @@ def connect(home: str | Path | None = None, autostart: bool = True) -> Database:
     return Database(Client(Workspace.resolve(str(home) if home else None), autostart=autostart, timeout=None))
 
 
-class Result:
+class _Frames:
+    """The other shapes of a result, all made from its `arrow()` table."""
+
+    def arrow(self) -> pa.Table:
+        raise NotImplementedError
+
+    def df(self) -> pandas.DataFrame:
+        """The whole result as a pandas DataFrame (pyarrow's conversion: DECIMAL as Python
+        Decimal objects, TIMESTAMP as datetime64, LIST as arrays, NULL as None)."""
+        _need("pandas", "pip install pandas")
+        return self.arrow().to_pandas()
+
+    def pl(self) -> polars.DataFrame:
+        """The whole result as a polars DataFrame (polars is optional: ImportError says so)."""
+        polars = _need("polars", "pip install polars (or use .arrow() or .df())")
+        return polars.from_arrow(self.arrow())
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        """Every row as a tuple of Python values (Decimal, datetime, list, dict, None), as
+        DuckDB's own `fetchall()` gives them."""
+        table = self.arrow()
+        columns = [column.to_pylist() for column in table.columns]
+        return list(zip(*columns, strict=True)) if columns else []
+
+
+class Result(_Frames):
     """A read-only query, fetched when asked for, in the form asked for."""
 
     def __init__(self, db: Database, query: str, params: Sequence[Any] = ()) -> None:
@@ -68,26 +93,8 @@ class Result:
         """The whole result as a pyarrow Table, with DuckDB's types."""
         return self.reader().read_all()
 
-    def df(self) -> pandas.DataFrame:
-        """The whole result as a pandas DataFrame (pyarrow's conversion: DECIMAL as Python
-        Decimal objects, TIMESTAMP as datetime64, LIST as arrays, NULL as None)."""
-        _need("pandas", "pip install pandas")
-        return self.arrow().to_pandas()
 
-    def pl(self) -> polars.DataFrame:
-        """The whole result as a polars DataFrame (polars is optional: ImportError says so)."""
-        polars = _need("polars", "pip install polars (or use .arrow() or .df())")
-        return polars.from_arrow(self.arrow())
-
-    def fetchall(self) -> list[tuple[Any, ...]]:
-        """Every row as a tuple of Python values (Decimal, datetime, list, dict, None), as
-        DuckDB's own `fetchall()` gives them."""
-        table = self.arrow()
-        columns = [column.to_pylist() for column in table.columns]
-        return list(zip(*columns, strict=True)) if columns else []
-
-
-class TIResult:
+class TIResult(_Frames):
     """`tix ti`'s numbers: the daemon's `ti` op, passed through untouched.
 
     `results` holds one JSON object per tuned model exactly as `tix ti --format json` prints it
@@ -113,21 +120,6 @@ class TIResult:
                  **_flat({DETAIL_NAMES.get(k, k): v for k, v in detail.items()})}
                 for o in self.results for name, detail in (o.get("benchmarks") or {}).items()]
         return _table(rows)
-
-    def df(self) -> pandas.DataFrame:
-        """`arrow()` as a pandas DataFrame."""
-        _need("pandas", "pip install pandas")
-        return self.arrow().to_pandas()
-
-    def pl(self) -> polars.DataFrame:
-        """`arrow()` as a polars DataFrame."""
-        polars = _need("polars", "pip install polars (or use .arrow() or .df())")
-        return polars.from_arrow(self.arrow())
-
-    def fetchall(self) -> list[tuple[Any, ...]]:
-        """`arrow()` as tuples."""
-        table = self.arrow()
-        return list(zip(*(c.to_pylist() for c in table.columns), strict=True)) if table.num_columns else []
 
 
 DETAIL_NAMES = {"base": "base_score", "model": "score"}
