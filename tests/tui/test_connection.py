@@ -121,8 +121,7 @@ def test_cold_start_paints_connecting_then_the_runs(recorded: Recorded) -> None:
 
     async def scenario(pilot: Pilot[Any]) -> None:
         app = pilot.app
-        await pilot.pause()
-        first = screen_text(app)
+        first = screen_text(app)  # before yielding to the loop: a pause could let the status land first
         assert "1 Runs" in first and "connecting to the daemon…" in first
         assert "0 runs" not in first and "no run selected" not in first
         await until(pilot, lambda: "10 runs" in screen_text(app), what="runs after the first status")
