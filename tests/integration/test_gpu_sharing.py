@@ -138,7 +138,9 @@ def test_the_gpus_op_and_daemon_status_list_tix_runs_then_other_users(ws: Worksp
         box.list_pid(0, pid, 3072)
         bob = box.foreign(0, 512)
         alice = box.foreign(1, 40960)
-        gpus = wait_until(lambda: (g := client.request("gpus")) and len(g["gpus"][0]["processes"]) == 2 and g)
+        # the stand-in's file is rewritten once per process listed: wait for a poll that saw all three
+        gpus = wait_until(lambda: (g := client.request("gpus")) and len(g["gpus"][0]["processes"]) == 2
+                          and len(g["gpus"][1]["processes"]) == 1 and g)
         assert gpus["source"] == "stand-in" and gpus["foreign_gpu_mib"] == 2048 and gpus["processes_age"] < 5
         zero, one = gpus["gpus"]
         assert [(p["pid"], p["run"], p["used"]) for p in zero["processes"]] == [
