@@ -760,8 +760,23 @@ def one_line(message: str) -> str:
 
 
 # -- process entry --------------------------------------------------------------------------------
-def acquire_lock(ws: Workspace) -> int | None:
-    """Hold `daemon.lock` for the daemon's life; None when another daemon holds it."""
+LOCK_WAIT_S = 30.0
+"""How long a starting daemon waits for a daemon that is shutting down (its socket already gone,
+its database still being closed) to release the lock, instead of giving up at once."""
+
+
+def acquire_lock(ws: Workspace, wait: float = LOCK_WAIT_S) -> int | None:
+    """Hold `daemon.lock` for the daemon's life; None when another daemon holds it and serves (its
+    socket exists) or has not let go within `wait` seconds. A client that starts a daemon right
+    after a stop (the old one removes its socket first, then closes the database) gets the new
+    daemon, not a 30 s timeout."""
+    deadline = time.monotonic() + wait
+    while (fd := _try_lock(ws)) is None and not ws.socket.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return fd
+
+
+def _try_lock(ws: Workspace) -> int | None:
     fd = os.open(ws.lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

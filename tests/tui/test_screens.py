@@ -127,13 +127,14 @@ def test_footers_fit_at_80_columns_with_help_and_quit_always_shown(recorded: Rec
         for key in ("1", "2", "3", "4", "5", "6"):
             await pilot.press(key)
             await pilot.pause(0.3)
+            await until(pilot, lambda: any("palette" in x for x in screen_text(app).splitlines()), what="footer")
             line = footer_line(pilot)
             assert "? help" in line and "q quit" in line, (key, line)
             keys = line.split("▏")[0]
             assert keys.endswith("  ") or keys.endswith("quit"), (key, line)  # nothing cut at the edge
         app.open_run(recorded.ids["rl"])
-        await pilot.pause(0.5)
-        assert "q quit" in footer_line(pilot)
+        await until(pilot, lambda: any("palette" in x and "q quit" in x for x in screen_text(app).splitlines()),
+                    what="run detail's footer")  # a fixed pause was too short on a busy box
 
     run_app(make_app(recorded.ws), scenario, size=(80, 24))
 
