@@ -31,7 +31,7 @@ import yaml
 
 from engine import __version__
 from engine.client.protocol import MAX_LINE, decode, encode
-from engine.daemon import arrow_stream, bundle_ops
+from engine.daemon import arrow_stream, bundle_ops, flips_ops
 from engine.daemon.arrow_stream import BATCH_ROWS, ArrowStream
 from engine.daemon.executors import slurm_info
 from engine.daemon.gpus import DETECTION, gpu_stats, schedulable
@@ -99,6 +99,7 @@ class Daemon:
             "sql_total": self.op_sql_total, "sql_export": self.op_sql_export,
             "sql_arrow": self.op_sql_arrow, "export_bundle": self.op_export_bundle,
             "import_bundle": self.op_import_bundle,
+            "flips": self.op_flips, "flip_item": self.op_flip_item,
         }
 
     # -- main loop ---------------------------------------------------------------------------
@@ -493,6 +494,14 @@ class Daemon:
         """TI of every tuned model (engine.analysis.ti) with its intervals (engine.analysis.paired),
         computed here so clients need no numpy."""
         return await asyncio.to_thread(run_ti, self.store.con.cursor(), args, self.paired_cache())
+
+    async def op_flips(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """A tuned model's items gained and lost against its base (engine/daemon/flips_ops.py)."""
+        return await flips_ops.flips(self, args)
+
+    async def op_flip_item(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """One item's prompt and both models' completions (engine/daemon/flips_ops.py)."""
+        return await flips_ops.flip_item(self, args)
 
     async def op_schema(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> list[dict[str, str]]:
         return self.store.schema()
