@@ -541,6 +541,20 @@ def cancel(ctx: click.Context, target: str) -> None:
     click.echo("\n".join(f"cancelling {run_id}" for run_id in done) if done else "nothing to cancel")
 
 
+@cli.command("diff")
+@click.argument("left", metavar="RUN")
+@click.argument("right", metavar="RUN")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON: left, right, rows, same.")
+@click.pass_context
+def diff_runs(ctx: click.Context, left: str, right: str, as_json: bool) -> None:
+    """The configuration keys two runs differ in (parameters, seeds, data, inputs, hashes, code)."""
+    from engine.analysis.rundiff import diff_text
+
+    found = call(ctx, "run_diff", left=left, right=right)
+    click.echo(json.dumps(found) if as_json else diff_text(found["left"], found["right"], found["rows"],
+                                                           found["same"]))
+
+
 @cli.command()
 @click.argument("run_ref", metavar="RUN")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new output until the run ends.")
