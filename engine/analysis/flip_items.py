@@ -52,7 +52,8 @@ def base_of(cur: Cursor, experiment: str, model: str) -> str:
     if not found:
         raise NotFound(f"no model {model!r} in experiment {experiment!r}")
     if found[0][0] is None:
-        raise NotFound(f"{model!r} is a base model in {experiment!r}: flips compare a tuned model with its base")
+        raise NotFound(f"{model!r} is a base model in {experiment!r}: "
+                       "flips compare a tuned model with its base")
     return str(found[0][0])
 
 
@@ -61,8 +62,10 @@ def model_flips(cur: Cursor, experiment: str, model: str) -> dict[str, Any]:
     base = base_of(cur, experiment, model)
     summary = [dict(zip(SUMMARY_COLUMNS, r, strict=True))
                for r in cur.execute(SUMMARY_SQL, [experiment, model]).fetchall()]
-    items = [dict(zip(ITEM_COLUMNS, r, strict=True)) for r in cur.execute(ITEMS_SQL, [experiment, model]).fetchall()]
-    return {"experiment": experiment, "model": model, "base_model": base, "benchmarks": summary, "items": items}
+    items = [dict(zip(ITEM_COLUMNS, r, strict=True))
+             for r in cur.execute(ITEMS_SQL, [experiment, model]).fetchall()]
+    return {"experiment": experiment, "model": model, "base_model": base, "benchmarks": summary,
+            "items": items}
 
 
 def item_pair(cur: Cursor, experiment: str, model: str, benchmark: str, item_id: str) -> dict[str, Any]:
@@ -90,5 +93,5 @@ def _side(cur: Cursor, name: str, run_id: str, verdict: float | None, benchmark:
     first = {"prompt": samples[0]["prompt"], "gold": samples[0]["gold"]} if samples else None
     for s in samples:
         del s["prompt"], s["gold"]
-    return {"name": name, "run_id": run_id, "verdict": verdict, "correct": verdict is not None and verdict >= 0.5,
-            "samples": samples, "_first": first}
+    return {"name": name, "run_id": run_id, "verdict": verdict,
+            "correct": verdict is not None and verdict >= 0.5, "samples": samples, "_first": first}

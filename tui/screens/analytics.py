@@ -229,6 +229,7 @@ class TIScreen(ResultsScreen):
         Binding("v", "toggle_variant", "v1/v2"),
         Binding("s", "toggle_sigma", "σ"),
         Binding("e", "export", "export"),
+        Binding("f", "flips", "flips"),
         Binding("r", "refresh", "refresh"),
     ]
     AUTO_FOCUS = "#ti-table"
@@ -370,6 +371,16 @@ class TIScreen(ResultsScreen):
         model = self.selected()
         if model is not None:
             self.app.push_screen(TIDetailScreen(model))
+
+    def action_flips(self) -> None:
+        """The selected model's items gained and lost against its base (tui/screens/flips.py)."""
+        from tui.screens.flips import FlipsScreen
+
+        model = self.selected()
+        if model is None:
+            self.notify("no model selected", severity="warning")
+            return
+        self.app.push_screen(FlipsScreen(self.source, model["experiment"], model["model"]))
 
     def action_toggle_variant(self) -> None:
         rows = self.shown
