@@ -317,7 +317,8 @@ class ExperimentsScreen(Screen[None]):
     EXTRA_KEYS: ClassVar[tuple[tuple[str, str], ...]] = (
         ("enter (list)", "open the experiment"),
         ("escape", "leave the editor (tab indents in it)"),
-        ("y / n", "confirm or cancel a launch"))
+        ("y / n", "confirm or cancel a launch"),
+        ("D (list)", "the highlighted experiment's runs as a DAG"))
 
     def __init__(self, source: Source, folders: list[Path] | None = None) -> None:
         super().__init__()
@@ -390,6 +391,11 @@ class ExperimentsScreen(Screen[None]):
         wanted = select or self.path
         at = next((i for i, e in enumerate(self.entries) if e.path == wanted), 0 if self.entries else None)
         options.highlighted = at
+
+    def dag_experiment(self) -> str | None:
+        """The highlighted experiment, for D (its runs as a DAG: tui/screens/dag.py)."""
+        at = self.query_one("#exp-list", OptionList).highlighted
+        return self.entries[at].name if at is not None and at < len(self.entries) else None
 
     @on(OptionList.OptionSelected, "#exp-list")
     def _chosen(self, event: OptionList.OptionSelected) -> None:
