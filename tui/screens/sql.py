@@ -1,16 +1,25 @@
-"""The SQL console: a read-only query editor over the daemon, with history, a results grid,
-inline errors, export to CSV or Parquet, and a schema browser.
+"""The SQL console: a read-only query editor over the daemon, with history, a results grid that
+pages and sorts, a cell viewer, name completion, inline errors, export to CSV or Parquet, and a
+schema browser.
 
-Queries go through the daemon (`sql_total`, or `sql` plus a count on daemons without it), so
-the console sees exactly what `tix sql` sees: SELECT and EXPLAIN only, one statement, DuckDB's
-message on one line when a query fails. The grid holds at most `GRID_ROWS` rows and says how
-many the query has. History is kept in `TIX_HOME/sql_history` (JSON lines, the last 500).
+Queries go through the daemon (`sql_page` one page at a time, `sql_total` for the row count, or
+on daemons without `sql_page` the first `GRID_ROWS` rows and their count), so the console sees
+exactly what `tix sql` sees: SELECT and EXPLAIN only, one statement, DuckDB's message on one line
+when a query fails. The grid holds one page of `GRID_ROWS` rows and says which (`rows
+1,001–2,000 of 48,213`); `]` / `[` (or pgdn on the last row, pgup on the first) fetch the next
+or previous page, and `s` sorts the whole result by the cursor's column (again: descending,
+a third time: the query's own order), server-side, so the order is over all rows. The count
+runs after the page is shown, in its own worker. `enter` on a cell opens it whole
+(tui/widgets/sql_cell.py). History is kept in `TIX_HOME/sql_history` (JSON lines, the last 500
+distinct queries; a query run again moves to the newest place).
 
 Keys: i enters the editor (the screen opens on the grid, so the number keys switch screens from
 the first visit), escape leaves it; F5 (or ctrl+enter where the terminal reports it: kitty,
 WezTerm, foot, or tmux with `extended-keys on`) runs the editor's query; alt+up / alt+down walk
-the history; ctrl+s exports the last result (the whole result, run again: written by the daemon
-with DuckDB's COPY, or on daemons without the `sql_export` op fetched, at most `EXPORT_ROWS`
+the history, and so do up on the editor's first line and down on its last
+(tui/widgets/sql_editor.py, which also completes table, view and column names: tab takes the
+highlighted one); ctrl+s exports the last result (the whole result, run again: written by the
+daemon with DuckDB's COPY, or on daemons without the `sql_export` op fetched, at most `EXPORT_ROWS`
 rows); F2 shows or hides the schema browser, where enter on a table writes `SELECT * FROM name
 LIMIT 100` into the editor (the replaced text stays in the history) and enter on a column
 inserts its name; escape leaves the editor (tab indents there).
@@ -34,7 +43,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Static, TextArea, Tree
+from textual.widgets import DataTable, Static, Tree
 from textual.worker import get_current_worker
 
 from engine.analysis.report import cell
@@ -43,10 +52,11 @@ from tui.messages import ConnectionChanged
 from tui.screens.export import ExportChoice, ExportFormat, ExportScreen
 from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
-from tui.widgets.editor import CodeEditor
 from tui.widgets.footer import FitFooter
-from tui.widgets.grid import WholeColumnTable
+from tui.widgets.grid import PagedGrid
 from tui.widgets.literal import literal
+from tui.widgets.sql_cell import CellViewer
+from tui.widgets.sql_editor import Catalog, SQLEditor
 
 GRID_ROWS = 1_000
 EXPORT_ROWS = 200_000
@@ -114,7 +124,8 @@ def grid_rows(result: dict[str, Any]) -> list[list[Text]]:
 
 # -- history ---------------------------------------------------------------------------------------
 def load_history(path: Path) -> list[str]:
-    """Queries from oldest to newest; unreadable lines are skipped (the file is the user's)."""
+    """Distinct queries from oldest to newest, each where it was last run; unreadable lines are
+    skipped (the file is the user's)."""
     try:
         lines = path.read_text().splitlines()
     except OSError:
@@ -127,7 +138,13 @@ def load_history(path: Path) -> list[str]:
             continue
         if isinstance(query, str) and query.strip():
             out.append(query)
-    return out[-HISTORY_SIZE:]
+    return distinct(out)[-HISTORY_SIZE:]
+
+
+def distinct(queries: list[str]) -> list[str]:
+    """Each query once, at its last place (a query run again is the newest, not a duplicate)."""
+    last = {query: i for i, query in enumerate(queries)}
+    return [query for i, query in enumerate(queries) if last[query] == i]
 
 
 def append_history(path: Path, query: str) -> None:
@@ -205,6 +222,21 @@ def _typed(values: list[Any], duck_type: str) -> Any:
 WRITERS = {"csv": write_csv, "parquet": write_parquet}
 
 
+def page_span(result: dict[str, Any], total: int | None, counting: bool) -> str:
+    """Which rows the grid shows: `18 rows`, `1,000 of 48,213 rows` on the first page of more,
+    `rows 1,001–2,000 of 48,213` past it (`counting…` until the count is in)."""
+    shown, offset = len(result["rows"]), result.get("offset", 0)
+    if offset == 0 and not result["truncated"]:
+        return f"{shown:,} row{'s' if shown != 1 else ''}"
+    of = f"of {total:,}" if total is not None else "counting…" if counting else "more not counted"
+    if offset == 0:
+        return f"{shown:,} {of} rows" if total is not None else f"first {shown:,} rows ({of})"
+    if not shown:
+        return f"no rows past row {offset:,}"
+    span = f"rows {offset + 1:,}–{offset + shown:,}"
+    return f"{span} {of}" if total is not None else f"{span} ({of})"
+
+
 class SQLScreen(Screen[None]):
     """Editor, inline error, status line and results grid, with the schema browser on the left."""
 
@@ -224,11 +256,19 @@ class SQLScreen(Screen[None]):
         Binding("f2", "toggle_schema", "schema"),
         Binding("alt+up", "history(-1)", "older"),
         Binding("alt+down", "history(1)", "newer"),
+        # listed by ? (help), kept out of the footer: it keeps run, edit, export, schema and history
+        Binding("right_square_bracket", "page(1)", "next page", show=False),
+        Binding("left_square_bracket", "page(-1)", "previous page", show=False),
+        Binding("s", "sort", "sort by the cursor's column (again: descending, a third time: off)", show=False),
     ]
     AUTO_FOCUS = "#sql-grid"
     """Not the editor: on a first visit the number keys must still switch screens (`i` edits)."""
     EXTRA_KEYS: ClassVar[tuple[tuple[str, str], ...]] = (
         ("escape", "leave the editor (tab indents in it)"),
+        ("enter (grid)", "open the cell's whole value (y copies it, esc closes)"),
+        ("pgdn, pgup (grid)", "on the last row: next page; on the first: previous page"),
+        ("up, down (editor)", "on the first line: older query; on the last: newer"),
+        ("tab (completion)", "take the highlighted table, view or column name (esc closes the list)"),
         ("enter (schema)", "a table: write SELECT * FROM it; a column: insert its name"),
         ("space (schema)", "show or hide a table's columns"))
 
@@ -242,24 +282,37 @@ class SQLScreen(Screen[None]):
         self._draft = ""
         self.last_query: str | None = None
         self.result: dict[str, Any] | None = None
-        """The grid's result: columns, rows (at most GRID_ROWS), truncated, total."""
+        """The grid's page: columns, types, rows (at most GRID_ROWS), offset, truncated (more rows
+        follow), pageable, sort, descending."""
+        self.total: int | None = None
+        """The last query's row count: None while counting or where it cannot be counted."""
+        self.counting = False
+        self.sort: tuple[int, bool] | None = None
+        """(column position, descending) the grid is sorted by, server-side; None: the query's order."""
         self.error: str | None = None
         self.runs = 0
-        """Queries answered (or refused) so far; tests wait on it."""
+        """Queries answered (or refused) so far, their count included; tests wait on it."""
+        self.pages = 0
+        """Pages shown so far (a new query, a page turned, a sort); tests wait on it."""
+        self.page_sizes: list[int] = []
+        """The `limit` of every page asked of the daemon (tests: never the whole result)."""
         self.last_export: Path | None = None
+        self._elapsed = 0.0
+        self._cursor_after: tuple[int, int] = (0, 0)
         self._has_total_op = True
         self._has_export_op = True
+        self._has_page_op = True
 
     def compose(self) -> ComposeResult:
         yield Chrome()
         with Horizontal():
             yield Tree("schema", id="sql-schema")
             with Vertical():
-                yield CodeEditor.code_editor(self.initial_query, language="sql", id="sql-editor",
-                                           soft_wrap=True, show_line_numbers=False)
+                yield SQLEditor.code_editor(self.initial_query, language="sql", id="sql-editor",
+                                            soft_wrap=True, show_line_numbers=False)
                 yield Static("", id="sql-error", classes="-empty")
                 yield Static("F5 runs the query · read-only: SELECT and EXPLAIN", id="sql-status")
-                yield WholeColumnTable(id="sql-grid", zebra_stripes=True)
+                yield PagedGrid(id="sql-grid", zebra_stripes=True)
         yield FitFooter()
 
     def on_mount(self) -> None:
@@ -276,8 +329,12 @@ class SQLScreen(Screen[None]):
             self.load_schema()
 
     @property
-    def editor(self) -> TextArea:
-        return self.query_one("#sql-editor", TextArea)
+    def editor(self) -> SQLEditor:
+        return self.query_one("#sql-editor", SQLEditor)
+
+    @property
+    def grid(self) -> PagedGrid:
+        return self.query_one("#sql-grid", PagedGrid)
 
     def action_edit(self) -> None:
         """Into the editor (escape leaves it): typing a query is an explicit choice. Focused now,
@@ -291,17 +348,63 @@ class SQLScreen(Screen[None]):
             self.remember(query)
             self.run_query(query)
 
-    @work(exclusive=True, group="sql-run")
-    async def run_query(self, query: str) -> None:
+    def run_query(self, query: str) -> None:
+        """A new query: its first page in its own order, then (when it has more) its row count."""
         self._status("running…")
+        self._cursor_after = (0, 0)
+        self.load_page(query, 0, None, new=True)
+
+    @work(exclusive=True, group="sql-run")
+    async def load_page(self, query: str, offset: int, sort: tuple[int, bool] | None,
+                        new: bool = False) -> None:
+        """One page from the daemon; a new query also starts its count (`count_rows`)."""
         started = time.monotonic()
         try:
-            result = await self.fetch(query, GRID_ROWS)
+            result = await self.fetch_page(query, offset, sort)
         except SourceError as exc:
             self.show_error(str(exc))
             return
-        self.last_query, self.result, self.error = query, result, None
+        if new:
+            more = result["truncated"] and "total" not in result
+            self.total = result.get("total", None if more else len(result["rows"]))
+            self.counting = more
+        self.last_query, self.result, self.error, self.sort = query, result, None, sort
         self.show_result(result, time.monotonic() - started)
+        if new and self.counting:
+            self.count_rows(query)
+        elif new:
+            self.runs += 1
+
+    async def fetch_page(self, query: str, offset: int, sort: tuple[int, bool] | None) -> dict[str, Any]:
+        """GRID_ROWS rows from `offset` (`sql_page`); a daemon without that op sends the first
+        GRID_ROWS and the total (`fetch`), as one page that cannot turn or sort."""
+        if self._has_page_op:
+            args: dict[str, Any] = {"query": query, "offset": offset, "limit": GRID_ROWS}
+            if sort is not None:
+                args |= {"sort": sort[0], "descending": sort[1]}
+            self.page_sizes.append(GRID_ROWS)
+            try:
+                return await self.source.request("sql_page", **args)
+            except SourceError as exc:
+                if not str(exc).startswith("unknown op"):
+                    raise
+                self._has_page_op = False
+        result = await self.fetch(query, GRID_ROWS)
+        return result | {"offset": 0, "pageable": False, "sort": None, "descending": False}
+
+    @work(exclusive=True, group="sql-count")
+    async def count_rows(self, query: str) -> None:
+        """The row count (`sql_total` with one row: DuckDB counts without materialising the
+        rows), after the first page is on screen."""
+        try:
+            total = (await self.fetch(query, 1))["total"]
+        except SourceError:
+            total = None
+        if query == self.last_query:
+            self.total, self.counting = total, False
+            if self.result is not None:
+                self._status(self.summary(self.result, self._elapsed))
+            self.runs += 1
 
     async def fetch(self, query: str, max_rows: int) -> dict[str, Any]:
         """At most `max_rows` rows and the total row count (None when the query cannot be counted)."""
@@ -333,26 +436,88 @@ class SQLScreen(Screen[None]):
 
     def show_result(self, result: dict[str, Any], seconds: float) -> None:
         self.query_one("#sql-error", Static).add_class("-empty")
-        grid = self.query_one("#sql-grid", DataTable)
+        grid = self.grid
         grid.clear(columns=True)
-        grid.add_columns(*[literal(name) for name in result["columns"]])
+        grid.add_columns(*[self.header(i, name) for i, name in enumerate(result["columns"])])
         grid.add_rows(grid_rows(result))
+        if grid.row_count:
+            row, column = self._cursor_after
+            grid.move_cursor(row=min(row, grid.row_count - 1), column=min(column, len(result["columns"]) - 1))
+        self._elapsed = seconds
         self._status(self.summary(result, seconds))
-        self.runs += 1
+        self.pages += 1
 
-    @staticmethod
-    def summary(result: dict[str, Any], seconds: float) -> str:
-        shown, total = len(result["rows"]), result.get("total")
-        if not result["truncated"]:
-            count = f"{shown:,} row{'s' if shown != 1 else ''}"
-        elif total is None:
-            count = f"first {shown:,} rows (more not counted)"
-        else:
-            count = f"{shown:,} of {total:,} rows"
-        return f"{count} · {len(result['columns'])} columns{elapsed_label(seconds)}"
+    def header(self, position: int, name: str) -> Text:
+        """A column's label; the sorted column's says which way (▲ ascending, ▼ descending)."""
+        label = literal(name)
+        if self.sort is not None and self.sort[0] == position:
+            label = Text.assemble(label, (" ▼" if self.sort[1] else " ▲", "bold"))
+        return label
+
+    def summary(self, result: dict[str, Any], seconds: float) -> str:
+        """What the grid shows of how many rows, the columns, the sort, the round trip."""
+        parts = [page_span(result, self.total, self.counting), f"{len(result['columns'])} columns"]
+        if self.sort is not None and self.sort[0] < len(result["columns"]):
+            name = visible(result["columns"][self.sort[0]])
+            parts.append(f"sorted by {name} {'descending' if self.sort[1] else 'ascending'}")
+        return " · ".join(parts) + elapsed_label(seconds)
 
     def _status(self, text: str) -> None:
-        self.query_one("#sql-status", Static).update(text)
+        self.query_one("#sql-status", Static).update(Text(text))
+
+    # -- paging, sorting, the cell viewer ----------------------------------------------------------
+    def action_page(self, step: int) -> None:
+        """The next (1) or previous (-1) page of the last result, from the daemon."""
+        result = self.result
+        if result is None or self.last_query is None:
+            return
+        if not result.get("pageable"):
+            self.notify(self.one_page_reason(), severity="warning")
+            return
+        if (step > 0 and not result["truncated"]) or (step < 0 and result["offset"] == 0):
+            self.notify("this is the last page" if step > 0 else "this is the first page")
+            return
+        column = self.grid.cursor_column
+        self._cursor_after = (0 if step > 0 else GRID_ROWS - 1, column)
+        self._status("fetching the page…")
+        self.load_page(self.last_query, max(0, result["offset"] + step * GRID_ROWS), self.sort)
+
+    @on(PagedGrid.PageWanted, "#sql-grid")
+    def _paged_past_edge(self, message: PagedGrid.PageWanted) -> None:
+        self.action_page(message.step)
+
+    def action_sort(self) -> None:
+        """Sort the whole result by the cursor's column (server-side): ascending, then descending,
+        then back to the query's own order; the grid goes back to the first page."""
+        result = self.result
+        if result is None or self.last_query is None or not result["columns"]:
+            return
+        if not result.get("pageable"):
+            self.notify(self.one_page_reason(), severity="warning")
+            return
+        column = self.grid.cursor_column
+        if self.sort is None or self.sort[0] != column:
+            sort: tuple[int, bool] | None = (column, False)
+        else:
+            sort = (column, True) if not self.sort[1] else None
+        self._cursor_after = (0, column)
+        self._status("sorting…")
+        self.load_page(self.last_query, 0, sort)
+
+    def one_page_reason(self) -> str:
+        if not self._has_page_op:
+            return "this daemon cannot page or sort (it predates sql_page): restart it (tix daemon stop)"
+        return "EXPLAIN's plan is one page: it cannot be paged or sorted"
+
+    @on(DataTable.CellSelected, "#sql-grid")
+    def _cell_chosen(self, event: DataTable.CellSelected) -> None:
+        result = self.result
+        row, column = event.coordinate.row, event.coordinate.column
+        if result is None or row >= len(result["rows"]) or column >= len(result["columns"]):
+            return
+        types = result.get("types")
+        self.app.push_screen(CellViewer(result["rows"][row][column], result["columns"][column],
+                                        types[column] if types else None, result.get("offset", 0) + row + 1))
 
     # -- history -----------------------------------------------------------------------------------
     @work(thread=True, group="sql-history")
@@ -362,13 +527,14 @@ class SQLScreen(Screen[None]):
             self.app.call_from_thread(self._history_loaded, queries)
 
     def _history_loaded(self, queries: list[str]) -> None:
-        self.history = queries + self.history
+        self.history = distinct(queries + self.history)[-HISTORY_SIZE:]
 
     def remember(self, query: str) -> None:
-        """Add a query to the history (not twice in a row) and persist it off the UI thread."""
+        """Add a query to the history (an earlier copy moves to the newest place) and persist it
+        off the UI thread."""
         self._history_at = None
         if query.strip() and (not self.history or self.history[-1] != query):
-            self.history.append(query)
+            self.history = [q for q in self.history if q != query] + [query]
             del self.history[:-HISTORY_SIZE]
             self.persist_history(query)
 
@@ -379,8 +545,14 @@ class SQLScreen(Screen[None]):
         except OSError as exc:
             self.app.call_from_thread(self.notify, f"cannot save the history: {exc}", severity="warning")
 
+    @on(SQLEditor.HistoryWanted, "#sql-editor")
+    def _history_key(self, message: SQLEditor.HistoryWanted) -> None:
+        self.action_history(message.step)
+
     def action_history(self, step: int) -> None:
-        """Walk the history; past the newest entry the text being written comes back."""
+        """Walk the history; past the newest entry the text being written comes back. The cursor
+        lands on the first line going back and on the last going forward, so pressing the same
+        key again goes on walking."""
         if not self.history:
             return
         if self._history_at is None:
@@ -394,10 +566,16 @@ class SQLScreen(Screen[None]):
             at = self._history_at + step
         if at >= len(self.history):
             self._history_at = None
-            self.editor.text = self._draft
+            self._show_history(self._draft, step)
             return
         self._history_at = max(0, at)
-        self.editor.text = self.history[self._history_at]
+        self._show_history(self.history[self._history_at], step)
+
+    def _show_history(self, text: str, step: int) -> None:
+        editor = self.editor
+        editor.text = text
+        row = 0 if step < 0 else editor.document.line_count - 1
+        editor.move_cursor((row, len(editor.document.get_line(row))))
 
     # -- schema ------------------------------------------------------------------------------------
     @work(exclusive=True, group="sql-schema")
@@ -407,6 +585,7 @@ class SQLScreen(Screen[None]):
         except SourceError as exc:
             self.notify(f"cannot load the schema: {exc}", severity="warning")
             return
+        self.editor.catalog = Catalog.from_schema(rows)  # completion's names, once per load
         tables: dict[tuple[str, str], list[tuple[str, str]]] = {}
         for r in rows:
             kind = "views" if r["type"] == "VIEW" else "tables"

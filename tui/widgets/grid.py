@@ -9,7 +9,10 @@ the rest is (scroll with the arrow keys).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.segment import Segment
+from textual.message import Message
 from textual.strip import Strip
 
 from tui.widgets.literal import LiteralTable
@@ -54,3 +57,31 @@ def edge_cuts(edges: list[tuple[int, int]], x1: int, x2: int) -> tuple[int | Non
     left = next((end - x1 for start, end in edges if start < x1 < end), None)
     right = next((start - x1 for start, end in edges if start < x2 < end), None)
     return left, right
+
+
+class PagedGrid(WholeColumnTable):
+    """The SQL console's grid: `pagedown` on the last row asks for the next page of the result,
+    `pageup` on the first row for the previous one (`]` and `[` do the same from anywhere)."""
+
+    @dataclass
+    class PageWanted(Message):
+        """The user paged past this page's last row (step 1) or before its first (-1)."""
+
+        grid: PagedGrid
+        step: int
+
+        @property
+        def control(self) -> PagedGrid:
+            return self.grid
+
+    def action_page_down(self) -> None:
+        if self.row_count and self.cursor_row >= self.row_count - 1:
+            self.post_message(self.PageWanted(self, 1))
+            return
+        super().action_page_down()
+
+    def action_page_up(self) -> None:
+        if self.row_count and self.cursor_row <= 0:
+            self.post_message(self.PageWanted(self, -1))
+            return
+        super().action_page_up()
