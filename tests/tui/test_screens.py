@@ -3,16 +3,18 @@ placeholder a screen slot shows when its module cannot be loaded."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
+from rich.console import Console
 from textual.command import CommandPalette
 from textual.pilot import Pilot
 
 from tests.tui.conftest import connected, make_app, run_app, until
 from tests.tui.recorded import Recorded, build_workspace
 from tui import app as app_module
-from tui.screens.gpus import GpusScreen
+from tui.screens.gpus import GpusScreen, render
 from tui.screens.help import HelpScreen
 from tui.screens.placeholder import PlaceholderScreen
 from tui.screens.runs import RunsScreen
@@ -44,8 +46,13 @@ def test_gpu_panel_without_gpus_says_how_detection_works(recorded: Recorded) -> 
     async def scenario(pilot: Pilot[Any]) -> None:
         app = await connected(pilot)
         await pilot.press("6")
-        await until(pilot, lambda: "no GPUs detected (how detection works)" in screen_text(app), what="no gpus")
-        assert "nvidia-smi" in screen_text(app)
+        await until(pilot, lambda: isinstance(app.screen, GpusScreen) and app.screen.last, what="resources")
+        text = screen_text(app)
+        assert "CPU slots" in text and "1 free" in text  # without GPUs: the CPU slots first (issue 25.17)
+        console = Console(width=80, record=True, file=io.StringIO())
+        console.print(render(app.screen.last, 78, app.screen.resources)[1])
+        body = console.export_text()
+        assert "no GPUs detected (how detection works)" in body and "nvidia-smi" in body
 
     run_app(make_app(recorded.ws), scenario)
 
@@ -81,7 +88,7 @@ def test_help_palette_and_a_missing_screen(recorded: Recorded, monkeypatch: pyte
         await pilot.press("1")
         assert isinstance(app.screen, RunsScreen)
 
-    run_app(make_app(recorded.ws), scenario)
+    run_app(make_app(recorded.ws), scenario, size=(100, 48))  # the help's runs keys on screen
 
 
 def test_sql_console_first_visit_keeps_the_screen_keys(recorded: Recorded) -> None:

@@ -1,9 +1,16 @@
-"""The GPU panel: utilisation and memory per GPU, which run holds it, and every process on it.
+"""The Resources screen (key 6): the GPUs (utilisation and memory, which run holds each, every
+process on it), each worker's CPU %, resident memory and threads, and the CPU slots.
 
-Figures come from the daemon's `gpus` op (NVML, else nvidia-smi, on the daemon's box), asked
-every two seconds while the panel is on screen and never while it is not. Runs hold GPUs through
-the scheduler (CUDA_VISIBLE_DEVICES); a GPU the `gpus` setting adds but the driver does not show
-is listed without figures. With no GPU at all the panel says so and how detection works.
+Figures come from the daemon's `gpus` and `resources` ops (NVML, else nvidia-smi, and /proc, on
+the daemon's box), asked every two seconds while the screen is shown and never while it is not.
+Runs hold GPUs through the scheduler (CUDA_VISIBLE_DEVICES); a GPU the `gpus` setting adds but
+the driver does not show is listed without figures.
+
+Under the GPUs, one row per worker tix runs on this box: its CPU % (as top: 100 % is one core), its
+resident memory (RSS) and threads, each summed over the worker and its children, and what it holds
+(GPUs or a CPU slot). With no GPU at all (a laptop, `gpus: 0`) the screen shows the CPU slots
+instead: how many, which run holds each (with the same figures), and which queued runs wait for
+one; then how GPU detection works. Figures are whole or left out with a marker, never cut.
 
 GPU boxes are shared: under the GPUs, the processes on each one as nvitop lists them: tix's run
 (its name and pid) first, then other users' (user, pid, memory, command). A GPU whose other users
@@ -30,10 +37,11 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Static
 
-from tui.format import bar, count_label, gib, visible
+from tui.format import bar, count_label, fit_parts, gib, visible
 from tui.messages import ConnectionChanged
 from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
+from tui.widgets.fit_table import FitColumn, FitTable
 from tui.widgets.footer import FitFooter
 
 REFRESH_SECONDS = 2.0
@@ -41,7 +49,8 @@ CPU_KEYS = ("cpus_alloc", "cpus_idle", "cpus_total")
 
 
 class GpusScreen(Screen[None]):
-    """One row per GPU: index, name, utilisation bar, memory bar, temperature, holding runs."""
+    """Resources: one row per GPU (index, name, utilisation and memory bars, temperature, holding
+    runs), then one per worker (CPU %, RSS, threads); the CPU slots on a box without GPUs."""
 
     DEFAULT_CSS = """
     GpusScreen #gpu-head { height: 1; padding: 0 1; background: $boost; text-wrap: nowrap;
@@ -54,6 +63,8 @@ class GpusScreen(Screen[None]):
         super().__init__()
         self.source = source
         self.last: dict[str, Any] | None = None
+        self.resources: dict[str, Any] | None = None
+        """The last `resources` answer (None: not asked yet, or the daemon has no such op)."""
         self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
@@ -84,18 +95,30 @@ class GpusScreen(Screen[None]):
     @work(exclusive=True, group="gpus")
     async def action_refresh(self) -> None:
         try:
-            self.last = await self.source.request("gpus")
+            info = await self.source.request("gpus")
         except SourceError as exc:
             failed = Text(visible(f" cannot ask the daemon: {exc}"), style="red")
             self.query_one("#gpu-head", Static).update(failed)
             return
-        head, body = render(self.last, self.size.width or 80)
+        self.resources = await self.ask_resources()
+        self.last = info  # set last: tests and the bench wait on it for a drawn screen
+        head, body = render(self.last, (self.size.width or 80) - 2, self.resources)
         self.query_one("#gpu-head", Static).update(head)
         self.query_one("#gpu-body", Static).update(body)
 
+    async def ask_resources(self) -> dict[str, Any] | None:
+        """The workers' figures and the CPU slots; None from a daemon that predates the op."""
+        try:
+            return await self.source.request("resources")
+        except SourceError as exc:
+            self.log.warning(f"resources: {exc}")
+            return None
 
-def render(info: dict[str, Any], width: int) -> tuple[Text, RenderableType]:
-    """The head line and the body (a table of GPUs, or why there is none; the cluster on Slurm)."""
+
+def render(info: dict[str, Any], width: int,
+           res: dict[str, Any] | None = None) -> tuple[Text, RenderableType]:
+    """The head line and the body: GPUs, their processes and the workers; the CPU slots when there
+    is no GPU; the cluster on Slurm."""
     if info.get("source") == "slurm":
         return slurm_head(info), slurm_body(info)
     gpus = info.get("gpus") or []
@@ -103,13 +126,16 @@ def render(info: dict[str, Any], width: int) -> tuple[Text, RenderableType]:
               "stand-in": "figures from an NVML stand-in (TIX_FAKE_NVML)",
               "none": "no figures: neither NVML nor nvidia-smi answered"}.get(
         info.get("source", ""), str(info.get("source")))
-    count = f" {len(gpus)} GPU{'s' if len(gpus) != 1 else ''}"
-    head = Text(count + (" (the gpus setting)" if info.get("override") else "") + f" · {visible(source)}")
+    count = f"{len(gpus)} GPU{'s' if len(gpus) != 1 else ''}"
+    parts = [Text(count + (" (the gpus setting)" if info.get("override") else "")), Text(visible(source))]
+    if res is not None:  # without GPUs the slots are the story: first
+        parts.insert(len(parts) if gpus else 0, Text(slots_summary(res)))
+    head = Text(" ").append_text(fit_parts(parts, max(20, width - 1)))
     if not gpus:
         how = visible(info.get("how", ""), lines=True)
-        return head, Text(f"no GPUs detected (how detection works)\n\n{how}\n\n"
-                          "Runs use CPU slots (the cpu_slots setting) on this box.")
-    return head, Group(gpu_table(gpus, width), *process_section(info))
+        note = Text(f"\nno GPUs detected (how detection works)\n\n{how}", style="dim")
+        return head, Group(*slot_section(res, width), note)
+    return head, Group(gpu_table(gpus, width), *process_section(info), *worker_section(res, width))
 
 
 def gpu_table(gpus: list[dict[str, Any]], width: int) -> Table:
@@ -152,6 +178,99 @@ def holder_cell(gpu: dict[str, Any]) -> Text:
     if others:
         return Text(f"free · others {size(gpu.get('foreign_used'))}", style="dim")
     return Text("free", style="dim")
+
+
+# -- workers: CPU %, RSS and threads; the CPU slots ------------------------------------------------
+WORKER_COLUMNS = ("CPU %", "RSS", "threads", "holds", "pid", "procs")
+CPU_NOTE = "CPU %: 100 = one core busy; RSS and threads summed over each worker and its children"
+
+
+def slots_summary(res: dict[str, Any]) -> str:
+    """`CPU slots 1 of 2 in use · 2 cores`."""
+    return (f"CPU slots {res.get('cpu_slots_used', 0)} of {res.get('cpu_slots', 0)} in use"
+            f" · {count_label(int(res.get('cores') or 0), 'core')}")
+
+
+def worker_section(res: dict[str, Any] | None, width: int) -> list[RenderableType]:
+    """Under the GPUs: a title and one row per worker with its figures and what it holds."""
+    title = Text("\nworkers", style="bold underline")
+    if res is None:
+        return [title, Text("not listed: the daemon has no `resources` op (an older daemon?)", style="dim")]
+    workers = res.get("workers") or []
+    if not workers:
+        return [title, Text("no worker running", style="dim")]
+    rows = [[run_label(w), *figure_cells(w), Text(holds(w)), Text(str(w.get("pid") or "-")),
+             Text(str(w.get("processes") or "-"))] for w in workers]
+    columns = [FitColumn("run", "left"), *(FitColumn(c, "left" if c == "holds" else "right")
+                                           for c in WORKER_COLUMNS)]
+    return [title, FitTable(columns, rows), Text(CPU_NOTE, style="dim")]
+
+
+def slot_section(res: dict[str, Any] | None, width: int) -> list[RenderableType]:
+    """Without GPUs: one row per CPU slot (the run holding it and its figures, or free), the
+    workers outside the slots, then the queued runs that wait for a slot."""
+    title = Text("CPU slots", style="bold underline")
+    if res is None:
+        return [title, Text("not listed: the daemon has no `resources` op (an older daemon?)", style="dim")]
+    workers = res.get("workers") or []
+    in_slots = [w for w in workers if w.get("cpu_slot")]
+    slots = max(int(res.get("cpu_slots") or 0), len(in_slots))
+    rows = [slot_row(i + 1, in_slots[i] if i < len(in_slots) else None) for i in range(slots)]
+    columns = [FitColumn("slot · run", "left"), *(FitColumn(c) for c in ("CPU %", "RSS", "threads", "share",
+                                                                         "pid"))]
+    out: list[RenderableType] = [title, FitTable(columns, rows), Text(CPU_NOTE, style="dim")]
+    others = [w for w in workers if not w.get("cpu_slot")]
+    if others:
+        out += worker_section({**res, "workers": others}, width)
+    return out + waiting_section(res.get("waiting") or [])
+
+
+def slot_row(slot: int, worker: dict[str, Any] | None) -> list[Text]:
+    if worker is None:
+        return [Text(f"{slot} free", style="dim"), *(Text("-", style="dim") for _ in range(5))]
+    label = Text(f"{slot} ").append_text(run_label(worker))
+    share = worker.get("thread_share")
+    return [label, *figure_cells(worker), Text("-" if share is None else str(share)),
+            Text(str(worker.get("pid") or "-"))]
+
+
+def waiting_section(waiting: list[dict[str, Any]], most: int = 12) -> list[RenderableType]:
+    """Queued runs that wait for a CPU slot, each with the scheduler's reason; the others counted."""
+    for_slot = [r for r in waiting if str(r.get("progress_text") or "").startswith("waiting for a CPU slot")]
+    title = Text(f"\nwaiting for a slot: {len(for_slot)}", style="bold underline")
+    lines: list[RenderableType] = [title]
+    for r in for_slot[:most]:
+        lines.append(Text.assemble(run_label(r), ("  " + visible(r.get("progress_text") or ""), "dim")))
+    if len(for_slot) > most:
+        lines.append(Text(f"and {len(for_slot) - most} more", style="dim"))
+    rest = len(waiting) - len(for_slot)
+    if rest:
+        lines.append(Text(f"{count_label(rest, 'other queued run')} wait for other runs (runs screen: "
+                          "their reasons)", style="dim"))
+    return lines
+
+
+def run_label(run: dict[str, Any]) -> Text:
+    return Text(visible(f"{run.get('id')} {run.get('experiment') or '-'}/{run.get('name') or '-'}"),
+                style="yellow" if run.get("state") == "running" else "")
+
+
+def figure_cells(worker: dict[str, Any]) -> list[Text]:
+    """CPU %, RSS and threads; `?` when the worker is not on this box or has just exited."""
+    cpu, rss, threads = worker.get("cpu_percent"), worker.get("rss"), worker.get("threads")
+    return [Text("?" if cpu is None else f"{cpu:.0f}" if cpu >= 10 else f"{cpu:.1f}", style=_cpu_style(cpu)),
+            Text(size(rss)), Text("?" if threads is None else str(threads))]
+
+
+def holds(worker: dict[str, Any]) -> str:
+    gpus = worker.get("gpus") or []
+    if gpus:
+        return f"GPU {','.join(str(g) for g in gpus)}"
+    return "CPU slot" if worker.get("cpu_slot") else "-"
+
+
+def _cpu_style(cpu: float | None) -> str:
+    return "dim" if cpu is None else "bold" if cpu >= 50 else ""
 
 
 # -- processes on each GPU, as nvitop lists them ---------------------------------------------------
@@ -201,9 +320,11 @@ def process_rows(gpu: dict[str, Any]) -> list[list[Text | str]]:
 
 
 def size(n: int | None) -> str:
-    """61 GiB, 2.5 GiB, 800 MiB; `?` where the driver does not say."""
+    """61 GiB, 2.5 GiB, 800 MiB, 1.8 MiB (a small worker's RSS); `?` where nothing is known."""
     if n is None:
         return "?"
+    if n < 10 << 20:
+        return f"{n / (1 << 20):.1f} MiB"
     if n >= 10 << 30:
         return f"{n / (1 << 30):.0f} GiB"
     if n >= 1 << 30:
