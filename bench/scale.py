@@ -8,8 +8,9 @@ OlympiadBench, GPQA 198 x avg@3, LiveCodeBench, ACPBench, CoQA, IFEval, HaluEval
 
 Each run gets a run folder with `samples.jsonl` / `events.jsonl` as a worker writes them (scores
 and shift results as events); a child process stores them with the daemon's ingest
-(`ingest_until_drained`, which its peak RSS measures) and checkpoints. Then the daemon starts
-and the script times what a user waits for: `tix ti`, `tix flips`, `tix health` as commands, and
+(`ingest_until_drained`, which its peak RSS measures) and checkpoints, on a connection with the
+daemon's database settings (TIX_DB_MEMORY, TIX_DB_THREADS). Then the daemon starts and the script
+times what a user waits for: `tix ti`, `tix flips`, `tix health` as commands, and
 the requests behind the TUI's first paint of each view (runs, a run's samples tab, TI, shift, the
 SQL console's first page of `select * from samples`), a search in one run's samples and a
 1,000-row page. The TUI's own render cost on top is what bench/tui.py measures.
@@ -147,8 +148,11 @@ INGEST_CHILD = """
 import json, sys, time
 from pathlib import Path
 from engine.daemon.ingest import ingest_until_drained
+from engine.daemon.settings import DaemonSettings
 from storage import Store
 store = Store.open(sys.argv[1])
+for statement in DaemonSettings.load().database_settings():  # as the daemon opens it
+    store.con.execute(statement)
 t0 = time.perf_counter()
 for run_id, run_dir in zip(sys.argv[2::2], sys.argv[3::2]):
     ingest_until_drained(store, run_id, Path(run_dir))

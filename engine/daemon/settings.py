@@ -8,12 +8,16 @@ one line that names the file and the key.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+#: DuckDB's memory_limit for the daemon (see DaemonSettings.database_settings).
+DB_MEMORY = "768MB"
+_SIZE = re.compile(r"[0-9]+(\.[0-9]+)?\s*([KMGT]i?B|B)", re.IGNORECASE)
 #: How workers are started: `local` processes on this box, or `slurm` jobs on a cluster.
 EXECUTORS = ("local", "slurm")
 #: `slurm:` keys an experiment file may override (top level, or a variant's `train:`); the rest
@@ -120,6 +124,22 @@ class DaemonSettings:
         "env": "TIX_EXECUTOR", "kind": "choice"})
     slurm: SlurmSettings = field(default_factory=SlurmSettings, metadata={
         "help": "The slurm executor's sbatch options (a mapping; see SlurmSettings).", "kind": "slurm"})
+    db_memory: str = field(default=DB_MEMORY, metadata={
+        "help": "DuckDB's memory_limit on the daemon's database: its buffer pool, beyond which joins, "
+                "sorts and aggregates spill to TIX_HOME/tix.duckdb.tmp (env TIX_DB_MEMORY).",
+        "env": "TIX_DB_MEMORY", "kind": "size"})
+    db_threads: int | None = field(default=None, metadata={
+        "help": "DuckDB threads of the daemon's database; unset = one per core (env TIX_DB_THREADS).",
+        "env": "TIX_DB_THREADS", "kind": "int"})
+
+    def database_settings(self) -> list[str]:
+        """SET statements for the daemon's connection. Without a limit DuckDB keeps up to 80 % of
+        the machine's memory cached, and a paper-scale ingest (3.2 GB of JSONL) grew the daemon to
+        2.25 GiB RSS; at 768MB it peaked at 0.99 GiB, no slower (bench/scale.py)."""
+        out = [f"SET memory_limit = '{self.db_memory}'"]
+        if self.db_threads:
+            out.append(f"SET threads = {int(self.db_threads)}")
+        return out
 
     @property
     def cpu_slot_count(self) -> int:
@@ -159,11 +179,23 @@ class DaemonSettings:
                 kwargs[key] = _choice(key, raw, source)
             elif kind == "gpus":
                 kwargs[key] = _gpus(raw, source)
+            elif kind == "size":
+                kwargs[key] = _size(key, raw, source)
             else:
                 value = _coerce(key, raw, kind, source)
                 if value is not None or known[key].default is None:  # empty: the default stays
                     kwargs[key] = value
         return cls(**kwargs)
+
+
+def _size(key: str, raw: Any, source: str) -> str:
+    """A memory size as DuckDB reads it (768MB, 1.5GiB); empty = the default."""
+    if raw is None or raw == "":
+        return DB_MEMORY
+    text = str(raw).strip()
+    if isinstance(raw, bool) or not _SIZE.fullmatch(text):
+        raise ValueError(f"{source}: setting {key} expects a size such as 768MB or 2GiB, got {raw!r}")
+    return text
 
 
 def _choice(key: str, raw: Any, source: str) -> str:

@@ -308,3 +308,13 @@ def test_legacy_worker_module_name_runs_the_current_worker(tmp_path) -> None:
     daemon = subprocess.run([sys.executable, "-m", "engine.server", "--help"], cwd=ROOT, capture_output=True,
                             text=True)
     assert daemon.returncode == 0 and "engine.daemon.server" in daemon.stdout
+
+
+def test_daemon_sets_the_database_memory_limit(ws: Workspace, tix, monkeypatch) -> None:
+    """TIX_DB_MEMORY reaches the daemon's DuckDB (bounds its RSS while it ingests; README "Daemon settings")."""
+    monkeypatch.setenv("TIX_DB_MEMORY", "300MB")
+    monkeypatch.setenv("TIX_DB_THREADS", "1")
+    result = tix("sql", "SELECT current_setting('memory_limit') AS m, current_setting('threads') AS t",
+                 "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [{"m": "286.1 MiB", "t": 1}]
