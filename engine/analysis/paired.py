@@ -35,7 +35,7 @@ class Cursor(Protocol):
     def register(self, name: str, data: Any) -> Cursor: ...
     def unregister(self, name: str) -> Cursor: ...
 
-SIGNATURE_SQL = """SELECT concat_ws('/', (SELECT count(*) FROM samples), (SELECT count(*) FROM runs),
+SIGNATURE_SQL = """SELECT concat_ws('/', (SELECT count(*) FROM sample_rows), (SELECT count(*) FROM runs),
     (SELECT count(*) FROM experiment_runs), (SELECT count(*) FROM scores),
     (SELECT count(*) FROM imported_scores), (SELECT count(*) FROM imported_models),
     (SELECT coalesce(max(imported_at)::VARCHAR, '') FROM imported_models))"""
@@ -87,18 +87,21 @@ over the item's samples, the last record of each sample winning (`run_items`), f
 newest eval or score run that has the item: the `item_verdicts` view's definition (tested equal),
 computed from per-run aggregates instead of windows over every sample, several times faster."""
 
-RECORDS_SQL = """SELECT run_id, count(*) FROM samples
+RECORDS_SQL = """SELECT run_id, count(*) FROM sample_rows
 WHERE run_id IN (SELECT id FROM runs WHERE kind IN ('eval', 'score') AND name IS NOT NULL)
   AND benchmark IS NOT NULL AND item_id IS NOT NULL
 GROUP BY run_id"""
 RUN_ITEMS_SQL = """INSERT INTO run_items
 SELECT run_id, benchmark, item_id, count(*), avg(verdict) FROM (
-    SELECT run_id, benchmark, item_id, arg_max(verdict, "offset") AS verdict
-    FROM samples WHERE run_id IN (SELECT run_id FROM _tix_changed) AND benchmark IS NOT NULL
+    SELECT run_id, benchmark, item_id, arg_max_null(verdict, "offset") AS verdict
+    FROM sample_rows WHERE run_id IN (SELECT run_id FROM _tix_changed) AND benchmark IS NOT NULL
          AND item_id IS NOT NULL
     GROUP BY run_id, benchmark, item_id, sample_idx)
 GROUP BY ALL"""
-"""A run's item scores (its samples' last records, averaged per item), for the runs in _tix_changed."""
+"""A run's item scores (its samples' last records, averaged per item), for the runs in _tix_changed.
+`sample_rows`, not the `samples` view: the view joins each row's prompt text, which is not needed.
+arg_max_null: a sample whose last record is unscored is unscored (arg_max would take an older
+record's verdict), as in `item_verdicts`."""
 MODELS_SQL = "SELECT em, experiment, model, base_model, method FROM _tix_models ORDER BY em"
 BENCHES_SQL = "SELECT bench, benchmark FROM _tix_benches ORDER BY bench"
 GROUPS_SQL = 'SELECT experiment, benchmark, any_value("group") FROM model_scores GROUP BY ALL'

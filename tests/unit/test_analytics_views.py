@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from engine.analysis.metrics import transferability
-from engine.daemon.server import RequestError, apply_import
+from engine.analysis.paired import PairedCache
+from engine.daemon.server import PAIRED_READERS, RequestError, apply_import
 from storage import Store
 from storage.store import IngestBatch
 
@@ -51,6 +52,9 @@ def lab(models: dict[str, dict[str, float]]) -> Store:
 
 
 def rows(store: Store, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+    """The query's rows, after what the daemon does first for a query naming its caches (0006, 0008)."""
+    if PAIRED_READERS.search(sql):
+        PairedCache().refresh_table(store.con.cursor())
     cur = store.con.execute(sql, params or [])
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
