@@ -255,8 +255,8 @@ def test_tabs_a_run_cannot_fill_are_hidden() -> None:
             shown = [pane.id for pane in tabs.query(TabPane) if tabs.get_tab(pane.id or "").display]
             return [str(s) for s in shown], screen.active_tab()
 
-    assert asyncio.run(tabs_of(finished("train-1"))) == (["results", "curves", "logs"], "curves")
-    assert asyncio.run(tabs_of(finished("eval-1"))) == (["results", "logs", "samples"], "samples")
+    assert asyncio.run(tabs_of(finished("train-1"))) == (["results", "curves", "logs", "config"], "curves")
+    assert asyncio.run(tabs_of(finished("eval-1"))) == (["results", "logs", "samples", "config"], "samples")
 
 
 # -- smaller items (11) ------------------------------------------------------------------------------

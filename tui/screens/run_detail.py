@@ -63,7 +63,7 @@ PREFERRED = ("loss", "reward", "kl", "learning_rate")
 HIDDEN = frozenset({"eta_seconds", "epoch", "step", "total_flos", "train_runtime"})
 PAGE = 100
 STREAMS = ("both", "stdout", "stderr", "events")
-TABS = ("results", "curves", "logs", "samples")
+TABS = ("results", "curves", "logs", "samples", "config")
 #: Run kinds whose page opens on what they found rather than on curves.
 RESULT_KINDS = frozenset({"eval", "score", "analyse"})
 
@@ -278,6 +278,7 @@ class RunDetailScreen(Screen[None]):
         Binding("right_square_bracket", "page(1)", "next page"),
         Binding("c", "cancel", "cancel"),
         Binding("r", "resume", "resume/retry"),
+        Binding("p", "tab('config')", "config", show=False),
     ]
     #: Which tab each tab-specific action belongs to (elsewhere it is off and out of the footer).
     TAB_ACTIONS: ClassVar[dict[str, str]] = {"more_curves": "curves", "stream": "logs", "follow": "logs",
@@ -331,6 +332,8 @@ class RunDetailScreen(Screen[None]):
                 yield LiteralTable(id="sample-table", cursor_type="row")
                 with VerticalScroll(id="sample-scroll"):
                     yield Static(id="sample-view")
+            with TabPane("p config", id="config"), VerticalScroll(id="config-scroll"):
+                yield Static(Text("loading the configuration…", style="dim"), id="config-view")
         yield FitFooter()
 
     @property
@@ -631,6 +634,26 @@ class RunDetailScreen(Screen[None]):
 
     def action_resume(self) -> None:
         resume(self, {**self.run, "id": self.run_id})
+
+    # -- config (issue 25.13; tui/screens/compare.py draws it) -------------------------------------
+    @on(TabbedContent.TabActivated)
+    def _config_shown(self) -> None:
+        """The configuration is fetched the first time its tab shows (it does not change)."""
+        if self.active_tab() == "config" and not getattr(self, "config_asked", False):
+            self.config_asked = True
+            self.run_worker(self.fetch_config(), group="config")
+
+    async def fetch_config(self) -> None:
+        from tui.screens.compare import config_table
+
+        view = self.query_one("#config-view", Static)
+        try:
+            found = await self.source.request("run_config", id=self.run_id)
+        except SourceError as exc:
+            view.update(Text(visible(f"config: {exc}", lines=True), style="red"))
+            return
+        note = "" if found["started"] else "  (not started yet: a dependency's output shows as from_run)"
+        view.update(Group(Text(f"{len(found['keys'])} keys{note}", style="dim"), config_table(found["keys"])))
 
 
 def sample_widths(width: int) -> dict[str, int]:

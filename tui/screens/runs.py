@@ -6,6 +6,10 @@ experiment, kind or state) and a sort (`s` cycles the column, `S` flips the orde
 table; a push patches cells in place. On the selected run: enter opens its detail (curves, logs,
 samples), `l` its logs, `c` cancels it (after a question), `r` resumes a cancelled run or retries
 a failed one (the same thing: the run is queued again and continues from what it recorded).
+Space marks runs (a `●` before the id, the count on the summary line; escape clears the marks):
+`c` and `r` then act on every marked run after one question, `C` compares two or more marked
+runs (tui/screens/compare.py: curves overlaid, or eval scores with their paired deltas), and `d`
+shows the configuration keys two marked runs differ in.
 Runs on a Slurm cluster show their node instead of GPUs, a queued one why Slurm keeps it waiting,
 and the selected one its job id.
 """
@@ -43,12 +47,13 @@ from tui.format import (
     visible,
 )
 from tui.messages import RunsLoaded, RunsPushed
-from tui.run_actions import ask_cancel, resume
+from tui.run_actions import DOWN, ask_cancel, dead_root, ids_line, resume, taken_down, waiting_on
 from tui.screens.run_detail import RunDetailScreen
-from tui.source import Source
+from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
+from tui.widgets.confirm import Answer, Confirm
 from tui.widgets.footer import FitFooter
-from tui.widgets.runs_table import COLUMNS, RunsTable, layout
+from tui.widgets.runs_table import COLUMNS, MARK, MARK_STYLE, RunsTable, layout
 
 #: Sort columns in the order `s` cycles them, with each one's natural direction (True = descending).
 SORTS: dict[str, bool] = {"created": True, "state": False, "experiment": False, "name": False, "kind": False,
@@ -96,7 +101,10 @@ class RunsScreen(Screen[None]):
         Binding("S", "reverse", "reverse order", show=False),
         Binding("c", "cancel", "cancel"),
         Binding("r", "resume", "resume/retry"),
-        Binding("escape", "clear_filter", "clear filter", show=False),
+        Binding("escape", "clear_filter", "clear filter, then marks", show=False),
+        Binding("space", "mark", "mark"),
+        Binding("C", "compare", "compare marked"),
+        Binding("d", "diff", "diff 2 marked (config)", show=False),
     ]
     HELP = "enter opens the selected run's detail (curves, logs, samples)."
     EXTRA_KEYS: ClassVar[tuple[tuple[str, str], ...]] = (
@@ -234,6 +242,8 @@ class RunsScreen(Screen[None]):
         if self.filter_text:  # first, so 80 columns always show it
             text = Text(f"“{visible(self.filter_text)}”: {len(self.table.shown)} of {len(self.runs):,} runs",
                         style="bold reverse")
+        if self.table.marked:  # right after, so 60 columns show it too
+            text.append(f"  {MARK} {len(self.table.marked)} marked", style=MARK_STYLE)
         text.append(" ")
         for state in STATES:
             if counts.get(state):
@@ -288,6 +298,11 @@ class RunsScreen(Screen[None]):
         self.table.focus()
 
     def action_clear_filter(self) -> None:
+        """escape: while typing a filter, or with no run marked, clears the filter; else the marks."""
+        if not self.has_class("-filtering") and self.table.marked:
+            self.table.clear_marks(self.runs)
+            self.show_summary()
+            return
         self.query_one("#filter", Input).value = ""
         if self._filter_timer is not None:
             self._filter_timer.stop()
@@ -323,10 +338,157 @@ class RunsScreen(Screen[None]):
         self.app.push_screen(RunDetailScreen(self.source, run_id, tab=tab))
 
     def action_cancel(self) -> None:
-        ask_cancel(self, self.selected_run())
+        marked = self.marked_runs()
+        if marked:
+            ask_cancel_marked(self, marked)
+        else:
+            ask_cancel(self, self.selected_run())
 
     def action_resume(self) -> None:
-        resume(self, self.selected_run())
+        marked = self.marked_runs()
+        if marked:
+            ask_resume_marked(self, marked)
+        else:
+            resume(self, self.selected_run())
+
+    # -- marked runs -------------------------------------------------------------------------------
+    def marked_runs(self) -> list[dict[str, Any]]:
+        """The marked runs that still exist, in the order they were marked."""
+        return [self.runs[run_id] for run_id in self.table.marked if run_id in self.runs]
+
+    def action_mark(self) -> None:
+        run = self.selected_run()
+        if run is not None:
+            self.table.toggle_mark(run)
+            self.show_summary()
+
+    def action_compare(self) -> None:
+        """Two or more marked runs side by side: curves overlaid, or eval scores with their deltas."""
+        marked = self.marked_runs()
+        if len(marked) < 2:
+            self.notify(f"mark two or more runs with space to compare them ({len(marked)} marked)",
+                        severity="warning")
+            return
+        from tui.screens.compare import CompareScreen
+
+        self.app.push_screen(CompareScreen(self.source, marked))
+
+    def action_diff(self) -> None:
+        """The configuration keys two marked runs differ in."""
+        marked = self.marked_runs()
+        if len(marked) != 2:
+            self.notify(f"mark exactly two runs with space to diff their configs ({len(marked)} marked)",
+                        severity="warning")
+            return
+        from tui.screens.compare import DiffScreen
+
+        self.app.push_screen(DiffScreen(self.source, marked[0]["id"], marked[1]["id"]))
+
+
+# -- cancel and resume the marked runs ----------------------------------------------------------------
+def ask_cancel_marked(screen: RunsScreen, marked: list[dict[str, Any]]) -> None:
+    """One question for every marked run that can be cancelled (a running one needs `y`, as one
+    alone does); the toast counts what the daemon did with each."""
+    live = [r for r in marked if r.get("state") in ("queued", "running")]
+    ended = len(marked) - len(live)
+    if not live:
+        screen.notify(f"none of the {len(marked)} marked runs is queued or running: nothing to cancel",
+                      severity="warning")
+        return
+    ids = [r["id"] for r in live]
+    after = sorted({w for r in live for w in waiting_on(screen.runs, r["id"])} - set(ids))
+    running = sum(r["state"] == "running" for r in live)
+    lines = [f"Cancel {count_label(len(live), 'marked run')}: {ids_line(ids)}?"]
+    if running:
+        lines.append(f"{running} running: stopped with SIGTERM.")
+    if after:
+        lines.append(f"{count_label(len(after), 'run')} waiting for them will be cancelled too: "
+                     f"{ids_line(after)}.")
+    if ended:
+        lines.append(f"{ended} marked already ended: left as {'it is' if ended == 1 else 'they are'}.")
+    answers = (Answer("y", f"cancel {len(live)}", True), Answer("n", "keep them", False))
+    screen.app.push_screen(Confirm("\n".join(lines), answers), lambda yes: yes and screen.run_worker(
+        cancel_marked(screen, live, ended, len(after)), group="actions"))
+
+
+async def cancel_marked(screen: RunsScreen, live: list[dict[str, Any]], ended: int, after: int) -> None:
+    cancelled = stopping = gone = 0
+    refused: list[str] = []
+    for run in live:
+        try:
+            done = await screen.source.request("cancel", target=run["id"])
+        except SourceError as exc:
+            refused.append(f"{run['id']}: {exc}")
+            continue
+        if not done:
+            gone += 1
+        elif run["state"] == "running":
+            stopping += 1
+        else:
+            cancelled += 1
+    parts = [f"cancelled {cancelled}" if cancelled else "",
+             f"stopping {stopping} (SIGTERM sent)" if stopping else "",
+             f"{ended + gone} already ended" if ended + gone else "",
+             f"{after} waiting for them will be cancelled" if after and (cancelled or stopping) else ""]
+    note = ", ".join(p for p in parts if p) or "nothing cancelled"
+    if refused:
+        note += f"; refused {len(refused)}: {refused[0]}"
+    screen.notify(visible(note), severity="error" if refused else "information")
+
+
+def ask_resume_marked(screen: RunsScreen, marked: list[dict[str, Any]]) -> None:
+    """One question for every marked run that is failed or cancelled; a run whose dependency is down
+    is resumed through that dependency (alone it would be cancelled again at once)."""
+    down = [r for r in marked if r.get("state") in DOWN]
+    others = len(marked) - len(down)
+    if not down:
+        screen.notify(f"none of the {len(marked)} marked runs is failed or cancelled: nothing to resume",
+                      severity="warning")
+        return
+    targets: dict[str, dict[str, Any]] = {}
+    for run in down:
+        root = dead_root(screen.runs, run) or run
+        targets.setdefault(root["id"], root)
+    ids = list(targets)
+    taken = sorted({t for i in ids for t in taken_down(screen.runs, i)} - set(ids))
+    lines = [f"Resume {count_label(len(ids), 'run')}: {ids_line(ids)}?"]
+    if set(ids) - {r["id"] for r in down}:
+        lines.append("(a marked run waits for one of them that is down: it goes first)")
+    if taken:
+        lines.append(f"Their ends took down {count_label(len(taken), 'run')}: {ids_line(taken)}.")
+    if others:
+        lines.append(f"{others} marked not failed or cancelled: left as "
+                     f"{'it is' if others == 1 else 'they are'}.")
+    answers = ((Answer("y", f"resume them and those {len(taken)}", True), Answer("o", "only them", False))
+               if taken else (Answer("y", f"resume {len(ids)}", False),)) + (Answer("n", "no", None),)
+    screen.app.push_screen(Confirm("\n".join(lines), answers), lambda choice: choice is not None and
+                           screen.run_worker(resume_marked(screen, list(targets.values()), choice, others),
+                                             group="actions"))
+
+
+async def resume_marked(screen: RunsScreen, targets: list[dict[str, Any]], dependants: bool,
+                        others: int) -> None:
+    resumed, again, queued = 0, 0, set[str]()
+    refused: list[str] = []
+    for run in targets:
+        if run["id"] in queued:  # an earlier one's dependants took it along
+            continue
+        try:
+            done = await screen.source.request("resume", id=run["id"], dependants=dependants)
+        except SourceError as exc:
+            refused.append(f"{run['id']}: {exc}")
+            continue
+        resumed += 1
+        more = [i for i in done.get("dependants") or [] if i not in queued]
+        again += len(more)
+        queued.update(more)
+    parts = [f"resumed {resumed} (queued again)" if resumed else "nothing resumed",
+             f"with {count_label(again, 'run')} their ends took down" if again else "",
+             f"{others} not failed or cancelled" if others else ""]
+    note = ", ".join(p for p in parts if p)
+    if refused:
+        note += f"; refused {len(refused)}: {refused[0]}"
+    screen.notify(visible(note), severity="error" if refused else "information")
 
 
 

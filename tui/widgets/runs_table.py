@@ -111,9 +111,15 @@ def result_need(runs: Iterable[dict[str, Any]]) -> int:
     return max((len(forms[0]) for forms in map(result_forms, runs) if forms), default=0)
 
 
-def cells(run: dict[str, Any], cols: list[tuple[Column, int]], now: float) -> list[Text]:
+MARK = "●"
+MARK_STYLE = "bold magenta"
+
+
+def cells(run: dict[str, Any], cols: list[tuple[Column, int]], now: float,
+          marked: bool = False) -> list[Text]:
     """The row of one run, each cell a space then its text cut to the column width (a result
-    is never cut: a shorter whole form of it shows, see result_cell)."""
+    is never cut: a shorter whole form of it shows, see result_cell). A marked run's id cell starts
+    with MARK instead of the space (no column's width changes) and its id is coloured."""
     out = []
     folded = not any(col.key == "result" for col, _ in cols)
     for col, width in cols:
@@ -122,7 +128,11 @@ def cells(run: dict[str, Any], cols: list[tuple[Column, int]], now: float) -> li
         value = result_cell(run, width) if shows_result else _cell(run, col.key, width, now)
         text = value if isinstance(value, Text) else Text(fit(value, width))
         text.truncate(width, overflow="ellipsis")
-        out.append(Text(" ") + text)
+        if marked and col.key == "id":
+            text.stylize(MARK_STYLE)
+            out.append(Text(MARK, style=MARK_STYLE) + text)
+        else:
+            out.append(Text(" ") + text)
     return out
 
 
@@ -169,6 +179,8 @@ class RunsTable(DataTable[Text]):
         self.nodes = False  # whether the GPU column shows nodes (see `layout`)
         self.need = 0  # the widest result shown (see `layout`)
         self.shown: dict[str, list[Text]] = {}
+        self.marked: dict[str, None] = {}
+        """Marked runs (space), in the order they were marked; kept across filters and sorts."""
 
     def _shrink_caches(self) -> None:
         """DataTable keeps up to 10,000 rendered cells and 1,000 rows and lines; a screen shows a few
@@ -197,7 +209,7 @@ class RunsTable(DataTable[Text]):
         now = self.clock()
         self.shown = {}
         for run in runs:
-            row = cells(run, self.cols, now)
+            row = cells(run, self.cols, now, run["id"] in self.marked)
             self.shown[run["id"]] = row
             self.add_row(*row, key=run["id"])
         self.select(selected)
@@ -214,14 +226,15 @@ class RunsTable(DataTable[Text]):
         if old is None:
             return
         kept = []
-        for (col, _w), before, after in zip(self.cols, old, cells(run, self.cols, self.clock()), strict=True):
+        now, marked = self.clock(), run["id"] in self.marked
+        for (col, _w), before, after in zip(self.cols, old, cells(run, self.cols, now, marked), strict=True):
             if before != after:
                 self.update_cell(run["id"], col.key, after)
             kept.append(after if before != after else before)  # the table holds `before` otherwise
         self.shown[run["id"]] = kept
 
     def append_run(self, run: dict[str, Any]) -> None:
-        row = cells(run, self.cols, self.clock())
+        row = cells(run, self.cols, self.clock(), run["id"] in self.marked)
         self.shown[run["id"]] = row
         self.add_row(*row, key=run["id"])
 
@@ -235,6 +248,24 @@ class RunsTable(DataTable[Text]):
         owner = {id(row[0]): run_id for run_id, row in self.shown.items()}  # id cell -> its run
         self.sort("id", key=lambda cell: key(owner[id(cell)]), reverse=reverse)
         self.select(selected)
+
+    def toggle_mark(self, run: dict[str, Any]) -> bool:
+        """Mark or unmark a shown run (its id cell redrawn); whether it is marked now."""
+        if run["id"] in self.marked:
+            del self.marked[run["id"]]
+        else:
+            self.marked[run["id"]] = None
+        self.update_run(run)
+        return run["id"] in self.marked
+
+    def clear_marks(self, runs: dict[str, dict[str, Any]]) -> int:
+        """Unmark every run (the shown ones redrawn); how many were marked."""
+        count, was = len(self.marked), list(self.marked)
+        self.marked.clear()
+        for run_id in was:
+            if run_id in runs:
+                self.update_run(runs[run_id])
+        return count
 
     def selected_id(self) -> str | None:
         if not self.row_count:
