@@ -259,7 +259,8 @@ class SQLScreen(Screen[None]):
         # listed by ? (help), kept out of the footer: it keeps run, edit, export, schema and history
         Binding("right_square_bracket", "page(1)", "next page", show=False),
         Binding("left_square_bracket", "page(-1)", "previous page", show=False),
-        Binding("s", "sort", "sort by the cursor's column (again: descending, a third time: off)", show=False),
+        Binding("s", "sort", "sort all rows by the cursor's column (again: descending; a third time: off)",
+                show=False),
     ]
     AUTO_FOCUS = "#sql-grid"
     """Not the editor: on a first visit the number keys must still switch screens (`i` edits)."""

@@ -80,7 +80,7 @@ class CellViewer(ModalScreen[None]):
             yield Static(Text(f"{visible(self.column)} · row {self.row:,}{kind}{size}"), id="cell-title")
             with VerticalScroll(id="cell-body"):
                 yield Static(Text(visible(self.text, lines=True)), id="cell-value")
-            yield Static("y copy (raw value) · ↑↓ pgup pgdn scroll · esc close", id="cell-keys")
+            yield Static("y copy raw · esc close · ↑↓ pgup pgdn scroll", id="cell-keys")
 
     def on_mount(self) -> None:
         self.query_one("#cell-body").focus()
