@@ -5,7 +5,7 @@ History: `up` on the first line asks for an older query and `down` on the last l
 one (as psql, IPython and harlequin's own shell do), posted as `HistoryWanted`; the screen owns
 the history. Anywhere else up and down move the cursor as usual.
 
-Completion, as harlequin does it: while you type a name, a small dropdown under the cursor lists
+Completion, as harlequin does it: once you have typed two letters of a name, a small dropdown under the cursor lists
 the tables, views and columns that start with what you typed (columns of the tables the query
 names first); after `name.` it lists that table's (or alias's) columns. `tab` takes the
 highlighted one, `up`/`down` choose, `escape` closes the list (a second escape leaves the editor),
@@ -31,6 +31,8 @@ from tui.widgets.editor import CodeEditor
 
 SHOWN = 8
 """At most this many names in the dropdown."""
+MIN_PREFIX = 2
+"""Letters typed before names are offered (after `table.`, at once): one letter matches too much."""
 WORD = re.compile(r"(?:([A-Za-z_][A-Za-z0-9_]*)\.)?([A-Za-z_][A-Za-z0-9_]*)?$")
 """The name being typed, right before the cursor: an optional `qualifier.` and a prefix."""
 SOURCE = re.compile(r'\b(?:from|join)\s+("?[A-Za-z_][A-Za-z0-9_]*"?)'
@@ -60,7 +62,7 @@ class Catalog:
         cursor's line up to the cursor, in `query`."""
         typed = WORD.search(before)
         qualifier, prefix = (typed[1], typed[2] or "") if typed else (None, "")
-        if qualifier is None and not prefix:
+        if qualifier is None and len(prefix) < MIN_PREFIX:
             return prefix, []
         sources = self.sources(query)
         if qualifier is not None:
