@@ -457,7 +457,9 @@ class SQLScreen(Screen[None]):
 
     def summary(self, result: dict[str, Any], seconds: float) -> str:
         """What the grid shows of how many rows, the columns, the sort, the round trip."""
-        parts = [page_span(result, self.total, self.counting), f"{len(result['columns'])} columns"]
+        columns = len(result["columns"])
+        plural = "s" if columns != 1 else ""
+        parts = [page_span(result, self.total, self.counting), f"{columns} column{plural}"]
         if self.sort is not None and self.sort[0] < len(result["columns"]):
             name = visible(result["columns"][self.sort[0]])
             parts.append(f"sorted by {name} {'descending' if self.sort[1] else 'ascending'}")

@@ -2,16 +2,17 @@
 table, view and column names.
 
 History: `up` on the first line asks for an older query and `down` on the last line for a newer
-one (as psql, IPython and harlequin's own shell do), posted as `HistoryWanted`; the screen owns
-the history. Anywhere else up and down move the cursor as usual.
+one (as IPython and shells do with a multi-line entry), posted as `HistoryWanted`; the screen
+owns the history. Anywhere else up and down move the cursor as usual.
 
-Completion, as harlequin does it: once you have typed two letters of a name, a small dropdown under the cursor lists
-the tables, views and columns that start with what you typed (columns of the tables the query
-names first); after `name.` it lists that table's (or alias's) columns. `tab` takes the
-highlighted one, `up`/`down` choose, `escape` closes the list (a second escape leaves the editor),
-and anything else (moving the cursor, a space) closes it. Names come from the `schema` op,
-loaded once per screen (`Catalog`). TextArea has no dropdown of its own, so this one is an
-OptionList drawn over the screen at the cursor, which never takes focus: typing goes on.
+Completion, as in harlequin: once two letters of a name are typed, a small dropdown under the
+cursor lists the tables, views and columns that start with them (right after FROM or JOIN only
+tables and views; elsewhere the columns of the tables the query reads come first); after `name.`
+it lists that table's (or alias's) columns. `tab` takes the highlighted one, `up`/`down` choose,
+`escape` closes the list (a second escape leaves the editor), and anything else (moving the
+cursor, a space) closes it. Names come from the `schema` op, loaded once per screen (`Catalog`).
+TextArea has no dropdown of its own (only an inline `suggestion`, one name at a time), so this
+one is an OptionList drawn over the screen at the cursor that never takes focus: typing goes on.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ WORD = re.compile(r"(?:([A-Za-z_][A-Za-z0-9_]*)\.)?([A-Za-z_][A-Za-z0-9_]*)?$")
 SOURCE = re.compile(r'\b(?:from|join)\s+("?[A-Za-z_][A-Za-z0-9_]*"?)'
                     r"(?:\s+(?:as\s+)?([A-Za-z_][A-Za-z0-9_]*))?", re.IGNORECASE)
 """A table the query reads (`FROM runs r`, `JOIN scores AS s`), with its alias."""
+AFTER_FROM = re.compile(r"\b(?:from|join)\s+$", re.IGNORECASE)
+"""Right after FROM or JOIN a table or view comes next, never a column."""
 KEYWORDS = frozenset({"where", "join", "left", "right", "inner", "outer", "full", "cross", "on", "using",
                       "group", "order", "limit", "offset", "union", "except", "intersect", "having",
                       "window", "qualify", "natural", "positional", "asof", "semi", "anti", "lateral"})
@@ -65,7 +68,9 @@ class Catalog:
         if qualifier is None and len(prefix) < MIN_PREFIX:
             return prefix, []
         sources = self.sources(query)
-        if qualifier is not None:
+        if qualifier is None and AFTER_FROM.search(before[: len(before) - len(prefix)]):
+            pool = list(self.tables)  # FROM or JOIN: only a table or view can come next
+        elif qualifier is not None:
             table = sources.get(qualifier.lower(), qualifier)
             pool = self._columns_of(table)
         else:
