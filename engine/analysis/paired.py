@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -54,7 +54,7 @@ WITH runs_in AS (  -- the eval and score runs of each model
     SELECT m.em, r.id AS run_id, r.created_at
     FROM runs r JOIN experiment_runs e ON e.run_id = r.id
     JOIN _tix_models m ON m.experiment = e.experiment AND m.model = r.name
-    WHERE r.kind IN ('eval', 'score')
+    WHERE r.kind IN ('eval', 'score'){scope}
 ), per_run AS MATERIALIZED (
     SELECT run_id, b.bench, item_id, samples, verdict
     FROM run_items JOIN _tix_benches b USING (benchmark) WHERE run_id IN (SELECT run_id FROM runs_in)
@@ -86,6 +86,12 @@ WHERE t.verdict IS NOT NULL"""
 over the item's samples, the last record of each sample winning (`run_items`), from the model's
 newest eval or score run that has the item: the `item_verdicts` view's definition (tested equal),
 computed from per-run aggregates instead of windows over every sample, several times faster."""
+SCOPED_PAIRS_SQL = PAIRS_SQL.format(scope=" AND m.em IN (SELECT em FROM _tix_scope)")
+"""The same, for the models in _tix_scope only (an incremental refresh: see `update`)."""
+PAIRS_SQL = PAIRS_SQL.format(scope="")
+CHANGED_MODELS_SQL = """SELECT DISTINCT m.em FROM runs r JOIN experiment_runs e ON e.run_id = r.id
+JOIN _tix_models m ON m.experiment = e.experiment AND m.model = r.name
+WHERE r.id IN (SELECT run_id FROM _tix_changed)"""
 
 RECORDS_SQL = """SELECT run_id, count(*) FROM sample_rows
 WHERE run_id IN (SELECT id FROM runs WHERE kind IN ('eval', 'score') AND name IS NOT NULL)
@@ -143,6 +149,12 @@ class PairedData:
     lost: np.ndarray
     mcnemar_p: np.ndarray
     index: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (experiment, model, benchmark)
+    binary_rows: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
+    """Per row: both item scores one sample scored 0 or 1 (`binary` is its all() per segment)."""
+    shape: tuple[list[Any], list[str], dict[Any, Any]] | None = None
+    """What the numbering came from: (models, benchmarks, groups) as read; an update needs the same."""
+    keys: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    """Each segment's key: em * benchmarks + bench (sorted, as the segments)."""
     _replicates: dict[tuple[int, int], dict[int, dict[int, tuple[np.ndarray, np.ndarray]]]] = \
         field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -217,14 +229,14 @@ def _num(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 
 
-def sync_run_items(cur: Cursor) -> int:
+def sync_run_items(cur: Cursor) -> list[str]:
     """Recompute `run_items` for the runs whose sample records changed (new, grown or gone); returns
-    how many runs were recomputed."""
+    those runs."""
     now = dict(cur.execute(RECORDS_SQL).fetchall())
     before = dict(cur.execute("SELECT run_id, records FROM run_items_source").fetchall())
     changed = sorted({r for r in now if now[r] != before.get(r)} | (set(before) - set(now)))
     if not changed:
-        return 0
+        return []
     cur.register("_tix_changed", pa.table({"run_id": pa.array(changed, pa.string())}))
     try:
         cur.execute("DELETE FROM run_items WHERE run_id IN (SELECT run_id FROM _tix_changed)")
@@ -235,20 +247,42 @@ def sync_run_items(cur: Cursor) -> int:
     kept = [[r, now[r]] for r in changed if r in now]
     if kept:
         cur.executemany("INSERT INTO run_items_source VALUES (?, ?)", kept)
-    return len(changed)
+    return changed
 
 
-def load(cur: Cursor, signature: str) -> PairedData:
-    """Read the paired items (inside the caller's transaction) and compute every segment's statistics."""
-    sync_run_items(cur)
+def load(cur: Cursor, signature: str, previous: PairedData | None = None) -> PairedData:
+    """Read the paired items (inside the caller's transaction) and compute every segment's statistics.
+
+    With `previous` (what the daemon computed before), only the models whose runs' items changed
+    are read again, when nothing else did (see `update`); the result is the same either way."""
+    changed = sync_run_items(cur)
     for sql in CODES_SQL:
         cur.execute(sql)
-    arrays = cur.execute(PAIRS_SQL).fetchnumpy()
-    models = cur.execute(MODELS_SQL).fetchall()
-    benches = [b for _, b in cur.execute(BENCHES_SQL).fetchall()]
-    groups = {(e, b): g for e, b, g in cur.execute(GROUPS_SQL).fetchall()}
-    cur.execute("DROP TABLE _tix_models")
-    cur.execute("DROP TABLE _tix_benches")
+    try:
+        models = cur.execute(MODELS_SQL).fetchall()
+        benches = [b for _, b in cur.execute(BENCHES_SQL).fetchall()]
+        groups = {(e, b): g for e, b, g in cur.execute(GROUPS_SQL).fetchall()}
+        shape = (models, benches, groups)
+        data = None
+        if previous is not None and previous.shape == shape and _tail(previous.signature) == _tail(signature):
+            data = update(cur, previous, signature, changed)
+        if data is None:
+            data = _assemble(signature, cur.execute(PAIRS_SQL).fetchnumpy(), shape)
+    finally:
+        cur.execute("DROP TABLE _tix_models")
+        cur.execute("DROP TABLE _tix_benches")
+    return data
+
+
+def _tail(signature: str) -> list[str]:
+    """The signature without its first part (the sample records): runs, links, scores, imports."""
+    return signature.split("/")[1:]
+
+
+def _assemble(signature: str, arrays: dict[str, Any], shape: tuple[list[Any], list[str], dict[Any, Any]]
+              ) -> PairedData:
+    """PairedData from PAIRS_SQL's rows (every model's)."""
+    models, benches, groups = shape
     em, base_em, bench, item = (np.asarray(arrays[k], dtype=np.int64)
                                 for k in ("em", "base_em", "bench", "item"))
     seg_key, segs = _dense(em * len(benches) + bench)
@@ -260,9 +294,90 @@ def load(cur: Cursor, signature: str) -> PairedData:
         benchmark = benches[key % len(benches)]
         segments.append(Segment(experiment, model, base_model, method, benchmark,
                                 groups.get((experiment, benchmark)), int(stratum)))
-    return _compute(signature, segments, seg_key[order], stratum_key[order], item[order],
+    data = _compute(signature, segments, seg_key[order], stratum_key[order], item[order],
                     np.asarray(arrays["y"], dtype=float)[order], np.asarray(arrays["x"], dtype=float)[order],
                     np.asarray(arrays["binary"], dtype=bool)[order])
+    data.shape, data.keys = shape, np.asarray(segs, dtype=np.int64)
+    return data
+
+
+def update(cur: Cursor, previous: PairedData, signature: str, changed: list[str]) -> PairedData | None:
+    """`previous` with the segments of the models whose runs changed read again: a tuned model's own,
+    and every model's compared with a base whose runs changed. Every other segment keeps its rows,
+    and a stratum none of whose segments changed keeps its bootstrap replicates. The statistics are
+    then computed over all rows as `load` does, so the numbers are identical to a full read (tested).
+    None (read everything) when the changed models gain or lose a segment."""
+    models, benches, _ = previous.shape or ([], [], {})
+    if not changed:  # new records that pair nothing (no benchmark, a run that is not eval/score)
+        return replace(previous, signature=signature)
+    cur.register("_tix_changed", pa.table({"run_id": pa.array(changed, pa.string())}))
+    try:
+        touched = {int(em) for (em,) in cur.execute(CHANGED_MODELS_SQL).fetchall()}
+    finally:
+        cur.unregister("_tix_changed")
+    em_of = {(m[1], m[2]): int(m[0]) for m in models}
+    base_of = {int(m[0]): em_of.get((m[1], m[3])) for m in models}
+    tuned = {em for em, base in base_of.items() if base is not None and (em in touched or base in touched)}
+    if not tuned:
+        return replace(previous, signature=signature)
+    scope = tuned | {base_of[em] for em in tuned}
+    cur.register("_tix_scope", pa.table({"em": pa.array(sorted(scope), pa.int64())}))
+    try:
+        arrays = cur.execute(SCOPED_PAIRS_SQL).fetchnumpy()
+    finally:
+        cur.unregister("_tix_scope")
+    em = np.asarray(arrays["em"], dtype=np.int64)
+    rows = np.flatnonzero(np.isin(em, sorted(tuned)))
+    keys = em[rows] * len(benches) + np.asarray(arrays["bench"], dtype=np.int64)[rows]
+    redone = np.flatnonzero(np.isin(previous.keys // len(benches), sorted(tuned)))
+    if not np.array_equal(np.unique(keys), previous.keys[redone]):
+        return None
+    seg = np.searchsorted(previous.keys, keys)
+    strata = np.array([s.stratum for s in previous.segments], dtype=np.int64)
+    fresh = {"segment": seg, "stratum": strata[seg], "item": np.asarray(arrays["item"], dtype=np.int64)[rows],
+             "model_score": np.asarray(arrays["y"], dtype=float)[rows],
+             "base_score": np.asarray(arrays["x"], dtype=float)[rows],
+             "binary": np.asarray(arrays["binary"], dtype=bool)[rows]}
+    order = _row_order(fresh["stratum"], fresh["segment"], fresh["item"])
+    merged = _merge_segments(previous, {k: v[order] for k, v in fresh.items()}, redone)
+    data = _compute(signature, previous.segments, merged["segment"], merged["stratum"], merged["item"],
+                    merged["model_score"], merged["base_score"], merged["binary"])
+    data.shape, data.keys = previous.shape, previous.keys
+    stale = set(strata[redone].tolist())
+    with previous._lock:
+        data._replicates = {k: {s: v for s, v in cache.items() if s not in stale}
+                            for k, cache in previous._replicates.items()}
+    return data
+
+
+def _merge_segments(previous: PairedData, fresh: dict[str, np.ndarray], redone: np.ndarray
+                    ) -> dict[str, np.ndarray]:
+    """previous's rows with the `redone` segments' rows taken from `fresh`, in the same order (by
+    stratum, segment, item): each segment's rows are one contiguous block in both."""
+    old = {"segment": previous.segment, "stratum": previous.stratum, "item": previous.item,
+           "model_score": previous.model_score, "base_score": previous.base_score,
+           "binary": previous.binary_rows}
+    count = len(previous.segments)
+    is_redone = np.zeros(count, bool)
+    is_redone[redone] = True
+    old_start, old_count = _blocks(previous.segment, count)
+    new_start, new_count = _blocks(fresh["segment"], count)
+    size = previous.segment.size  # fresh rows come after the old ones in the gather below
+    ranges = []
+    for s in sorted(range(count), key=lambda s: (previous.segments[s].stratum, s)):
+        low, n = (size + new_start[s], new_count[s]) if is_redone[s] else (old_start[s], old_count[s])
+        ranges.append(np.arange(low, low + n))
+    take = np.concatenate(ranges) if ranges else np.empty(0, np.int64)
+    return {k: np.concatenate([v, fresh[k]])[take] for k, v in old.items()}
+
+
+def _blocks(segment: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where each segment's contiguous rows start, and how many there are (0: none)."""
+    start = np.zeros(count, np.int64)
+    if segment.size:
+        first = np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]])
+        start[segment[first]] = first
+    return start, np.bincount(segment, minlength=count)
 
 
 def _row_order(stratum: np.ndarray, segment: np.ndarray, item: np.ndarray) -> np.ndarray:
@@ -303,6 +418,7 @@ def _compute(signature: str, segments: list[Segment], seg: np.ndarray, stratum: 
     data = PairedData(signature, segments, seg, stratum, item, y, x, binary, paired,
                       _experiment_q(segments, paired.p), gained, lost, stats.mcnemar_exact(gained, lost))
     data.index = {(s.experiment, s.model, s.benchmark): i for i, s in enumerate(segments)}
+    data.binary_rows = binary_rows
     return data
 
 
@@ -362,7 +478,7 @@ class PairedCache:
         if self.data is not None and self.data.signature == signature:
             return self.data
         started = time.perf_counter()
-        data = load(cur, signature)
+        data = load(cur, signature, self.data)
         loaded = time.perf_counter()
         stored = cur.execute("SELECT any_value(signature) FROM paired_stats_source").fetchall()[0][0]
         if stored != signature:
