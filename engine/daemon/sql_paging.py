@@ -8,8 +8,11 @@ came back), any page can be reached directly (back, or a jump after a sort), and
 run the query again anyway. The cost is running the query once per page; DuckDB stops a plain
 scan at `offset + limit` rows and sorts with a top-N heap, so page 2 of `samples` is as quick as
 page 1. Pages are consistent because DuckDB preserves a subquery's order (insertion order, or
-the query's own ORDER BY) under `LIMIT ... OFFSET`, and a sort breaks ties by that order (the
-row's number in the unsorted result), so no row shows on two pages or none.
+the query's own ORDER BY) under `LIMIT ... OFFSET`, and a sort breaks ties by every column, left
+to right, so the order is total (rows that tie on all of them are alike) and no row shows on two
+pages or none. (Breaking ties by the row's number in the unsorted result, `row_number() OVER ()`,
+kept the query's order among ties but made the window hold every row: 0.8 s for a sorted page of
+1M samples against 0.2 s, under load.)
 
 The user's query is checked exactly as the `sql` op checks it (`read_only_transaction`: one
 SELECT or EXPLAIN, no writing operator anywhere in its plan), with the same words on refusal;
@@ -35,8 +38,6 @@ PAGE_ROWS = 1_000
 """Rows per page when the client does not say."""
 MAX_PAGE_ROWS = 10_000
 """The most rows one page may hold: a page travels as one JSON line."""
-ROW_NUMBER = "__tix_row"
-"""The unsorted result's row number, a sort's tie-breaker (never sent to the client)."""
 EXPLAIN = re.compile(r"^\s*EXPLAIN\b", re.IGNORECASE)
 
 
@@ -101,9 +102,8 @@ def paged_sql(cur: duckdb.DuckDBPyConnection, body: str, request: PageRequest, p
         raise duckdb.InvalidInputException(
             f"sort: the result has {len(wrapped)} columns, there is no column {request.sort + 1}")
     order = "DESC NULLS LAST" if request.descending else "ASC NULLS LAST"
-    numbered = f"SELECT *, row_number() OVER () AS {quote(ROW_NUMBER)} FROM ({body}\n) AS q"
-    return (f"SELECT * EXCLUDE ({quote(ROW_NUMBER)}) FROM ({numbered}) AS s "
-            f"ORDER BY {quote(wrapped[request.sort])} {order}, {quote(ROW_NUMBER)} {page}")
+    ties = ", ".join(f"#{i} ASC NULLS LAST" for i in range(1, len(wrapped) + 1))
+    return f"SELECT * FROM ({body}\n) AS q ORDER BY {quote(wrapped[request.sort])} {order}, {ties} {page}"
 
 
 def quote(name: str) -> str:

@@ -145,9 +145,10 @@ def test_page_two_of_samples_is_duckdbs_rows_1001_to_2000(db: tuple[Workspace, P
 def test_sort_orders_every_row_not_the_page(db: tuple[Workspace, Path]) -> None:
     ws, copy = db
     query = "select item_id, verdict, tokens from samples"
-    rows = duckdb_rows(copy, query)  # ties keep the query's own order (a stable sort)
-    ascending = sorted(rows, key=lambda r: r[2])
-    descending = sorted(rows, key=lambda r: -r[2])
+    rows = duckdb_rows(copy, query)
+    # ties broken by every column left to right, NULL last (verdict is NULL in one row)
+    ascending = sorted(rows, key=lambda r: (r[2], r[0], r[1] is None, r[1] or 0, r[2]))
+    descending = sorted(rows, key=lambda r: (-r[2], r[0], r[1] is None, r[1] or 0, r[2]))
 
     async def scenario(pilot: Pilot[Any]) -> None:
         screen = console(pilot)
@@ -182,6 +183,8 @@ def test_sql_page_checks_like_sql_and_keeps_duplicate_names(tmp_path: Path) -> N
         both = sql_page(store, PageRequest("select a.i, b.i from range(3) a(i), range(2) b(i) -- note;", 2, 2,
                                            sort=1, descending=True))
         assert both["columns"] == ["i", "i"] and both["rows"] == [[2, 1], [0, 0]] and both["truncated"]
+        quoted = sql_page(store, PageRequest('select 2 as "a""b", 1 as c union all select 1, 1', sort=0))
+        assert quoted["columns"] == ['a"b', "c"] and quoted["rows"] == [[1, 1], [2, 1]]
         explain = sql_page(store, PageRequest("EXPLAIN SELECT 1"))
         assert not explain["pageable"] and explain["rows"]
         with pytest.raises(duckdb.Error, match="no column 4"):
