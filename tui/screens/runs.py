@@ -412,9 +412,11 @@ def ask_cancel_marked(screen: RunsScreen, marked: list[dict[str, Any]]) -> None:
 
 
 async def cancel_marked(screen: RunsScreen, live: list[dict[str, Any]], ended: int, after: int) -> None:
+    """Queued runs first: a running one's end cancels the runs waiting for it, and a marked one
+    among them would then count as already ended rather than cancelled."""
     cancelled = stopping = gone = 0
     refused: list[str] = []
-    for run in live:
+    for run in sorted(live, key=lambda r: r["state"] == "running"):
         try:
             done = await screen.source.request("cancel", target=run["id"])
         except SourceError as exc:
