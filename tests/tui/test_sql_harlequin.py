@@ -163,6 +163,8 @@ def test_sort_orders_every_row_not_the_page(db: tuple[Workspace, Path]) -> None:
         await turn(pilot, "right_square_bracket")  # page 2 of the sorted whole
         assert screen.result["rows"] == descending[1000:2000]
         assert status(screen).startswith(f"rows 1,001–2,000 of {ROWS:,}") and "descending" in status(screen)
+        assert sql_module.sorted_query(query + ";", screen.sort) == (
+            f"SELECT * FROM ({query}\n) AS q ORDER BY #3 DESC NULLS LAST")  # what ^s exports
         await turn(pilot, "s")  # a third time: the query's own order
         assert screen.result["rows"] == rows[:1000] and "sorted" not in status(screen)
 

@@ -222,6 +222,15 @@ def _typed(values: list[Any], duck_type: str) -> Any:
 WRITERS = {"csv": write_csv, "parquet": write_parquet}
 
 
+def sorted_query(query: str, sort: tuple[int, bool] | None) -> str:
+    """The query in the grid's order, for the export: sorted by a column position (no name to quote;
+    ties as sql_page breaks them are not needed, every row is written)."""
+    if sort is None:
+        return query
+    body = query.strip().rstrip(";").rstrip()
+    return f"SELECT * FROM ({body}\n) AS q ORDER BY #{sort[0] + 1} {'DESC' if sort[1] else 'ASC'} NULLS LAST"
+
+
 def page_span(result: dict[str, Any], total: int | None, counting: bool) -> str:
     """Which rows the grid shows: `18 rows`, `1,000 of 48,213 rows` on the first page of more,
     `rows 1,001–2,000 of 48,213` past it (`counting…` until the count is in)."""
@@ -633,7 +642,7 @@ class SQLScreen(Screen[None]):
 
     def _export_chosen(self, choice: ExportChoice | None) -> None:
         if choice is not None and self.last_query is not None:
-            self.export(self.last_query, choice)
+            self.export(sorted_query(self.last_query, self.sort), choice)
 
     @work(exclusive=True, group="sql-export")
     async def export(self, query: str, choice: ExportChoice) -> None:
