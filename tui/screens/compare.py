@@ -40,7 +40,7 @@ from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
 from tui.widgets.fit_table import FitColumn, FitTable
 from tui.widgets.footer import FitFooter
-from tui.widgets.overlay_chart import WEIGHTS, Curve, legend, note, overlay_drawer, prepared
+from tui.widgets.overlay_chart import WEIGHTS, Curve, legend, note, overlay_drawer
 from tui.widgets.plotext_view import PlotextView
 
 #: Run kinds whose numbers are scores per benchmark (the scores tab); the others log curves.
@@ -184,14 +184,25 @@ class CompareScreen(Screen[None]):
             return
         curves = self.curves()
         width = max(20, (view.content_size.width or self.size.width or 80))
-        smoothing = self.smoothing
-        _, dropped = prepared(curves, smoothing, self.log_y, width)
-        view.plot(overlay_drawer(curves, smoothing, self.log_y, width, view.content_size.height or 12),
-                  "no points", caption=legend(curves, width))
-        index = self.names.index(self.metric)
+        state = (self.metric, self.smoothing, self.log_y)
+
+        def report(dropped: int) -> None:  # in the plot's thread
+            self.app.call_from_thread(self.show_note, state, dropped)
+
+        view.plot(overlay_drawer(curves, self.smoothing, self.log_y, width, view.content_size.height or 12,
+                                 report), "no points", caption=legend(curves, width))
+        self.show_note(state, None)
+
+    def show_note(self, state: tuple[str, float, bool], dropped: int | None) -> None:
+        """The line under the legend; `dropped` (values a log axis left out) once the plot knows it."""
+        if state != (self.metric, self.smoothing, self.log_y) or not self.is_mounted:
+            return  # a newer plot is on its way
+        width = max(20, self.size.width or 80)
         keys = "  / pick · m next · e EMA · E weight · y log"
-        line = note(self.metric, smoothing, self.log_y, dropped, index, len(self.names))
-        note_line.update(Text(line + keys if len(line + keys) <= width else line))
+        line = note(self.metric, self.smoothing, self.log_y, dropped, self.names.index(self.metric),
+                    len(self.names))
+        shown = line + keys if len(line + keys) <= width else line
+        self.query_one("#overlay-note", Static).update(Text(shown))
 
     def fill_picker(self, text: str) -> None:
         found = matching(self.names, text)

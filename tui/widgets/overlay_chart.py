@@ -13,7 +13,7 @@ says how many were. Pure functions of the data and the size.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,15 +75,20 @@ def prepared(curves: Sequence[Curve], smoothing: float, log_y: bool, width: int)
     return out, dropped
 
 
-def overlay_drawer(curves: Sequence[Curve], smoothing: float, log_y: bool, width: int, height: int) -> Any:
+def overlay_drawer(curves: Sequence[Curve], smoothing: float, log_y: bool, width: int, height: int,
+                   report: Callable[[int], None] | None = None) -> Any:
     """A plotext draw function: every curve with points, in its colour, joined by lines; round step
-    ticks on x; y ticks over the real range (labelled with real values on a log axis)."""
-    drawn, _ = prepared(curves, smoothing, log_y, width)
+    ticks on x; y ticks over the real range (labelled with real values on a log axis). The points
+    are smoothed and enveloped when it runs (off the UI thread); `report` then gets the count of
+    values a log axis left out."""
     rows = max(2, height - 3)
 
     def draw(figure: Any) -> None:
         import plotext
 
+        drawn, dropped = prepared(curves, smoothing, log_y, width)
+        if report is not None:
+            report(dropped)
         ys = [v for points in drawn for _, v in points]
         steps = [s for points in drawn for s, _ in points]
         for i, points in enumerate(drawn):
@@ -145,7 +150,7 @@ def legend(curves: Sequence[Curve], width: int) -> Text:
     return out
 
 
-def note(metric: str, smoothing: float, log_y: bool, dropped: int, index: int, total: int) -> str:
+def note(metric: str, smoothing: float, log_y: bool, dropped: int | None, index: int, total: int) -> str:
     """The line under the legend: which metric, the EMA weight, the y axis and what it left out."""
     ema_part = f"EMA {smoothing:g}" if smoothing > 0 else "EMA off"
     log_part = "log y" + (f" ({dropped} values <= 0 left out)" if dropped else "") if log_y else "linear y"
