@@ -85,7 +85,7 @@ def spiky(scale: float, spike_at: int | None = None) -> list[tuple[int, float]]:
 def compare_host(runs: list[dict[str, Any]], series: dict[str, dict[str, list[tuple[int, float]]]],
                  evals: dict[str, Any] | None = None) -> tuple[ScreenHost, FakeSource]:
     source = FakeSource({"run_metrics": lambda args: metrics_answer(series[args["id"]])(args),
-                         "compare_evals": evals or {"runs": [], "deltas": []}})
+                         "compare_evals": evals or {"runs": [], "deltas": []}, "run_diff": DIFF})
     return ScreenHost(lambda: CompareScreen(source, runs), runs, NOW_TS), source  # type: ignore[arg-type]
 
 
@@ -184,8 +184,24 @@ def test_compare_sizes_never_cut_a_number(size: tuple[int, int]) -> None:
             scores = screen_text(app)
             assert_whole(scores)
             assert "62.5" in scores and "[-13.7, +63.7]" in scores
+            await app.push_screen(DiffScreen(app.screen.source, SFT["id"], RL["id"]))  # type: ignore[attr-defined]
+            await until(pilot, lambda: isinstance(app.screen, DiffScreen) and app.screen.found, what="diff")
+            await pilot.pause(0.1)
+            diff = screen_text(app)
+            assert_whole(diff)
+            for key, left, right in DIFF["rows"][:3]:  # the rows a 60x18 terminal shows
+                assert key in diff.replace("\n", "") or size[0] < 80
+                assert left in diff and right in diff
 
     asyncio.run(main())
+
+
+#: What `run_diff` answered for the recorded sft and rl trainings (with trl args, as a real one).
+DIFF = {"left": SFT["id"], "right": RL["id"], "same": 9, "rows": [
+    ["run.name", "sft", "rl"], ["params.method", "sft", "grpo"],
+    ["params.args.learning_rate", "0.0005", "5e-05"], ["params.args.per_device_train_batch_size", "16", "48"],
+    ["params.args.num_generations", "—", "8"], ["params.reward", "null", "math"],
+    ["code.run_hash", "587dcc70fe", "3fec79d368"], ["outputs.model_path", "models/sft", "models/rl"]]}
 
 
 EVAL_BASE = {"id": "eval-f48f8c8387", "experiment": "tiny-lab", "name": "base", "kind": "eval",
