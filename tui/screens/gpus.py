@@ -139,15 +139,19 @@ def render(info: dict[str, Any], width: int,
 
 
 def gpu_table(gpus: list[dict[str, Any]], width: int) -> Table:
-    bar_width = 10 if width < 100 else 20
+    """GPUs, one a row. The figures' columns keep their whole width (bars are left out below 80
+    columns); the model's name and the holders give way, so a figure is never cut."""
+    bar_width = 0 if width < 78 else 10 if width < 100 else 20
+    rows = [gpu_row(gpu, bar_width) for gpu in gpus]
     table = Table(box=None, padding=(0, 1), expand=True, show_edge=False, header_style="bold")
-    table.add_column("GPU", no_wrap=True)
-    table.add_column("util", no_wrap=True)
-    table.add_column("memory GiB", no_wrap=True)
-    table.add_column("°C", no_wrap=True, justify="right")
+    table.add_column("GPU", no_wrap=True, overflow="ellipsis", min_width=6)
+    for i, name in enumerate(("util", "memory GiB", "°C"), start=1):
+        whole = max(len(name), *(Text(r[i]).cell_len if isinstance(r[i], str) else r[i].cell_len
+                                 for r in rows))
+        table.add_column(name, no_wrap=True, min_width=whole, justify="right" if name == "°C" else "left")
     table.add_column("held by", overflow="ellipsis", no_wrap=True, ratio=1)
-    for gpu in gpus:
-        table.add_row(*gpu_row(gpu, bar_width))
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
@@ -155,13 +159,18 @@ def gpu_row(gpu: dict[str, Any], bar_width: int) -> list[Text | str]:
     model = gpu.get("name") or ("(not detected)" if not gpu.get("detected") else "?")
     name = visible(f"{gpu['index']} {model}")
     util, used, total = gpu.get("util"), gpu.get("mem_used"), gpu.get("mem_total")
-    util_cell = Text("-" if util is None else f"{bar(util / 100, bar_width)} {util:3.0f}%",
+    util_cell = Text("-" if util is None else f"{with_bar(util / 100, bar_width)}{util:3.0f}%",
                      style=_load_style(util))
     mem_frac = used / total if used is not None and total else None
-    mem_cell = Text("-" if mem_frac is None else f"{bar(mem_frac, bar_width)} {gib(used)}/{gib(total)}",
+    mem_cell = Text("-" if mem_frac is None else f"{with_bar(mem_frac, bar_width)}{gib(used)}/{gib(total)}",
                     style=_load_style(None if mem_frac is None else mem_frac * 100))
     temp = gpu.get("temperature")
     return [Text(name[:28]), util_cell, mem_cell, "-" if temp is None else f"{temp:.0f}", holder_cell(gpu)]
+
+
+def with_bar(fraction: float, width: int) -> str:
+    """A bar and a space before a figure; nothing where there is no room for bars."""
+    return f"{bar(fraction, width)} " if width else ""
 
 
 def holder_cell(gpu: dict[str, Any]) -> Text:
@@ -218,7 +227,8 @@ def slot_section(res: dict[str, Any] | None, width: int) -> list[RenderableType]
     rows = [slot_row(i + 1, in_slots[i] if i < len(in_slots) else None) for i in range(slots)]
     columns = [FitColumn("slot · run", "left"), *(FitColumn(c) for c in ("CPU %", "RSS", "threads", "share",
                                                                          "pid"))]
-    out: list[RenderableType] = [title, FitTable(columns, rows), Text(CPU_NOTE, style="dim")]
+    note = Text(f"{CPU_NOTE}; share: the cores the daemon gives it (OMP_NUM_THREADS)", style="dim")
+    out: list[RenderableType] = [title, FitTable(columns, rows), note]
     others = [w for w in workers if not w.get("cpu_slot")]
     if others:
         out += worker_section({**res, "workers": others}, width)
@@ -245,8 +255,8 @@ def waiting_section(waiting: list[dict[str, Any]], most: int = 12) -> list[Rende
         lines.append(Text(f"and {len(for_slot) - most} more", style="dim"))
     rest = len(waiting) - len(for_slot)
     if rest:
-        lines.append(Text(f"{count_label(rest, 'other queued run')} wait for other runs (runs screen: "
-                          "their reasons)", style="dim"))
+        lines.append(Text(f"{count_label(rest, 'other queued run')} {'waits' if rest == 1 else 'wait'} for "
+                          "other runs (the runs screen says which)", style="dim"))
     return lines
 
 
