@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
-from engine.analysis import stats
+from engine.analysis import flips, stats
 
 log = logging.getLogger("tix.paired")
 
@@ -149,6 +149,8 @@ class PairedData:
     lost: np.ndarray
     mcnemar_p: np.ndarray
     index: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (experiment, model, benchmark)
+    records: dict[str, int] = field(default_factory=dict)
+    """run_items_source when read: the runs' sample records these items come from."""
     binary_rows: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
     """Per row: both item scores one sample scored 0 or 1 (`binary` is its all() per segment)."""
     shape: tuple[list[Any], list[str], dict[Any, Any]] | None = None
@@ -256,6 +258,10 @@ def load(cur: Cursor, signature: str, previous: PairedData | None = None) -> Pai
     With `previous` (what the daemon computed before), only the models whose runs' items changed
     are read again, when nothing else did (see `update`); the result is the same either way."""
     changed = sync_run_items(cur)
+    records = run_records(cur)
+    if previous is not None:  # another refresh (the flips') may have synced run_items since previous
+        changed = sorted(r for r in set(previous.records) | set(records)
+                         if previous.records.get(r) != records.get(r))
     for sql in CODES_SQL:
         cur.execute(sql)
     try:
@@ -271,7 +277,13 @@ def load(cur: Cursor, signature: str, previous: PairedData | None = None) -> Pai
     finally:
         cur.execute("DROP TABLE _tix_models")
         cur.execute("DROP TABLE _tix_benches")
+    data.records = records
     return data
+
+
+def run_records(cur: Cursor) -> dict[str, int]:
+    """Each run's sample records that its `run_items` rows were computed from."""
+    return dict(cur.execute("SELECT run_id, records FROM run_items_source").fetchall())
 
 
 def _tail(signature: str) -> list[str]:
@@ -496,6 +508,26 @@ class PairedCache:
             if stored == signature:
                 return
         self.current(cur)
+
+    def refresh_flips(self, cur: Cursor) -> int | None:
+        """Bring `flip_stats` (what `flip_summary` reads) up to date (engine.analysis.flips), under
+        the lock: it brings `run_items` up to date too. Returns the models recomputed (None: all)."""
+        with self.lock:
+            signature = str(cur.execute(SIGNATURE_SQL).fetchall()[0][0])
+            if flips.stored(cur) == signature:
+                return 0
+            started = time.perf_counter()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                sync_run_items(cur)
+                done = flips.refresh(cur, signature, run_records(cur))
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            what = "every row" if done is None else f"{done} model(s)"
+            log.info("flip_stats: %s recomputed in %.2f s", what, time.perf_counter() - started)
+            return done
 
 
 # -- the TI's intervals ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 
 from engine.analysis.metrics import transferability
 from engine.analysis.paired import PairedCache
-from engine.daemon.server import PAIRED_READERS, RequestError, apply_import
+from engine.daemon.server import RequestError, apply_import, refresh_for
 from storage import Store
 from storage.store import IngestBatch
 
@@ -53,8 +53,7 @@ def lab(models: dict[str, dict[str, float]]) -> Store:
 
 def rows(store: Store, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
     """The query's rows, after what the daemon does first for a query naming its caches (0006, 0008)."""
-    if PAIRED_READERS.search(sql):
-        PairedCache().refresh_table(store.con.cursor())
+    refresh_for(PairedCache(), store.con.cursor(), sql)
     cur = store.con.execute(sql, params or [])
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]

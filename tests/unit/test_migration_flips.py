@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from engine.analysis import flips
 from engine.analysis.paired import PairedCache
 from engine.daemon.ingest import ingest_until_drained
 from storage import Store
@@ -42,7 +43,10 @@ def build(store: Store, root: Path) -> None:
 
 
 def read(store: Store) -> dict[str, list[tuple]]:
-    PairedCache().refresh_table(store.con.cursor())  # what the daemon does before a query naming flips
+    cache = PairedCache()  # what the daemon does before a query naming flips
+    cache.refresh_table(store.con.cursor())
+    if store.con.execute("SELECT max(version) FROM schema_version").fetchone()[0] >= 9:
+        cache.refresh_flips(store.con.cursor())
     return {name: store.con.execute(sql).fetchall() for name, sql in QUERIES.items()}
 
 
@@ -63,12 +67,29 @@ def test_upgrade_keeps_the_flips(tmp_path: Path) -> None:
     assert ("eval-sft", "10") in verdicts  # items the newer run lacks come from the older one
 
 
-def test_flips_follow_new_samples(tmp_path: Path) -> None:
-    """After more samples of a run, the flips read through the daemon's refresh are current."""
+def test_flip_stats_follow_new_samples_model_by_model(tmp_path: Path) -> None:
+    """After new records of a tuned model's run only its rows are recomputed, after its base's every
+    tuned model's, after a score every row; each time flip_stats holds what a full pairing gives."""
     store = Store.open(tmp_path / "tix.duckdb")
     build(store, tmp_path)
-    first = read(store)
-    write(tmp_path / "eval-base", [sample(i, 0, 1.0) for i in range(40)])  # the base now right on all
-    ingest_until_drained(store, "eval-base", tmp_path / "eval-base")
-    flips = read(store)["flips"]
-    assert flips != first["flips"] and flips and {r[5] for r in flips} == {"lost"}
+    add_run(store, "eval-rl", "rl", experiment="e")
+    write(tmp_path / "eval-rl", [sample(i, 0, float(i % 5 == 0)) for i in range(40)])
+    ingest_until_drained(store, "eval-rl", tmp_path / "eval-rl")
+    cache = PairedCache()
+    cur = store.con.cursor()
+    full = flips.COUNT_SQL.removeprefix("INSERT INTO flip_stats").format(scope="true") + " ORDER BY ALL"
+    steps = [("eval-rl", [sample(i, 0, 1.0) for i in range(10)], 1),
+             ("eval-base", [sample(i, 0, 1.0) for i in range(40)], 3),  # the base and its two
+             ("score-sft", [sample(i, 1, 1.0) for i in range(30, 45)], 1)]
+    assert cache.refresh_flips(cur) is None
+    for run_id, lines, models in steps:
+        before = store.con.execute("SELECT * FROM flip_stats ORDER BY ALL").fetchall()
+        write(tmp_path / run_id, lines)
+        ingest_until_drained(store, run_id, tmp_path / run_id)
+        assert cache.refresh_flips(cur) == models
+        got = store.con.execute("SELECT * FROM flip_stats ORDER BY ALL").fetchall()
+        assert got == store.con.execute(full).fetchall() and got != before
+    store.con.execute("INSERT INTO scores VALUES ('eval-rl', 'rl', 'm1', 'math', 'accuracy', 50, 40, now())")
+    assert cache.refresh_flips(cur) is None
+    lost = store.con.execute("SELECT model, lost_items FROM flip_summary WHERE model = 'rl'").fetchall()
+    assert lost and lost[0][1] == sorted(lost[0][1])

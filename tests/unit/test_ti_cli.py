@@ -15,7 +15,7 @@ import pytest
 from engine import cli
 from engine.analysis.paired import PairedCache
 from engine.client.connection import RequestFailed
-from engine.daemon.server import PAIRED_READERS, RequestError, apply_import, run_ti
+from engine.daemon.server import RequestError, apply_import, refresh_for, run_ti
 from storage import Store
 from tests.unit.test_analytics_views import BASE, RL, SFT, add_samples, add_shift, lab
 
@@ -39,8 +39,7 @@ class StoreClient:
     def request(self, op: str, **args: Any) -> Any:
         try:
             if op == "sql":
-                if PAIRED_READERS.search(args["query"]):
-                    self.paired.refresh_table(self.store.con.cursor())
+                refresh_for(self.paired, self.store.con.cursor(), args["query"])
                 return self.store.query_readonly(args["query"], args.get("max_rows", 10_000), args.get("params") or [])
             if op == "import_scores":
                 return apply_import(self.store, args)

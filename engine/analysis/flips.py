@@ -1,0 +1,93 @@
+"""`flip_stats`, what `flip_summary` reads (migration 0009): per tuned model and benchmark, the items
+compared with its base, gained, lost, net and the flipped item ids.
+
+The daemon alone runs this, through `PairedCache.refresh_flips` (which holds the paired cache's
+lock: both write `run_items`). A refresh recomputes only the (experiment, model) rows whose runs,
+or whose base's runs, have new sample records since the rows were computed; anything else that
+changed (runs, links, scores, imports) recomputes every row. Either way the rows are those of
+0008's `flip_summary` view, computed from `run_items_latest` (tested equal).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from engine.analysis.paired import Cursor
+
+COUNT_SQL = """INSERT INTO flip_stats
+SELECT t.experiment, t.model, m.base_model, t.benchmark, count(*) AS items,
+       count(*) FILTER (WHERE t.correct AND NOT b.correct) AS gained,
+       count(*) FILTER (WHERE b.correct AND NOT t.correct) AS lost,
+       count(*) FILTER (WHERE t.correct AND NOT b.correct)
+         - count(*) FILTER (WHERE b.correct AND NOT t.correct) AS net,
+       list(t.item_id ORDER BY t.item_id) FILTER (WHERE t.correct AND NOT b.correct) AS gained_items,
+       list(t.item_id ORDER BY t.item_id) FILTER (WHERE b.correct AND NOT t.correct) AS lost_items
+FROM run_items_latest t
+JOIN models m ON m.experiment = t.experiment AND m.model = t.model
+JOIN run_items_latest b ON b.experiment = t.experiment AND b.model = m.base_model
+     AND b.benchmark = t.benchmark AND b.item_id = t.item_id
+WHERE {scope}
+GROUP BY ALL"""
+SCOPE = "(t.experiment, t.model) IN (SELECT experiment, model FROM _tix_flip_scope)"
+TOUCHED_SQL = """WITH changed AS (
+    SELECT DISTINCT e.experiment, r.name AS model FROM runs r JOIN experiment_runs e ON e.run_id = r.id
+    WHERE r.id IN (SELECT run_id FROM _tix_changed) AND r.name IS NOT NULL
+)
+SELECT experiment, model FROM changed
+UNION
+SELECT m.experiment, m.model
+FROM models m JOIN changed c ON c.experiment = m.experiment AND c.model = m.base_model"""
+"""The (experiment, model) pairs whose flips the changed runs move: their own, and their base's."""
+
+
+def stored(cur: Cursor) -> str | None:
+    """The signature `flip_stats` was computed at (None: never)."""
+    return cur.execute("SELECT any_value(signature) FROM flip_stats_source").fetchall()[0][0]
+
+
+def refresh(cur: Cursor, signature: str, records: dict[str, int]) -> int | None:
+    """Bring `flip_stats` up to `signature` (engine.analysis.paired's), `run_items` being current
+    with `records` (run_items_source); returns the pairs recomputed (None: every row)."""
+    stored_at = stored(cur)
+    if stored_at == signature:
+        return 0
+    before = dict(cur.execute("SELECT run_id, records FROM flip_stats_runs").fetchall())
+    if stored_at is not None and stored_at.split("/")[1:] == signature.split("/")[1:]:
+        changed = sorted(r for r in set(before) | set(records) if before.get(r) != records.get(r))
+        done: int | None = _recompute(cur, changed)
+    else:
+        cur.execute("DELETE FROM flip_stats")
+        cur.execute(COUNT_SQL.format(scope="true"))
+        done = None
+    cur.execute("DELETE FROM flip_stats_runs")
+    if records:
+        cur.executemany("INSERT INTO flip_stats_runs VALUES (?, ?)", [[r, n] for r, n in records.items()])
+    cur.execute("DELETE FROM flip_stats_source")
+    cur.execute("INSERT INTO flip_stats_source VALUES (?)", [signature])
+    return done
+
+
+def _recompute(cur: Cursor, changed: list[str]) -> int:
+    """Recompute the rows of the pairs the changed runs touch; returns how many pairs."""
+    if not changed:
+        return 0
+    cur.register("_tix_changed", pa.table({"run_id": pa.array(changed, pa.string())}))
+    try:
+        touched = cur.execute(TOUCHED_SQL).fetchall()
+    finally:
+        cur.unregister("_tix_changed")
+    if not touched:
+        return 0
+    scope = pa.table({"experiment": pa.array([e for e, _ in touched], pa.string()),
+                      "model": pa.array([m for _, m in touched], pa.string())})
+    cur.register("_tix_flip_scope", scope)
+    try:
+        cur.execute("DELETE FROM flip_stats WHERE (experiment, model) IN (SELECT experiment, model "
+                    "FROM _tix_flip_scope)")
+        cur.execute(COUNT_SQL.format(scope=SCOPE))
+    finally:
+        cur.unregister("_tix_flip_scope")
+    return len(touched)
