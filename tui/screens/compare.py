@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, ClassVar
 
-from rich.console import Group
+from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.table import Table
 from rich.text import Text
 from textual import on
@@ -342,19 +342,42 @@ def scores_table(evals: dict[str, Any]) -> FitTable:
     return FitTable(columns, rows)
 
 
-def deltas_table(deltas: list[dict[str, Any]]) -> FitTable:
+class Narrowing:
+    """A FitTable that, where its label column would be cut below `keep` cells, first leaves out its
+    least needed columns from the right (q, then p, then n), naming them under the table: a delta
+    and its CI matter more than the benchmark's name being cut, and the name more than q."""
+
+    def __init__(self, columns: list[FitColumn], rows: list[list[Text]], keep: int = 20,
+                 spare: int = 3) -> None:
+        self.columns, self.rows, self.keep, self.spare = columns, rows, keep, spare
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        need = min(self.keep, max([len(self.columns[0].name), *(r[0].cell_len for r in self.rows)]))
+        for drop in range(self.spare + 1):
+            count = len(self.columns) - drop
+            table = FitTable(self.columns[:count], [r[:count] for r in self.rows])
+            widths, shown = table.fit(options.max_width)
+            if (widths[0] >= need and shown == count) or drop == self.spare:
+                break
+        yield table
+        if drop:
+            left = ", ".join(c.name for c in self.columns[count:])
+            yield Text(f"› {left}: not shown at this width (a wider terminal shows them)", style="dim")
+
+
+def deltas_table(deltas: list[dict[str, Any]]) -> Narrowing:
     """One row per model and benchmark: the paired difference from its base, its 95 % CI, n, p, q."""
-    columns = [FitColumn("model − base · benchmark", "left"), FitColumn("Δ"), FitColumn("95% CI"),
+    columns = [FitColumn("benchmark", "left"), FitColumn("Δ"), FitColumn("95% CI"),
                FitColumn("n"), FitColumn("p"), FitColumn("q")]
     rows = []
     for d in deltas:
-        label = f"{d['model']} − {d['base_model']} · {d['benchmark']}"
+        label = d["benchmark"]
         ci = "–" if d["ci_low"] is None else f"[{points(d['ci_low'], True)}, {points(d['ci_high'], True)}]"
         style = "green" if (d["ci_low"] or 0) > 0 else "red" if (d["ci_high"] or 0) < 0 else ""
         n = "–" if d["n"] is None else str(d["n"])
         rows.append([Text(visible(label)), Text(points(d["delta"], True), style=style), Text(ci), Text(n),
                      Text(p_text(d["p"])), Text(p_text(d["q"]))])
-    return FitTable(columns, rows)
+    return Narrowing(columns, rows)
 
 
 def scores_view(evals: dict[str, Any]) -> Group:
@@ -365,8 +388,13 @@ def scores_view(evals: dict[str, Any]) -> Group:
               for r in runs]
     parts: list[Any] = [*heads, scores_table(evals), Text("")]
     parts.append(Text("paired difference from the base (points; paired_deltas)", style="bold"))
+    pairs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for d in evals["deltas"]:
+        pairs.setdefault((d["model"], d["base_model"]), []).append(d)
+    for (model, base), rows in pairs.items():
+        parts.append(Text(visible(f"{model} − {base}"), style="bold cyan"))
+        parts.append(deltas_table(rows))
     if evals["deltas"]:
-        parts.append(deltas_table(evals["deltas"]))
         parts.append(Text("green: the CI is above 0, red: below; a CI across 0 is not a difference",
                           style="dim"))
     else:
