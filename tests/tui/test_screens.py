@@ -71,8 +71,8 @@ def test_help_palette_and_a_missing_screen(recorded: Recorded, monkeypatch: pyte
         assert isinstance(app.screen, RunsScreen)
         await pilot.press("ctrl+p")
         await until(pilot, lambda: isinstance(app.screen, CommandPalette), what="palette")
-        await pilot.press(*"go to gpus")
-        await until(pilot, lambda: "Go to GPUs" in screen_text(app), what="palette match")
+        await pilot.press(*"go to resources")
+        await until(pilot, lambda: "Go to Resources" in screen_text(app), what="palette match")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, GpusScreen), what="palette switched")
         await pilot.press("ctrl+p")  # another screen's action: switch there, then run it

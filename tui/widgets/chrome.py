@@ -21,7 +21,7 @@ from tui.messages import ConnectionChanged
 #: (mode, key, title) of every screen, in tab order; help is `?` on every screen.
 SCREENS: tuple[tuple[str, str, str], ...] = (
     ("runs", "1", "Runs"), ("experiments", "2", "Experiments"), ("ti", "3", "TI"), ("shift", "4", "Shift"),
-    ("sql", "5", "SQL"), ("gpus", "6", "GPUs"),
+    ("sql", "5", "SQL"), ("gpus", "6", "Resources"),
 )
 BANNER_TEXT = "daemon not reachable; reconnecting..."
 STOPPED_TEXT = "daemon stopped - press r to start it"
