@@ -368,3 +368,38 @@ def test_eval_compare_config_tab_and_diff(recorded: Recorded) -> None:
         assert "params.data" not in keys and "run.kind" not in keys
 
     run_app(make_app(recorded.ws), scenario, size=(100, 30))
+
+
+def test_data_in_compare_and_diff_is_shown_literally() -> None:
+    """A run name, a metric name and a config value holding ESC, CR and Rich markup reach the
+    screen as visible characters, never as terminal commands or styles."""
+    evil = "\x1b[2J[red]x[/red]\r"
+    runs = [{**SFT, "name": evil}, RL]
+    series = {SFT["id"]: {f"m{evil}": [(1, 1.0), (2, 2.0)]}, RL["id"]: {f"m{evil}": [(1, 3.0)]}}
+    diff = {"left": SFT["id"], "right": RL["id"], "same": 0, "rows": [[f"params.{evil}", evil, "ok"]]}
+
+    async def main() -> None:
+        app, source = compare_host(runs, series)
+        source.answers["run_diff"] = diff
+        async with app.run_test(size=(100, 30)) as pilot:
+            view = await until(pilot, lambda: app.screen.query("#overlay") and app.screen.query_one(
+                "#overlay", PlotextView), what="compare screen")
+            await until(pilot, lambda: view.drawn, what="first plot")
+            await pilot.pause(0.1)
+            text = screen_text(app)
+            assert "␛[2J[red]x[/red]␍ train-587dcc70fe" in text and "m␛[2J[red]x[/red]␍ (1/1)" in text
+            await app.push_screen(DiffScreen(source, SFT["id"], RL["id"]))  # type: ignore[arg-type]
+            await until(pilot, lambda: isinstance(app.screen, DiffScreen) and app.screen.found, what="diff")
+            await pilot.pause(0.1)
+            text = screen_text(app)
+            assert "params.␛[2J[red]x[/red]␍" in text and "\x1b" not in text and "\r" not in text
+            evals = eval_answer()
+            evals["runs"][1]["model"] = evals["deltas"][0]["model"] = evil
+            source.answers["compare_evals"] = evals
+            await app.push_screen(CompareScreen(source, [EVAL_BASE, EVAL_SFT]))  # type: ignore[arg-type]
+            await until(pilot, lambda: "paired difference" in screen_text(app), what="scores")
+            text = screen_text(app)
+            assert "␛[2J[red]x[/red]␍: eval-cfd55109de" in text and "␛[2J[red]x[/red]␍ − base" in text
+            assert "\x1b" not in text and "\r" not in text
+
+    asyncio.run(main())

@@ -24,6 +24,7 @@ import asyncio
 from typing import Any, ClassVar
 
 from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from textual import on
@@ -331,7 +332,7 @@ def scores_table(evals: dict[str, Any]) -> FitTable:
         for s in run["scores"]:
             benches.setdefault(s["benchmark"], s.get("group"))
     columns = [FitColumn("benchmark", "left"), FitColumn("group", "left")] + [
-        FitColumn(visible(f"{r.get('model') or '-'}")) for r in runs]
+        FitColumn(escape(visible(f"{r.get('model') or '-'}"))) for r in runs]  # FitTable reads markup
     rows = []
     for bench, group in benches.items():
         cells = [Text(visible(bench)), Text(visible(group or ""), style="dim")]
@@ -408,11 +409,11 @@ def config_table(rows: list[list[str]], headers: tuple[str, ...] = ("key", "valu
     """Keys and values (from the data, made visible), long values folded onto more lines, never cut."""
     table = Table(box=None, show_edge=False, pad_edge=False, padding=(0, 2, 0, 0), expand=False,
                   header_style="bold")
-    table.add_column(headers[0], style="cyan", overflow="fold")
+    table.add_column(Text(visible(headers[0])), style="cyan", overflow="fold")
     for header in headers[1:]:
-        table.add_column(header, overflow="fold")
+        table.add_column(Text(visible(header)), overflow="fold")
     for row in rows:
-        table.add_row(*(visible(cell, lines=False) for cell in row))
+        table.add_row(*(Text(visible(cell)) for cell in row))  # Text: markup in the data stays literal
     return table
 
 
