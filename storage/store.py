@@ -591,13 +591,20 @@ def run_samples(cur: duckdb.DuckDBPyConnection, run_id: str, text: str | None = 
     """
     where, params = _sample_filter(run_id, text, benchmark, verdict, flag)
     cols = ", ".join(f'"{c}"' for c in SAMPLE_COLUMNS)
+    page = f'ORDER BY "offset" LIMIT {max(0, int(limit))} OFFSET {max(0, int(offset))}'
     try:
-        cur.execute(f"SELECT {cols}, extra->>'gold' FROM samples WHERE {where} ORDER BY \"offset\" "
-                    f"LIMIT {max(0, int(limit))} OFFSET {max(0, int(offset))}", params)
+        if text:
+            cur.execute(f"SELECT {cols}, extra->>'gold' FROM samples WHERE {where} {page}", params)
+        else:  # the page's offsets first: DuckDB's top-N would read every completion of the run
+            keys = [o for (o,) in cur.execute(f'SELECT "offset" FROM sample_rows WHERE {where} {page}',
+                                              params).fetchall()]
+            cur.execute(f"SELECT {cols}, extra->>'gold' FROM samples WHERE run_id = ? "
+                        'AND "offset" BETWEEN ? AND ? AND list_contains(?, "offset") ORDER BY "offset"',
+                        [run_id, keys[0] if keys else 0, keys[-1] if keys else -1, keys])
         rows = [dict(zip((*SAMPLE_COLUMNS, "gold"), r, strict=True)) for r in cur.fetchall()]
-        cur.execute(f"SELECT count(*) FROM samples WHERE {where}", params)
+        cur.execute(f"SELECT count(*) FROM {'samples' if text else 'sample_rows'} WHERE {where}", params)
         matching = int(cur.fetchone()[0])
-        cur.execute("SELECT benchmark, count(*) FROM samples WHERE run_id = ? GROUP BY 1 ORDER BY 1",
+        cur.execute("SELECT benchmark, count(*) FROM sample_rows WHERE run_id = ? GROUP BY 1 ORDER BY 1",
                     [run_id])
         benchmarks = {str(b): int(n) for b, n in cur.fetchall()}
     finally:
