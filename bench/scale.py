@@ -223,6 +223,57 @@ def measure(ws: Workspace) -> list[tuple[str, float, float, float]]:
     return rows
 
 
+INCREMENTAL_CHILD = """
+import json, sys, time
+from pathlib import Path
+from engine.analysis.paired import PairedCache
+from engine.daemon.ingest import ingest_until_drained
+from engine.daemon.server import refresh_for, run_ti
+from engine.daemon.settings import DaemonSettings
+from storage import Store
+db, run_id, run_dir, experiment = sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4]
+store = Store.open(db)
+for statement in DaemonSettings.load().database_settings():
+    store.con.execute(statement)
+cache, out = PairedCache(), {}
+def timed(name, fn):
+    t0 = time.perf_counter()
+    fn()
+    out[name] = (time.perf_counter() - t0) * 1000
+ti = lambda: run_ti(store.con.cursor(), {"experiment": experiment}, cache)
+query = "SELECT * FROM flip_summary WHERE experiment = ?"
+flips = lambda: (refresh_for(cache, store.con.cursor(), query),
+                 store.con.execute(query, [experiment]).fetchall())
+timed("ti", ti)
+timed("flips", flips)
+lines = (run_dir / "samples.jsonl").open().readlines()[:2000]
+with (run_dir / "samples.jsonl").open("a") as f:  # the run rescored: each sample's new last record
+    for line in lines:
+        record = json.loads(line)
+        record["verdict"] = 1.0 - record["verdict"]
+        f.write(json.dumps(record) + "\\n")
+ingest_until_drained(store, run_id, run_dir)
+timed("ti_new", ti)
+timed("flips_new", flips)
+print(json.dumps(out))
+"""
+
+
+def incremental(ws: Workspace) -> list[tuple[str, float, float, float]]:
+    """The daemon's code in a child process (the daemon has exited): `ti` and the flips' refresh and
+    query as a daemon's first call makes them (everything read), then again after 2,000 new sample
+    records of one run (only that model's segments read again)."""
+    run_id = "eval-m001"
+    args = [str(ws.db), run_id, str(ws.run_dir(run_id)), EXPERIMENT]
+    out = subprocess.run([sys.executable, "-c", INCREMENTAL_CHILD, *args], check=True, capture_output=True,
+                         text=True).stdout
+    ms = json.loads(out.strip().splitlines()[-1])
+    return [("ti op, a daemon's first call (in-process)", ms["ti"], float("nan"), 500),
+            ("flips, a daemon's first call (in-process)", ms["flips"], float("nan"), 1000),
+            ("ti op after 2,000 new samples of one run", ms["ti_new"], float("nan"), 500),
+            ("flips after 2,000 new samples of one run", ms["flips_new"], float("nan"), 1000)]
+
+
 def report(fraction: float, ws: Workspace, ids: list[str], build_s: float, ingested: dict,
            rows: list[tuple[str, float, float, float]]) -> None:
     jsonl_mb, db_mb, ingest_s = jsonl_bytes(ws, ids) / 1e6, ingested["db_mb"], ingested["ingest_s"]
@@ -235,8 +286,9 @@ def report(fraction: float, ws: Workspace, ids: list[str], build_s: float, inges
     print(f"database after CHECKPOINT: {db_mb:,.0f} MB = {db_mb / jsonl_mb:.2f} x the JSONL (target <= 1)")
     print(f"{'wait':44} {'first ms':>9} {'median ms':>10} {'target':>7}")
     for what, first, median, target in rows:
-        mark = "" if max(first, median) <= target else "  MISSES"
-        print(f"{what:44} {first:9.0f} {median:10.0f} {target:7.0f}{mark}")
+        once = median != median  # NaN: measured once
+        mark = "" if max(first, 0 if once else median) <= target else "  MISSES"
+        print(f"{what:44} {first:9.0f} {'-' if once else f'{median:.0f}':>10} {target:7.0f}{mark}")
 
 
 def main() -> None:
@@ -253,6 +305,7 @@ def main() -> None:
         build_s = time.perf_counter() - t0
         ingested = ingest(ws, ids)
         rows = measure(ws)
+        rows += incremental(ws)
         report(args.fraction, ws, ids, build_s, ingested, rows)
 
 
