@@ -31,7 +31,7 @@ from tui.format import CONTROLS
 from tui.notify import alert_sequence, load_alert, save_alert
 from tui.screens.gpus import GpusScreen
 from tui.screentext import screen_text
-from tui.widgets.log_view import CURRENT, MATCH, LogView
+from tui.widgets.log_view import CURRENT, MATCH, LogView, find_matches, wrap_spans
 
 EVIL = "boom\x1b]52;c;aGk=\x07\x1b[2J\r\x9b"
 SIZES = [(60, 18), (80, 24), (160, 48)]
@@ -174,6 +174,35 @@ def test_wrap_toggle_folds_long_lines_and_keeps_search() -> None:
             assert all(len(line.rstrip()) <= 80 for line in log_text(log).splitlines())
             await pilot.press("W")
             assert not log.wrap and log.virtual_size.height == log.line_count
+
+    asyncio.run(main())
+
+
+class LogHost(App[None]):
+    def compose(self) -> Any:
+        yield LogView(id="log", max_lines=50)
+
+
+def test_log_caches_follow_writes_partial_lines_and_pruning() -> None:
+    """Matches and wrapped rows are updated by the lines a write touched; after partial lines and
+    writes past max_lines (lines leaving the top) they equal what a fresh layout gives."""
+    async def main() -> None:
+        async with LogHost().run_test(size=(40, 12)) as pilot:
+            log = pilot.app.query_one(LogView)
+            log.write("start\n")
+            log.search("err")
+            log.set_wrap(True)
+            for i in range(40):
+                log.write(f"line {i} " + "x" * (i % 5 * 15) + (" ERR" if i % 3 == 0 else "") + "\tpart")
+                log.write(f" rest err {i}\nnext {i}\n" if i % 2 else "\n")
+                await pilot.pause()
+                shown = [log._process_line(line) for line in log.lines[:log.line_count]]
+                assert log.shown_lines() == shown
+                assert log.matches == find_matches(shown, "err")
+                width = log._rows_width
+                assert log._rows == [(y, a, b) for y, line in enumerate(shown) for a, b in wrap_spans(line, width)]
+                assert 0 <= log.current < len(log.matches)
+            assert len(log.lines) == 50 and log.virtual_size.height == len(log._rows)  # pruned at 50
 
     asyncio.run(main())
 
