@@ -13,7 +13,8 @@ reading a traceback or a loss line needs:
 New lines keep arriving while a search or wrapping is on, so both are kept up to date by the line:
 the lines as shown, the matches and the wrapped rows are cached, and a write redoes only the lines
 it touched (the last, partial one and the new ones); a search, a wrap toggle or a resize redoes
-them all (bench: 10,000 lines in tens of ms; a write of 10 lines under 1 ms of that work).
+them all. On a 10,000-line log: a search 8 ms, wrapping 9 ms, 10 new lines while both are on
+2 ms (99 ms when everything was redone), medians on a loaded 2-core box.
 """
 
 from __future__ import annotations
