@@ -151,6 +151,28 @@ def test_overlay_chart_legend_ema_log_and_metric_search() -> None:
     asyncio.run(main())
 
 
+def test_compare_follows_a_running_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compared run that is running gets its new points (asked from its last step on) and the
+    plot and legend follow; a finished one is not asked again."""
+    monkeypatch.setattr("tui.screens.compare.FOLLOW_S", 0.2)
+    series = grpo_series()
+    running = {**RL, "state": "running"}
+
+    async def main() -> None:
+        app, source = compare_host([SFT, running], series)
+        async with app.run_test(size=(100, 30)) as pilot:
+            view = await until(pilot, lambda: app.screen.query("#overlay") and app.screen.query_one(
+                "#overlay", PlotextView), what="compare screen")
+            await until(pilot, lambda: view.drawn, what="first plot")
+            assert "@ 1000" in screen_text(app)
+            series[RL["id"]]["loss"] += [(s, 0.5) for s in range(1001, 1101)]
+            await until(pilot, lambda: "rl train-3fec79d368 0.5 @ 1100" in screen_text(app), what="new points")
+            follows = [args for op, args in source.asked if op == "run_metrics" and "since_step" in args]
+            assert follows and all(a["id"] == RL["id"] for a in follows) and follows[0]["since_step"] == 1000
+
+    asyncio.run(main())
+
+
 def test_ema_and_log_axis_functions() -> None:
     """TensorBoard's debiased EMA (a constant stays constant from the first point); a log axis
     drops values <= 0 and counts them; the envelope keeps a one-step spike."""

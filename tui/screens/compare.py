@@ -6,7 +6,8 @@ CompareScreen has up to two tabs:
   `/` opens a metric picker with search (a GRPO run logs about 27 metrics): typing filters the
   names, enter picks; `m`/`M` step through them. `e` toggles EMA smoothing and `E` cycles its
   weight (shown in the note, as W&B and TensorBoard show theirs); `y` toggles a log y axis (values
-  <= 0 are left out and the note counts them). Points come from `run_metrics`, one request per run.
+  <= 0 are left out and the note counts them). Points come from `run_metrics`, one request per run;
+  every FOLLOW_S seconds a running run's new points are fetched from its last step on.
 - scores (eval and score runs): each run's accuracy per benchmark side by side, then the paired
   difference of each marked model from its base per benchmark with its 95 % CI, p and q, as the
   daemon's `paired_deltas` view holds them (engine/analysis/paired.py computes them; nothing is
@@ -48,6 +49,8 @@ from tui.widgets.plotext_view import PlotextView
 SCORE_KINDS = frozenset({"eval", "score"})
 #: Run kinds with neither (an analysis's results are on its own page).
 NEITHER = frozenset({"analyse"})
+#: Seconds between fetches of a running compared run's new points.
+FOLLOW_S = 3.0
 
 
 def run_label(run: dict[str, Any]) -> str:
@@ -101,7 +104,10 @@ class CompareScreen(Screen[None]):
         self.score_runs = [r for r in runs if r.get("kind") in SCORE_KINDS]
         self.series: dict[str, dict[str, list[tuple[int, float]]]] = {}
         """run id -> metric -> points."""
-        self.names: list[str] = []
+        self.names: list[str] | None = None
+        """Metric names of every compared run (None until the first answers)."""
+        self.last_step: dict[str, int] = {}
+        self.fetching = False
         self.metric = ""
         self.smoothing = 0.0
         self.weight = WEIGHTS[0]
@@ -140,37 +146,64 @@ class CompareScreen(Screen[None]):
 
     def on_mount(self) -> None:
         if self.query("#overlay"):
-            self.run_worker(self.fetch_metrics(), group="compare", exclusive=False)
+            self.run_worker(self.fetch_metrics(), group="compare", exclusive=True)
+            self.set_interval(FOLLOW_S, self.follow)
         if self.score_runs:
             self.run_worker(self.fetch_scores(), group="compare-scores", exclusive=False)
 
     # -- curves ----------------------------------------------------------------------------------
-    async def fetch_metrics(self) -> None:
+    def follow(self) -> None:
+        """Every FOLLOW_S seconds while a compared run is running: fetch its new points (from its
+        last step on, as the run detail does) and redraw when any arrived."""
+        runs = getattr(self.app, "runs", {})
+        live = [r for r in self.curve_runs if (runs.get(r["id"]) or r).get("state") == "running"]
+        if live and self.names is not None and not self.fetching:
+            self.run_worker(self.fetch_metrics(live), group="compare", exclusive=True)
+
+    async def fetch_metrics(self, runs: list[dict[str, Any]] | None = None) -> None:
+        """All points of every compared run (`runs` None), or the new points of `runs`."""
         if not self.curve_runs:
             self.query_one("#overlay", PlotextView).plot(None, "no marked run logs curves")
             return
-        asks = [self.source.request("run_metrics", id=r["id"]) for r in self.curve_runs]
-        answers = await asyncio.gather(*asks, return_exceptions=True)
-        problems = []
-        names: set[str] = set()
-        for run, answer in zip(self.curve_runs, answers, strict=True):
+        runs = self.curve_runs if runs is None else runs
+        self.fetching = True
+        try:
+            answers = await asyncio.gather(*(self.source.request("run_metrics", id=r["id"], **(
+                {"since_step": self.last_step[r["id"]]} if r["id"] in self.last_step else {})) for r in runs),
+                return_exceptions=True)
+        finally:
+            self.fetching = False
+        problems, changed = [], False
+        for run, answer in zip(runs, answers, strict=True):
             if isinstance(answer, SourceError):
                 problems.append(f"{run['id']}: {answer}")
                 continue
             if isinstance(answer, BaseException):
                 raise answer
-            series: dict[str, list[tuple[int, float]]] = {}
-            for step, name, value in answer["rows"]:
-                if step is not None and value is not None:
-                    series.setdefault(name, []).append((int(step), float(value)))
-            self.series[run["id"]] = series
-            names.update(answer["names"])
-        self.names = curve_names(sorted(names))
-        self.metric = self.names[0] if self.names else ""
-        if problems:
+            changed = self.take(run["id"], answer) or changed
+        first = self.names is None
+        self.names = curve_names(sorted({n for s in self.series.values() for n in s} | set(self.names or [])))
+        self.metric = self.metric or (self.names[0] if self.names else "")
+        if problems and first:
             self.notify(visible(f"metrics: {problems[0]}"), severity="error")
-        self.fill_picker("")
-        self.draw()
+        if first or changed:
+            self.fill_picker(self.query_one("#metric-search", Input).value if not first else "")
+            self.draw()
+
+    def take(self, run_id: str, answer: dict[str, Any]) -> bool:
+        """Store a `run_metrics` answer (points from its since_step on replace those); whether any
+        point is new."""
+        since = self.last_step.get(run_id)
+        series = self.series.setdefault(run_id, {})
+        if since is not None:
+            for name, points in series.items():
+                series[name] = [p for p in points if p[0] < since]
+        for step, name, value in answer["rows"]:
+            if step is not None and value is not None:
+                series.setdefault(name, []).append((int(step), float(value)))
+        if answer.get("last_step") is not None:
+            self.last_step[run_id] = int(answer["last_step"])
+        return bool(answer["rows"]) and answer.get("last_step") != since
 
     def curves(self) -> list[Curve]:
         return [Curve(run_label(r), self.series.get(r["id"], {}).get(self.metric, []))
@@ -200,13 +233,13 @@ class CompareScreen(Screen[None]):
             return  # a newer plot is on its way
         width = max(20, self.size.width or 80)
         keys = "  / pick · m next · e EMA · E weight · y log"
-        line = note(self.metric, self.smoothing, self.log_y, dropped, self.names.index(self.metric),
-                    len(self.names))
+        names = self.names or [self.metric]
+        line = note(self.metric, self.smoothing, self.log_y, dropped, names.index(self.metric), len(names))
         shown = line + keys if len(line + keys) <= width else line
         self.query_one("#overlay-note", Static).update(Text(shown))
 
     def fill_picker(self, text: str) -> None:
-        found = matching(self.names, text)
+        found = matching(self.names or [], text)
         picker = self.query_one("#metric-list", OptionList)
         picker.clear_options()
         picker.add_options([Option(visible(n), id=n) for n in found] or [Option("(no metric matches)",
