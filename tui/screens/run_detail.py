@@ -8,9 +8,10 @@ fetch at a time however fast the notices come (tui.coalesce). Curves are drawn w
 the UI thread, at the size of the pane.
 
 Keys: g curves, l logs, s samples; m shows the next four metrics; w cycles the log stream
-(both, stdout, stderr, events), f toggles following; / searches samples (free text, plus
-`is:correct`, `is:wrong`, `is:unscored`, `bench:NAME`, `flag:NAME`), [ and ] page; c cancels the run,
-r resumes or retries it; escape goes back.
+(both, stdout, stderr, events), f toggles following, W wraps long lines; / searches the tab shown:
+in the log, every match highlighted with n/N to the next/previous and a count (`3/17`); in
+samples, free text plus `is:correct`, `is:wrong`, `is:unscored`, `bench:NAME`, `flag:NAME`, [ and ]
+page; c cancels the run, r resumes or retries it; escape closes a search, then goes back.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from tui.widgets.chrome import Chrome
 from tui.widgets.fit_table import FitColumn, FitTable
 from tui.widgets.footer import FitFooter
 from tui.widgets.literal import LiteralTable, literal
+from tui.widgets.log_view import LogView
 from tui.widgets.plotext_view import PlotextView
 
 #: Curves shown first when a run has them (trl's names), four to a page; then the rest by name.
@@ -260,6 +262,8 @@ class RunDetailScreen(Screen[None]):
     RunDetailScreen #curve-note, RunDetailScreen #log-head, RunDetailScreen #sample-count {
         height: 1; padding: 0 1; color: $text-muted; }
     RunDetailScreen #log { height: 1fr; }
+    RunDetailScreen #log-search { display: none; }
+    RunDetailScreen #log-search.-shown { display: block; }
     RunDetailScreen #sample-table { height: 45%; }
     RunDetailScreen #sample-scroll { height: 1fr; border-top: solid $panel; padding: 0 1; }
     """
@@ -273,6 +277,9 @@ class RunDetailScreen(Screen[None]):
         Binding("M", "more_curves(-1)", "previous curves", show=False),
         Binding("w", "stream", "stream"),
         Binding("f", "follow", "follow"),
+        Binding("W", "wrap", "wrap"),
+        Binding("n", "log_match(1)", "next match", show=False),
+        Binding("N", "log_match(-1)", "previous match", show=False),
         Binding("slash", "search", "search"),
         Binding("left_square_bracket", "page(-1)", "prev page", show=False),
         Binding("right_square_bracket", "page(1)", "next page"),
@@ -282,7 +289,9 @@ class RunDetailScreen(Screen[None]):
     ]
     #: Which tab each tab-specific action belongs to (elsewhere it is off and out of the footer).
     TAB_ACTIONS: ClassVar[dict[str, str]] = {"more_curves": "curves", "stream": "logs", "follow": "logs",
-                                              "search": "samples", "page": "samples"}
+                                              "wrap": "logs", "log_match": "logs",
+                                              "search": "logs samples", "page": "samples"}
+    """(`search` is on two tabs, space-separated: / searches whichever is shown.)"""
 
     def __init__(self, source: Source, run_id: str, tab: str | None = None) -> None:
         super().__init__()
@@ -324,7 +333,9 @@ class RunDetailScreen(Screen[None]):
                 yield Static(id="curve-note")
             with TabPane("l logs", id="logs"):
                 yield Static(id="log-head")
-                yield Log(id="log", max_lines=10_000, auto_scroll=True)
+                yield Input(placeholder="search the log: enter keeps it, n/N next/previous, escape closes",
+                            id="log-search", compact=True)
+                yield LogView(id="log", max_lines=10_000, auto_scroll=True)
             with TabPane("s samples", id="samples"):
                 yield Input(placeholder="search: text  is:correct|wrong  bench:NAME  flag:NAME", id="search",
                             compact=True)
@@ -484,6 +495,8 @@ class RunDetailScreen(Screen[None]):
             log.write(text, scroll_end=self.follow)
         if first and not any(c["text"] for c in result["chunks"]):
             await self.nothing_logged(log)
+        if log.query_text:  # new lines can match: the count moves
+            self.show_log_head()
 
     async def nothing_logged(self, log: Log) -> None:
         """An empty stream: `yet` while the run goes on; an ended run whose worker printed nothing
@@ -503,11 +516,70 @@ class RunDetailScreen(Screen[None]):
             log.write(clean_log(chunk["text"]), scroll_end=self.follow)
 
     def show_log_head(self) -> None:
-        head = Text()
+        """During a search its query and count first (`“error” 3/17`, never cut), then the streams,
+        following and wrapping, as many as fit."""
+        log = self.query_one("#log", LogView)
+        streams = Text()
         for stream in STREAMS:
-            head.append(f" {stream} ", style="reverse bold" if stream == self.stream else "")
-        head.append(f"   w: stream · f: {'following' if self.follow else 'not following'}")
-        self.query_one("#log-head", Static).update(head)
+            streams.append(f" {stream} ", style="reverse bold" if stream == self.stream else "")
+        parts = [streams, Text("following" if self.follow else "not following"),
+                 Text("wrapped" if log.wrap else "not wrapped")]
+        if log.query_text:
+            found = Text(f"“{visible(log.query_text)}” ", style="bold")
+            found.append(log.count_text(), style="bold yellow" if log.matches else "red")
+            parts.insert(0, found)
+        width = max(20, (self.size.width or 80) - 2)
+        self.query_one("#log-head", Static).update(fit_parts(parts, width, " · "))
+
+    def open_log_search(self) -> None:
+        box = self.query_one("#log-search", Input)
+        box.add_class("-shown")
+        box.focus()
+
+    def close_log_search(self) -> None:
+        """Escape: the search box goes, the highlights with it, and the log keeps its place."""
+        box = self.query_one("#log-search", Input)
+        box.remove_class("-shown")
+        box.value = ""
+        log = self.query_one("#log", LogView)
+        log.search("")
+        log.focus()
+        self.show_log_head()
+
+    @on(Input.Changed, "#log-search")
+    def _log_search_typed(self, event: Input.Changed) -> None:
+        """Matches are highlighted as the query is typed (a 10,000-line log takes a few ms)."""
+        self.query_one("#log", LogView).search(event.value)
+        if event.value:
+            self.stop_following()
+        self.show_log_head()
+
+    @on(Input.Submitted, "#log-search")
+    def _log_search_done(self, event: Input.Submitted) -> None:
+        if not event.value:
+            self.close_log_search()
+            return
+        self.query_one("#log", LogView).focus()
+
+    def action_log_match(self, step: int) -> None:
+        """n / N: the next / previous match; following stops, so the match stays in view."""
+        log = self.query_one("#log", LogView)
+        if not log.query_text:
+            self.notify("no search yet: / searches the log", severity="warning")
+            return
+        if log.next_match(step):
+            self.stop_following()
+        self.show_log_head()
+
+    def stop_following(self) -> None:
+        if self.follow:
+            self.follow = False
+            self.query_one("#log", LogView).auto_scroll = False
+
+    def action_wrap(self) -> None:
+        log = self.query_one("#log", LogView)
+        log.set_wrap(not log.wrap)
+        self.show_log_head()
 
     def action_stream(self) -> None:
         self.stream = STREAMS[(STREAMS.index(self.stream) + 1) % len(STREAMS)]
@@ -573,6 +645,10 @@ class RunDetailScreen(Screen[None]):
         view.update(sample_text(self.samples[index]))
 
     def action_search(self) -> None:
+        """`/` searches the tab shown: the log on the logs tab, else the samples."""
+        if self.active_tab() == "logs":
+            self.open_log_search()
+            return
         self.query_one("#detail-tabs", TabbedContent).active = "samples"
         self.query_one("#search", Input).focus()
 
@@ -615,7 +691,7 @@ class RunDetailScreen(Screen[None]):
             return True
         tab = self.TAB_ACTIONS.get(action)
         if tab is not None:
-            return self.active_tab() == tab
+            return self.active_tab() in tab.split()
         state = self.run.get("state")
         if action == "cancel":
             return state in ("queued", "running") or None
@@ -624,6 +700,9 @@ class RunDetailScreen(Screen[None]):
         return True
 
     def action_back(self) -> None:
+        if self.active_tab() == "logs" and self.query_one("#log-search", Input).has_class("-shown"):
+            self.close_log_search()
+            return
         if isinstance(self.focused, Input):
             self.query_one("#sample-table", DataTable).focus()
             return
