@@ -181,13 +181,14 @@ class CompareScreen(Screen[None]):
             if isinstance(answer, BaseException):
                 raise answer
             changed = self.take(run["id"], answer) or changed
-        first = self.names is None
+        first, before = self.names is None, self.names
         self.names = curve_names(sorted({n for s in self.series.values() for n in s} | set(self.names or [])))
         self.metric = self.metric or (self.names[0] if self.names else "")
         if problems and first:
             self.notify(visible(f"metrics: {problems[0]}"), severity="error")
+        if self.names != before:  # a new metric: the picker lists it (its highlight moves only then)
+            self.fill_picker(self.query_one("#metric-search", Input).value)
         if first or changed:
-            self.fill_picker(self.query_one("#metric-search", Input).value if not first else "")
             self.draw()
 
     def take(self, run_id: str, answer: dict[str, Any]) -> bool:
