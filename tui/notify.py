@@ -2,8 +2,10 @@
 user asks for it, a terminal bell and/or a desktop notification (OSC 9).
 
 Only transitions the app sees live are announced: the app compares each pushed run row with the
-row it held before (`ended`), so runs that had already ended when the app loaded them (or that
-ended while the daemon was away and were reloaded with `status`) stay quiet. A cancelled run is
+row it held before (`ended`), and a run is announced only when the app knew it queued or running,
+so runs that had already ended when the app loaded them (or that ended while the daemon was away
+and were reloaded with `status`) stay quiet, and so do runs that arrive already ended (an imported
+bundle's: the daemon pushes them as new rows). A submitted run is pushed as queued at once. A cancelled run is
 not announced: someone cancelled it on purpose, or a failed dependency took it down, and that
 failure was announced itself.
 
@@ -37,14 +39,12 @@ OSC9_MOST = 200
 
 
 def ended(before: dict[str, dict[str, Any]], rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The pushed `rows` that are a live end: succeeded or failed now, and not already ended in
-    `before` (the app's rows until this push). A run first seen in this push counts: it was
-    submitted and ended between two pushes while the app watched."""
+    """The pushed `rows` that are a live end: succeeded or failed now, queued or running in
+    `before` (the app's rows until this push)."""
     out = []
     for row in rows:
         old = before.get(row.get("id", ""))
-        was = old.get("state") if old else None
-        if row.get("state") in ANNOUNCED and was not in TERMINAL:
+        if old is not None and old.get("state") not in TERMINAL and row.get("state") in ANNOUNCED:
             out.append(row)
     return out
 

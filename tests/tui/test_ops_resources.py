@@ -28,7 +28,7 @@ from tests.tui.fake_source import FakeSource, ScreenHost, log_answer
 from tests.tui.recorded import NOW_TS, Recorded
 from tests.tui.test_issue25 import detail_app, finished
 from tui.format import CONTROLS
-from tui.notify import alert_sequence, load_alert, save_alert
+from tui.notify import alert_sequence, ended, load_alert, save_alert
 from tui.screens.gpus import GpusScreen
 from tui.screentext import screen_text
 from tui.widgets.log_view import CURRENT, MATCH, LogView, find_matches, wrap_spans
@@ -78,6 +78,16 @@ def test_a_run_that_ends_while_the_app_is_open_gives_one_toast_and_a_clean_osc9(
         assert any("failed: RuntimeError: boom␛]52;c;aGk=␇" in s for s in written)
 
     run_app(make_app(recorded.ws), scenario)
+
+
+def test_only_ends_seen_live_are_announced() -> None:
+    before = {"a": {"id": "a", "state": "running"}, "b": {"id": "b", "state": "queued"},
+              "c": {"id": "c", "state": "succeeded"}, "d": {"id": "d", "state": "running"}}
+    pushed = [{"id": "a", "state": "succeeded"}, {"id": "b", "state": "failed"},
+              {"id": "c", "state": "succeeded"},  # ended before: a result pushed again
+              {"id": "d", "state": "cancelled"},  # someone's own doing
+              {"id": "e", "state": "succeeded"}]  # first seen ended: an imported bundle's run
+    assert [r["id"] for r in ended(before, pushed)] == ["a", "b"]
 
 
 def test_alert_sequences_and_the_saved_setting(ws: Workspace) -> None:
