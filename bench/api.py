@@ -26,6 +26,7 @@ Run: `make bench` or `python bench/api.py [--rows N] [--big N]`.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import tempfile
@@ -74,20 +75,44 @@ def best(fn: Callable[[], pa.Table], repeat: int = 3) -> tuple[float, pa.Table]:
     return min(times), result
 
 
-def rounds(home: Path, copy: Path, n: int) -> tuple[list[float], list[float], pa.Table, pa.Table]:
-    """DuckDB's own (on `copy`) and the API, alternating after a warm-up of each: their times (ms)
-    per round and the last tables."""
+class Timed:
+    """Wall time and CPU time (core-ms: every thread of this process, plus the daemon's when
+    `daemon` is given) of each round of one way, in milliseconds."""
+
+    def __init__(self, daemon: psutil.Process | None = None) -> None:
+        self.daemon = daemon
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+        self.daemon_cpu: list[float] = []
+
+    def __call__(self, fn: Callable[[], pa.Table]) -> pa.Table:
+        d0, c0, t0 = self.daemon_seconds(), time.process_time(), time.perf_counter()
+        result = fn()
+        wall, own, daemon = time.perf_counter() - t0, time.process_time() - c0, self.daemon_seconds() - d0
+        self.wall.append(wall * 1000)
+        self.cpu.append((own + daemon) * 1000)
+        self.daemon_cpu.append(daemon * 1000)
+        return result
+
+    def daemon_seconds(self) -> float:
+        if self.daemon is None:
+            return 0.0
+        times = self.daemon.cpu_times()
+        return times.user + times.system
+
+
+def rounds(home: Path, copy: Path, n: int) -> tuple[Timed, Timed, pa.Table, pa.Table]:
+    """DuckDB's own (on `copy`) and the API, alternating after a warm-up of each: their wall and
+    CPU times per round, and the last tables."""
     con = duckdb.connect(str(copy), read_only=True)
-    own_ms, api_ms = [], []
     with connect(home) as db:
+        own_t, api_t = Timed(), Timed(psutil.Process(db.client.request("ping")["pid"]))
         own, api = con.sql(QUERY).to_arrow_table(), db.sql(QUERY).arrow()
         for _ in range(n):
-            ms, own = best(lambda: con.sql(QUERY).to_arrow_table(), 1)
-            own_ms.append(ms)
-            ms, api = best(lambda: db.sql(QUERY).arrow(), 1)
-            api_ms.append(ms)
+            own = own_t(lambda: con.sql(QUERY).to_arrow_table())
+            api = api_t(lambda: db.sql(QUERY).arrow())
     con.close()
-    return own_ms, api_ms, own, api
+    return own_t, api_t, own, api
 
 
 def json_path(client: Client, rows: int) -> pa.Table:
@@ -153,6 +178,25 @@ def shutdown(client: Client) -> None:
     process.wait(timeout=30)
 
 
+def report(args: argparse.Namespace, own: pa.Table, own_t: Timed, api_t: Timed, json_ms: float,
+           load: tuple[float, float]) -> None:
+    """The three ways' times, and the CPU each used: on a box whose cores are all busy with the
+    query, the API's CPU over the cores bounds its wall time from below."""
+    mid = statistics.median
+    own_best, api_best, own_mid, api_mid = min(own_t.wall), min(api_t.wall), mid(own_t.wall), mid(api_t.wall)
+    cores = os.cpu_count() or 1
+    print(f"{args.rows:,} rows x 3 columns ({own.nbytes / 2**20:.0f} MiB) into a pyarrow Table "
+          f"({args.rounds} alternating rounds: best, median; load average {load[0]:.1f} before, "
+          f"{load[1]:.1f} after, {cores} cores):")
+    print(f"  DuckDB's own to_arrow_table(), in process : {own_best:7.1f} ms, {own_mid:7.1f} ms  "
+          f"(CPU {mid(own_t.cpu):.0f} core-ms)")
+    print(f"  engine.client connect().sql().arrow()     : {api_best:7.1f} ms, {api_mid:7.1f} ms  "
+          f"({api_best / own_best:.2f}x, {api_mid / own_mid:.2f}x DuckDB's own; CPU {mid(api_t.cpu):.0f} "
+          f"core-ms, {mid(api_t.daemon_cpu):.0f} of them the daemon's)")
+    print(f"  JSON `sql` op + pa.table (today), best of 3: {json_ms:7.1f} ms "
+          f"({json_ms / own_best:.0f}x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
@@ -165,20 +209,13 @@ def main() -> None:
         fill(ws.db, args.rows, args.big)
         copy = Path(tmp) / "copy.duckdb"
         shutil.copyfile(ws.db, copy)
-        own_ms, api_ms, own, api = rounds(home, copy, args.rounds)
+        load = os.getloadavg()[0]
+        own_t, api_t, own, api = rounds(home, copy, args.rounds)
         with connect(home) as db:
             json_ms, js = best(lambda: json_path(db.client, args.rows))
             shutdown(db.client)
         assert api.equals(own) and js.num_rows == own.num_rows
-        own_best, api_best = min(own_ms), min(api_ms)
-        own_mid, api_mid = statistics.median(own_ms), statistics.median(api_ms)
-        print(f"{args.rows:,} rows x 3 columns ({own.nbytes / 2**20:.0f} MiB) into a pyarrow Table "
-              f"({args.rounds} alternating rounds: best, median):")
-        print(f"  DuckDB's own to_arrow_table(), in process : {own_best:7.1f} ms, {own_mid:7.1f} ms")
-        print(f"  engine.client connect().sql().arrow()     : {api_best:7.1f} ms, {api_mid:7.1f} ms  "
-              f"({api_best / own_best:.2f}x, {api_mid / own_mid:.2f}x DuckDB's own)")
-        print(f"  JSON `sql` op + pa.table (today), best of 3: {json_ms:7.1f} ms "
-              f"({json_ms / own_best:.0f}x)")
+        report(args, own, own_t, api_t, json_ms, (load, os.getloadavg()[0]))
         print(f"10M-row result, generated : {serve_big(home, BIG_QUERY.format(n=args.big))}")
         print(f"10M-row result, stored    : {serve_big(home, STORED_BIG)}")
 

@@ -44,10 +44,12 @@ cores shared with other work it does not (about 2x).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue
 import socket
 import threading
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -56,7 +58,9 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from engine.client.protocol import encode
-from storage.store import check_read_only
+from storage.store import ReadOnlyQueryError, check_read_only
+
+log = logging.getLogger("tix.daemon")
 
 #: Rows per Arrow batch: DuckDB hands out at most a vector group (122,880 rows) at a time anyway.
 BATCH_ROWS = 122_880
@@ -88,8 +92,11 @@ class _Parts:
 class ArrowStream:
     """One query's result, produced batch by batch on a cursor of its own (call from threads)."""
 
-    def __init__(self, cursor: duckdb.DuckDBPyConnection, batch_rows: int = BATCH_ROWS) -> None:
+    def __init__(self, cursor: duckdb.DuckDBPyConnection, query: str, params: Sequence[Any] = (),
+                 batch_rows: int = BATCH_ROWS) -> None:
         self.cursor = cursor
+        self.query = query
+        self.params = list(params)
         self.batch_rows = batch_rows
         self.sink = _Parts()
         self.reader: pa.RecordBatchReader | None = None
@@ -99,12 +106,12 @@ class ArrowStream:
         self.batches = 0
         self.done = False
 
-    def open(self, query: str, params: Sequence[Any]) -> None:
+    def open(self) -> None:
         """Refuse anything `tix sql` refuses, then start the query in a read-only snapshot."""
-        check_read_only(self.cursor, query, params)
+        check_read_only(self.cursor, self.query, self.params)
         self.cursor.execute("SET TimeZone = 'UTC'")
         self.cursor.execute("BEGIN TRANSACTION")
-        relation = self.cursor.sql(query, params=list(params) or None)
+        relation = self.cursor.sql(self.query, params=self.params or None)
         self.reader = relation.to_arrow_reader(self.batch_rows)
         self.writer = ipc.new_stream(self.sink, self.reader.schema)
         self.header = {"stream": "arrow", "columns": list(relation.columns),
@@ -146,13 +153,40 @@ def one_line(message: str) -> str:
 
 
 def pump(stream: ArrowStream, fileno: int, header: dict[str, Any], stopping: Callable[[], bool]) -> None:
-    """In a thread: the header line, the IPC stream and the trailer line, written to the client
-    connection `fileno` (through a duplicate descriptor, closed at the end). Raises
-    ConnectionError when the client goes away or the daemon stops halfway."""
+    """In a thread: open the query, then write its header line, IPC stream and trailer line to the
+    client connection `fileno` (through a duplicate descriptor, closed at the end); a refused or
+    wrong query gets its one error line instead. Raises ConnectionError when the client goes away
+    or the daemon stops halfway."""
     out = _Sender(socket.socket(fileno=os.dup(fileno)), stopping)
+    try:
+        failure = opened(stream)
+        if failure is not None:
+            out.send([encode({"id": header.get("id"), **failure})])
+            return
+        out.send([encode({**header, "result": stream.header})])
+        stream_batches(stream, out, header.get("id"))
+    finally:
+        out.sock.close()
+
+
+def opened(stream: ArrowStream) -> dict[str, Any] | None:
+    """Open the stream's query; None, or the error line's fields (as the `sql` op words them)."""
+    try:
+        stream.open()
+    except ReadOnlyQueryError as exc:
+        return {"ok": False, "code": "refused", "error": str(exc)}
+    except duckdb.Error as exc:
+        return {"ok": False, "code": "query_error", "error": one_line(str(exc))}
+    except Exception as exc:  # noqa: BLE001 - told to the client, logged, the daemon goes on
+        log.error("sql_arrow failed:\n%s", traceback.format_exc())
+        return {"ok": False, "code": "internal", "error": f"internal error: {type(exc).__name__}: {exc}"}
+    return None
+
+
+def stream_batches(stream: ArrowStream, out: _Sender, request_id: Any) -> None:
+    """The IPC stream's pieces as the producer frames them, then the trailer line."""
     batches = _Prefetch(stream)
     try:
-        out.send([encode(header)])
         try:
             for parts in batches:
                 out.send(parts)
@@ -160,10 +194,9 @@ def pump(stream: ArrowStream, fileno: int, header: dict[str, Any], stopping: Cal
         except QueryFailed as exc:
             out.send(stream.finish())  # the producer has stopped: the writer is this thread's now
             trailer = {"ok": False, "code": "query_error", "error": one_line(str(exc))}
-        out.send([encode({"id": header.get("id"), **trailer})])
+        out.send([encode({"id": request_id, **trailer})])
     finally:
         batches.close()
-        out.sock.close()
 
 
 class QueryFailed(Exception):
