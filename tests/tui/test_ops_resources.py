@@ -177,7 +177,7 @@ def test_wrap_toggle_folds_long_lines_and_keeps_search() -> None:
             log.scroll_to(0, 14, animate=False, immediate=True)
             await pilot.pause()
             await pilot.press("W")
-            assert log.wrap and "wrapped" in screen_text(app)
+            assert log.wrap and "W: wrap" in screen_text(app) and "W: no wrap" not in screen_text(app)
             assert log.virtual_size.width <= 80 and log.virtual_size.height > log.line_count
             await pilot.press("n")  # the only match, found again in the wrapped rows
             assert "TAIL-END" in log_text(log)

@@ -277,7 +277,7 @@ class RunDetailScreen(Screen[None]):
         Binding("M", "more_curves(-1)", "previous curves", show=False),
         Binding("w", "stream", "stream"),
         Binding("f", "follow", "follow"),
-        Binding("W", "wrap", "wrap"),
+        Binding("W", "wrap", "wrap", show=False),  # the log's head line shows it (80 columns keep r)
         Binding("n", "log_match(1)", "next match", show=False),
         Binding("N", "log_match(-1)", "previous match", show=False),
         Binding("slash", "search", "search"),
@@ -522,8 +522,8 @@ class RunDetailScreen(Screen[None]):
         streams = Text()
         for stream in STREAMS:
             streams.append(f" {stream} ", style="reverse bold" if stream == self.stream else "")
-        parts = [streams, Text("following" if self.follow else "not following"),
-                 Text("wrapped" if log.wrap else "not wrapped")]
+        parts = [streams, Text(f"f: {'following' if self.follow else 'not following'}"),
+                 Text(f"W: {'wrap' if log.wrap else 'no wrap'}")]
         if log.query_text:
             found = Text(f"“{visible(log.query_text)}” ", style="bold")
             found.append(log.count_text(), style="bold yellow" if log.matches else "red")
