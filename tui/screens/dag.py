@@ -152,7 +152,8 @@ class DagScreen(Screen[None]):
     ]
     AUTO_FOCUS = "#dag"
     EXTRA_KEYS: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("arrows", "move between runs (columns are stages where the terminal is wide)"),)
+        ("arrows", "move between runs (columns are stages where the terminal is wide)"),
+        ("enter", "open the run's detail"))
 
     def __init__(self, source: Source, experiment: str) -> None:
         super().__init__()
