@@ -29,7 +29,7 @@ MODEL_SQL = "SELECT base_model FROM models WHERE experiment = ? AND model = ?"
 SUMMARY_SQL = (f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM flip_summary "
                "WHERE experiment = ? AND model = ? ORDER BY benchmark")
 ITEMS_SQL = (f"SELECT {', '.join(ITEM_COLUMNS)} FROM flips "
-             "WHERE experiment = ? AND model = ? ORDER BY benchmark, change DESC, item_id")
+             "WHERE experiment = ? AND model = ? ORDER BY benchmark, change, item_id")
 RUNS_SQL = """SELECT t.run_id, b.run_id, t.verdict, b.verdict
 FROM item_verdicts t
 JOIN item_verdicts b ON b.experiment = t.experiment AND b.model = ? AND b.benchmark = t.benchmark
