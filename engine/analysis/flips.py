@@ -18,6 +18,31 @@ if TYPE_CHECKING:
     from engine.analysis.paired import Cursor
 
 COUNT_SQL = """INSERT INTO flip_stats
+WITH scope AS ({scope}), wanted AS (  -- the models whose rows are computed, and their bases
+    SELECT experiment, model FROM scope
+    UNION
+    SELECT m.experiment, m.base_model FROM models m JOIN scope s USING (experiment, model)
+    WHERE m.base_model IS NOT NULL
+), per_run AS (
+    SELECT e.experiment, r.name AS model, i.run_id, r.created_at, i.benchmark, i.item_id, i.samples, i.verdict
+    FROM run_items i JOIN runs r ON r.id = i.run_id JOIN experiment_runs e ON e.run_id = r.id
+    WHERE r.kind IN ('eval', 'score') AND r.name IS NOT NULL
+      AND (e.experiment, r.name) IN (SELECT experiment, model FROM wanted)
+), ranked AS (
+    SELECT experiment, model, run_id, benchmark,
+           count(*) OVER (PARTITION BY experiment, model, benchmark) AS runs,
+           row_number() OVER (PARTITION BY experiment, model, benchmark
+                              ORDER BY created_at DESC, run_id DESC) AS recency
+    FROM (SELECT DISTINCT experiment, model, run_id, created_at, benchmark FROM per_run)
+), latest AS MATERIALIZED (  -- run_items_latest's rows of those models
+    SELECT p.experiment, p.model, p.benchmark, p.item_id, p.verdict >= 0.5 AS correct
+    FROM per_run p JOIN ranked k USING (experiment, model, run_id, benchmark) WHERE k.runs = 1
+    UNION ALL
+    SELECT p.experiment, p.model, p.benchmark, p.item_id, p.verdict >= 0.5 AS correct
+    FROM per_run p JOIN ranked k USING (experiment, model, run_id, benchmark) WHERE k.runs > 1
+    QUALIFY row_number() OVER (PARTITION BY p.experiment, p.model, p.benchmark, p.item_id
+                               ORDER BY k.recency) = 1
+)
 SELECT t.experiment, t.model, m.base_model, t.benchmark, count(*) AS items,
        count(*) FILTER (WHERE t.correct AND NOT b.correct) AS gained,
        count(*) FILTER (WHERE b.correct AND NOT t.correct) AS lost,
@@ -25,13 +50,16 @@ SELECT t.experiment, t.model, m.base_model, t.benchmark, count(*) AS items,
          - count(*) FILTER (WHERE b.correct AND NOT t.correct) AS net,
        list(t.item_id ORDER BY t.item_id) FILTER (WHERE t.correct AND NOT b.correct) AS gained_items,
        list(t.item_id ORDER BY t.item_id) FILTER (WHERE b.correct AND NOT t.correct) AS lost_items
-FROM run_items_latest t
+FROM latest t
 JOIN models m ON m.experiment = t.experiment AND m.model = t.model
-JOIN run_items_latest b ON b.experiment = t.experiment AND b.model = m.base_model
+JOIN latest b ON b.experiment = t.experiment AND b.model = m.base_model
      AND b.benchmark = t.benchmark AND b.item_id = t.item_id
-WHERE {scope}
+WHERE (t.experiment, t.model) IN (SELECT experiment, model FROM scope)
 GROUP BY ALL"""
-SCOPE = "(t.experiment, t.model) IN (SELECT experiment, model FROM _tix_flip_scope)"
+"""0008's flip_summary counts (its `run_items_latest` inlined) for the (experiment, model) pairs of
+`{scope}`: reading only their run_items and their bases' is what makes one model's refresh cheap."""
+EVERY = "SELECT experiment, model FROM models"
+SCOPED = "SELECT experiment, model FROM _tix_flip_scope"
 TOUCHED_SQL = """WITH changed AS (
     SELECT DISTINCT e.experiment, r.name AS model FROM runs r JOIN experiment_runs e ON e.run_id = r.id
     WHERE r.id IN (SELECT run_id FROM _tix_changed) AND r.name IS NOT NULL
@@ -60,7 +88,7 @@ def refresh(cur: Cursor, signature: str, records: dict[str, int]) -> int | None:
         done: int | None = _recompute(cur, changed)
     else:
         cur.execute("DELETE FROM flip_stats")
-        cur.execute(COUNT_SQL.format(scope="true"))
+        cur.execute(COUNT_SQL.format(scope=EVERY))
         done = None
     cur.execute("DELETE FROM flip_stats_runs")
     if records:
@@ -87,7 +115,7 @@ def _recompute(cur: Cursor, changed: list[str]) -> int:
     try:
         cur.execute("DELETE FROM flip_stats WHERE (experiment, model) IN (SELECT experiment, model "
                     "FROM _tix_flip_scope)")
-        cur.execute(COUNT_SQL.format(scope=SCOPE))
+        cur.execute(COUNT_SQL.format(scope=SCOPED))
     finally:
         cur.unregister("_tix_flip_scope")
     return len(touched)

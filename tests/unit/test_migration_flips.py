@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.analysis import flips
 from engine.analysis.paired import PairedCache
 from engine.daemon.ingest import ingest_until_drained
 from storage import Store
@@ -77,7 +76,15 @@ def test_flip_stats_follow_new_samples_model_by_model(tmp_path: Path) -> None:
     ingest_until_drained(store, "eval-rl", tmp_path / "eval-rl")
     cache = PairedCache()
     cur = store.con.cursor()
-    full = flips.COUNT_SQL.removeprefix("INSERT INTO flip_stats").format(scope="true") + " ORDER BY ALL"
+    full = """SELECT t.experiment, t.model, m.base_model, t.benchmark, count(*),
+           count(*) FILTER (WHERE t.correct AND NOT b.correct), count(*) FILTER (WHERE b.correct AND NOT t.correct),
+           count(*) FILTER (WHERE t.correct AND NOT b.correct) - count(*) FILTER (WHERE b.correct AND NOT t.correct),
+           list(t.item_id ORDER BY t.item_id) FILTER (WHERE t.correct AND NOT b.correct),
+           list(t.item_id ORDER BY t.item_id) FILTER (WHERE b.correct AND NOT t.correct)
+    FROM run_items_latest t JOIN models m ON m.experiment = t.experiment AND m.model = t.model
+    JOIN run_items_latest b ON b.experiment = t.experiment AND b.model = m.base_model
+         AND b.benchmark = t.benchmark AND b.item_id = t.item_id
+    GROUP BY ALL ORDER BY ALL"""  # 0008's flip_summary, less its McNemar p
     steps = [("eval-rl", [sample(i, 0, 1.0) for i in range(10)], 1),
              ("eval-base", [sample(i, 0, 1.0) for i in range(40)], 3),  # the base and its two
              ("score-sft", [sample(i, 1, 1.0) for i in range(30, 45)], 1)]
