@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
+from rich.console import Console
 from rich.text import Text
 from textual.pilot import Pilot
 from textual.widgets import DataTable, OptionList
@@ -38,8 +39,9 @@ from tests.tui.recorded import (
     build_workspace,
 )
 from tests.tui.screen_support import HostApp, until
+from tui.format import CONTROLS as CONTROLS_RE
 from tui.screens.analytics import TIScreen
-from tui.screens.dag import DagScreen
+from tui.screens.dag import DagScreen, node_lines
 from tui.screens.experiments import ExperimentsScreen
 from tui.screens.flips import ALL, FlipItemScreen, FlipsScreen
 from tui.screens.run_detail import RunDetailScreen
@@ -281,7 +283,7 @@ def test_dag_shows_every_run_with_state_and_why(lab: Recorded, size: tuple[int, 
     run_full(lab.ws, scenario, size)
 
 
-def test_dag_from_runs_list_and_enter_opens_the_run(lab: Recorded) -> None:
+def test_dag_from_runs_list_f_and_enter(lab: Recorded) -> None:
     async def scenario(pilot: Pilot[Any]) -> None:
         runs_screen = pilot.app.screen
         for _ in range(20):  # down to a run of the experiment (the probe run belongs to another)
@@ -293,6 +295,11 @@ def test_dag_from_runs_list_and_enter_opens_the_run(lab: Recorded) -> None:
         screen = await dag_loaded(pilot)
         assert screen.experiment == EXPERIMENT
         assert screen.select(lab.ids["eval_sft"])
+        await pilot.press("f")  # an eval run: its model's flips
+        flips = await flips_loaded(pilot)
+        assert (flips.experiment, flips.model) == (EXPERIMENT, "sft")
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(pilot.app.screen, DagScreen), what="back to the DAG")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(pilot.app.screen, RunDetailScreen), what="run detail")
         assert pilot.app.screen.run_id == lab.ids["eval_sft"]  # type: ignore[attr-defined]
@@ -334,3 +341,12 @@ def test_snapshot_dag(snap_compare: SnapCompare, lab: Recorded) -> None:
         await pilot.pause(0.2)
 
     assert snap_compare(make_app(lab.ws), terminal_size=(80, 24), run_before=before)
+
+
+def test_dag_node_shows_controls_visibly() -> None:
+    """A run name, dependency id and error from data reach a node with their controls shown."""
+    run = {"id": "eval-1", "kind": "eval", "name": "evil\x1b[2J", "state": "failed", "deps": ["dep\r1"],
+           "error": "Traceback\nboom \x1b]52;c;QUJD\x07 done"}
+    text = node_lines(run, {}, 40, Console()).plain
+    assert all(CONTROLS_RE.search(line) is None for line in text.split("\n"))  # newlines: the node's lines
+    assert "evil␛[2J" in text and "dep␍1" in text and "␛]52;c;QUJD␇" in text

@@ -14,7 +14,8 @@ ended, its error's last line (`dependency train-… cancelled`).
 
 Data: the daemon's `status` op for the experiment's runs (reused runs linked from another
 experiment included), then the app's run pushes keep each node current without polling. Keys:
-arrows move between nodes, enter opens a run's detail (app.open_run), r reloads, escape goes back.
+arrows move between nodes, enter opens a run's detail (app.open_run), f on an eval run its
+model's flips (tui/screens/flips.py), r reloads, escape goes back.
 Opened with `D` on the runs list (the highlighted run's experiment) or the experiments list.
 """
 
@@ -148,12 +149,14 @@ class DagScreen(Screen[None]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "back"),
+        Binding("f", "flips", "flips"),
         Binding("r", "refresh", "reload"),
     ]
     AUTO_FOCUS = "#dag"
     EXTRA_KEYS: ClassVar[tuple[tuple[str, str], ...]] = (
         ("arrows", "move between runs (columns are stages where the terminal is wide)"),
-        ("enter", "open the run's detail"))
+        ("enter", "open the run's detail"),
+        ("f (on an eval run)", "the model's flips: items gained and lost against its base"))
 
     def __init__(self, source: Source, experiment: str) -> None:
         super().__init__()
@@ -294,6 +297,18 @@ class DagScreen(Screen[None]):
         if at is not None:
             self.query_one("#dag", DataTable).cursor_coordinate = Coordinate(*at)
         return at is not None
+
+    def action_flips(self) -> None:
+        """f on an eval or score run of a tuned model: its items gained and lost against its base
+        (tui/screens/flips.py); the daemon says why for a base model."""
+        from tui.screens.flips import FlipsScreen
+
+        run = self.runs.get(self.selected_id() or "")
+        if run is None or stage(run) != "eval" or not run.get("name"):
+            self.notify("f compares a tuned model's items with its base: select an eval run",
+                        severity="warning")
+            return
+        self.app.push_screen(FlipsScreen(self.source, self.experiment, str(run["name"])))
 
     def action_back(self) -> None:
         self.dismiss(None)
