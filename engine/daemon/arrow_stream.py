@@ -44,6 +44,7 @@ cores shared with other work it does not (about 2x).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import queue
@@ -157,6 +158,7 @@ def pump(stream: ArrowStream, fileno: int, header: dict[str, Any], stopping: Cal
     client connection `fileno` (through a duplicate descriptor, closed at the end); a refused or
     wrong query gets its one error line instead. Raises ConnectionError when the client goes away
     or the daemon stops halfway."""
+    keep_freed_memory()
     out = _Sender(socket.socket(fileno=os.dup(fileno)), stopping)
     try:
         failure = opened(stream)
@@ -167,6 +169,35 @@ def pump(stream: ArrowStream, fileno: int, header: dict[str, Any], stopping: Cal
         stream_batches(stream, out, header.get("id"))
     finally:
         out.sock.close()
+
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+"""mallopt's parameter numbers (glibc's malloc.h)."""
+
+_malloc_tuned = False
+
+
+def keep_freed_memory(mmap_below: int = 32 << 20, trim_above: int = 64 << 20) -> None:
+    """Let glibc's malloc reuse the memory of the batches before instead of mapping fresh pages
+    (once per process; a no-op without glibc).
+
+    DuckDB builds each Arrow batch in malloc'd buffers that are freed once the batch is sent.
+    By default glibc gives allocations of a few MB their own mapping and returns it on free, so
+    every batch faulted its pages in again: 13,500 page faults and half of the conversion's CPU
+    for 2M rows (55 core-ms instead of 29, measured in process), the daemon at 60 core-ms where
+    DuckDB's own `to_arrow_table()` took 31. Allocations under `mmap_below` now come from the
+    heap, and the heap keeps up to `trim_above` free bytes for the next batch (so the daemon's
+    memory stays within a few batches of its peak, not of a whole result)."""
+    global _malloc_tuned
+    if _malloc_tuned:
+        return
+    _malloc_tuned = True
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # musl, macOS: their allocator decides
+        return
+    mallopt(M_MMAP_THRESHOLD, mmap_below)
+    mallopt(M_TRIM_THRESHOLD, trim_above)
 
 
 def opened(stream: ArrowStream) -> dict[str, Any] | None:
