@@ -30,7 +30,7 @@ SUMMARY_SQL = (f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM flip_summary "
                "WHERE experiment = ? AND model = ? ORDER BY benchmark")
 ITEMS_SQL = (f"SELECT {', '.join(ITEM_COLUMNS)} FROM flips "
              "WHERE experiment = ? AND model = ? ORDER BY benchmark, change, item_id")
-RUNS_SQL = """SELECT t.run_id, b.run_id, t.verdict, b.verdict
+RUNS_SQL = """SELECT t.run_id, b.run_id
 FROM item_verdicts t
 JOIN item_verdicts b ON b.experiment = t.experiment AND b.model = ? AND b.benchmark = t.benchmark
      AND b.item_id = t.item_id
@@ -68,29 +68,51 @@ def model_flips(cur: Cursor, experiment: str, model: str) -> dict[str, Any]:
             "items": items}
 
 
-def item_pair(cur: Cursor, experiment: str, model: str, benchmark: str, item_id: str) -> dict[str, Any]:
-    """One item's prompt (once), gold answer, and each model's samples with their verdicts and answers."""
+def item_pair(cur: Cursor, experiment: str, model: str, benchmark: str, item_id: str,
+              runs: tuple[str, str] | None = None) -> dict[str, Any]:
+    """One item's prompt (once), gold answer, and each model's samples with their verdicts and answers.
+
+    `runs`: (model run, base run) as the `flips` rows name them, so the samples are read by run
+    (fast at any size) instead of through `item_verdicts`, which ranks every sample of the
+    experiment; each run must be the named model's. Without them the newest runs are looked up."""
     base = base_of(cur, experiment, model)
-    runs = cur.execute(RUNS_SQL, [base, experiment, model, benchmark, item_id]).fetchall()
-    if not runs:
-        raise NotFound(f"item {item_id!r} of {benchmark!r} is not in both {model!r}'s and {base!r}'s runs")
-    model_run, base_run, model_verdict, base_verdict = runs[0]
-    sides = {"model": _side(cur, model, model_run, model_verdict, benchmark, item_id),
-             "base": _side(cur, base, base_run, base_verdict, benchmark, item_id)}
+    if runs is None:
+        found = cur.execute(RUNS_SQL, [base, experiment, model, benchmark, item_id]).fetchall()
+        if not found:
+            raise NotFound(f"item {item_id!r} of {benchmark!r} is not in both {model!r}'s "
+                           f"and {base!r}'s runs")
+        runs = (found[0][0], found[0][1])
+    else:
+        check_runs(cur, experiment, [(runs[0], model), (runs[1], base)])
+    sides = {"model": _side(cur, model, runs[0], benchmark, item_id),
+             "base": _side(cur, base, runs[1], benchmark, item_id)}
     first = sides["base"].pop("_first") or sides["model"]["_first"] or {}
     sides["model"].pop("_first")
     return {"experiment": experiment, "model": model, "base_model": base, "benchmark": benchmark,
             "item_id": item_id, "prompt": first.get("prompt"), "gold": first.get("gold"), **sides}
 
 
-def _side(cur: Cursor, name: str, run_id: str, verdict: float | None, benchmark: str,
-          item_id: str) -> dict[str, Any]:
-    """One model's samples of the item in `run_id`, with the item's mean verdict."""
+def check_runs(cur: Cursor, experiment: str, pairs: list[tuple[str, str]]) -> None:
+    """NotFound unless each (run id, model) is an eval/score run of the experiment named for the model."""
+    rows = cur.execute("SELECT r.id, r.name FROM runs r JOIN experiment_runs e ON e.run_id = r.id "
+                       "WHERE e.experiment = ? AND r.kind IN ('eval', 'score') AND list_contains(?, r.id)",
+                       [experiment, [run_id for run_id, _ in pairs]]).fetchall()
+    found = dict(rows)
+    for run_id, name in pairs:
+        if found.get(run_id) != name:
+            raise NotFound(f"run {run_id!r} is not an eval or score run of {name!r} in {experiment!r}")
+
+
+def _side(cur: Cursor, name: str, run_id: str, benchmark: str, item_id: str) -> dict[str, Any]:
+    """One model's samples of the item in `run_id`, with the item's verdict: the mean over its
+    samples, as `item_verdicts` has it (the last record of each sample)."""
     rows = cur.execute(SAMPLES_SQL, [run_id, benchmark, item_id]).fetchall()
     samples = [dict(zip((*SAMPLE_COLUMNS, "prompt", "gold"), r, strict=True)) for r in rows]
     for s in samples:
         s["flags"] = list(s["flags"] or [])
     first = {"prompt": samples[0]["prompt"], "gold": samples[0]["gold"]} if samples else None
+    scored = [float(s["verdict"]) for s in samples if s["verdict"] is not None]
+    verdict = sum(scored) / len(scored) if scored else None
     for s in samples:
         del s["prompt"], s["gold"]
     return {"name": name, "run_id": run_id, "verdict": verdict,

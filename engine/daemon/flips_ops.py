@@ -41,14 +41,18 @@ async def flips(daemon: Daemon, args: dict[str, Any]) -> dict[str, Any]:
 
 
 async def flip_item(daemon: Daemon, args: dict[str, Any]) -> dict[str, Any]:
-    """args experiment, model, benchmark, item_id. Result: prompt, gold, and base and model, each
-    {name, run_id, verdict, correct, samples [{sample_idx, completion, extracted, verdict, tokens,
-    finish_reason, flags}]}."""
+    """args experiment, model, benchmark, item_id; model_run and base_run (as a `flips` item row names
+    them: the samples are then read by run, fast at any size). Result: prompt, gold, and base and
+    model, each {name, run_id, verdict, correct, samples [{sample_idx, completion, extracted,
+    verdict, tokens, finish_reason, flags}]}."""
     fields = texts("flip_item", args, ITEM_ARGS)
-    return await daemon.readonly_in_thread(_found, daemon, flip_items.item_pair, *fields)
+    runs = None
+    if args.get("model_run") is not None or args.get("base_run") is not None:
+        runs = tuple(texts("flip_item", args, ("model_run", "base_run")))
+    return await daemon.readonly_in_thread(_found, daemon, flip_items.item_pair, *fields, runs)
 
 
-def _found(store: Store, daemon: Daemon, fn: Any, *args: str) -> dict[str, Any]:
+def _found(store: Store, daemon: Daemon, fn: Any, *args: Any) -> dict[str, Any]:
     """`fn(cursor, *args)` on the thread's own connection; an unknown model or item is `not_found`.
     RequestError is taken from the daemon's own module: run as `python -m engine.daemon.server`, that
     module is `__main__`, and an imported engine.daemon.server's class would not be the one it catches."""

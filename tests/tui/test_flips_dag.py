@@ -24,6 +24,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, OptionList
 
 from engine.analysis.ti import p_text
+from engine.client.connection import Client, RequestFailed
 from engine.experiments.plan import make_run
 from engine.workspace import Workspace
 from tests.conftest import ROOT, stop_everything
@@ -225,6 +226,24 @@ def test_flips_of_a_base_model_say_why(lab: Recorded) -> None:
         assert isinstance(screen, FlipsScreen) and screen.data is None
 
     drive(lab.ws, lambda s: FlipsScreen(s, EXPERIMENT, "base"), scenario)
+
+
+def test_flip_item_op_by_run_equals_by_lookup_and_refuses_others(lab: Recorded) -> None:
+    """The runs a `flips` row names give the same answer as the newest-run lookup; a run of another
+    model is not_found, a missing argument a one-line bad request."""
+    with Client(lab.ws) as client:
+        row = client.request("flips", experiment=EXPERIMENT, model="evil")["items"][0]
+        key = {"experiment": EXPERIMENT, "model": "evil", "benchmark": row["benchmark"], "item_id": row["item_id"]}
+        looked_up = client.request("flip_item", **key)
+        by_run = client.request("flip_item", **key, model_run=row["model_run"], base_run=row["base_run"])
+        assert by_run == looked_up
+        assert (by_run["model"]["verdict"], by_run["base"]["verdict"]) == (row["model_verdict"], row["base_verdict"])
+        with pytest.raises(RequestFailed) as refused:
+            client.request("flip_item", **key, model_run=row["base_run"], base_run=row["base_run"])
+        assert refused.value.code == "not_found" and "is not an eval or score run of 'evil'" in str(refused.value)
+        with pytest.raises(RequestFailed) as bad:
+            client.request("flip_item", experiment=EXPERIMENT, model="evil")
+        assert bad.value.code == "bad_request" and "benchmark must be a name" in str(bad.value)
 
 
 # -- DAG ----------------------------------------------------------------------------------------------

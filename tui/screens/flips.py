@@ -260,7 +260,8 @@ class FlipItemScreen(Screen[None]):
         i = self.item
         try:
             self.pair = await self.source.request("flip_item", experiment=self.experiment, model=self.model,
-                                                  benchmark=i["benchmark"], item_id=i["item_id"])
+                                                  benchmark=i["benchmark"], item_id=i["item_id"],
+                                                  model_run=i.get("model_run"), base_run=i.get("base_run"))
         except SourceError as exc:
             why = Text(visible(f"cannot load the item: {exc}"), style="red")
             self.query_one("#pair-prompt", Static).update(why)
