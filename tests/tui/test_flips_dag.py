@@ -162,6 +162,22 @@ def test_flips_summary_equals_tix_flips(lab: Recorded, model: str) -> None:
     drive(lab.ws, lambda s: FlipsScreen(s, EXPERIMENT, model), scenario)
 
 
+def test_a_long_item_list_is_capped_and_says_so(lab: Recorded, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thousands of flipped items (paper scale) fill at most MAX_ITEMS rows; the head line says so."""
+    monkeypatch.setattr("tui.screens.flips.MAX_ITEMS", 3)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        screen = await flips_loaded(pilot)
+        total = len(screen.data["items"]) if screen.data else 0
+        assert total > 3
+        screen.query_one("#flips-summary", DataTable).move_cursor(row=len(screen.benchmarks))  # all
+        await pilot.pause(0.1)
+        assert screen.query_one("#flips-items", DataTable).row_count == 3
+        assert f"{total} flipped items of every benchmark, the first 3 shown" in screen_text(pilot.app)
+
+    drive(lab.ws, lambda s: FlipsScreen(s, EXPERIMENT, "evil"), scenario, (160, 48))
+
+
 def test_f_on_ti_opens_the_selected_models_flips(lab: Recorded) -> None:
     async def scenario(pilot: Pilot[Any]) -> None:
         await pilot.press("3")

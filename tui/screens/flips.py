@@ -39,6 +39,10 @@ ALL = "all"
 SUMMARY_HEADERS = ("benchmark", "items", "gained", "lost", "net", "McNemar p")
 ITEM_HEADERS = ("change", "base", "tuned", "item", "benchmark")
 CHANGE_STYLES = {"gained": "green", "lost": "red"}
+MAX_ITEMS = 1_000
+"""Rows of the item list at most: a paper-scale model flips thousands of items (5,705 at a quarter of
+the paper's suite; 156 ms to fill a table with them, on the UI thread), and a list that long is
+read per benchmark anyway; the head line says how many more there are."""
 EMPTY = "no items to compare (needs samples of a tuned model's and its base's eval runs)"
 
 
@@ -177,16 +181,18 @@ class FlipsScreen(Screen[None]):
         """The flipped items of the highlighted benchmark, gained first."""
         which = self.selected_benchmark()
         items = [i for i in (self.data or {}).get("items", []) if which in (ALL, i["benchmark"])]
-        self.shown_items = items
+        self.shown_items = items[:MAX_ITEMS]
         table = self.query_one("#flips-items", DataTable)
         table.clear(columns=True)
         table.add_columns(*ITEM_HEADERS)
-        for item in items:
+        for item in self.shown_items:
             table.add_row(*item_cells(item))
         label = "every benchmark" if which == ALL else which or "-"
         note = " (enter: both outputs side by side)" if items else ""
+        if len(items) > MAX_ITEMS:
+            note = f", the first {MAX_ITEMS:,} shown (pick a benchmark for the rest){note}"
         self.query_one("#flips-items-head", Static).update(
-            Text(visible(f"{len(items)} flipped item{'s' if len(items) != 1 else ''} of {label}{note}")))
+            Text(visible(f"{len(items):,} flipped item{'s' if len(items) != 1 else ''} of {label}{note}")))
 
     @on(DataTable.RowHighlighted, "#flips-summary")
     def _benchmark_highlighted(self) -> None:
