@@ -40,6 +40,7 @@ from tests.tui.recorded import (
     build_workspace,
 )
 from tests.tui.screen_support import HostApp, until
+from tests.tui.test_numbers import assert_whole
 from tui.format import CONTROLS as CONTROLS_RE
 from tui.screens.analytics import TIScreen
 from tui.screens.dag import DagScreen, node_lines
@@ -160,6 +161,24 @@ def test_flips_summary_equals_tix_flips(lab: Recorded, model: str) -> None:
         assert screen.query_one("#flips-items", DataTable).row_count == len(items)
 
     drive(lab.ws, lambda s: FlipsScreen(s, EXPERIMENT, model), scenario)
+
+
+@pytest.mark.parametrize("size", [(60, 18), (160, 48)], ids=["60x18", "160x48"])
+def test_flips_numbers_whole_at_every_size(lab: Recorded, size: tuple[int, int]) -> None:
+    """Every benchmark's counts and p are on screen whole, beside its name, at 60x18 as at 160x48."""
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        screen = await flips_loaded(pilot)
+        await pilot.pause(0.1)
+        text = screen_text(pilot.app)
+        assert_whole(text)
+        for row in screen.benchmarks:
+            figures = [str(row["items"]), str(row["gained"]), str(row["lost"]), f"{row['net']:+d}" if row["net"]
+                       else "0", p_text(row["mcnemar_p"])]
+            line = next(x for x in text.splitlines() if x.startswith(f" {row['benchmark']} "))
+            assert line.split()[1:] == figures, line
+
+    drive(lab.ws, lambda s: FlipsScreen(s, EXPERIMENT, "evil"), scenario, size)
 
 
 def test_a_long_item_list_is_capped_and_says_so(lab: Recorded, monkeypatch: pytest.MonkeyPatch) -> None:
