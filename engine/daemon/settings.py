@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 #: DuckDB's memory_limit for the daemon (see DaemonSettings.database_settings).
-DB_MEMORY = "768MB"
+DB_MEMORY = "640MB"
 _SIZE = re.compile(r"[0-9]+(\.[0-9]+)?\s*([KMGT]i?B|B)", re.IGNORECASE)
 #: How workers are started: `local` processes on this box, or `slurm` jobs on a cluster.
 EXECUTORS = ("local", "slurm")
@@ -134,8 +134,9 @@ class DaemonSettings:
 
     def database_settings(self) -> list[str]:
         """SET statements for the daemon's connection. Without a limit DuckDB keeps up to 80 % of
-        the machine's memory cached, and a paper-scale ingest (3.2 GB of JSONL) grew the daemon to
-        2.25 GiB RSS; at 768MB it peaked at 0.99 GiB, no slower (bench/scale.py)."""
+        the machine's memory cached, and a paper-scale ingest (3.2 GB of JSONL, bench/scale.py) grew
+        to 2.2 GiB RSS; the rest of the process (Python, Arrow, the JSON parser's own DuckDB) adds
+        about 0.3 GiB to the limit: 512MB peaked at 0.76 GiB, 640MB at 0.88, 768MB at 1.0."""
         out = [f"SET memory_limit = '{self.db_memory}'"]
         if self.db_threads:
             out.append(f"SET threads = {int(self.db_threads)}")
@@ -189,12 +190,12 @@ class DaemonSettings:
 
 
 def _size(key: str, raw: Any, source: str) -> str:
-    """A memory size as DuckDB reads it (768MB, 1.5GiB); empty = the default."""
+    """A memory size as DuckDB reads it (640MB, 1.5GiB); empty = the default."""
     if raw is None or raw == "":
         return DB_MEMORY
     text = str(raw).strip()
     if isinstance(raw, bool) or not _SIZE.fullmatch(text):
-        raise ValueError(f"{source}: setting {key} expects a size such as 768MB or 2GiB, got {raw!r}")
+        raise ValueError(f"{source}: setting {key} expects a size such as 640MB or 2GiB, got {raw!r}")
     return text
 
 

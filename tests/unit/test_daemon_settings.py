@@ -43,15 +43,15 @@ def test_database_memory_limit_and_threads_reach_duckdb(tmp_path: Path) -> None:
         return limit, threads
 
     default = DaemonSettings.load(None, {})
-    assert default.db_memory == "768MB" and default.db_threads is None
-    assert applied(default)[0] == "732.4 MiB"  # 768 MB in DuckDB's binary units
+    assert default.db_memory == "640MB" and default.db_threads is None
+    assert applied(default)[0] == "610.3 MiB"  # 640 MB in DuckDB's binary units
     assert applied(DaemonSettings.load(None, {"TIX_DB_MEMORY": "1GiB", "TIX_DB_THREADS": "1"})) == ("1.0 GiB", 1)
-    assert DaemonSettings.load(None, {"TIX_DB_MEMORY": ""}).db_memory == "768MB"
+    assert DaemonSettings.load(None, {"TIX_DB_MEMORY": ""}).db_memory == "640MB"
 
 
 @pytest.mark.parametrize("bad", ["lots", "768", "-1GB", "1 PB"])
 def test_a_bad_database_memory_limit_names_the_setting(tmp_path: Path, bad: str) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(f"db_memory: '{bad}'\n")
-    with pytest.raises(ValueError, match=r"config.yaml: setting db_memory expects a size such as 768MB"):
+    with pytest.raises(ValueError, match=r"config.yaml: setting db_memory expects a size such as 640MB"):
         DaemonSettings.load(config, {})
