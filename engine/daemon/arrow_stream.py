@@ -177,7 +177,7 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 _malloc_tuned = False
 
 
-def keep_freed_memory(mmap_below: int = 32 << 20, trim_above: int = 64 << 20) -> None:
+def keep_freed_memory(mmap_below: int = 32 << 20, trim_above: int = 32 << 20) -> None:
     """Let glibc's malloc reuse the memory of the batches before instead of mapping fresh pages
     (once per process; a no-op without glibc).
 
