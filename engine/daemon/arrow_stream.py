@@ -12,33 +12,42 @@ object per cell; a million rows become a million dicts. This op answers with Arr
 A query that fails after its first rows were sent ends its stream early and says why in the
 trailer ({"ok": false, "error": ..., "code": "query_error"}).
 
-Why the socket and not an Arrow file in the workspace that the client memory-maps: both were
-prototyped on this 2-core box with 2M rows x 3 columns (51 MiB) and timed against DuckDB's own
-in-process `to_arrow_table()`, alternating: socket 1.3x / 1.4x (best / median), a memfd passed
-with SCM_RIGHTS and mapped 1.4x / 1.6x, an O_TMPFILE on disk no better; the file's write costs
-what the socket's copy costs. The socket needs no disk or RAM for a 10 GB result, leaves nothing
-to clean up when a client dies mid-read, holds back a slow reader (the daemon keeps a few
-batches, never the result), hands batches over as they come (`Result.reader()`), and works
-through a forwarded socket (`ssh -L`), where a file on the daemon's disk would not.
+Why the socket and not an Arrow file in the workspace that the client memory-maps: what a
+result costs is CPU, and both ways cost about the same. Measured on this 2-core box for 2M rows
+x 3 columns (51 MiB), core-ms for the transfer alone: the socket copies each batch into the
+kernel and out again (17-20 core-ms: two copies into memory that is already mapped); a memfd
+(the file the client maps, passed with SCM_RIGHTS) is written once, but into fresh shared-memory
+pages, and mapped (MAP_POPULATE) and freed per batch (18 + 4 core-ms); a pipe fed with vmsplice
+(the daemon's pages, copied once by the reader) 14 core-ms, but the daemon must keep every batch
+alive and unchanged until the client has read it, which nothing tells it. An O_TMPFILE on disk
+was no better than the memfd. The socket needs no disk or RAM for a 10 GB result, leaves
+nothing to clean up when a client dies mid-read, holds back a slow reader (the daemon keeps a
+few batches, never the result), hands batches over as they come (`Result.reader()`), and works
+through a forwarded socket (`ssh -L`), where a file or a passed descriptor would not.
 
 Why threads that write to the socket themselves: the daemon is one asyncio loop that also
 ingests and schedules. The first version handed each batch to the loop (`writer.writelines`,
 `drain`): the loop copied every batch into its transport buffer and woke for every 200 KB the
-socket took, 2.2-4x DuckDB's own. Now a producer thread runs the query on a cursor of its own and
-frames each batch (`_Prefetch`, up to two batches ahead, so DuckDB computes the next batch while
-this one travels), and a sender thread writes them with blocking sends on a duplicate of the
-connection's descriptor (Arrow's buffers go to the kernel without a copy; DuckDB, pyarrow and
-`send` release the GIL); the loop only awaits the sender. Nothing else writes to the connection
-meanwhile: the loop first lets its transport's buffer empty, the connection gets no pushes
-(`sql_arrow` is refused on a subscribed one) and no stop notice (`Daemon.streaming`). A 10 GB
-result never sits whole in the daemon's memory, and blocks neither other clients nor ingest.
-The cursor reads one snapshot inside a transaction that is rolled back, as `tix sql` does
-(storage.store.check_read_only).
+socket took, 2.2-4x DuckDB's own. Now one thread (`pump`) checks and opens the query on a cursor
+of its own (a refusal or error is its one line), writes the header, and sends the batches that
+a producer thread frames (`_Prefetch`, up to two batches ahead, so DuckDB computes the next batch
+while this one travels) with blocking sends on a duplicate of the connection's descriptor
+(Arrow's buffers go to the kernel without a copy; DuckDB, pyarrow and `send` release the GIL);
+the loop only awaits it. Nothing else writes to the connection meanwhile: the loop first lets
+its transport's buffer empty, the connection gets no pushes (`sql_arrow` is refused on a
+subscribed one) and no stop notice (`Daemon.streaming`). A 10 GB result never sits whole in the
+daemon's memory, and blocks neither other clients nor ingest. The cursor reads one snapshot
+inside a transaction that is rolled back, as `tix sql` does (storage.store.check_read_only).
 
-What it costs (bench/api.py): the result is copied twice more than in process (into the socket,
-out of it) and the pipeline wants three busy threads; on a box with idle cores that overlaps
-with DuckDB's own work (1.0-1.4x of `to_arrow_table()` here when the box was quiet), on two
-cores shared with other work it does not (about 2x).
+What it costs (bench/api.py): half of DuckDB's Arrow conversion was page faults. glibc mapped
+each batch's buffers afresh and unmapped them once sent, so the daemon faulted 6,500-6,900
+pages per 2M-row result and spent 50-60 core-ms where DuckDB's own `to_arrow_table()` spent
+31; `keep_freed_memory` has the heap keep them (300-500 faults, 35-50 core-ms). What is left
+over DuckDB's own work is the read-only check and the query's start (2 core-ms, before the
+first row), the two copies (7 in the daemon, 6-10 in the client) and the threads' handoffs: the
+API needs about 1.7x DuckDB's own CPU. Where DuckDB's own has two idle cores to itself (17-20
+ms on this box), that bounds the API at about 1.5x or above; where the cores are shared the
+ratio measured 1.05-1.9x (median over 11 alternating rounds, load average 4).
 """
 
 from __future__ import annotations
