@@ -173,6 +173,7 @@ def ingest(ws: Workspace, ids: list[str]) -> dict:
     result = json.loads(out.strip().splitlines()[-1])
     result["rss_gib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / (1 << 20)
     result["db_mb"] = ws.db.stat().st_size / 1e6
+    result["jsonl_mb"] = jsonl_bytes(ws, ids) / 1e6  # before `incremental` appends to a run
     return result
 
 
@@ -276,7 +277,7 @@ def incremental(ws: Workspace) -> list[tuple[str, float, float, float]]:
 
 def report(fraction: float, ws: Workspace, ids: list[str], build_s: float, ingested: dict,
            rows: list[tuple[str, float, float, float]]) -> None:
-    jsonl_mb, db_mb, ingest_s = jsonl_bytes(ws, ids) / 1e6, ingested["db_mb"], ingested["ingest_s"]
+    jsonl_mb, db_mb, ingest_s = ingested["jsonl_mb"], ingested["db_mb"], ingested["ingest_s"]
     print(f"fraction {fraction}: {MODELS} models, {TRAIN_RUNS} training runs; "
           + ", ".join(f"{n:,} {t}" for t, n in ingested["counts"].items()))
     print(f"JSONL written: {jsonl_mb:,.0f} MB in {build_s:.0f} s")
