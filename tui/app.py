@@ -13,7 +13,7 @@ collections, which otherwise walk a few hundred thousand such objects, stop cost
 a quarter of a second (bench/tui.py).
 
 Screens are modes, switched with number keys (1 Runs, 2 Experiments, 3 TI, 4 Shift, 5 SQL,
-6 GPUs), `?` for help and ctrl+p for the command palette. Experiments, TI, Shift and SQL are
+6 Resources), `?` for help and ctrl+p for the command palette. Experiments, TI, Shift and SQL are
 imported lazily by name, and a placeholder says why when one cannot be loaded.
 
 Run: `tix` (bare, in a terminal) or `python -m tui.app [--home DIR]`.
@@ -47,6 +47,7 @@ from engine.client.connection import DaemonUnavailable
 from engine.workspace import Workspace
 from tui.format import visible
 from tui.messages import ConnectionChanged, RunEventsPushed, RunsLoaded, RunsPushed
+from tui.notify import Notifier, ended
 from tui.source import Source, SourceError
 from tui.widgets.chrome import SCREENS, Chrome
 from tui.widgets.literal import LiteralNotify
@@ -74,6 +75,7 @@ class TixCommands(Provider):
             (f"Go to {title}", partial(app.action_switch, mode), f"key {key}")
             for mode, key, title in SCREENS]
         found.append(("Help: every key binding", app.action_help, "key ?"))
+        found.append(("Run-end alert: off, bell, OSC 9, both", app.action_cycle_alert, "key ctrl+g"))
         found += screen_commands(self.screen)
         found += other_screen_commands(app, self.screen)
         for r in app.recent_runs(200):
@@ -132,6 +134,8 @@ class TixApp(LiteralNotify):
         Binding("question_mark", "help", "help"),
         Binding("q", "quit", "quit"),
         Binding("r", "start_daemon", "start a stopped daemon", show=False, priority=True),
+        Binding("ctrl+g", "cycle_alert", "run-end alert: off, bell, OSC 9, both", show=False),
+        Binding("D", "dag", "the experiment's DAG (runs and experiments lists)", show=False),
     ]
 
     def __init__(self, ws: Workspace, *, source: Source | None = None, autostart: bool = True,
@@ -157,6 +161,8 @@ class TixApp(LiteralNotify):
         """Screens with editor buffers (the experiments editor), asked before quitting."""
         self._followed: dict[str, int] = {}
         self._follow_lock = asyncio.Lock()
+        self.notifier = Notifier(ws.home, self.notify, self.write_terminal, clock)
+        """Toasts (and the chosen bell / OSC 9) for runs that end while the app is open (tui.notify)."""
         for mode in LAZY_SCREENS:
             self.add_mode(mode, partial(self.make_screen, mode))
 
@@ -203,16 +209,36 @@ class TixApp(LiteralNotify):
         the daemon only while it is stopped on purpose (otherwise it is the screen's own `r`)."""
         if action == "start_daemon":
             return bool(self.stopped_reason) and not isinstance(self.focused, (Input, TextArea))
-        return not (action == "switch" and isinstance(self.focused, (Input, TextArea)))
+        return not (action in ("switch", "dag") and isinstance(self.focused, (Input, TextArea)))
 
     def action_start_daemon(self) -> None:
         self._start_requested.set()
+
+    def action_cycle_alert(self) -> None:
+        self.notify(self.notifier.cycle())
+
+    def write_terminal(self, text: str) -> None:
+        """Raw text to the terminal (a bell, an OSC 9 built by tui.notify); nothing when headless."""
+        if not self.is_headless and self._driver is not None:
+            self._driver.write(text)
 
     def action_help(self) -> None:
         from tui.screens.help import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.BINDINGS))
+
+    def action_dag(self) -> None:
+        """D: the DAG of the experiment of what the screen has selected (tui/screens/dag.py): the
+        experiments list's highlighted experiment, the runs list's highlighted run's."""
+        from tui.screens.dag import DagScreen, experiment_of
+
+        experiment = experiment_of(self.screen)
+        if experiment is None:
+            self.notify("D shows an experiment's DAG: select an experiment or a run of one first",
+                        severity="warning")
+            return
+        self.push_screen(DagScreen(self.source, experiment))
 
     def open_run(self, run_id: str) -> None:
         from tui.screens.run_detail import RunDetailScreen
@@ -311,6 +337,8 @@ class TixApp(LiteralNotify):
                     self.stopped_reason = str(message.get("reason") or "stopped")
                 elif kind == "disconnected" and not self.source.connected:
                     gone = True
+            if runs:
+                self.notifier.announce(ended(self.runs, runs.values()))
             self.runs.update(runs)
             if runs:
                 self.tell(partial(RunsPushed, list(runs.values())))

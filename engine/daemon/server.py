@@ -31,11 +31,12 @@ import yaml
 
 from engine import __version__
 from engine.client.protocol import MAX_LINE, decode, encode
-from engine.daemon import arrow_stream, bundle_ops, flips_ops
+from engine.daemon import arrow_stream, bundle_ops, compare_ops, flips_ops
 from engine.daemon.arrow_stream import BATCH_ROWS, ArrowStream
 from engine.daemon.executors import slurm_info
 from engine.daemon.gpus import DETECTION, gpu_stats, schedulable
 from engine.daemon.ingest import EventSummary
+from engine.daemon.resource_ops import resources
 from engine.daemon.runlog import read_chunk, streams_for
 from engine.daemon.scheduler import Scheduler
 from engine.daemon.settings import DaemonSettings
@@ -48,9 +49,21 @@ if TYPE_CHECKING:
     from engine.analysis.paired import PairedCache
 
 log = logging.getLogger("tix.daemon")
-PAIRED_READERS = re.compile(r"paired_|flip_summary|run_items", re.IGNORECASE)
-"""A query naming these reads `paired_stats` or `run_items`: the daemon refreshes them first (0006)."""
+PAIRED_READERS = re.compile(r"paired_|flip|run_items", re.IGNORECASE)
+"""A query naming these reads `paired_stats` or `run_items` (`flips` and `flip_summary` read both since
+migration 0008): the daemon refreshes them first (0006)."""
+FLIP_READERS = re.compile(r"flip", re.IGNORECASE)
+"""A query naming these reads `flip_stats` (through `flip_summary`, 0009): refreshed first too."""
 MAX_BOOT = 100_000
+
+
+def refresh_for(cache: PairedCache, cursor: duckdb.DuckDBPyConnection, query: str) -> None:
+    """Bring what `query` reads of the daemon's caches up to date: `paired_stats` and `run_items`,
+    and `flip_stats` for a query naming flips (a no-op when nothing changed)."""
+    if PAIRED_READERS.search(query):
+        cache.refresh_table(cursor)
+        if FLIP_READERS.search(query):
+            cache.refresh_flips(cursor)
 
 
 class RequestError(Exception):
@@ -96,10 +109,14 @@ class Daemon:
             "import_scores": self.op_import_scores, "ti": self.op_ti,
             "run_metrics": self.op_run_metrics, "run_log": self.op_run_log,
             "run_samples": self.op_run_samples, "run_results": self.op_run_results, "gpus": self.op_gpus,
+            "resources": self.op_resources,
             "sql_total": self.op_sql_total, "sql_export": self.op_sql_export,
+            "sql_page": self.op_sql_page,
             "sql_arrow": self.op_sql_arrow, "export_bundle": self.op_export_bundle,
             "import_bundle": self.op_import_bundle,
             "flips": self.op_flips, "flip_item": self.op_flip_item,
+            "run_config": self.op_run_config, "run_diff": self.op_run_diff,
+            "compare_evals": self.op_compare_evals,
         }
 
     # -- main loop ---------------------------------------------------------------------------
@@ -376,7 +393,7 @@ class Daemon:
             return
         cursor = self.store.con.cursor()
         try:
-            await asyncio.to_thread(self.paired_cache().refresh_table, cursor)
+            await asyncio.to_thread(refresh_for, self.paired_cache(), cursor, query)
         except duckdb.Error as exc:
             raise RequestError(one_line(str(exc)), "query_error") from None
         finally:
@@ -387,6 +404,7 @@ class Daemon:
         cursor = self.store.con.cursor()
         try:
             self.paired_cache().refresh_table(cursor)
+            self.paired_cache().refresh_flips(cursor)
         except Exception:  # noqa: BLE001 - exiting anyway; the next daemon refreshes it on demand
             log.error("refreshing paired_stats at exit failed:\n%s", traceback.format_exc())
         finally:
@@ -407,6 +425,18 @@ class Daemon:
         await self.refresh_paired(str(args.get("query", "")))
         return await self.readonly_in_thread(sql_with_total, str(args.get("query", "")), max_rows,
                                              query_params(args))
+
+    async def op_sql_page(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """One page of a read-only query, sorted by a column when asked (the TUI's SQL console;
+        engine/daemon/sql_paging.py): args query, params, offset, limit, sort, descending."""
+        from engine.daemon.sql_paging import PageRequest, sql_page
+
+        try:
+            request = PageRequest.parse(args)
+        except ValueError as exc:
+            raise RequestError(str(exc)) from None
+        await self.refresh_paired(request.query)
+        return await self.readonly_in_thread(sql_page, request, query_params(args))
 
     async def op_sql_export(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
         """Write a read-only query's whole result with DuckDB's COPY (engine/daemon/tui_ops.py): args query,
@@ -439,17 +469,7 @@ class Daemon:
         query, params = str(args.get("query", "")), query_params(args)
         await self.refresh_paired(query)
         batch_rows = _bounded(args.get("batch_rows"), BATCH_ROWS, 1, 1 << 20)
-        stream = ArrowStream(self.store.con.cursor(), batch_rows)
-        try:
-            await asyncio.to_thread(stream.open, query, params)
-        except BaseException as exc:
-            await asyncio.to_thread(stream.close)
-            if isinstance(exc, ReadOnlyQueryError):
-                raise RequestError(str(exc), "refused") from None
-            if isinstance(exc, duckdb.Error):
-                raise RequestError(one_line(str(exc)), "query_error") from None
-            raise
-        return stream
+        return ArrowStream(self.store.con.cursor(), query, params, batch_rows)  # opened in its thread
 
     async def op_export_bundle(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
         """Write an experiment's bundle folder (engine/daemon/bundle_ops.py): args experiment, path
@@ -502,6 +522,18 @@ class Daemon:
     async def op_flip_item(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
         """One item's prompt and both models' completions (engine/daemon/flips_ops.py)."""
         return await flips_ops.flip_item(self, args)
+
+    async def op_run_config(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """A run's configuration as flat keys (engine/daemon/compare_ops.py)."""
+        return await compare_ops.config_op(self, args)
+
+    async def op_run_diff(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """The configuration keys two runs differ in (engine/daemon/compare_ops.py)."""
+        return await compare_ops.diff_op(self, args)
+
+    async def op_compare_evals(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """Eval runs' scores side by side with their models' paired deltas (engine/daemon/compare_ops.py)."""
+        return await compare_ops.evals_op(self, args)
 
     async def op_schema(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> list[dict[str, str]]:
         return self.store.schema()
@@ -646,6 +678,10 @@ class Daemon:
             for gpu in gpus:
                 holders.setdefault(gpu, []).append({"id": run_id, **brief})
         return holders
+
+    async def op_resources(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """Each worker's CPU %, RSS and threads, and the CPU slots (engine.daemon.resource_ops)."""
+        return await resources(self.scheduler, self.store, self.settings)
 
     async def op_shutdown(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
         self.stop(f"{args.get('reason') or 'tix daemon stop'}, from pid {peer_pid(writer)}")
@@ -806,6 +842,8 @@ def run_daemon(ws: Workspace, settings: DaemonSettings, ready: Callable[[str], N
         return 0
     try:
         store = Store.open(ws.db)
+        for statement in settings.database_settings():
+            store.con.execute(statement)
     except duckdb.Error as exc:
         message = f"cannot open {ws.db}: {one_line(str(exc))}"
         log.error(message)

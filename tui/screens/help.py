@@ -22,11 +22,17 @@ from textual.widgets import Static
 SECTIONS = (
     ("Runs (1)", "tui.screens.runs:RunsScreen"),
     ("Run detail (enter on a run)", "tui.screens.run_detail:RunDetailScreen"),
+    ("Compare (C on marked runs)", "tui.screens.compare:CompareScreen"),
+    ("Config diff (d on two marked runs)", "tui.screens.compare:DiffScreen"),
     ("Experiments (2)", "tui.screens.experiments:ExperimentsScreen"),
+    ("Experiment DAG (D on the runs or experiments list)", "tui.screens.dag:DagScreen"),
     ("TI (3)", "tui.screens.analytics:TIScreen"),
+    ("Flips (f on a TI model)", "tui.screens.flips:FlipsScreen"),
+    ("Flipped item (enter on an item in Flips)", "tui.screens.flips:FlipItemScreen"),
     ("Shift (4)", "tui.screens.analytics:ShiftScreen"),
     ("SQL (5)", "tui.screens.sql:SQLScreen"),
-    ("GPUs (6)", "tui.screens.gpus:GpusScreen"),
+    ("SQL cell viewer (enter on a cell)", "tui.widgets.sql_cell:CellViewer"),
+    ("Resources: GPUs, workers, CPU slots (6)", "tui.screens.gpus:GpusScreen"),
 )
 INTRO = ("escape, q or ? closes this help. "
          "Keys work without a mouse at 80x24. Number keys switch screens everywhere except while "

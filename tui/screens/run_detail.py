@@ -343,7 +343,8 @@ class RunDetailScreen(Screen[None]):
                 yield LiteralTable(id="sample-table", cursor_type="row")
                 with VerticalScroll(id="sample-scroll"):
                     yield Static(id="sample-view")
-            with TabPane("p config", id="config"), VerticalScroll(id="config-scroll"):
+            with TabPane("p config", id="config"), VerticalScroll(id="config-scroll") as scroll:
+                scroll.styles.padding = (0, 1)
                 yield Static(Text("loading the configuration…", style="dim"), id="config-view")
         yield FitFooter()
 
@@ -731,7 +732,7 @@ class RunDetailScreen(Screen[None]):
         except SourceError as exc:
             view.update(Text(visible(f"config: {exc}", lines=True), style="red"))
             return
-        note = "" if found["started"] else "  (not started yet: a dependency's output shows as from_run)"
+        note = "" if found["started"] else "  (no spec.yaml in its folder: inputs show as from_run)"
         view.update(Group(Text(f"{len(found['keys'])} keys{note}", style="dim"), config_table(found["keys"])))
 
 
