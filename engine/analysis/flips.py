@@ -10,12 +10,20 @@ changed (runs, links, scores, imports) recomputes every row. Either way the rows
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import pyarrow as pa
 
-if TYPE_CHECKING:
-    from engine.analysis.paired import Cursor
+
+class Cursor(Protocol):
+    """What this module needs of a DuckDB cursor (engine.analysis.paired's, which imports this one)."""
+
+    def execute(self, query: str, parameters: Any = ...) -> Cursor: ...
+    def executemany(self, query: str, parameters: Any = ...) -> Cursor: ...
+    def fetchall(self) -> list[tuple[Any, ...]]: ...
+    def register(self, name: str, data: Any) -> Cursor: ...
+    def unregister(self, name: str) -> Cursor: ...
+
 
 COUNT_SQL = """INSERT INTO flip_stats
 WITH scope AS ({scope}), wanted AS (  -- the models whose rows are computed, and their bases
