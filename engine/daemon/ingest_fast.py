@@ -163,17 +163,22 @@ def parse_metrics(body: bytes, starts: np.ndarray, run_id: str) -> tuple[pa.Tabl
 def _metric_rows(parsed: pa.Table, names: list[str], run_id: str) -> pa.Table:
     """One row per (line, name) present in the line's values."""
     values = parsed["v"].combine_chunks()
+    times = _timestamps(parsed["t"])  # once for the window: a line's names share its time
     parts = []
     for name in names:
         column = values.field(name)
         present = pc.is_valid(column)
         n = pc.sum(present).as_py() or 0
-        if n:
+        if n:  # pa.repeat, not a Python list of n strings (that took a third of the window's time)
             parts.append(pa.Table.from_arrays(
-                [pa.array([run_id] * n, pa.string()), parsed["step"].filter(present),
-                 pa.array([name] * n, pa.string()), column.filter(present),
-                 _timestamps(parsed["t"].filter(present))], schema=INGEST_SCHEMAS["metrics"]))
+                [_constant(run_id, n), parsed["step"].filter(present), _constant(name, n),
+                 column.filter(present), times.filter(present)], schema=INGEST_SCHEMAS["metrics"]))
     return pa.concat_tables(parts) if parts else _empty("metrics")
+
+
+def _constant(text: str, n: int) -> pa.Array:
+    """n copies of one string, as an Arrow array."""
+    return pa.repeat(pa.scalar(text, pa.string()), n)
 
 
 def parse_samples(body: bytes, starts: np.ndarray, run_id: str, offset: int) -> tuple[pa.Table, np.ndarray]:
@@ -196,7 +201,7 @@ def parse_samples(body: bytes, starts: np.ndarray, run_id: str, offset: int) -> 
         return _empty("samples"), np.empty(0, np.int64)
     idx = parsed["i"].to_numpy()
     schema = INGEST_SCHEMAS["samples"]
-    columns = {"run_id": pa.array([run_id] * len(idx), pa.string()),
+    columns = {"run_id": _constant(run_id, len(idx)),
                "offset": pa.array(starts[idx] + offset, pa.int64())}
     arrays = [columns[f.name] if f.name in columns else parsed[f.name].cast(f.type) for f in schema]
     return pa.Table.from_arrays(arrays, schema=schema), idx
