@@ -9,13 +9,20 @@ on a cursor of their own (Daemon.readonly_in_thread), so ingest and other client
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from engine.analysis import flip_items
 from storage.store import Store
 
-if TYPE_CHECKING:
-    from engine.daemon.server import Daemon
+
+class Daemon(Protocol):
+    """What these ops use of engine.daemon.server's Daemon (a protocol, not an import: the server
+    imports this module, and importing it back would close a cycle)."""
+
+    async def refresh_paired(self, query: str) -> None: ...
+
+    async def readonly_in_thread(self, fn: Callable[..., Any], *args: Any) -> Any: ...
 
 FLIPS_ARGS = ("experiment", "model")
 ITEM_ARGS = ("experiment", "model", "benchmark", "item_id")

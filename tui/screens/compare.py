@@ -14,7 +14,7 @@ CompareScreen has up to two tabs:
   recomputed here), from the `compare_evals` op (engine/daemon/compare_ops.py).
 
 DiffScreen shows the configuration keys two runs differ in (`run_diff`, engine/analysis/rundiff.py),
-the same rows `tix diff` prints. `config_table` draws a run's keys for the run detail's config tab.
+the same rows `tix diff` prints. tui/widgets/config_table.py draws the keys (the run detail's config tab too).
 Every value from the data is shown through `visible()`; numbers are never cut (FitTable drops a
 column with a marker; long values fold onto more lines).
 """
@@ -26,7 +26,6 @@ from typing import Any, ClassVar
 
 from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -40,6 +39,7 @@ from tui.format import count_label, visible
 from tui.screens.run_detail import curve_names
 from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
+from tui.widgets.config_table import config_table
 from tui.widgets.fit_table import FitColumn, FitTable
 from tui.widgets.footer import FitFooter
 from tui.widgets.overlay_chart import WEIGHTS, Curve, legend, note, overlay_drawer
@@ -439,18 +439,6 @@ def scores_view(evals: dict[str, Any]) -> Group:
 
 
 # -- configuration ------------------------------------------------------------------------------------
-def config_table(rows: list[list[str]], headers: tuple[str, ...] = ("key", "value")) -> Table:
-    """Keys and values (from the data, made visible), long values folded onto more lines, never cut."""
-    table = Table(box=None, show_edge=False, pad_edge=False, padding=(0, 2, 0, 0), expand=False,
-                  header_style="bold")
-    table.add_column(Text(visible(headers[0])), style="cyan", overflow="fold")
-    for header in headers[1:]:
-        table.add_column(Text(visible(header)), overflow="fold")
-    for row in rows:
-        table.add_row(*(Text(visible(cell)) for cell in row))  # Text: markup in the data stays literal
-    return table
-
-
 class DiffScreen(Screen[None]):
     """The configuration keys two runs differ in, with both values."""
 

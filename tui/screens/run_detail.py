@@ -53,6 +53,7 @@ from tui.messages import ConnectionChanged, RunEventsPushed, RunsPushed
 from tui.run_actions import ask_cancel, resume
 from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
+from tui.widgets.config_table import config_table
 from tui.widgets.fit_table import FitColumn, FitTable
 from tui.widgets.footer import FitFooter
 from tui.widgets.literal import LiteralTable, literal
@@ -715,7 +716,7 @@ class RunDetailScreen(Screen[None]):
     def action_resume(self) -> None:
         resume(self, {**self.run, "id": self.run_id})
 
-    # -- config (issue 25.13; tui/screens/compare.py draws it) -------------------------------------
+    # -- config (issue 25.13; tui/widgets/config_table.py draws it) -------------------------------------
     @on(TabbedContent.TabActivated)
     def _config_shown(self) -> None:
         """The configuration is fetched the first time its tab shows (it does not change)."""
@@ -724,8 +725,6 @@ class RunDetailScreen(Screen[None]):
             self.run_worker(self.fetch_config(), group="config")
 
     async def fetch_config(self) -> None:
-        from tui.screens.compare import config_table
-
         view = self.query_one("#config-view", Static)
         try:
             found = await self.source.request("run_config", id=self.run_id)
