@@ -13,7 +13,11 @@ What the configuration holds:
   value the worker was given (spec.yaml), once the run started: seeds, data, trl args, generation;
 - `inputs.*`: what each dependency handed over (model path, its own hashes);
 - `code.*`: the run id's content hash (of kind, parameters, dependencies and tix's version with the
-  job's version, engine/experiments/plan.py) and the job version this tix gives the kind;
+  job's version, engine/experiments/plan.py) and the job version this tix gives the kind; once the
+  run started, the tix version, git commit and dirty flag its worker ran (environment.json,
+  engine/runenv.py);
+- `env.*`: from the same file: Python, the host, and the torch, transformers, trl, vllm, lm_eval
+  and duckdb versions installed (null: not installed), so a diff shows a library upgrade;
 - `outputs.*`: the result's hashes and paths (a build's sha256, a model's path): a run's scores
   are on its results tab, not here.
 """
@@ -54,9 +58,10 @@ def show(value: Any) -> str:
 
 
 def config_of(run: dict[str, Any], spec: dict[str, Any] | None = None,
-              job_version: str | None = None) -> dict[str, Any]:
-    """The flat configuration of `run` (a row of the runs table) and its folder's `spec` (None
-    before it started): see the module docstring for the sections."""
+              job_version: str | None = None, environment: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The flat configuration of `run` (a row of the runs table), its folder's `spec` and
+    `environment` (None before it started, or for a run older than environment.json): see the
+    module docstring for the sections."""
     facts = {field: run.get(field) for field in RUN_FIELDS if run.get(field) not in (None, "", [])}
     out = flatten(facts, "run")
     stored = run.get("params") or {}
@@ -68,6 +73,9 @@ def config_of(run: dict[str, Any], spec: dict[str, Any] | None = None,
     out["code.run_hash"] = digest or None
     if job_version is not None:
         out["code.job_version"] = job_version
+    for section, values in (environment or {}).items():
+        if section in ("code", "env") and isinstance(values, dict) and values:
+            out.update(flatten(values, section))
     result = run.get("result") if isinstance(run.get("result"), dict) else {}
     out.update({f"outputs.{k}": v for k, v in flatten(result).items() if OUTPUT_KEY.search(k)})
     return out

@@ -1,8 +1,9 @@
 """Daemon ops for comparing runs (the TUI's compare and config views, `tix diff`).
 
 - `run_config` (args id): a run's configuration as flat dotted keys (engine/analysis/rundiff.py), read
-  from its row and its folder's spec.yaml (what the worker was given: dependencies' outputs
-  resolved). Result: {run_id, keys: [[key, value as text], ...], started (whether a spec exists)}.
+  from its row, its folder's spec.yaml (what the worker was given: dependencies' outputs
+  resolved) and environment.json (the code and library versions it ran with, engine/runenv.py).
+  Result: {run_id, keys: [[key, value as text], ...], started (whether a spec exists)}.
 - `run_diff` (args left, right): the keys whose values differ. Result: {left, right, rows: [[key,
   left, right], ...], same (equal keys)}.
 - `compare_evals` (args ids): marked eval runs side by side: each run's scores per benchmark
@@ -22,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from engine import runenv
 from engine.analysis.rundiff import config_of, differing, show
 from engine.events import SPEC_FILE
 from engine.experiments.plan import JOB_VERSIONS
@@ -43,9 +45,11 @@ def read_spec(run: dict[str, Any], ws: Workspace) -> dict[str, Any] | None:
 
 
 def flat_config(run: dict[str, Any], ws: Workspace) -> tuple[dict[str, Any], bool]:
-    """The flat configuration of a stored run (its row) and whether its spec.yaml was found."""
+    """The flat configuration of a stored run (its row) and whether its spec.yaml was found; the
+    folder's environment.json adds `code.*` and `env.*` keys (a run older than the file has none)."""
     spec = read_spec(run, ws)
-    return config_of(run, spec, JOB_VERSIONS.get(str(run.get("kind")))), spec is not None
+    environment = runenv.read(Path(run.get("run_dir") or ws.run_dir(run["id"])))
+    return config_of(run, spec, JOB_VERSIONS.get(str(run.get("kind"))), environment), spec is not None
 
 
 def run_config(run: dict[str, Any], ws: Workspace) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The worker: one process per run, `python -m engine.jobs.worker RUN_DIR`.
 
 It reads the resolved spec the daemon wrote (`RUN_DIR/spec.yaml`), runs the job it names, and
-reports only through files in its run folder: `started`, `progress`, `metric`, `heartbeat`,
+reports only through files in its run folder (`environment.json`: the code and library versions it
+runs with, engine/runenv.py): `started`, `progress`, `metric`, `heartbeat`,
 then `finished` with the job's result or `failed` with the traceback. It never opens the
 database, so it keeps going when the daemon dies and a new daemon picks up its lines.
 SIGTERM (from `tix cancel`, or Slurm before a time limit, a requeue or a preemption) ends it with
@@ -24,6 +25,7 @@ import yaml
 
 from engine.events import EVENTS_FILE, SPEC_FILE, EventWriter, Heartbeat
 from engine.jobs import JobContext, Stop, job_module
+from engine.runenv import record as record_environment
 
 
 class Terminated(BaseException):
@@ -50,6 +52,8 @@ def run(run_dir: Path) -> int:
         ctx = JobContext.from_spec(run_dir, spec, events)
         events.emit("started", pid=os.getpid(), attempt=spec.get("attempt"), kind=spec["kind"],
                     cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"), **slurm_job())
+        if problem := record_environment(run_dir):
+            events.log(problem)
         if int(os.environ.get("SLURM_RESTART_COUNT") or 0):
             events.log(f"Slurm restarted job {os.environ.get('SLURM_JOB_ID')} (restart "
                        f"{os.environ['SLURM_RESTART_COUNT']}: requeued, preempted or its node failed); "

@@ -60,6 +60,7 @@ RULES: dict[str, tuple[tuple[str, ...], str]] = {
     "storage": (("engine", "textual", "tui", *ML), "the database layer knows nothing of the processes above it"),
     "engine/events.py": (("engine.daemon", "engine.jobs", "storage", "duckdb", *ML), "shared by daemon and workers"),
     "engine/workspace.py": (("engine.daemon", "engine.jobs", "storage", "duckdb", *ML), "shared by every process"),
+    "engine/runenv.py": (("engine.daemon", "engine.jobs", "storage", "duckdb", *ML), "shared by daemon and workers"),
 }
 
 
