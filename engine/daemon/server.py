@@ -20,6 +20,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -31,7 +32,7 @@ import yaml
 
 from engine import __version__
 from engine.client.protocol import MAX_LINE, decode, encode
-from engine.daemon import arrow_stream, bundle_ops, compare_ops, flips_ops
+from engine.daemon import arrow_stream, bundle_ops, compare_ops, flips_ops, refresher
 from engine.daemon.arrow_stream import BATCH_ROWS, ArrowStream
 from engine.daemon.executors import slurm_info
 from engine.daemon.gpus import DETECTION, gpu_stats, schedulable
@@ -102,6 +103,9 @@ class Daemon:
         self.paired: PairedCache | None = None
         """Every tuned model's items paired with its base's, and the `paired_stats` table they fill
         (engine.analysis.paired), reloaded only when the stored items change."""
+        self.paired_lock = threading.Lock()
+        self.refresher = refresher.Refresher(self.refresh_in_background, self.store.con.cursor)
+        """Refreshes those caches in a thread once ingest has been quiet (engine/daemon/refresher.py)."""
         self.ops: dict[str, Callable[[dict[str, Any], asyncio.StreamWriter], Awaitable[Any]]] = {
             "ping": self.op_ping, "status": self.op_status, "run": self.op_run,
             "submit": self.op_submit, "cancel": self.op_cancel, "resume": self.op_resume, "sql": self.op_sql,
@@ -116,7 +120,7 @@ class Daemon:
             "import_bundle": self.op_import_bundle,
             "flips": self.op_flips, "flip_item": self.op_flip_item,
             "run_config": self.op_run_config, "run_diff": self.op_run_diff,
-            "compare_evals": self.op_compare_evals,
+            "compare_evals": self.op_compare_evals, "refresh_state": self.op_refresh_state,
         }
 
     # -- main loop ---------------------------------------------------------------------------
@@ -127,6 +131,7 @@ class Daemon:
         server = await asyncio.start_unix_server(self.handle, path=str(self.ws.socket), limit=MAX_LINE)
         os.chmod(self.ws.socket, 0o600)
         self.ready("ok")
+        self.refresher.start()
         log.info("daemon %s pid %d serving %s (gpus=%d, executor=%s)", __version__, os.getpid(),
                  self.ws.socket, self.scheduler.gpu_total, self.settings.executor)
         loop = asyncio.get_running_loop()
@@ -142,6 +147,7 @@ class Daemon:
                 await asyncio.wait(list(self.handlers), timeout=5)
             with contextlib.suppress(FileNotFoundError):
                 self.ws.socket.unlink()
+            await self.refresher.stop()
             self.refresh_paired_on_exit()
             self.scheduler.close()
 
@@ -176,6 +182,8 @@ class Daemon:
             log.error("scheduler tick failed:\n%s", traceback.format_exc())
             return
         self.broadcast(changed)
+        if self.scheduler.ingested:  # samples or scores landed: the caches go stale
+            self.refresher.poke()
         self.push_run_events()
 
     def idle_expired(self) -> bool:
@@ -380,11 +388,20 @@ class Daemon:
         return {**(self.store.run(run_id) or {}), "dependants": again, "left": left}
 
     def paired_cache(self) -> PairedCache:
-        if self.paired is None:
-            from engine.analysis.paired import PairedCache
+        with self.paired_lock:  # the background refresh's thread may ask first
+            if self.paired is None:
+                from engine.analysis.paired import PairedCache
 
-            self.paired = PairedCache()
-        return self.paired
+                self.paired = PairedCache()
+            return self.paired
+
+    def refresh_in_background(self, cursor: duckdb.DuckDBPyConnection, cancelled: threading.Event) -> None:
+        """The refresher's work, in its thread: what `ti` and `flips` would refresh on demand."""
+        refresher.refresh_all(self.paired_cache(), cursor, cancelled)
+
+    async def op_refresh_state(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """The background refresh: pending, running, refreshes done, last_s, last_error."""
+        return self.refresher.state()
 
     async def refresh_paired(self, query: str) -> None:
         """Before a query that reads `paired_stats` (through `paired_deltas` or `flip_summary`), bring
@@ -508,7 +525,9 @@ class Daemon:
         return done
 
     async def op_import_scores(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
-        return apply_import(self.store, args)
+        done = apply_import(self.store, args)
+        self.refresher.poke()
+        return done
 
     async def op_ti(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
         """TI of every tuned model (engine.analysis.ti) with its intervals (engine.analysis.paired),
