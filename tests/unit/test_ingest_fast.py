@@ -42,7 +42,7 @@ def write(run: Path, lines: list[str]) -> None:
 
 def dump(store: Store) -> dict[str, list[tuple]]:
     out = {}
-    for table, order in [("metrics", "step, name"), ("events", '"offset"'), ("scores", "value"),
+    for table, order in [("metrics", "step, name, value"), ("events", '"offset"'), ("scores", "value"),
                          ("samples", '"offset"'), ("ingest_offsets", "file")]:
         cols = "* EXCLUDE (t)" if table in ("metrics", "events", "scores") else "*"
         rows = store.con.execute(f"SELECT {cols} FROM {table} ORDER BY {order}").fetchall()
@@ -123,3 +123,83 @@ def test_a_crash_mid_ingest_stores_each_line_once_after_restart(tmp_path: Path,
     samples = restarted.con.execute('SELECT count(*), count(DISTINCT "offset") FROM samples').fetchone()
     assert samples == (4, 4) and len(events) == len(EVENTS) + 3 + 200
     assert restarted.con.execute("SELECT sum(bad_lines) FROM ingest_offsets").fetchone()[0] == 3
+
+
+def python_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every line takes the line-by-line Python path from here on."""
+    none = np.empty(0, np.int64)
+    monkeypatch.setattr(ingest, "parse_metrics", lambda *a: (None, none))
+    monkeypatch.setattr(ingest, "parse_samples", lambda *a: (None, none))
+    monkeypatch.setattr(ingest.IngestBatch, "extend", lambda self, table, data: None)
+
+
+#: Lines pyarrow parses as one window (each field keeps one JSON type), with every case its
+#: result could differ from Python's `json` in: nulls, booleans, strings, nesting, odd times.
+ARROW_WINDOW = [
+    {"type": "metric", "t": 1_700_000_000, "step": 1, "values": {"loss": 2.5, "lr": 1, "a.b": -1e-9, "é": 3}},
+    {"type": "metric", "t": 1.7e9 + 1, "step": 2, "values": {"loss": 2.0, "big": 2**60, 'q"k': 1}},
+    {"type": "metric", "t": -5, "values": {"loss": 1}},
+    {"type": "metric", "t": 1e12, "step": 3, "values": {}},
+    {"type": "metric", "step": 4},
+    {"type": "metric", "step": 5, "values": {"loss": 1.5, "gone": None}},
+    {"type": "metric", "t": None, "step": None, "values": {"loss": 1.25}},
+    {"type": "metric", "step": 6, "values": {"ok": True, "loss": 1.0}},
+    {"type": "metric", "step": 7, "values": {"s": "1.5"}},
+    {"type": "metric", "step": 8, "values": {"nested": {"x": 1}}},
+    {"type": "metric", "step": 9, "values": None},
+    {"type": "progress", "step": 9, "total": 10, "desc": "train"},
+    {"x": 1},
+    {"type": "log", "message": '{"type": "metric", "values": {"loss": 9}}'},
+]
+
+
+def test_a_window_pyarrow_reads_whole_stores_what_python_stores(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    run = tmp_path / "a"
+    run.mkdir()
+    lines = [json.dumps(e) for e in ARROW_WINDOW]
+    (run / "events.jsonl").write_text("\n".join([*lines[:5], "", *lines[5:]]) + "\n")
+    body = (run / "events.jsonl").read_bytes()
+    starts = ingest_fast.line_starts(body)
+    assert ingest_fast._metrics_arrow(body, starts) is not None  # the window took pyarrow's path
+    _, done = ingest_fast.parse_metrics(body, starts, "r")
+    # Not: the empty line, the text null (a missing value may be a null), boolean, string, nesting.
+    assert done.tolist() == [0, 1, 2, 3, 4]
+    fast = Store.open(None)
+    summary = ingest_until_drained(fast, "r", run)
+    python_path(monkeypatch)
+    slow = Store.open(None)
+    assert ingest_until_drained(slow, "r", run).metric_lines == summary.metric_lines == 11
+    assert dump(fast) == dump(slow)
+    assert fast.con.execute("SELECT count(*) FROM metrics").fetchone()[0] == 15
+    assert fast.con.execute("SELECT bad_lines FROM ingest_offsets").fetchall() == [(1,)]
+    times = "SELECT step, name, value, t FROM metrics WHERE t < '2025-01-01' ORDER BY ALL"
+    assert fast.con.execute(times).fetchall() == slow.con.execute(times).fetchall() != []
+
+
+@pytest.mark.parametrize(("odd", "rows", "bad"), [
+    ("{bad", 0, 1), ("[1]", 0, 1), ("\udcff", 0, 1),  # the last is the byte 0xff: not UTF-8
+    ('{"type": "metric", "step": "3", "values": {"loss": 1}}', 1, 0),  # a string step: Python's int()
+    ('{"type": "metric", "step": 3}{"x": 1}\n', 0, 1),  # two objects on a line, then an empty line
+])
+def test_one_odd_line_among_valid_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, odd: str,
+                                       rows: int, bad: int) -> None:
+    """pyarrow refuses such a window whole; the line-by-line path stores the same rows, counts
+    the same malformed lines, and leaves the torn last line for next time."""
+    run = tmp_path / "a"
+    run.mkdir()
+    lines = [json.dumps({"type": "metric", "t": 1.7e9, "step": s, "values": {"loss": s / 4, "lr": 1}})
+             for s in range(300)]
+    path = run / "events.jsonl"
+    text = "\n".join([*lines[:150], odd, *lines[150:]]) + '\n{"type": "met'  # a torn last line
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    body = path.read_bytes()[: path.read_bytes().rindex(b"\n") + 1]
+    assert ingest_fast._metrics_arrow(body, ingest_fast.line_starts(body)) is None
+    stores = [Store.open(None), Store.open(None)]
+    ingest_until_drained(stores[0], "r", run)
+    python_path(monkeypatch)
+    ingest_until_drained(stores[1], "r", run)
+    fast, slow = (dump(s) for s in stores)
+    assert fast == slow
+    assert len(fast["metrics"]) == 600 + rows
+    assert fast["ingest_offsets"][0][2:] == (len(body), bad)
