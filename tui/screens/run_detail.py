@@ -153,9 +153,11 @@ def curves_drawer(series: dict[str, list[tuple[int, float]]], names: list[str], 
     drawn as each bucket's min/max envelope with y ticks over the curve's real range."""
     cols = 1 if len(names) == 1 else 2
     rows = (len(names) + cols - 1) // cols
-    plot_rows = max(2, height // rows - 4)  # a chart's title, frame and x labels take four
 
     def draw(figure: Any) -> None:
+        # the height drawn at, not the one this was made for: after a resize the widget redraws
+        # this, and a taller chart's ticks would fall on one row and overwrite each other
+        plot_rows = max(2, (figure.size()[1] or height) // rows - 4)  # title, frame and x labels: four
         if len(names) > 1:
             figure.subplots(rows, cols)
         for i, name in enumerate(names):

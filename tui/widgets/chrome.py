@@ -23,6 +23,9 @@ SCREENS: tuple[tuple[str, str, str], ...] = (
     ("runs", "1", "Runs"), ("experiments", "2", "Experiments"), ("ti", "3", "TI"), ("shift", "4", "Shift"),
     ("sql", "5", "SQL"), ("gpus", "6", "Resources"),
 )
+#: Shorter titles, and no ` tix ` brand, where the tab line does not fit (at 60 columns the sixth
+#: tab read `6 …`).
+SHORT_TITLES = {"experiments": "Exps", "gpus": "Res"}
 BANNER_TEXT = "daemon not reachable; reconnecting..."
 STOPPED_TEXT = "daemon stopped - press r to start it"
 
@@ -61,17 +64,26 @@ class Chrome(Vertical):
                                                              no_wrap=True))
 
     def draw(self) -> None:
-        self.query_one("#chrome-tabs", Static).update(tabs_text(self.app.current_mode))
+        self.query_one("#chrome-tabs", Static).update(tabs_text(self.app.current_mode, self.size.width))
+
+    def on_resize(self) -> None:
+        self.draw()
 
 
-def tabs_text(current: str) -> Text:
-    """` tix  1 Runs  2 Experiments ...  ? help` with the current screen highlighted."""
-    text = Text(" tix ", style="bold")
+def tabs_text(current: str, width: int = 0) -> Text:
+    """` tix  1 Runs  2 Experiments ...  ? help` with the current screen highlighted; narrower
+    than that line (`width`), short titles without the brand, so every screen's key and name show."""
+    text = tab_line(current, {}, " tix ")
+    return tab_line(current, SHORT_TITLES, "") if width and text.cell_len > width else text
+
+
+def tab_line(current: str, short: dict[str, str], brand: str) -> Text:
+    text = Text(brand, style="bold")
     for mode, key, title in SCREENS:
         text.append(" ")
         style = "reverse bold" if mode == current else ""
         text.append(f" {key} ", style=f"bold {style}".strip())
-        text.append(f"{title} ", style=style)
+        text.append(f"{short.get(mode, title)} ", style=style)
     text.append("  ? ", style="bold")
     text.append("help")
     text.no_wrap = True

@@ -80,11 +80,14 @@ def overlay_drawer(curves: Sequence[Curve], smoothing: float, log_y: bool, width
     """A plotext draw function: every curve with points, in its colour, joined by lines; round step
     ticks on x; y ticks over the real range (labelled with real values on a log axis). The points
     are smoothed and enveloped when it runs (off the UI thread); `report` then gets the count of
-    values a log axis left out."""
-    rows = max(2, height - 3)
+    values a log axis left out. The tick count follows the height the figure is drawn at (the
+    widget redraws this at its new size when the picker opens or the terminal shrinks; `height`
+    is only the fallback): ticks for a taller chart fall on one row and overwrite each other."""
 
     def draw(figure: Any) -> None:
         import plotext
+
+        rows = max(2, (figure.size()[1] or height) - 3)
 
         drawn, dropped = prepared(curves, smoothing, log_y, width)
         if report is not None:

@@ -1,0 +1,132 @@
+"""Defects found walking through issue 25 Part 2's views in tmux at 60x18, 80x24 and 160x48, as a
+new user would (compare, config, diff, DAG, flips, SQL, logs, Resources, help), each pinned by a
+pilot test that failed before its fix:
+
+- a chart drawn for one height and shown at another (the compare picker opened under it, the
+  terminal resized) kept the first height's tick count: ticks fell on the same row and their
+  labels overwrote each other (`0.00.16` for 0.16 over 0.00065; `-0.010` on the 0.000 row);
+- at 60 columns the tab line read `6 …`: the Resources screen's name did not fit."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+
+from tests.tui.fake_source import NO_RESULTS, NO_SAMPLES, FakeSource, ScreenHost, log_answer, metrics_answer
+from tests.tui.recorded import NOW_TS
+from tests.tui.screen_support import until
+from tests.tui.test_numbers import DEMO_RUNS, RunsHost
+from tui.screens.compare import CompareScreen
+from tui.screens.run_detail import RunDetailScreen
+from tui.screentext import screen_text
+from tui.widgets.chrome import tabs_text
+from tui.widgets.plotext_view import PlotextView
+
+SFT = {"id": "train-587dcc70fe", "experiment": "tiny-lab", "name": "sft", "kind": "train", "state": "succeeded"}
+RL = {"id": "train-3fec79d368", "experiment": "tiny-lab", "name": "rl", "kind": "train", "state": "succeeded",
+      "progress": 1.0, "started_at": "2025-03-14 11:49:00", "finished_at": "2025-03-14 11:49:10"}
+LABEL = re.compile(r"[^\s│]*$")
+NUMBER = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?(e[-+]?\d+)?")
+"""A tick label as the drawers write it; two labels overwriting each other read `02.6`, `0.00.16`."""
+
+
+def y_axes(text: str) -> list[tuple[int, list[str]]]:
+    """Each chart in `text`: its inner rows (between the frame's corners) and the labels of its y
+    ticks, top to bottom, read left of each `┤`."""
+    lines = text.splitlines()
+    found = []
+    for i, line in enumerate(lines):
+        for corner in re.finditer("┌", line):
+            col, rows, labels = corner.start(), 0, []
+            for below in lines[i + 1:]:
+                mark = below[col] if col < len(below) else " "
+                if mark != "┤" and mark != "│":
+                    break
+                rows += 1
+                if mark == "┤":
+                    labels.append(LABEL.search(below[:col]).group())  # type: ignore[union-attr]
+            found.append((rows, labels))
+    return found
+
+
+def assert_ticks_readable(text: str) -> None:
+    """Every tick label a number, top to bottom decreasing, and no more ticks than the chart's rows
+    leave room for (one every two rows, as the drawers ask): two ticks on one row overwrite."""
+    axes = y_axes(text)
+    assert axes, text
+    for rows, labels in axes:
+        assert all(NUMBER.fullmatch(label) for label in labels), (labels, text)
+        values = [float(label) for label in labels]
+        assert values == sorted(values, reverse=True) and len(set(values)) == len(values), (labels, text)
+        assert len(labels) <= max(2, min(5, rows // 2 + 1)), (rows, labels, text)
+
+
+def series() -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """Two trainings with eight metrics (the picker lists them all: it takes most of 80x24)."""
+    wave = [(s, 0.02 * math.sin(s / 3) + 0.021) for s in range(1, 101)]
+    more = {f"metric_{i}": [(s, float(s * i)) for s in range(1, 41)] for i in range(1, 8)}
+    return {SFT["id"]: {"loss": [(s, 2.6 / s) for s in range(1, 41)], **more}, RL["id"]: {"loss": wave}}
+
+
+def test_compare_ticks_follow_the_chart_when_the_picker_opens() -> None:
+    data = series()
+    source = FakeSource({"run_metrics": lambda args: metrics_answer(data[args["id"]])(args),
+                         "compare_evals": {"runs": [], "deltas": []}})
+    app = ScreenHost(lambda: CompareScreen(source, [SFT, RL]), [SFT, RL], NOW_TS)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            view = await until(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.query(
+                "#overlay") and app.screen.query_one("#overlay", PlotextView), what="compare screen")
+            await until(pilot, lambda: view.drawn, what="first plot")
+            for key in ("y", "slash"):  # log y, then the picker takes most of the height
+                before = view.drawn
+                await pilot.press(key)
+                await until(pilot, lambda b=before: view.drawn > b, what=f"plot after {key}")
+                await pilot.pause(0.2)
+                assert_ticks_readable(str(view.render()))
+
+    asyncio.run(main())
+
+
+def test_run_detail_ticks_follow_a_smaller_terminal() -> None:
+    wave = [(s, 0.02 * math.sin(s / 3) + 0.005) for s in range(1, 101)]
+    metrics = {"loss": wave, "reward": [(s, 0.2 + s / 250) for s in range(1, 101)],
+               "kl": [(s, s / 1600) for s in range(1, 101)], "learning_rate": [(s, 1e-6) for s in range(1, 101)]}
+    source = FakeSource({"run_results": {"run_id": RL["id"], **NO_RESULTS}, "run_samples": NO_SAMPLES,
+                         "run_metrics": metrics_answer(metrics), "run_log": log_answer({})})
+    app = ScreenHost(lambda: RunDetailScreen(source, RL["id"]), [RL], NOW_TS)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        async with app.run_test(size=(160, 48)) as pilot:
+            plot = await until(pilot, lambda: app.screen.query("#plot") and app.screen.query_one(PlotextView))
+            await until(pilot, lambda: plot.drawn, what="curves drawn")
+            assert_ticks_readable(str(plot.render()))
+            before = plot.drawn
+            await pilot.resize_terminal(80, 24)
+            await until(pilot, lambda: plot.drawn > before, what="curves redrawn")
+            await pilot.pause(0.2)
+            assert_ticks_readable(str(plot.render()))
+
+    asyncio.run(main())
+
+
+def test_the_tab_line_names_every_screen_at_60_columns() -> None:
+    """At 60 columns the line read `... 5 SQL   6 …`; now short titles (`6 Res`) fit, and the line
+    follows a resize back to full titles."""
+    assert tabs_text("gpus", 60).cell_len <= 60 and tabs_text("gpus", 59).cell_len <= 59
+    assert "6 Resources" in tabs_text("gpus", 80).plain and "2 Experiments" in tabs_text("gpus", 80).plain
+    app = RunsHost(DEMO_RUNS)
+
+    async def main() -> None:
+        async with app.run_test(size=(60, 18)) as pilot:
+            await pilot.pause(0.2)
+            top = screen_text(app).splitlines()[0]
+            assert "6 Res" in top and "2 Exps" in top and "? help" in top and "…" not in top, top
+            await pilot.resize_terminal(80, 24)
+            await pilot.pause(0.2)
+            top = screen_text(app).splitlines()[0]
+            assert "2 Experiments" in top and "6 Resources" in top and "? help" in top, top
+
+    asyncio.run(main())
