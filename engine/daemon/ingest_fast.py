@@ -171,18 +171,10 @@ def _metrics_arrow(body: bytes, starts: np.ndarray) -> tuple[pa.Table, list[str]
     absent look the same in a struct, so lines with the text `null` go to the Python path (which
     stores a null value as a row); so do values that are not numbers (its coercions).
     """
-    first = np.frombuffer(body, np.uint8)[starts[:-1]]
-    objects = first == _OPEN
-    if not np.all(objects | ((first == _NEWLINE) & (np.diff(starts) == 1))):
+    read = _read_whole(body, starts, _EVENT_OPTIONS)
+    if read is None:
         return None
-    try:
-        body.decode()  # Python's json refuses bad UTF-8 (a malformed line)
-        table = pj.read_json(pa.BufferReader(body), parse_options=_EVENT_OPTIONS)
-    except (UnicodeDecodeError, pa.ArrowInvalid):
-        return None
-    index = np.flatnonzero(objects)
-    if table.num_rows != len(index):
-        return None
+    table, index = read
     values = table.column("values").combine_chunks() if "values" in table.column_names else None
     if values is not None and not pa.types.is_struct(values.type):
         return None  # values that are not objects: the Python path decides
@@ -205,6 +197,27 @@ def _metrics_arrow(body: bytes, starts: np.ndarray) -> tuple[pa.Table, list[str]
     v = pa.StructArray.from_arrays(columns, names) if names else pa.nulls(len(clean), pa.struct([]))
     parsed = pa.table({"i": index, "t": t, "step": table.column("step"), "v": v}).filter(keep)
     return parsed, names
+
+
+def _read_whole(body: bytes, starts: np.ndarray,
+                options: pj.ParseOptions) -> tuple[pa.Table, np.ndarray] | None:
+    """The window read by pyarrow, and the lines its rows came from; None when it refuses the
+    window or its rows might not map one to one onto lines.
+
+    pyarrow skips empty lines and reads `{..}{..}` as two rows, so each line must be empty or
+    start an object (which yields one row, or more and the count differs).
+    """
+    first = np.frombuffer(body, np.uint8)[starts[:-1]]
+    objects = first == _OPEN
+    if not np.all(objects | ((first == _NEWLINE) & (np.diff(starts) == 1))):
+        return None
+    try:
+        body.decode()  # Python's json refuses bad UTF-8 (a malformed line); pyarrow does not check
+        table = pj.read_json(pa.BufferReader(body), parse_options=options)
+    except (UnicodeDecodeError, pa.ArrowInvalid):
+        return None
+    index = np.flatnonzero(objects)
+    return (table, index) if table.num_rows == len(index) else None
 
 
 def _lines_with(body: bytes, starts: np.ndarray, index: np.ndarray, text: bytes) -> np.ndarray:
@@ -258,20 +271,9 @@ def _constant(text: str, n: int) -> pa.Array:
 
 def parse_samples(body: bytes, starts: np.ndarray, run_id: str, offset: int) -> tuple[pa.Table, np.ndarray]:
     """Sample rows of the window's clean lines, and those lines' indices."""
-    lines = _lines_table(body, starts)
-    if lines is None:
-        return _empty("samples"), np.empty(0, np.int64)
-    con = _connection()
-    con.register("lines", lines)
-    try:
-        keys = sorted(k for (k,) in con.execute(_EXTRA_KEYS_SQL).fetchall())
-        if not all(_PLAIN_KEY.fullmatch(k) for k in keys):  # a key needing quotes: the Python path
-            return _empty("samples"), np.empty(0, np.int64)
-        parsed = con.sql(_samples_sql(keys)).to_arrow_table().combine_chunks()
-    except duckdb.Error:  # a type DuckDB rejects: the whole window takes the Python path
-        return _empty("samples"), np.empty(0, np.int64)
-    finally:
-        con.unregister("lines")
+    parsed = _samples_arrow(body, starts)
+    if parsed is None:
+        parsed = _samples_duckdb(body, starts)
     if parsed.num_rows == 0:
         return _empty("samples"), np.empty(0, np.int64)
     idx = parsed["i"].to_numpy()
@@ -280,6 +282,66 @@ def parse_samples(body: bytes, starts: np.ndarray, run_id: str, offset: int) -> 
                "offset": pa.array(starts[idx] + offset, pa.int64())}
     arrays = [columns[f.name] if f.name in columns else parsed[f.name].cast(f.type) for f in schema]
     return pa.Table.from_arrays(arrays, schema=schema), idx
+
+
+_SAMPLE_TYPES = {"sample_idx": pa.int64(), "tokens": pa.int64(), "verdict": pa.float64(),
+                 "flags": pa.list_(pa.string())}
+_SAMPLE_OPTIONS = pj.ParseOptions(
+    explicit_schema=pa.schema([(k, _SAMPLE_TYPES.get(k, pa.string())) for k in _SAMPLE_KEYS]),
+    unexpected_field_behavior="ignore")
+#: RFC 7396: a patch's null removes the key, so what is left of a line is its `extra`.
+_EXTRA_SQL = f"""SELECT i, nullif(json_merge_patch(line, '{json.dumps(dict.fromkeys(_SAMPLE_KEYS))}'), '{{}}')
+FROM lines WHERE left(line, 1) = '{{' ORDER BY i"""
+
+
+def _samples_arrow(body: bytes, starts: np.ndarray) -> pa.Table | None:
+    """Every line of the window as a sample (columns i, the fields, extra), read by pyarrow with
+    the fields' types, or None when the window must take the line-by-line path.
+
+    pyarrow refuses a window where a field has another JSON type (a number item_id, a string
+    flags), which the Python path coerces; an integer beyond INTEGER is null, as there. The
+    other keys, `extra`, are what is left of each line once the fields are removed (DuckDB's
+    `json_merge_patch`: one more parse, not one per key).
+    """
+    read = _read_whole(body, starts, _SAMPLE_OPTIONS)
+    lines = _lines_table(body, starts) if read is not None else None
+    if lines is None:
+        return None
+    table, index = read
+    con = _connection()
+    con.register("lines", lines)
+    try:
+        extra = con.sql(_EXTRA_SQL).to_arrow_table()
+    except duckdb.Error:  # e.g. NaN, which yyjson refuses and Python's json reads
+        return None
+    finally:
+        con.unregister("lines")
+    if not np.array_equal(extra.column(0).to_numpy(), index):
+        return None
+    columns = {k: table.column(k) for k in _SAMPLE_KEYS}
+    for k in _INTS:
+        column = columns[k]
+        fits = pc.and_(pc.greater(column, -(2**31)), pc.less(column, 2**31))
+        columns[k] = pc.if_else(fits, column, None).cast(pa.int32())
+    return pa.table({"i": index, **columns, "extra": extra.column(1)})
+
+
+def _samples_duckdb(body: bytes, starts: np.ndarray) -> pa.Table:
+    """`_samples_arrow` line by line with DuckDB's JSON functions: only the clean lines' rows."""
+    lines = _lines_table(body, starts)
+    if lines is None:
+        return _empty("samples")
+    con = _connection()
+    con.register("lines", lines)
+    try:
+        keys = sorted(k for (k,) in con.execute(_EXTRA_KEYS_SQL).fetchall())
+        if not all(_PLAIN_KEY.fullmatch(k) for k in keys):  # a key needing quotes: the Python path
+            return _empty("samples")
+        return con.sql(_samples_sql(keys)).to_arrow_table().combine_chunks()
+    except duckdb.Error:  # a type DuckDB rejects: the whole window takes the Python path
+        return _empty("samples")
+    finally:
+        con.unregister("lines")
 
 
 def _timestamps(seconds: pa.ChunkedArray | pa.Array) -> pa.Array:

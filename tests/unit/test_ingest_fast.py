@@ -203,3 +203,37 @@ def test_one_odd_line_among_valid_ones(tmp_path: Path, monkeypatch: pytest.Monke
     assert fast == slow
     assert len(fast["metrics"]) == 600 + rows
     assert fast["ingest_offsets"][0][2:] == (len(body), bad)
+
+
+#: Sample lines pyarrow reads as one window: missing and null fields, an INTEGER overflow, and
+#: other keys of every JSON type (nested, null, escaped, non-ASCII) that become `extra`.
+SAMPLE_WINDOW = [
+    {"benchmark": "math", "item_id": "1", "sample_idx": 0, "prompt": "p é", "completion": "c\n\"x\"\t\\",
+     "extracted": None, "verdict": 1, "tokens": 12, "finish_reason": "stop", "flags": ["no_answer"],
+     "group": "g", "metrics": {"accuracy": 1.0, "n": [1, 2.5, None]}, "gold": "4", "detail": None},
+    {"benchmark": "math", "item_id": "2", "sample_idx": 1, "verdict": 0.5, "flags": [], 'k "q"\u00e9': True},
+    {"benchmark": None, "item_id": "3", "tokens": 2**40, "sample_idx": -(2**31), "flags": None},
+    {},
+]
+
+
+def test_a_samples_window_pyarrow_reads_whole_stores_what_python_stores(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = tmp_path / "a"
+    run.mkdir()
+    lines = [json.dumps(s, ensure_ascii=n % 2 == 0) for n, s in enumerate(SAMPLE_WINDOW)]
+    (run / "samples.jsonl").write_text("\n".join([*lines[:2], "", *lines[2:]]) + "\n")
+    body = (run / "samples.jsonl").read_bytes()
+    assert ingest_fast._samples_arrow(body, ingest_fast.line_starts(body)) is not None
+    _, done = ingest_fast.parse_samples(body, ingest_fast.line_starts(body), "r", 0)
+    assert done.tolist() == [0, 1, 3, 4]
+    fast = Store.open(None)
+    ingest_until_drained(fast, "r", run)
+    python_path(monkeypatch)
+    slow = Store.open(None)
+    ingest_until_drained(slow, "r", run)
+    assert dump(fast) == dump(slow)
+    rows = dump(fast)["samples"]
+    assert [r[-1] for r in rows] == [{k: v for k, v in s.items() if k not in ingest._SAMPLE_FIELDS} or None
+                                     for s in SAMPLE_WINDOW]
+    assert rows[2][4] is None and rows[2][9] is None  # INT_MIN and 2**40 do not fit: as Python's _int32
