@@ -213,7 +213,9 @@ def _read_whole(body: bytes, starts: np.ndarray,
         return None
     try:
         body.decode()  # Python's json refuses bad UTF-8 (a malformed line); pyarrow does not check
-        table = pj.read_json(pa.BufferReader(body), parse_options=options)
+        longest = int(np.diff(starts).max()) if len(starts) > 1 else 0
+        blocks = pj.ReadOptions(block_size=max(1 << 20, longest + 1))  # a line must fit in a block
+        table = pj.read_json(pa.BufferReader(body), read_options=blocks, parse_options=options)
     except (UnicodeDecodeError, pa.ArrowInvalid):
         return None
     index = np.flatnonzero(objects)
