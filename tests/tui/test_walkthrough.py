@@ -130,3 +130,17 @@ def test_the_tab_line_names_every_screen_at_60_columns() -> None:
             assert "2 Experiments" in top and "6 Resources" in top and "? help" in top, top
 
     asyncio.run(main())
+
+
+def test_help_section_titles_are_one_line() -> None:
+    """A section with only short keys (`Config diff (d on two marked runs)`: esc) made its table as
+    narrow as `esc back`, and the title folded onto a second line."""
+    from rich.console import Console
+
+    from tui.screens.help import SECTIONS, bindings_table, section_rows
+
+    console = Console(width=78, record=True)
+    for title, target in SECTIONS:
+        with console.capture() as captured:
+            console.print(bindings_table(title, section_rows(target) or [("", "(not available)")]))
+        assert captured.get().splitlines()[0].strip() == title, captured.get()

@@ -90,10 +90,12 @@ class HelpScreen(ModalScreen[None]):
 
 
 def bindings_table(title: str, rows: list[tuple[str, str]]) -> Table:
+    # as wide as the help (the action column takes the rest): a section of short keys made a
+    # narrow table, and Rich folds a title to its table's width
     table = Table(title=title, title_justify="left", title_style="bold", show_header=False, box=None,
-                  padding=(0, 2, 0, 1), expand=False)
+                  padding=(0, 2, 0, 1), expand=True)
     table.add_column("key", style="bold cyan", no_wrap=True, min_width=12)
-    table.add_column("action")
+    table.add_column("action", ratio=1)
     for key, description in rows:
         table.add_row(key, description)
     return table
