@@ -1,17 +1,19 @@
 """Bulk parsing of a window of JSON lines in C++ (pyarrow's JSON reader, DuckDB's JSON functions).
 
 Parsing each line with Python's `json` made the daemon's ingest 3.6x slower than DuckDB's own
-`read_json`. Metric windows are read once by pyarrow's multi-threaded JSON reader (one row per
-line, the values objects as a struct); a window it rejects (a malformed line, a type that
-changes between lines) falls back to DuckDB's JSON functions line by line, as do samples: the
-window's bytes become one Arrow string array without a copy (line boundaries come from a
-vectorised newline scan), an in-memory DuckDB connection parses every line, and the rows come
-back as Arrow tables ready for `IngestBatch.extend`.
+`read_json`, and parsing each line once per check and field group with DuckDB's JSON functions
+left it 2x. Now pyarrow's multi-threaded reader parses a window once: metric lines with their
+values object as a struct, sample lines with the fields' types (their other keys, `extra`, are
+what DuckDB's `json_merge_patch` leaves of the line). A window pyarrow refuses (a malformed
+line, a field whose JSON type changes between lines) goes line by line through DuckDB's JSON
+functions: the window's bytes become one Arrow string array without a copy (line boundaries
+come from a vectorised newline scan) and an in-memory DuckDB connection checks and parses
+each line. Either way the rows come back as Arrow tables ready for `IngestBatch.extend`.
 
-Only "clean" lines take this path: metric lines, and sample lines whose fields already have the
-types the tables want. Every other line (other events, odd types, malformed JSON, blank lines)
-is returned for the Python path, which keeps its exact rules (coercions, `extra`, bad-line
-counting), so behaviour does not depend on which path a line took.
+Only "clean" lines take these paths: metric lines, and sample lines whose fields already have
+the types the tables want. Every other line (other events, odd types, malformed JSON, blank
+lines) is returned for the Python path, which keeps its exact rules (coercions, `extra`,
+bad-line counting), so behaviour does not depend on which path a line took.
 """
 
 from __future__ import annotations
