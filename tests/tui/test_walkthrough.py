@@ -5,7 +5,9 @@ pilot test that failed before its fix:
 - a chart drawn for one height and shown at another (the compare picker opened under it, the
   terminal resized) kept the first height's tick count: ticks fell on the same row and their
   labels overwrote each other (`0.00.16` for 0.16 over 0.00065; `-0.010` on the 0.000 row);
-- at 60 columns the tab line read `6 …`: the Resources screen's name did not fit."""
+- at 60 columns the tab line read `6 …`: the Resources screen's name did not fit;
+- help's `Config diff (d on two marked runs)` title folded after `two` (its table was as narrow as
+  its one key)."""
 
 from __future__ import annotations
 
