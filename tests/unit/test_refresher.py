@@ -68,7 +68,8 @@ def test_a_background_refresh_equals_an_on_demand_one() -> None:
             rerecord(store, run_id, bench, flipped(store, run_id, bench, verdicts))
             for _ in range(5):
                 refresher.poke()
-            await until(lambda n=len(seen): refresher.refreshes == n + 1 and not refresher.state()["pending"])
+            want = len(seen) + 1
+            await until(lambda want=want: refresher.refreshes == want and not refresher.state()["pending"])
             seen.append(snapshot(store))
         await refresher.stop()
         return seen
@@ -138,13 +139,13 @@ def test_stop_interrupts_a_refresh_in_flight() -> None:
     assert con.execute("SELECT 42").fetchall() == [(42,)]  # the connection is usable after
 
 
-@pytest.mark.parametrize("pokes", [1, 20])
+@pytest.mark.parametrize("pokes", [1, 30])
 def test_pokes_while_ingest_goes_on_wait_for_quiet_or_max_stale(pokes: int) -> None:
     """One poke refreshes `quiet` after it; pokes closer together than `quiet` (ingest that never
     pauses) refresh once `max_stale` after the first, then once more when they stop."""
     done: list[float] = []
     refresher = Refresher(lambda cur, cancelled: done.append(time.monotonic()), duckdb.connect().cursor,
-                          quiet=0.15, max_stale=0.6)
+                          quiet=0.3, max_stale=1.0)
 
     async def scenario() -> float:
         refresher.start()
@@ -159,6 +160,6 @@ def test_pokes_while_ingest_goes_on_wait_for_quiet_or_max_stale(pokes: int) -> N
 
     waited = asyncio.run(scenario())
     if pokes == 1:
-        assert len(done) == 2 and 0.1 < waited < 0.5, (done, waited)
-    else:  # 20 pokes over 1 s: refreshed at max_stale, and after the last
-        assert len(done) == 3 and 0.5 < waited < 1.1, (done, waited)
+        assert len(done) == 2 and 0.25 < waited < 0.9, (done, waited)
+    else:  # 30 pokes over 1.5 s: refreshed at max_stale (quiet alone: >= 1.8 s), and after the last
+        assert len(done) == 3 and 0.95 < waited < 1.5, (done, waited)
