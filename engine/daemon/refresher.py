@@ -32,9 +32,10 @@ log = logging.getLogger("tix.refresher")
 QUIET_S = 1.5
 """Seconds without new samples before the background refresh: a bulk ingest or a streaming eval
 lands batches every tick (0.5 s), so this waits for it to pause instead of refreshing per batch."""
-MAX_STALE_S = 30.0
+MAX_STALE_S = 60.0
 """While ingest never pauses (a long eval streaming samples), refresh at least this often: each
-refresh is then small (only the models whose runs grew are read again)."""
+refresh is then small (only the models whose runs grew are read again). Not much more often: during
+a bulk ingest each such refresh (2-5 s of CPU at paper scale) slows the ingest it runs beside."""
 STOP_GRACE_S = 3.0
 """How long a stop lets a refresh in flight finish (its work is not lost) before interrupting it."""
 
