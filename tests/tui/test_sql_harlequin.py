@@ -169,7 +169,7 @@ def test_sort_orders_every_row_not_the_page(db: tuple[Workspace, Path]) -> None:
         await turn(pilot, "s")  # a third time: the query's own order
         assert screen.result["rows"] == rows[:1000] and "sorted" not in status(screen)
 
-    drive(ws, scenario, query)
+    drive(ws, scenario, query, size=(120, 30))  # the whole status line: narrower, it drops whole parts
 
 
 def test_sql_page_checks_like_sql_and_keeps_duplicate_names(tmp_path: Path) -> None:

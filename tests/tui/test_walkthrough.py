@@ -7,13 +7,15 @@ pilot test that failed before its fix:
   labels overwrote each other (`0.00.16` for 0.16 over 0.00065; `-0.010` on the 0.000 row);
 - at 60 columns the tab line read `6 …`: the Resources screen's name did not fit;
 - help's `Config diff (d on two marked runs)` title folded after `two` (its table was as narrow as
-  its one key)."""
+  its one key);
+- the SQL status line beside the schema at 60 columns was cut through a part (`... of 2,500 · 2`)."""
 
 from __future__ import annotations
 
 import asyncio
 import math
 import re
+from typing import Any
 
 from tests.tui.fake_source import NO_RESULTS, NO_SAMPLES, FakeSource, ScreenHost, log_answer, metrics_answer
 from tests.tui.recorded import NOW_TS
@@ -146,3 +148,47 @@ def test_help_section_titles_are_one_line() -> None:
         with console.capture() as captured:
             console.print(bindings_table(title, section_rows(target) or [("", "(not available)")]))
         assert captured.get().splitlines()[0].strip() == title, captured.get()
+
+
+def test_the_sql_status_line_drops_whole_parts_at_60_columns(tmp_path: Any) -> None:
+    """At 60x18 the line beside the schema read `rows 1,001–2,000 of 2,500 · 2` (columns' count
+    without its word, the time gone, no marker); it now keeps whole parts and ends in `…`."""
+    from types import SimpleNamespace
+
+    from textual.widgets import Static
+
+    from tui.screens.sql import SQLScreen
+
+    rows = [[i, i * 1.5] for i in range(2500)]
+
+    def page(args: dict[str, Any]) -> dict[str, Any]:
+        offset, limit = args.get("offset", 0), args.get("limit", 1000)
+        return {"columns": ["n", "x"], "types": ["BIGINT", "DOUBLE"], "rows": rows[offset:offset + limit],
+                "offset": offset, "truncated": offset + limit < len(rows), "sort": None, "descending": False,
+                "pageable": True}
+
+    total = {"columns": ["n", "x"], "types": ["BIGINT", "DOUBLE"], "rows": rows[:1], "truncated": True,
+             "total": len(rows)}
+    source = FakeSource({"schema": [], "sql_page": page, "sql_total": total})
+    source.ws = SimpleNamespace(home=tmp_path)  # type: ignore[attr-defined]
+    app = ScreenHost(lambda: SQLScreen(source, "SELECT n, x FROM t"), [], NOW_TS)  # type: ignore[arg-type]
+
+    def status() -> str:
+        return str(app.screen.query_one("#sql-status", Static).render())
+
+    async def main() -> None:
+        async with app.run_test(size=(60, 18)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, SQLScreen) and "of 2,500" in status(),
+                        what="first page counted")
+            app.screen.query_one("#sql-grid").focus()
+            await pilot.press("right_square_bracket")
+            await until(pilot, lambda: "rows 1,001–2,000" in status(), what="second page")
+            width = app.screen.query_one("#sql-status", Static).content_size.width
+            shown = status().strip()
+            full = ["rows 1,001–2,000 of 2,500", "2 columns"]
+            assert len(shown) <= width and shown.endswith("…"), shown
+            assert all(part in full for part in shown.split(" · ")[:-1]), shown
+            await pilot.resize_terminal(160, 48)
+            await until(pilot, lambda: status().strip().endswith(" ms"), what="the whole line at 160")
+
+    asyncio.run(main())

@@ -47,7 +47,7 @@ from textual.widgets import DataTable, Static, Tree
 from textual.worker import get_current_worker
 
 from engine.analysis.report import cell
-from tui.format import column_decimals, readable_number, visible
+from tui.format import column_decimals, fit_parts, readable_number, visible
 from tui.messages import ConnectionChanged
 from tui.screens.export import ExportChoice, ExportFormat, ExportScreen
 from tui.source import Source, SourceError
@@ -465,17 +465,35 @@ class SQLScreen(Screen[None]):
         return label
 
     def summary(self, result: dict[str, Any], seconds: float) -> str:
-        """What the grid shows of how many rows, the columns, the sort, the round trip."""
+        """What the grid shows of how many rows, the sort, the columns, the round trip (in that
+        order: a narrow status line keeps the first whole parts)."""
         columns = len(result["columns"])
         plural = "s" if columns != 1 else ""
-        parts = [page_span(result, self.total, self.counting), f"{columns} column{plural}"]
+        parts = [page_span(result, self.total, self.counting)]
         if self.sort is not None and self.sort[0] < len(result["columns"]):
             name = visible(result["columns"][self.sort[0]])
             parts.append(f"sorted by {name} {'descending' if self.sort[1] else 'ascending'}")
+        parts.append(f"{columns} column{plural}")
         return " · ".join(parts) + elapsed_label(seconds)
 
     def _status(self, text: str) -> None:
-        self.query_one("#sql-status", Static).update(Text(text))
+        """The line over the grid; narrower than it (60 columns, beside the schema), whole ` · `
+        parts then `…`: cut through the middle it read `rows 1,001–2,000 of 2,500 · 2`."""
+        self._status_text = text
+        status = self.query_one("#sql-status", Static)
+        width = status.content_size.width
+        if width and len(text) > width:
+            status.update(fit_parts([Text(part) for part in text.split(" · ")], width))
+        else:
+            status.update(Text(text))
+
+    def on_resize(self) -> None:
+        """The status line fitted again (after the layout: its width is the new one then)."""
+        self.call_after_refresh(self._refit_status)
+
+    def _refit_status(self) -> None:
+        if getattr(self, "_status_text", None):  # the latest text: a result may have come meanwhile
+            self._status(self._status_text)
 
     # -- paging, sorting, the cell viewer ----------------------------------------------------------
     def action_page(self, step: int) -> None:
