@@ -472,5 +472,11 @@ def test_a_refused_launch_says_so_above_its_errors_not_in_a_toast_over_them(tmp_
             check = screen.query_one("#exp-check", Static)
             await until(pilot, lambda: str(check.render()).startswith("F5: not launched; fix"), what="said")
             assert "modles" in str(check.render()) and len(toasts(app)) == before
+            # A typing pause's re-check of the same text landing after F5 (seen under load) keeps the line.
+            generation = screen._generation
+            screen.validate_now()
+            await until(pilot, lambda: screen._generation > generation and not screen.workers, what="re-checked")
+            await pilot.pause()
+            assert str(check.render()).startswith("F5: not launched; fix"), str(check.render())
 
     asyncio.run(main())

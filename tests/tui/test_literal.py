@@ -236,6 +236,8 @@ def test_controls_in_sql_cells_and_errors_are_shown_not_obeyed(recorded: Recorde
         await pilot.press("5")
         await until(pilot, lambda: isinstance(app.screen, SQLScreen) and app.screen.runs >= 1, what="console")
         screen = await sql(pilot, f"SELECT experiment, error {where}")
+        # DataTable widens its columns on its next idle: wait for that frame (under load the first lags).
+        await until(pilot, lambda: f"e{SHOWN}" in screen_text(app), what="cell whole")
         assert_clean(app, f"e{SHOWN}", f"ValueError: bad {SHOWN}"[:40], "1 Runs", "1 row · 2 columns")
         assert screen.editor.text.startswith("SELECT experiment")
         await sql(pilot, f"SELECT CAST(experiment AS INTEGER) {where}")

@@ -335,6 +335,7 @@ class ExperimentsScreen(Screen[None]):
         self.launched: list[dict[str, Any]] = []
         self._validate_timer: Timer | None = None
         self._generation = 0
+        self._refused_text: str | None = None  # the text F5 last refused to launch
         self._discard_for: Path | None = None
         self.origin: Path | None = None
         """The built-in example the open file was copied from (shown in the header)."""
@@ -492,6 +493,8 @@ class ExperimentsScreen(Screen[None]):
         if generation != self._generation or not self.is_attached:
             return  # the text changed since (a newer check is on its way), or the screen is gone
         self.errors = errors
+        # A re-check of the text F5 refused (a typing pause's timer firing after F5) keeps saying so.
+        launching = launching or (self._refused_text is not None and self._refused_text == self.editor.text)
         try:
             check = self.query_one("#exp-check", Static)
         except NoMatches:  # the app is shutting down
@@ -568,6 +571,7 @@ class ExperimentsScreen(Screen[None]):
         errors = await asyncio.to_thread(check_text, text, display_name(path))
         if errors:
             self._generation += 1
+            self._refused_text = text
             self._validated(errors, self._generation, launching=True)  # said there, not in a toast over it
             return
         record, runs = await asyncio.to_thread(plan_text, text, path)
