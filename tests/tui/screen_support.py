@@ -9,6 +9,7 @@ before it is submitted, so ingest reads the recorded lines first and the worker 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -80,6 +81,15 @@ def settle(wait: Callable[[Pilot[Any]], Awaitable[None]]) -> Callable[[Pilot[Any
         await pilot.app.workers.wait_for_complete()
         await pilot.pause(0.2)
     return run_before
+
+
+def drive(ws: Workspace, screen: Callable[[Any], Any], scenario: Callable[[Pilot[Any]], Awaitable[None]],
+          size: tuple[int, int] = (80, 24)) -> None:
+    """Run `scenario` against one screen on a HostApp connected to `ws`."""
+    async def main() -> None:
+        async with HostApp(ws, screen).run_test(size=size) as pilot:
+            await scenario(pilot)
+    asyncio.run(main())
 
 
 # -- the seeded workspace ----------------------------------------------------------------------------

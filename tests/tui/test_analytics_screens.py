@@ -8,12 +8,11 @@ intended change of the layout).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from textual.widgets import DataTable, Input, OptionList, Select
 
 from engine.workspace import Workspace
 from tests.conftest import ROOT
-from tests.tui.screen_support import EXPERIMENT, HostApp, seed, settle, until, workspace
+from tests.tui.screen_support import EXPERIMENT, HostApp, drive, seed, settle, until, workspace
 from tui.screens.analytics import ShiftScreen, TIDetailScreen, TIScreen
 from tui.screens.export import ExportScreen
 from tui.widgets.charts import ChartView
@@ -36,14 +35,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
     with workspace(tmp / "home") as ws:
         seed(ws, tmp)
         yield ws
-
-
-def drive(ws: Workspace, screen: Callable[[Any], Any], scenario: Callable[[Pilot[Any]], Awaitable[None]],
-          size: tuple[int, int] = (80, 24)) -> None:
-    async def main() -> None:
-        async with HostApp(ws, screen).run_test(size=size) as pilot:
-            await scenario(pilot)
-    asyncio.run(main())
 
 
 def tix_out(*args: str) -> str:

@@ -39,7 +39,7 @@ from tests.tui.recorded import (
     at,
     build_workspace,
 )
-from tests.tui.screen_support import HostApp, until
+from tests.tui.screen_support import drive, until
 from tests.tui.test_numbers import assert_whole
 from tui.format import CONTROLS as CONTROLS_RE
 from tui.screens.analytics import TIScreen
@@ -97,14 +97,6 @@ def tix_json(*args: str) -> Any:
                             text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
-
-
-def drive(ws: Workspace, screen: Callable[[Any], Any], scenario: Callable[[Pilot[Any]], Awaitable[None]],
-          size: tuple[int, int] = (80, 24)) -> None:
-    async def main() -> None:
-        async with HostApp(ws, screen).run_test(size=size) as pilot:
-            await scenario(pilot)
-    asyncio.run(main())
 
 
 def run_full(ws: Workspace, scenario: Callable[[Pilot[Any]], Awaitable[None]],
