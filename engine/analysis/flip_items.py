@@ -84,12 +84,11 @@ def item_pair(cur: Cursor, experiment: str, model: str, benchmark: str, item_id:
         runs = (found[0][0], found[0][1])
     else:
         check_runs(cur, experiment, [(runs[0], model), (runs[1], base)])
-    sides = {"model": _side(cur, model, runs[0], benchmark, item_id),
-             "base": _side(cur, base, runs[1], benchmark, item_id)}
-    first = sides["base"].pop("_first") or sides["model"]["_first"] or {}
-    sides["model"].pop("_first")
-    return {"experiment": experiment, "model": model, "base_model": base, "benchmark": benchmark,
-            "item_id": item_id, "prompt": first.get("prompt"), "gold": first.get("gold"), **sides}
+    model_side, model_first = _side(cur, model, runs[0], benchmark, item_id)
+    base_side, base_first = _side(cur, base, runs[1], benchmark, item_id)
+    first = base_first or model_first or {}
+    return {"experiment": experiment, "base_model": base, "benchmark": benchmark, "item_id": item_id,
+            "prompt": first.get("prompt"), "gold": first.get("gold"), "model": model_side, "base": base_side}
 
 
 def check_runs(cur: Cursor, experiment: str, pairs: list[tuple[str, str]]) -> None:
@@ -103,9 +102,11 @@ def check_runs(cur: Cursor, experiment: str, pairs: list[tuple[str, str]]) -> No
             raise NotFound(f"run {run_id!r} is not an eval or score run of {name!r} in {experiment!r}")
 
 
-def _side(cur: Cursor, name: str, run_id: str, benchmark: str, item_id: str) -> dict[str, Any]:
+def _side(cur: Cursor, name: str, run_id: str, benchmark: str,
+          item_id: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """One model's samples of the item in `run_id`, with the item's verdict: the mean over its
-    samples, as `item_verdicts` has it (the last record of each sample)."""
+    samples, as `item_verdicts` has it (the last record of each sample); and the item's prompt and
+    gold as its first sample has them (None: no samples), which the pair shows once."""
     rows = cur.execute(SAMPLES_SQL, [run_id, benchmark, item_id]).fetchall()
     samples = [dict(zip((*SAMPLE_COLUMNS, "prompt", "gold"), r, strict=True)) for r in rows]
     for s in samples:
@@ -116,4 +117,4 @@ def _side(cur: Cursor, name: str, run_id: str, benchmark: str, item_id: str) -> 
     for s in samples:
         del s["prompt"], s["gold"]
     return {"name": name, "run_id": run_id, "verdict": verdict,
-            "correct": verdict is not None and verdict >= 0.5, "samples": samples, "_first": first}
+            "correct": verdict is not None and verdict >= 0.5, "samples": samples}, first
