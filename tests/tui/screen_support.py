@@ -28,6 +28,7 @@ from engine.client.connection import Client
 from engine.experiments.plan import make_run
 from engine.workspace import Workspace
 from tests.conftest import stop_everything, wait_until
+from tests.tui.recorded import Recorded, build_workspace
 from tui.screentext import screen_text
 from tui.source import Source
 
@@ -107,6 +108,23 @@ def workspace(home: Path) -> Iterator[Workspace]:
             yield ws
         finally:
             stop_everything(ws)
+
+
+@contextmanager
+def recorded_home(home: Path, extra: Callable[[Recorded], None] = lambda _rec: None) -> Iterator[Recorded]:
+    """The recorded workspace (tests/tui/recorded.py) under `home` with a fast daemon, for a whole
+    test module; `extra` adds runs before any daemon starts. Stops its fake worker and daemon after."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {"TIX_HOME": str(home), "TIX_TICK": "0.1", "TIX_IDLE_TIMEOUT": "60",
+                           "TIX_GPUS": "0"}.items():
+            mp.setenv(key, value)
+        rec = build_workspace(Workspace.resolve(home))
+        try:
+            extra(rec)
+            yield rec
+        finally:
+            rec.stop_worker()
+            stop_everything(rec.ws)
 
 
 def write_scores_csv(path: Path) -> Path:

@@ -27,7 +27,7 @@ from engine.analysis.ti import p_text
 from engine.client.connection import Client, RequestFailed
 from engine.experiments.plan import make_run
 from engine.workspace import Workspace
-from tests.conftest import ROOT, stop_everything
+from tests.conftest import ROOT
 from tests.tui.conftest import connected, make_app
 from tests.tui.recorded import (
     BENCHMARKS,
@@ -37,9 +37,8 @@ from tests.tui.recorded import (
     _sample,
     add_run,
     at,
-    build_workspace,
 )
-from tests.tui.screen_support import drive, until
+from tests.tui.screen_support import drive, recorded_home, until
 from tests.tui.test_numbers import assert_whole
 from tui.format import CONTROLS as CONTROLS_RE
 from tui.screens.analytics import TIScreen
@@ -77,19 +76,16 @@ def write_evil(f: Files) -> None:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
     """The recorded workspace plus the evil model's eval run; one daemon for the module."""
-    with pytest.MonkeyPatch.context() as mp:
-        home = tmp_path_factory.mktemp("flips") / "tix-home"
-        for key, value in {"TIX_HOME": str(home), "TIX_TICK": "0.1", "TIX_IDLE_TIMEOUT": "60",
-                           "TIX_GPUS": "0"}.items():
-            mp.setenv(key, value)
-        rec = build_workspace(Workspace.resolve(home))
-        plan = make_run("eval", "evil", EXPERIMENT, {"suite": "lab", "label": "evil"}, [rec.ids["build"]])
-        row = {"state": "succeeded", "created_at": at(60), "started_at": at(59), "finished_at": at(58),
-               "progress": 1.0, "attempt": 1, "host": "lab-box"}
-        rec.ids["eval_evil"] = add_run(rec.ws, plan, row, write_evil)
+    with recorded_home(tmp_path_factory.mktemp("flips") / "tix-home", add_evil) as rec:
         yield rec
-        rec.stop_worker()
-        stop_everything(rec.ws)
+
+
+def add_evil(rec: Recorded) -> None:
+    """The evil model's eval run, after the build run it evaluates."""
+    plan = make_run("eval", "evil", EXPERIMENT, {"suite": "lab", "label": "evil"}, [rec.ids["build"]])
+    row = {"state": "succeeded", "created_at": at(60), "started_at": at(59), "finished_at": at(58),
+           "progress": 1.0, "attempt": 1, "host": "lab-box"}
+    rec.ids["eval_evil"] = add_run(rec.ws, plan, row, write_evil)
 
 
 def tix_json(*args: str) -> Any:

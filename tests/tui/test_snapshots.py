@@ -15,10 +15,9 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from engine.workspace import Workspace
-from tests.conftest import stop_everything
 from tests.tui.conftest import connected, make_app, until
-from tests.tui.recorded import Recorded, build_workspace
+from tests.tui.recorded import Recorded
+from tests.tui.screen_support import recorded_home
 from tui.screens.run_detail import RunDetailScreen
 from tui.widgets.plotext_view import PlotextView
 
@@ -30,15 +29,8 @@ SnapCompare = Callable[..., bool]
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
     """One recorded workspace and daemon for every snapshot (none of them changes anything)."""
-    with pytest.MonkeyPatch.context() as mp:
-        home = tmp_path_factory.mktemp("snap") / "tix-home"
-        for key, value in {"TIX_HOME": str(home), "TIX_TICK": "0.1", "TIX_IDLE_TIMEOUT": "60",
-                           "TIX_GPUS": "0"}.items():
-            mp.setenv(key, value)
-        rec = build_workspace(Workspace.resolve(home))
+    with recorded_home(tmp_path_factory.mktemp("snap") / "tix-home") as rec:
         yield rec
-        rec.stop_worker()
-        stop_everything(rec.ws)
 
 
 def dashboard_ready() -> Callable[[Pilot[Any]], Any]:
