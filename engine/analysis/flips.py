@@ -19,7 +19,6 @@ class Cursor(Protocol):
     """What this module needs of a DuckDB cursor (engine.analysis.paired's, which imports this one)."""
 
     def execute(self, query: str, parameters: Any = ...) -> Cursor: ...
-    def executemany(self, query: str, parameters: Any = ...) -> Cursor: ...
     def fetchall(self) -> list[tuple[Any, ...]]: ...
     def register(self, name: str, data: Any) -> Cursor: ...
     def unregister(self, name: str) -> Cursor: ...
@@ -77,6 +76,9 @@ UNION
 SELECT m.experiment, m.model
 FROM models m JOIN changed c ON c.experiment = m.experiment AND c.model = m.base_model"""
 """The (experiment, model) pairs whose flips the changed runs move: their own, and their base's."""
+CHANGED_RUNS_SQL = """SELECT run_id FROM flip_stats_runs a FULL JOIN run_items_source b USING (run_id)
+WHERE a.records IS DISTINCT FROM b.records ORDER BY run_id"""
+"""The runs whose sample records differ from those the flips were computed from (new, grown or gone)."""
 
 
 def stored(cur: Cursor) -> str | None:
@@ -84,23 +86,22 @@ def stored(cur: Cursor) -> str | None:
     return cur.execute("SELECT any_value(signature) FROM flip_stats_source").fetchall()[0][0]
 
 
-def refresh(cur: Cursor, signature: str, records: dict[str, int]) -> int | None:
+def refresh(cur: Cursor, signature: str) -> int | None:
     """Bring `flip_stats` up to `signature` (engine.analysis.paired's), `run_items` being current
-    with `records` (run_items_source); returns the pairs recomputed (None: every row)."""
+    (run_items_source says with which records); returns the pairs recomputed (None: every row).
+    The run records are compared and copied in SQL: an insert per run cost about 1 ms each."""
     stored_at = stored(cur)
     if stored_at == signature:
         return 0
-    before = dict(cur.execute("SELECT run_id, records FROM flip_stats_runs").fetchall())
     if stored_at is not None and stored_at.split("/")[1:] == signature.split("/")[1:]:
-        changed = sorted(r for r in set(before) | set(records) if before.get(r) != records.get(r))
+        changed = [r for (r,) in cur.execute(CHANGED_RUNS_SQL).fetchall()]
         done: int | None = _recompute(cur, changed)
     else:
         cur.execute("DELETE FROM flip_stats")
         cur.execute(COUNT_SQL.format(scope=EVERY))
         done = None
     cur.execute("DELETE FROM flip_stats_runs")
-    if records:
-        cur.executemany("INSERT INTO flip_stats_runs VALUES (?, ?)", [[r, n] for r, n in records.items()])
+    cur.execute("INSERT INTO flip_stats_runs SELECT run_id, records FROM run_items_source")
     cur.execute("DELETE FROM flip_stats_source")
     cur.execute("INSERT INTO flip_stats_source VALUES (?)", [signature])
     return done

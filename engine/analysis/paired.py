@@ -520,7 +520,7 @@ class PairedCache:
             cur.execute("BEGIN TRANSACTION")
             try:
                 sync_run_items(cur)
-                done = flips.refresh(cur, signature, run_records(cur))
+                done = flips.refresh(cur, signature)
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
