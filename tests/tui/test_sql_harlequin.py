@@ -26,6 +26,7 @@ from engine.daemon.sql_paging import PageRequest, sql_page
 from engine.workspace import Workspace
 from storage.store import ReadOnlyQueryError, Store, _cell
 from tests.tui.screen_support import HostApp, settle, until, workspace
+from tests.tui.test_sql_screen import console, run, status
 from tui.screens.sql import SQLScreen, load_history
 from tui.screentext import screen_text
 from tui.widgets.sql_cell import CellViewer, pretty
@@ -88,16 +89,6 @@ def drive(ws: Workspace, scenario: Callable[[Pilot[Any]], Awaitable[None]], quer
             await until(pilot, lambda: screen.runs >= 1)  # the initial query, counted
             await scenario(pilot)
     asyncio.run(main())
-
-
-def console(pilot: Pilot[Any]) -> SQLScreen:
-    screen = pilot.app.screen
-    assert isinstance(screen, SQLScreen)
-    return screen
-
-
-def status(screen: SQLScreen) -> str:
-    return str(screen.query_one("#sql-status", Static).render())
 
 
 async def turn(pilot: Pilot[Any], *keys: str) -> SQLScreen:
@@ -277,15 +268,6 @@ def test_paging_and_viewer_fit_small_and_large(db: tuple[Workspace, Path], size:
 
 
 # -- history ---------------------------------------------------------------------------------------------
-async def run(pilot: Pilot[Any], query: str) -> None:
-    screen = console(pilot)
-    before = screen.runs
-    screen.editor.text = query
-    screen.editor.focus()
-    await pilot.press("f5")
-    await until(pilot, lambda: screen.runs > before)
-
-
 def test_history_survives_a_restart_with_up_and_down(db: tuple[Workspace, Path]) -> None:
     ws, _copy = db
     path = ws.home / "sql_history"
