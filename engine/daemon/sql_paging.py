@@ -20,7 +20,7 @@ only then is it wrapped. EXPLAIN cannot be a subquery, so it comes back whole as
 
 Column names come from `DESCRIBE` of the user's query: wrapping renames duplicates (`id`, `id`
 become `id`, `id_1`), and the console shows the names the query gives. The sort column is sent
-as its position and ordered by the wrapped query's own (unique) name, double-quoted.
+as its position and ordered by it (`ORDER BY #n`), so no name, duplicate or odd, needs quoting.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def sql_page(store: Any, request: PageRequest, params: Sequence[Any] = ()) -> di
             return _whole_explain(cur, request, params)
         body = request.query.strip().rstrip(";").rstrip()
         names = [row[0] for row in cur.execute(f"DESCRIBE {body}\n", list(params) or None).fetchall()]
-        cur.execute(paged_sql(cur, body, request, params), list(params) or None)
+        cur.execute(paged_sql(body, request, len(names)), list(params) or None)
         description = cur.description or []
         rows = cur.fetchmany(request.limit + 1)
     return {"columns": names if len(names) == len(description) else [d[0] for d in description],
@@ -90,25 +90,18 @@ def sql_page(store: Any, request: PageRequest, params: Sequence[Any] = ()) -> di
             "descending": request.descending, "pageable": True}
 
 
-def paged_sql(cur: duckdb.DuckDBPyConnection, body: str, request: PageRequest, params: Sequence[Any]) -> str:
-    """The user's query as a subquery, one page of it, sorted by a column when asked. The newline
-    keeps a trailing `-- comment` from eating the parenthesis."""
+def paged_sql(body: str, request: PageRequest, columns: int) -> str:
+    """The user's query (of `columns` columns) as a subquery, one page of it, sorted by a column
+    when asked. The newline keeps a trailing `-- comment` from eating the parenthesis."""
     page = f"LIMIT {request.limit + 1} OFFSET {request.offset}"  # one more: whether more follow
     if request.sort is None:
         return f"SELECT * FROM ({body}\n) AS q {page}"
-    wrapped = [row[0] for row in cur.execute(f"DESCRIBE SELECT * FROM ({body}\n) AS q",
-                                             list(params) or None).fetchall()]
-    if request.sort >= len(wrapped):
+    if request.sort >= columns:
         raise duckdb.InvalidInputException(
-            f"sort: the result has {len(wrapped)} columns, there is no column {request.sort + 1}")
+            f"sort: the result has {columns} columns, there is no column {request.sort + 1}")
     order = "DESC NULLS LAST" if request.descending else "ASC NULLS LAST"
-    ties = ", ".join(f"#{i} ASC NULLS LAST" for i in range(1, len(wrapped) + 1))
-    return f"SELECT * FROM ({body}\n) AS q ORDER BY {quote(wrapped[request.sort])} {order}, {ties} {page}"
-
-
-def quote(name: str) -> str:
-    """An identifier as SQL text, always double-quoted (a quote inside doubled): safe for any name."""
-    return '"' + name.replace('"', '""') + '"'
+    ties = ", ".join(f"#{i} ASC NULLS LAST" for i in range(1, columns + 1))
+    return f"SELECT * FROM ({body}\n) AS q ORDER BY #{request.sort + 1} {order}, {ties} {page}"
 
 
 def _whole_explain(cur: duckdb.DuckDBPyConnection, request: PageRequest,
