@@ -34,11 +34,15 @@ DELTA_COLUMNS = ("experiment", "model", "base_model", "method", "benchmark", "gr
                  "ci_low", "ci_high", "p", "q")
 
 
-def read_spec(run: dict[str, Any], ws: Workspace) -> dict[str, Any] | None:
+def run_folder(run: dict[str, Any], ws: Workspace) -> Path:
+    """Where a stored run's files are: its row's run_dir, else the workspace's folder for its id."""
+    return Path(run.get("run_dir") or ws.run_dir(run["id"]))
+
+
+def read_spec(folder: Path) -> dict[str, Any] | None:
     """The run folder's spec.yaml (None before the run first started, or when unreadable)."""
-    path = Path(run.get("run_dir") or ws.run_dir(run["id"])) / SPEC_FILE
     try:
-        spec = yaml.safe_load(path.read_text())
+        spec = yaml.safe_load((folder / SPEC_FILE).read_text())
     except (OSError, yaml.YAMLError):
         return None
     return spec if isinstance(spec, dict) else None
@@ -47,8 +51,9 @@ def read_spec(run: dict[str, Any], ws: Workspace) -> dict[str, Any] | None:
 def flat_config(run: dict[str, Any], ws: Workspace) -> tuple[dict[str, Any], bool]:
     """The flat configuration of a stored run (its row) and whether its spec.yaml was found; the
     folder's environment.json adds `code.*` and `env.*` keys (a run older than the file has none)."""
-    spec = read_spec(run, ws)
-    environment = runenv.read(Path(run.get("run_dir") or ws.run_dir(run["id"])))
+    folder = run_folder(run, ws)
+    spec = read_spec(folder)
+    environment = runenv.read(folder)
     return config_of(run, spec, JOB_VERSIONS.get(str(run.get("kind"))), environment), spec is not None
 
 
