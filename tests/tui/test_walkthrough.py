@@ -17,10 +17,12 @@ import math
 import re
 from typing import Any
 
+from tests.tui.conftest import connected, make_app
 from tests.tui.fake_source import NO_RESULTS, NO_SAMPLES, FakeSource, ScreenHost, log_answer, metrics_answer
-from tests.tui.recorded import NOW_TS
+from tests.tui.recorded import NOW_TS, Recorded
 from tests.tui.screen_support import until
 from tests.tui.test_numbers import DEMO_RUNS, RunsHost
+from tui.screens.analytics import TIDetailScreen, TIScreen
 from tui.screens.compare import CompareScreen
 from tui.screens.run_detail import RunDetailScreen
 from tui.screentext import screen_text
@@ -190,5 +192,56 @@ def test_the_sql_status_line_drops_whole_parts_at_60_columns(tmp_path: Any) -> N
             assert all(part in full for part in shown.split(" · ")[:-1]), shown
             await pilot.resize_terminal(160, 48)
             await until(pilot, lambda: status().strip().endswith(" ms"), what="the whole line at 160")
+
+    asyncio.run(main())
+
+
+def test_results_and_config_keys_leave_the_samples_tab() -> None:
+    """On the samples tab `o` and `p` did nothing: hiding the focused samples table made Textual
+    focus its visible sibling (the search box), and that focus showed the samples pane again."""
+    run = {"id": "eval-cfd55109de", "experiment": "tiny-lab", "name": "sft", "kind": "eval",
+           "state": "succeeded", "started_at": "2025-03-14 11:49:00", "finished_at": "2025-03-14 11:49:10"}
+    sample = {"benchmark": "b", "group": "math", "item_id": "0", "sample_idx": 0, "prompt": "p", "completion": "c",
+              "extracted": "1", "gold": "1", "verdict": 1.0, "tokens": 3, "finish_reason": "stop", "flags": []}
+    source = FakeSource({"run_results": {"run_id": run["id"], **NO_RESULTS}, "run_log": log_answer({}),
+                         "run_samples": {"rows": [sample], "total": 1, "all": 1, "benchmarks": {}},
+                         "run_metrics": metrics_answer({}), "run_config": {"started": True, "keys": []}})
+    app = ScreenHost(lambda: RunDetailScreen(source, run["id"]), [run], NOW_TS)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        async with app.run_test(size=(60, 18)) as pilot:
+            screen = await until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen)
+            for key, tab in (("o", "results"), ("p", "config")):
+                await pilot.press("s")
+                await until(pilot, lambda: screen.active_tab() == "samples", what="samples tab")
+                await pilot.pause(0.1)
+                await pilot.press(key)
+                await pilot.pause(0.3)
+                assert screen.active_tab() == tab, (key, screen.active_tab())
+
+    asyncio.run(main())
+
+
+def test_ti_drilldown_intervals_are_never_cut_at_60_columns(recorded: Recorded) -> None:
+    """At 60x18 the drill-down's 95% CI column read `[-14, +6` at the pane's edge (a plain table
+    cut it with no marker); its edge column is now blanked and marked `›` until scrolled to."""
+    async def scenario(pilot: Any) -> None:
+        app = await connected(pilot)
+        await pilot.press("3")
+        await until(pilot, lambda: isinstance(app.screen, TIScreen) and app.screen.loaded and app.screen.shown,
+                    what="TI rows")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, TIDetailScreen), what="drill-down")
+        await pilot.pause(0.3)
+        lines = [line.rstrip(" █▌▐") for line in screen_text(app).splitlines()]
+        rows = [line for line in lines if line.lstrip("█ ").startswith("lab_")]
+        assert rows, lines
+        for line in rows:
+            assert line.endswith("›") or line.count("[") == line.count("]"), line
+        await app.source.close()
+
+    async def main() -> None:
+        async with make_app(recorded.ws).run_test(size=(60, 18)) as pilot:
+            await scenario(pilot)
 
     asyncio.run(main())

@@ -453,7 +453,7 @@ class TIDetailScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(self._head(), id="detail-head")
-            yield LiteralTable(id="detail-table", cursor_type="row", zebra_stripes=True)
+            yield WholeColumnTable(id="detail-table", cursor_type="row", zebra_stripes=True)
         yield FitFooter()
 
     def _head(self) -> Text:

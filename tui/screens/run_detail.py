@@ -687,6 +687,12 @@ class RunDetailScreen(Screen[None]):
             self.load_results()
         elif tab == "logs":
             self.query_one("#log", Log).focus()
+        focused = self.focused
+        if focused is not None and self.query_one(f"#{tab}", TabPane) not in focused.ancestors:
+            # Else Textual hands focus to a visible sibling in the hidden pane (the samples search
+            # box), and that focus shows its pane again: o and p did nothing on the samples tab.
+            scroll = self.query(f"#{tab}-scroll")
+            self.set_focus(scroll.first() if scroll else None)
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
