@@ -26,8 +26,6 @@ from storage.store import Store
 
 FIRST_LOOK_S = 0.2
 """Seconds between the two looks at a process seen for the first time."""
-CPU_SLOT_WAIT = "waiting for a CPU slot"
-"""How the scheduler's progress text starts for a run that waits for a slot (Scheduler._allocate)."""
 BRIEF = ("id", "name", "experiment", "kind", "state", "progress_text")
 
 
