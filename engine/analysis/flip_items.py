@@ -2,11 +2,11 @@
 completions side by side.
 
 The counts, item lists and McNemar p come from the `flip_summary` and `flips` views (storage
-migrations 0003 and 0006, with `paired_stats` refreshed by the daemon first), the very rows `tix
-flips` and `tix flips --items` select, so the screen and the CLI cannot disagree. What the views
-do not hold is the text: `item_pair` reads the item's samples in the two runs `item_verdicts`
-picked (each model's newest eval/score run of the benchmark), the last record of each sample
-winning as in `item_verdicts`.
+migrations 0008 and 0009, with `paired_stats` and `flip_stats` refreshed by the daemon first),
+the very rows `tix flips` and `tix flips --items` select, so the screen and the CLI cannot
+disagree. What the views do not hold is the text: `item_pair` reads the item's samples in the
+two runs `item_verdicts` picked (each model's newest eval/score run of the benchmark), the last
+record of each sample winning as in `item_verdicts`.
 
 Runs in the daemon on a cursor of its own; imports neither duckdb nor numpy (a cursor is typed by
 engine.analysis.paired's Cursor protocol), so any client may import its column names.

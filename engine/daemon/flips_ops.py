@@ -1,8 +1,8 @@
 """The daemon's `flips` and `flip_item` ops: the TUI's flips view (engine/analysis/flip_items.py).
 
 `flips` answers what `tix flips EXPERIMENT --model MODEL` and its `--items` print (the same views,
-with `paired_stats` brought up to date first, as the `sql` op does before a query naming
-`flip_summary`); `flip_item` one item's prompt and both models' completions. Both run in a thread
+with `paired_stats` and `flip_stats` brought up to date first, as the `sql` op does before a
+query naming `flip_summary`); `flip_item` one item's prompt and both models' completions. Both run in a thread
 on a cursor of their own (Daemon.readonly_in_thread), so ingest and other clients go on meanwhile.
 """
 
