@@ -36,7 +36,7 @@ from textual.widgets import Input, OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
 from tui.format import count_label, visible
-from tui.screens.run_detail import curve_names
+from tui.screens.run_detail import curve_names, merge_points
 from tui.source import Source, SourceError
 from tui.widgets.chrome import Chrome
 from tui.widgets.config_table import config_table
@@ -195,13 +195,7 @@ class CompareScreen(Screen[None]):
         """Store a `run_metrics` answer (points from its since_step on replace those); whether any
         point is new."""
         since = self.last_step.get(run_id)
-        series = self.series.setdefault(run_id, {})
-        if since is not None:
-            for name, points in series.items():
-                series[name] = [p for p in points if p[0] < since]
-        for step, name, value in answer["rows"]:
-            if step is not None and value is not None:
-                series.setdefault(name, []).append((int(step), float(value)))
+        self.series[run_id] = merge_points(self.series.get(run_id, {}), since, answer["rows"])
         if answer.get("last_step") is not None:
             self.last_step[run_id] = int(answer["last_step"])
         return bool(answer["rows"]) and answer.get("last_step") != since

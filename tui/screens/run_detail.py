@@ -93,6 +93,18 @@ def curve_names(names: list[str]) -> list[str]:
     return first + sorted(n for n in names if n not in first and n not in HIDDEN)
 
 
+def merge_points(series: dict[str, list[tuple[int, float]]], since: int | None,
+                 rows: list[Any]) -> dict[str, list[tuple[int, float]]]:
+    """`series` with a `run_metrics` answer's rows added. An answer asked `since_step` sends that
+    step again (more of its metrics may have arrived), so each curve's points from it on are dropped
+    first. New lists, never the old ones changed: a plot thread may still be drawing those."""
+    out = {n: [p for p in pts if since is None or p[0] < since] for n, pts in series.items()}
+    for step, name, value in rows:
+        if step is not None and value is not None:
+            out.setdefault(name, []).append((int(step), float(value)))
+    return out
+
+
 def envelope(points: list[tuple[int, float]], most: int) -> list[tuple[int, float]]:
     """At most about `most` points that keep every bucket's lowest and highest value, in step
     order, and the last point: a one-step spike in a thousand steps stays on the chart (keeping
@@ -442,11 +454,7 @@ class RunDetailScreen(Screen[None]):
         except SourceError as exc:
             self.query_one("#curve-note", Static).update(Text(visible(f"metrics: {exc}"), style="red"))
             return
-        if since is not None:
-            self.series = {n: [p for p in pts if p[0] < since] for n, pts in self.series.items()}
-        for step, name, value in result["rows"]:
-            if step is not None and value is not None:
-                self.series.setdefault(name, []).append((int(step), float(value)))
+        self.series = merge_points(self.series, since, result["rows"])
         self.metric_names = curve_names(result["names"])
         self.last_step = result["last_step"]
         self.draw_curves()
