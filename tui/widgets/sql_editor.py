@@ -78,11 +78,7 @@ class Catalog:
             pool = [c for t in named for c in self._columns_of(t)] + list(self.tables)
             pool += [c for t, cols in self.tables.items() if t not in named for c in cols]
         low = prefix.lower()
-        out: list[str] = []
-        for name in pool:
-            if name.lower().startswith(low) and name.lower() != low and name not in out:
-                out.append(name)
-        return prefix, out
+        return prefix, list(dict.fromkeys(n for n in pool if n.lower().startswith(low) and n.lower() != low))
 
     def sources(self, query: str) -> dict[str, str]:
         """alias or table name (lower case) -> table name, for the tables `query` reads."""
