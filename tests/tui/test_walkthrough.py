@@ -245,3 +245,36 @@ def test_ti_drilldown_intervals_are_never_cut_at_60_columns(recorded: Recorded) 
             await scenario(pilot)
 
     asyncio.run(main())
+
+
+def test_a_column_wider_than_the_grid_shows_what_fits() -> None:
+    """`select name, error from runs` at 60x18 showed an empty grid of `›`: each column (a name
+    holding a long escape sequence) was wider than the pane, so the edge blanked all of it. Now a
+    column wider than the view shows what fits, with `›` at the edge to say more is there."""
+    from textual.app import App, ComposeResult
+
+    from tui.widgets.grid import MORE_RIGHT, WholeColumnTable
+
+    class Host(App[None]):
+        def compose(self) -> ComposeResult:
+            yield WholeColumnTable(id="grid")
+
+        def on_mount(self) -> None:
+            grid = self.query_one(WholeColumnTable)
+            grid.add_columns("name", "error")
+            grid.add_row("n" * 70, "e" * 90)
+            grid.focus()
+
+    async def main() -> None:
+        async with Host().run_test(size=(60, 18)) as pilot:
+            await pilot.pause(0.2)
+            lines = screen_text(pilot.app).splitlines()
+            assert lines[0].lstrip().startswith("name"), lines[:2]
+            row = lines[1].rstrip()
+            assert row.lstrip().startswith("nnnn") and row.endswith(MORE_RIGHT), row
+            await pilot.press("right")
+            await pilot.pause(0.2)
+            row = screen_text(pilot.app).splitlines()[1].rstrip()
+            assert "eeee" in row and row.endswith(MORE_RIGHT), row
+
+    asyncio.run(main())

@@ -695,8 +695,8 @@ class RunDetailScreen(Screen[None]):
             self.load_results()
         elif tab == "logs":
             self.query_one("#log", Log).focus()
-        focused = self.focused
-        if focused is not None and self.query_one(f"#{tab}", TabPane) not in focused.ancestors:
+        panes = [] if self.focused is None else [n for n in self.focused.ancestors if isinstance(n, TabPane)]
+        if panes and panes[0].id != tab:
             # Else Textual hands focus to a visible sibling in the hidden pane (the samples search
             # box), and that focus shows its pane again: o and p did nothing on the samples tab.
             scroll = self.query(f"#{tab}-scroll")

@@ -29,8 +29,12 @@ class WholeColumnTable(LiteralTable):
         below = y >= self.virtual_size.height - int(self.scroll_y)  # a line under the last row
         if self.virtual_size.width <= width or width < 2 or below:
             return strip
-        cut_left, cut_right = edge_cuts(self.column_edges(), left, left + width)
-        style = self.rich_style
+        edges, style = self.column_edges(), self.rich_style
+        if any(start <= left and end > left + width for start, end in edges):
+            # One column wider than the view: blanking it left an empty pane of `›` (a long name
+            # in `select name, error from runs`), so what fits shows and `›` says more is there.
+            return Strip.join([strip.crop(0, width - 1), Strip([Segment(MORE_RIGHT, style)])])
+        cut_left, cut_right = edge_cuts(edges, left, left + width)
         if cut_right is not None and cut_right < width:
             blank = Segment(" " * (width - cut_right - 1), style)
             strip = Strip.join([strip.crop(0, cut_right), Strip([blank, Segment(MORE_RIGHT, style)])])
