@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -191,6 +192,11 @@ class PairedData:
             if stratum not in cache:
                 cache[stratum] = self._stratum_replicates(stratum, boot, seed)
             return cache[stratum][segment]
+
+    def replicated(self) -> int:
+        """How many strata have bootstrap replicates cached."""
+        with self._lock:
+            return sum(len(cache) for cache in self._replicates.values())
 
     def _stratum_replicates(self, stratum: int, boot: int, seed: int
                             ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
@@ -471,9 +477,14 @@ PAIRED_SCHEMA = pa.schema([
 class PairedCache:
     """The daemon's paired items: reloaded, and `paired_stats` rewritten, only when the items changed."""
 
-    def __init__(self) -> None:
+    def __init__(self, snapshot: Path | None = None) -> None:
         self.data: PairedData | None = None
         self.lock = threading.Lock()
+        self.snapshot = snapshot
+        """Where the items are kept between daemon runs (engine.analysis.paired_snapshot); None: not kept."""
+        self.saved: tuple[Any, ...] | None = None
+        """What the snapshot on disk holds: (stamp, replicated strata), so an unchanged cache is not
+        written again."""
 
     def current(self, cur: Cursor) -> PairedData:
         """The paired items as stored now; refreshes the table when it is behind them. `cur` must be a
@@ -491,6 +502,8 @@ class PairedCache:
 
     def _current(self, cur: Cursor) -> PairedData:
         signature = str(cur.execute(SIGNATURE_SQL).fetchall()[0][0])
+        if self.data is None and self.snapshot is not None:  # a new daemon: start from the last one's
+            self.data = self._read_snapshot(cur)
         if self.data is not None and self.data.signature == signature:
             return self.data
         started = time.perf_counter()
@@ -503,6 +516,37 @@ class PairedCache:
                  "%.2f s", len(data.segment), len(data.segments), loaded - started,
                  "written" if stored != signature else "current", time.perf_counter() - loaded)
         return data
+
+    def _read_snapshot(self, cur: Cursor) -> PairedData | None:
+        from engine.analysis import paired_snapshot
+
+        db_stamp = paired_snapshot.stamp(cur)
+        data = paired_snapshot.read(self.snapshot, db_stamp) if self.snapshot is not None else None
+        if data is not None:
+            self.saved = (tuple(db_stamp or ()), data.replicated())
+        return data
+
+    def save(self, cur: Cursor) -> bool:
+        """Keep the items and replicates in memory on disk for the next daemon (off the request path:
+        the refresher and the daemon's exit call this), unless the snapshot already holds them or
+        `paired_stats` is behind them. Returns whether it wrote."""
+        from engine.analysis import paired_snapshot
+
+        if self.snapshot is None:
+            return False
+        with self.lock:  # the stamp and the data it belongs to, read together
+            data, db_stamp = self.data, paired_snapshot.stamp(cur)
+        if data is None or db_stamp is None or db_stamp[0] != data.signature:
+            return False
+        key = (tuple(db_stamp), data.replicated())
+        if key == self.saved:
+            return False
+        started = time.perf_counter()
+        paired_snapshot.save(self.snapshot, data, db_stamp)
+        self.saved = key
+        log.info("paired items: snapshot of %d items written in %.2f s", len(data.segment),
+                 time.perf_counter() - started)
+        return True
 
     def refresh_table(self, cur: Cursor) -> None:
         """Bring `paired_stats` up to date with the items, reading them only if it is behind."""

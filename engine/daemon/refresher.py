@@ -54,8 +54,9 @@ Work = Callable[[Any, threading.Event], Any]
 def refresh_all(cache: Any, cur: Any, cancelled: threading.Event) -> None:
     """What an on-demand refresh does before `ti` and `flips`, all of it: `run_items` and
     `paired_stats` with the in-memory items, `flip_stats`, then the bootstrap replicates of every
-    segment at `ti`'s defaults (the numbers `ti` computes on its first call). Stops between steps
-    once `cancelled` is set."""
+    segment at `ti`'s defaults (the numbers `ti` computes on its first call), and the snapshot the
+    next daemon starts from (engine.analysis.paired_snapshot). Stops between steps once `cancelled`
+    is set."""
     from engine.analysis import stats
 
     data = cache.current(cur)
@@ -66,6 +67,7 @@ def refresh_all(cache: Any, cur: Any, cancelled: threading.Event) -> None:
         if cancelled.is_set():
             return
         data.replicates(segment, stats.BOOT, stats.SEED)
+    cache.save(cur)
 
 
 class Refresher:

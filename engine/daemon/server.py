@@ -56,6 +56,8 @@ migration 0008): the daemon refreshes them first (0006)."""
 FLIP_READERS = re.compile(r"flip", re.IGNORECASE)
 """A query naming these reads `flip_stats` (through `flip_summary`, 0009): refreshed first too."""
 MAX_BOOT = 100_000
+PAIRED_SNAPSHOT = "paired.npz"
+"""The paired items and TI replicates a daemon leaves for the next, in TIX_HOME/cache."""
 
 
 def refresh_for(cache: PairedCache, cursor: duckdb.DuckDBPyConnection, query: str) -> None:
@@ -392,7 +394,7 @@ class Daemon:
             if self.paired is None:
                 from engine.analysis.paired import PairedCache
 
-                self.paired = PairedCache()
+                self.paired = PairedCache(snapshot=self.ws.cache / PAIRED_SNAPSHOT)
             return self.paired
 
     def refresh_in_background(self, cursor: duckdb.DuckDBPyConnection, cancelled: threading.Event) -> None:
@@ -422,6 +424,7 @@ class Daemon:
         try:
             self.paired_cache().refresh_table(cursor)
             self.paired_cache().refresh_flips(cursor)
+            self.paired_cache().save(cursor)
         except Exception:  # noqa: BLE001 - exiting anyway; the next daemon refreshes it on demand
             log.error("refreshing paired_stats at exit failed:\n%s", traceback.format_exc())
         finally:
