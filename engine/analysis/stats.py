@@ -109,36 +109,49 @@ def t_two_sided_p(t: np.ndarray | float, df: np.ndarray | float) -> np.ndarray:
     return np.where(np.isnan(t) | ~(df > 0), np.nan, p)
 
 
-def t_pdf(t: float, df: float) -> float:
-    log_norm = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-    return math.exp(log_norm - (df + 1) / 2 * math.log1p(t * t / df))
+def t_pdf(t: np.ndarray | float, df: np.ndarray | float) -> np.ndarray:
+    """Student's t density (element-wise)."""
+    t, df = np.asarray(t, dtype=float), np.asarray(df, dtype=float)
+    log_norm = _lgamma((df + 1) / 2) - _lgamma(df / 2) - 0.5 * np.log(df * math.pi)
+    return np.exp(log_norm - (df + 1) / 2 * np.log1p(t * t / df))
 
 
 @functools.lru_cache(maxsize=4096)
 def t_quantile(prob: float, df: float) -> float:
-    """The `prob` quantile of Student's t: Newton on the two-sided p from the Cornish-Fisher start,
-    kept inside a bracket (bisection where a step would leave it), to full double precision."""
+    """The `prob` quantile of Student's t with `df` degrees of freedom (see `t_quantiles`)."""
     if not 0.0 < prob < 1.0 or not df > 0:
         return math.nan
     if prob == 0.5:
         return 0.0
     if prob < 0.5:
         return -t_quantile(1.0 - prob, df)
+    return float(t_quantiles(prob, np.array([float(df)]))[0])
+
+
+def t_quantiles(prob: float, df: np.ndarray) -> np.ndarray:
+    """The `prob` (> 0.5) quantile of Student's t for each df (> 0): Newton on the two-sided p from
+    the Cornish-Fisher start, kept inside a bracket (bisection where a step would leave it), to full
+    double precision. Every df steps together, so each step is one vectorised incomplete beta (the
+    continued fraction is a Python loop: one solve per df cost 130 ms for 10 df at paper scale)."""
+    df = np.asarray(df, dtype=float)
     target = 2.0 * (1.0 - prob)
-    lo, hi = 0.0, math.inf
-    t = _t_start(prob, df)
+    t = np.array([_t_start(prob, float(v)) for v in df])
+    lo, hi = np.zeros(df.shape), np.full(df.shape, np.inf)
+    active = np.arange(df.size)
     for _ in range(200):
-        excess = float(t_two_sided_p(t, df)) - target
-        if excess > 0:
-            lo = t
-        else:
-            hi = t
-        new = t + excess / (2.0 * t_pdf(t, df))
-        if not lo < new < hi:
-            new = 2.0 * lo + 1.0 if math.isinf(hi) else (lo + hi) / 2
-        if abs(new - t) <= 4 * np.finfo(float).eps * new:
-            return new
-        t = new
+        if active.size == 0:
+            break
+        ta, da = t[active], df[active]
+        excess = t_two_sided_p(ta, da) - target
+        above = excess > 0
+        lo[active] = np.where(above, ta, lo[active])
+        hi[active] = np.where(above, hi[active], ta)
+        la, ha = lo[active], hi[active]
+        new = ta + excess / (2.0 * t_pdf(ta, da))
+        outside = ~((la < new) & (new < ha))
+        new = np.where(outside, np.where(np.isinf(ha), 2.0 * la + 1.0, (la + ha) / 2), new)
+        t[active] = new
+        active = active[np.abs(new - ta) > 4 * np.finfo(float).eps * new]
     return t
 
 
@@ -154,11 +167,13 @@ def _t_start(prob: float, df: float) -> float:
 
 
 def t_critical(df: np.ndarray, level: float = LEVEL) -> np.ndarray:
-    """The two-sided critical value t_{(1+level)/2, df} of each df (NaN for df < 1), one solve per df."""
+    """The two-sided critical value t_{(1+level)/2, df} of each df (NaN for df < 1), all solved at once."""
     df = np.asarray(df, dtype=float)
     out = np.full(df.shape, np.nan)
-    for value in np.unique(df[df >= 1]):
-        out[df == value] = t_quantile((1.0 + level) / 2.0, float(value))
+    usable = df >= 1
+    values, where = np.unique(df[usable], return_inverse=True)
+    if values.size:
+        out[usable] = t_quantiles((1.0 + level) / 2.0, values)[where]
     return out
 
 
