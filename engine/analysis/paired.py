@@ -363,7 +363,7 @@ def update(cur: Cursor, previous: PairedData, signature: str, changed: list[str]
     order = _row_order(fresh["stratum"], fresh["segment"], fresh["item"])
     merged = _merge_segments(previous, {k: v[order] for k, v in fresh.items()}, redone)
     data = _compute(signature, previous.segments, merged["segment"], merged["stratum"], merged["item"],
-                    merged["model_score"], merged["base_score"], merged["binary"])
+                    merged["model_score"], merged["base_score"], merged["binary"], (previous, redone))
     data.shape, data.keys = previous.shape, previous.keys
     stale = set(strata[redone].tolist())
     with previous._lock:
@@ -379,6 +379,12 @@ def _merge_segments(previous: PairedData, fresh: dict[str, np.ndarray], redone: 
     old = {"segment": previous.segment, "stratum": previous.stratum, "item": previous.item,
            "model_score": previous.model_score, "base_score": previous.base_score,
            "binary": previous.binary_rows}
+    same = _same_rows(previous, fresh, redone)
+    if same is not None:  # a rescore: the same items, new scores (no gather of every row)
+        out = {k: v.copy() if k in ("model_score", "base_score", "binary") else v for k, v in old.items()}
+        for k in ("model_score", "base_score", "binary"):
+            out[k][same] = fresh[k]
+        return out
     count = len(previous.segments)
     is_redone = np.zeros(count, bool)
     is_redone[redone] = True
@@ -391,6 +397,20 @@ def _merge_segments(previous: PairedData, fresh: dict[str, np.ndarray], redone: 
         ranges.append(np.arange(low, low + n))
     take = np.concatenate(ranges) if ranges else np.empty(0, np.int64)
     return {k: np.concatenate([v, fresh[k]])[take] for k, v in old.items()}
+
+
+def _same_rows(previous: PairedData, fresh: dict[str, np.ndarray], redone: np.ndarray) -> np.ndarray | None:
+    """Where `fresh`'s rows sit in `previous`'s when they are the `redone` segments' rows with the
+    same items in the same order (only their scores changed); None otherwise."""
+    if fresh["segment"].size == 0 or redone.size == 0:
+        return None
+    rows = np.flatnonzero(np.isin(previous.segment, redone))
+    if rows.size != fresh["segment"].size:
+        return None
+    if not (np.array_equal(previous.segment[rows], fresh["segment"])
+            and np.array_equal(previous.item[rows], fresh["item"])):
+        return None
+    return rows
 
 
 def _blocks(segment: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -431,17 +451,42 @@ def _first(codes: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
 
 
 def _compute(signature: str, segments: list[Segment], seg: np.ndarray, stratum: np.ndarray, item: np.ndarray,
-             y: np.ndarray, x: np.ndarray, binary_rows: np.ndarray) -> PairedData:
+             y: np.ndarray, x: np.ndarray, binary_rows: np.ndarray,
+             reuse: tuple[PairedData, np.ndarray] | None = None) -> PairedData:
+    """The statistics of every segment. With `reuse` = (previous, redone segments), only the redone
+    segments' rows are read and every other segment keeps previous's numbers (each segment's sums
+    run over its own rows in the same order, so the numbers are the same as computing them all)."""
     count = len(segments)
-    paired = stats.paired_deltas(y - x, seg, count)
-    binary = np.bincount(seg, weights=~binary_rows, minlength=count) == 0
-    gained = np.bincount(seg, weights=(y > x) & binary[seg], minlength=count).astype(int)
-    lost = np.bincount(seg, weights=(y < x) & binary[seg], minlength=count).astype(int)
+    rows = slice(None) if reuse is None else np.flatnonzero(np.isin(seg, reuse[1]))
+    s, ys, xs, b = seg[rows], y[rows], x[rows], binary_rows[rows]
+    paired = stats.paired_deltas(ys - xs, s, count)
+    binary = np.bincount(s, weights=~b, minlength=count) == 0
+    gained = np.bincount(s, weights=(ys > xs) & binary[s], minlength=count).astype(int)
+    lost = np.bincount(s, weights=(ys < xs) & binary[s], minlength=count).astype(int)
+    if reuse is not None:
+        paired, binary, gained, lost = _spliced(reuse[0], reuse[1], paired, binary, gained, lost)
+        mcnemar = reuse[0].mcnemar_p.copy()
+        mcnemar[reuse[1]] = stats.mcnemar_exact(gained[reuse[1]], lost[reuse[1]])
+    else:
+        mcnemar = stats.mcnemar_exact(gained, lost)
     data = PairedData(signature, segments, seg, stratum, item, y, x, binary, paired,
-                      _experiment_q(segments, paired.p), gained, lost, stats.mcnemar_exact(gained, lost))
+                      _experiment_q(segments, paired.p), gained, lost, mcnemar)
     data.index = {(s.experiment, s.model, s.benchmark): i for i, s in enumerate(segments)}
     data.binary_rows = binary_rows
     return data
+
+
+def _spliced(previous: PairedData, redone: np.ndarray, paired: stats.Paired, *arrays: np.ndarray
+             ) -> tuple[Any, ...]:
+    """previous's per-segment statistics with the `redone` segments' taken from the new ones."""
+    def splice(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+        out = old.copy()
+        out[redone] = new[redone]
+        return out
+
+    olds = (previous.binary, previous.gained, previous.lost)
+    fields = {f: splice(getattr(previous.paired, f), getattr(paired, f)) for f in vars(paired)}
+    return (stats.Paired(**fields), *(splice(o, n) for o, n in zip(olds, arrays, strict=True)))
 
 
 def _experiment_q(segments: list[Segment], p: np.ndarray) -> np.ndarray:

@@ -50,12 +50,16 @@ def _nonzero(values: np.ndarray) -> np.ndarray:
 
 
 def _betacf(a: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """The continued fraction of I_x(a, b) (Numerical Recipes 6.4), every element at once, until each
-    has converged (about sqrt(max(a, b)) terms)."""
+    """The continued fraction of I_x(a, b) (Numerical Recipes 6.4), every element at once; each
+    element stops at its own convergence (about sqrt(max(a, b)) terms), so its value does not
+    depend on which other elements are computed with it (an incremental refresh computes a few,
+    a full read all, and both must give the same bits)."""
     qab, qap, qam = a + b, a + 1.0, a - 1.0
     c = np.ones_like(x)
     d = 1.0 / _nonzero(1.0 - qab * x / qap)
     h = d.copy()
+    out = np.empty_like(x)
+    live = np.arange(x.size)
     for m in range(1, _MAX_TERMS + 1):
         m2 = 2.0 * m
         aa = m * (b - m) * x / ((qam + m2) * (a + m2))
@@ -67,9 +71,15 @@ def _betacf(a: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
         c = _nonzero(1.0 + aa / c)
         step = d * c
         h *= step
-        if np.all(np.abs(step - 1.0) < _EPS):
-            break
-    return h
+        done = np.abs(step - 1.0) < _EPS
+        if done.any():
+            out[live[done]] = h[done]
+            keep = ~done
+            live, a, b, x, qab, qap, qam, c, d, h = (v[keep] for v in (live, a, b, x, qab, qap, qam, c, d, h))
+            if live.size == 0:
+                return out
+    out[live] = h
+    return out
 
 
 def betainc(a: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
@@ -166,14 +176,26 @@ def _t_start(prob: float, df: float) -> float:
     return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
 
 
+_CRITICAL: dict[tuple[float, float], float] = {}
+"""t_critical's values solved so far: the daemon's refreshes ask for the same few df again."""
+
+
 def t_critical(df: np.ndarray, level: float = LEVEL) -> np.ndarray:
-    """The two-sided critical value t_{(1+level)/2, df} of each df (NaN for df < 1), all solved at once."""
+    """The two-sided critical value t_{(1+level)/2, df} of each df (NaN for df < 1); the df not
+    solved before are solved together."""
     df = np.asarray(df, dtype=float)
     out = np.full(df.shape, np.nan)
     usable = df >= 1
     values, where = np.unique(df[usable], return_inverse=True)
+    prob = (1.0 + level) / 2.0
+    new = [v for v in values.tolist() if (prob, v) not in _CRITICAL]
+    if new:
+        if len(_CRITICAL) > 100_000:
+            _CRITICAL.clear()
+        solved = t_quantiles(prob, np.array(new)).tolist()
+        _CRITICAL.update(zip(((prob, v) for v in new), solved, strict=True))
     if values.size:
-        out[usable] = t_quantiles((1.0 + level) / 2.0, values)[where]
+        out[usable] = np.array([_CRITICAL[(prob, v)] for v in values.tolist()])[where]
     return out
 
 

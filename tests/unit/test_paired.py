@@ -254,14 +254,17 @@ def test_an_incremental_refresh_equals_a_full_read(monkeypatch) -> None:
     store = item_lab(n=80)
     add_run(store, "eval-sft2", "sft2")
     add_items(store, "eval-sft2", "sft2", {b: [float(i % 3 == 0) for i in range(80)] for b in ("m1", "m2", "o1")})
-    updates = []
-    real_update = paired.update
+    updates, in_place = [], []
+    real_update, real_same = paired.update, paired._same_rows
     monkeypatch.setattr(paired, "update", lambda *a: updates.append(real_update(*a)) or updates[-1])
+    monkeypatch.setattr(paired, "_same_rows", lambda *a: in_place.append(real_same(*a)) or in_place[-1])
     cache = refreshed(store)
     cur = store.con.cursor()
     cache.current(cur).replicates(0, 200, 7)  # a replicate cache to carry over
     steps = [("eval-rl", "m1", {3: 1.0, 4: 0.0, 70: 1.0}), ("eval-sft", "n1", {1: 0.5}),
-             ("eval-base", "o1", {2: 1.0, 5: 0.0}), ("eval-sft2", "n1", {0: 1.0}), ("eval-sft2", "k3", {0: 1.0})]
+             ("eval-base", "o1", {2: 1.0, 5: 0.0}),
+             ("eval-base", "m1", {85: 1.0}), ("eval-rl", "m1", {85: 0.0}),  # an item rl and its base now share
+             ("eval-sft2", "n1", {0: 1.0}), ("eval-sft2", "k3", {0: 1.0})]
     for run_id, bench, verdicts in steps:
         rerecord(store, run_id, bench, verdicts)
         got = cache.current(cur)
@@ -273,4 +276,6 @@ def test_an_incremental_refresh_equals_a_full_read(monkeypatch) -> None:
         assert table == sorted((tuple(want.row(i).values()) for i in range(len(want.segments))),
                                key=lambda r: (r[0], r[1], r[4]))
     # sft2's n1 is a segment it lacked (update gives up); k3 a benchmark none had (no update tried)
-    assert [u is not None for u in updates] == [True, True, True, False]
+    assert [u is not None for u in updates] == [True, True, True, True, True, False]
+    # rescores keep every row where it was; rl's new item m1/i085 gathers the rows anew
+    assert [rows is not None for rows in in_place] == [True, True, True, True, False]
