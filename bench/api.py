@@ -33,20 +33,24 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import socket
 import statistics
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 import numpy as np
 import psutil
 import pyarrow as pa
+import pyarrow.ipc as ipc
 
 from engine.client import connect
-from engine.client.connection import Client
+from engine.client.connection import Client, _SocketReader
+from engine.daemon.arrow_stream import ArrowStream, _Sender, keep_freed_memory, stream_batches
 from engine.workspace import Workspace
 from storage import Store
 
@@ -106,18 +110,44 @@ class Timed:
         return times.user + times.system
 
 
-def rounds(home: Path, copy: Path, n: int) -> tuple[Timed, Timed, pa.Table, pa.Table]:
-    """DuckDB's own (on `copy`) and the API, alternating after a warm-up of each: their wall and
-    CPU times per round, and the last tables."""
+def rounds(home: Path, copy: Path, n: int) -> tuple[Timed, Timed, Timed, pa.Table, pa.Table]:
+    """DuckDB's own (on `copy`), the API and the socket floor (`through_socketpair`), alternating
+    after a warm-up of each: their wall and CPU times per round, and the last tables."""
     con = duckdb.connect(str(copy), read_only=True)
+    keep_freed_memory()  # as the daemon's streaming thread does
     with connect(home) as db:
-        own_t, api_t = Timed(), Timed(psutil.Process(db.client.request("ping")["pid"]))
+        own_t, api_t, floor_t = Timed(), Timed(psutil.Process(db.client.request("ping")["pid"])), Timed()
         own, api = con.sql(QUERY).to_arrow_table(), db.sql(QUERY).arrow()
+        floor = through_socketpair(con)
         for _ in range(n):
             own = own_t(lambda: con.sql(QUERY).to_arrow_table())
             api = api_t(lambda: db.sql(QUERY).arrow())
+            floor = floor_t(lambda: through_socketpair(con))
     con.close()
-    return own_t, api_t, own, api
+    assert floor.equals(own)
+    return own_t, api_t, floor_t, own, api
+
+
+def through_socketpair(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """The socket floor: the daemon's streaming code (ArrowStream, its prefetch thread and sender)
+    writing to a socketpair that a thread of this process reads with the client's reader into a
+    Table. No daemon, request, event loop or second process: what the API's transport costs by
+    itself. Its time over DuckDB's own is the best the API can do over a socket on this box."""
+    sender, receiver = socket.socketpair()
+    got: list[pa.Table] = []
+    reader = threading.Thread(target=lambda: got.append(
+        ipc.open_stream(_SocketReader(SimpleNamespace(buffer=bytearray(), sock=receiver))).read_all()))
+    reader.start()
+    stream = ArrowStream(con.cursor(), QUERY)
+    try:
+        stream.open()
+        stream_batches(stream, _Sender(sender, lambda: False), 0)
+    finally:
+        stream.close()
+        reader.join()
+        sender.close()
+        receiver.close()
+    return got[0]
 
 
 def json_path(client: Client, rows: int) -> pa.Table:
@@ -183,10 +213,11 @@ def shutdown(client: Client) -> None:
     process.wait(timeout=30)
 
 
-def report(args: argparse.Namespace, own: pa.Table, own_t: Timed, api_t: Timed, json_ms: float,
+def report(args: argparse.Namespace, own: pa.Table, times: tuple[Timed, Timed, Timed], json_ms: float,
            load: tuple[float, float]) -> None:
     """The three ways' times, and the CPU each used: on a box whose cores are all busy with the
     query, the API's CPU over the cores bounds its wall time from below."""
+    own_t, api_t, floor_t = times
     mid = statistics.median
     own_best, api_best, own_mid, api_mid = min(own_t.wall), min(api_t.wall), mid(own_t.wall), mid(api_t.wall)
     cores = os.cpu_count() or 1
@@ -198,6 +229,10 @@ def report(args: argparse.Namespace, own: pa.Table, own_t: Timed, api_t: Timed, 
     print(f"  engine.client connect().sql().arrow()     : {api_best:7.1f} ms, {api_mid:7.1f} ms  "
           f"({api_best / own_best:.2f}x, {api_mid / own_mid:.2f}x DuckDB's own; CPU {mid(api_t.cpu):.0f} "
           f"core-ms, {mid(api_t.daemon_cpu):.0f} of them the daemon's)")
+    floor_best, floor_mid = min(floor_t.wall), mid(floor_t.wall)
+    print(f"  the socket floor (no daemon: see above)   : {floor_best:7.1f} ms, {floor_mid:7.1f} ms  "
+          f"({floor_best / own_best:.2f}x, {floor_mid / own_mid:.2f}x DuckDB's own; "
+          f"CPU {mid(floor_t.cpu):.0f} core-ms)")
     print(f"  JSON `sql` op + pa.table (today), best of 3: {json_ms:7.1f} ms "
           f"({json_ms / own_best:.0f}x)")
 
@@ -215,12 +250,12 @@ def main() -> None:
         copy = Path(tmp) / "copy.duckdb"
         shutil.copyfile(ws.db, copy)
         load = os.getloadavg()[0]
-        own_t, api_t, own, api = rounds(home, copy, args.rounds)
+        own_t, api_t, floor_t, own, api = rounds(home, copy, args.rounds)
         with connect(home) as db:
             json_ms, js = best(lambda: json_path(db.client, args.rows))
             shutdown(db.client)
         assert api.equals(own) and js.num_rows == own.num_rows
-        report(args, own, own_t, api_t, json_ms, (load, os.getloadavg()[0]))
+        report(args, own, (own_t, api_t, floor_t), json_ms, (load, os.getloadavg()[0]))
         print(f"10M-row result, generated : {serve_big(home, BIG_QUERY.format(n=args.big))}")
         print(f"10M-row result, stored    : {serve_big(home, STORED_BIG)}")
 

@@ -92,8 +92,9 @@ class Result(_Frames):
         return self.db.client.stream("sql_arrow", **args)
 
     def arrow(self) -> pa.Table:
-        """The whole result as a pyarrow Table, with DuckDB's types."""
-        return self.reader().read_all()
+        """The whole result as a pyarrow Table, with DuckDB's types (its batches in shared memory
+        the daemon wrote them to, where it can: engine/client/arena.py)."""
+        return self.db.client.table("sql_arrow", query=self.query, params=self.params)
 
 
 class TIResult(_Frames):

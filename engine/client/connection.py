@@ -73,6 +73,8 @@ class Client:
         self.buffer = bytearray()
         self.ids = itertools.count(1)
         self.pending: collections.deque[dict[str, Any]] = collections.deque()
+        self.arena: tuple[socket.socket, Any] | None = None
+        """(the connection it is attached to, its ClientArena or None when it could not be)."""
         self.streaming = False
         """True from an Arrow stream's request until its trailer is read. A request made while it
         is set (a stream left half read, or interrupted) goes on a new connection: the old one
@@ -146,13 +148,18 @@ class Client:
         the socket as they are consumed. Refusals raise RequestFailed here, before any row; a
         failure halfway raises it from the reader. Read the reader to its end before the next
         request on this client (a request sent earlier abandons it, on a new connection)."""
-        import pyarrow as pa
-        import pyarrow.ipc as ipc
 
         if op not in STREAMED_OPS:
             raise ValueError(f"{op} answers with one JSON line: use Client.request")
         request_id = self._send(op, args)
         self._answer(request_id)
+        return self._rest_of_stream(request_id)
+
+    def _rest_of_stream(self, request_id: int) -> pa.RecordBatchReader:
+        """The Arrow IPC stream after its header line, then its trailer."""
+        import pyarrow as pa
+        import pyarrow.ipc as ipc
+
         batches = ipc.open_stream(_SocketReader(self))
 
         def rest() -> Iterator[pa.RecordBatch]:
@@ -161,6 +168,54 @@ class Client:
             self.streaming = False
 
         return pa.RecordBatchReader.from_batches(batches.schema, rest())
+
+    def table(self, op: str, **args: Any) -> pa.Table:
+        """The whole result of a streamed op (`sql_arrow`) as a Table. Its batches are written by
+        the daemon into this connection's shared-memory arena and read in place where it can
+        (engine/client/arena.py); otherwise, or with TIX_ARENA=0, read from the socket."""
+        if self.streaming:
+            self.reconnect()
+        arena = self._attached_arena()
+        if arena is None:
+            return self.stream(op, **args).read_all()
+        request_id = self._send(op, {**args, "arena": arena.grant()})
+        header = self._answer(request_id)
+        if not header.get("arena"):
+            return self._rest_of_stream(request_id).read_all()
+        return self._placed(request_id, arena, header)
+
+    def _attached_arena(self) -> Any:
+        """This connection's arena: made and attached on first use (None where it cannot be)."""
+        if self.arena is not None and self.arena[0] is self.sock:
+            return self.arena[1]
+        from engine.client.arena import open_arena
+
+        made, arena = open_arena(), None
+        if made is not None:
+            try:
+                self.request("arena_attach", path=made.path, size=made.capacity, warm=made.warm)
+                arena = made
+            except RequestFailed:  # another host (ssh -L), or a daemon that will not: the socket
+                pass
+            finally:
+                made.unlink()
+        self.arena = (self.sock, arena)
+        return arena
+
+    def _placed(self, request_id: int, arena: Any, header: dict[str, Any]) -> pa.Table:
+        """Read an arena-framed result: {"at": [offset, length]} lines for IPC messages in the
+        arena, {"inline": length} lines followed by the bytes, then the trailer. pyarrow's IPC
+        reader reads the frames as one stream (dictionaries included), each body in place."""
+        import pyarrow.ipc as ipc
+
+        frames = _FrameReader(self, arena, request_id)
+        table = ipc.open_stream(frames).read_all()
+        while not frames.done:  # the end-of-stream marker came before the trailer
+            frames.next_frame()
+        self.streaming = False
+        if not frames.trailer.get("ok"):
+            raise RequestFailed(str(frames.trailer.get("error")), str(frames.trailer.get("code", "internal")))
+        return table
 
     def _read(self) -> dict[str, Any]:
         while (end := self.buffer.find(b"\n")) < 0:
@@ -188,6 +243,61 @@ class Client:
                     return
         finally:
             self.sock.settimeout(self.timeout)
+
+
+class _FrameReader:
+    """A read-only file over an arena-framed result (Client._placed): each read is a slice of the
+    current frame, an arena region or inline bytes, without a copy (a read across two frames,
+    which whole IPC messages never need, is joined). Empty once the trailer line has come."""
+
+    closed = False
+
+    def __init__(self, client: Client, arena: Any, request_id: int) -> None:
+        self.client, self.arena, self.request_id = client, arena, request_id
+        self.frame: pa.Buffer | None = None
+        self.pos = 0
+        self.done = False
+        self.trailer: dict[str, Any] = {}
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, size: int = -1) -> Any:
+        if size < 0:
+            raise ValueError("an Arrow stream is read in sized pieces")
+        pieces = []
+        while size > 0:
+            if self.frame is None or self.pos >= self.frame.size:
+                if self.done or not self.next_frame():
+                    break
+                continue
+            n = min(size, self.frame.size - self.pos)
+            pieces.append(self.frame.slice(self.pos, n))
+            self.pos, size = self.pos + n, size - n
+        if len(pieces) == 1:
+            return pieces[0]
+        return b"".join(p.to_pybytes() for p in pieces)
+
+    def next_frame(self) -> bool:
+        """The next frame as the current one; False at the trailer (kept in `trailer`)."""
+        import pyarrow as pa
+
+        message = self.client._read()
+        if "at" in message:
+            self.frame = self.arena.claim(*message["at"])
+        elif "inline" in message:
+            self.frame = pa.py_buffer(_SocketReader(self.client).read(int(message["inline"])))
+        elif message.get("id") == self.request_id:
+            self.trailer, self.done, self.frame = message, True, None
+            return False
+        self.pos = 0
+        return True
+
+    def close(self) -> None:
+        pass
 
 
 class _SocketReader:

@@ -33,6 +33,7 @@ import yaml
 from engine import __version__
 from engine.client.protocol import MAX_LINE, decode, encode
 from engine.daemon import arrow_stream, bundle_ops, compare_ops, flips_ops, refresher
+from engine.daemon.arena import Arena, ArenaError, Placement
 from engine.daemon.arrow_stream import BATCH_ROWS, ArrowStream
 from engine.daemon.executors import slurm_info
 from engine.daemon.gpus import DETECTION, gpu_stats, schedulable
@@ -93,6 +94,8 @@ class Daemon:
         self.subscribers: set[asyncio.StreamWriter] = set()
         #: Runs each client follows closely (`subscribe` with `runs`): it gets run_events pushes.
         self.watchers: dict[asyncio.StreamWriter, set[str]] = {}
+        self.arenas: dict[asyncio.StreamWriter, Arena] = {}
+        """Each connection's shared-memory arena, once attached (engine/daemon/arena.py)."""
         self.streaming: set[asyncio.StreamWriter] = set()
         """Connections in the middle of an Arrow stream (`sql_arrow`): no notice may cut into one."""
         self.log_sizes: dict[str, tuple[int, int]] = {}
@@ -118,7 +121,8 @@ class Daemon:
             "resources": self.op_resources,
             "sql_total": self.op_sql_total, "sql_export": self.op_sql_export,
             "sql_page": self.op_sql_page,
-            "sql_arrow": self.op_sql_arrow, "export_bundle": self.op_export_bundle,
+            "sql_arrow": self.op_sql_arrow, "arena_attach": self.op_arena_attach,
+            "export_bundle": self.op_export_bundle,
             "import_bundle": self.op_import_bundle,
             "flips": self.op_flips, "flip_item": self.op_flip_item,
             "run_config": self.op_run_config, "run_diff": self.op_run_diff,
@@ -272,6 +276,9 @@ class Daemon:
             self.clients.discard(writer)
             self.subscribers.discard(writer)
             self.watchers.pop(writer, None)
+            arena = self.arenas.pop(writer, None)
+            if arena is not None:
+                arena.close()
             self.idle_since = time.time()
             writer.close()
 
@@ -489,7 +496,25 @@ class Daemon:
         query, params = str(args.get("query", "")), query_params(args)
         await self.refresh_paired(query)
         batch_rows = _bounded(args.get("batch_rows"), BATCH_ROWS, 1, 1 << 20)
-        return ArrowStream(self.store.con.cursor(), query, params, batch_rows)  # opened in its thread
+        stream = ArrowStream(self.store.con.cursor(), query, params, batch_rows)  # opened in its thread
+        granted, arena = args.get("arena"), self.arenas.get(writer)
+        if isinstance(granted, list) and arena is not None:
+            stream.placement = Placement(arena, granted)
+        return stream
+
+    async def op_arena_attach(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """Open the client's shared-memory arena for this connection's `sql_arrow` results
+        (engine/daemon/arena.py): args path (in /dev/shm, this user's), size, warm (the bytes the
+        client keeps allocated: mapped here). Result: size."""
+        try:
+            arena = Arena(str(args.get("path", "")), int(args.get("size") or 0), int(args.get("warm") or 0))
+        except (ArenaError, ValueError, OSError) as exc:
+            raise RequestError(str(exc)) from None
+        old = self.arenas.pop(writer, None)
+        if old is not None:
+            old.close()
+        self.arenas[writer] = arena
+        return {"size": arena.size}
 
     async def op_export_bundle(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
         """Write an experiment's bundle folder (engine/daemon/bundle_ops.py): args experiment, path
