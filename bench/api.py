@@ -2,28 +2,31 @@
 
 A scratch workspace gets 2M metric rows (3 columns: step BIGINT, name VARCHAR, value DOUBLE),
 written straight into a fresh database before any daemon starts. Then the same
-`SELECT step, name, value FROM metrics` into a pyarrow Table three ways:
+`SELECT step, name, value FROM metrics` into a pyarrow Table four ways:
 
 - DuckDB's own, in this process: `duckdb.connect(db, read_only=True).sql(q).to_arrow_table()`
   on a byte copy of the database file made before the daemon started (the daemon holds the
   file's lock while it runs);
-- the API: `engine.client.connect(home).sql(q).arrow()` (the daemon's `sql_arrow` op: Arrow IPC
-  record batches over the socket, engine/daemon/arrow_stream.py);
+- the API: `engine.client.connect(home).sql(q).arrow()` (the daemon's `sql_arrow` op, its
+  batches written into the client's shared-memory arena: engine/client/arena.py);
+- the socket floor: the daemon's streaming code (ArrowStream, its prefetch thread and sender)
+  writing to a socketpair that a thread of this process reads with the client's socket reader,
+  with no daemon, request or second process: the best a result carried over the socket can do;
 - today's JSON path: `Client.request("sql", ...)`, rows turned into a Table (best of 3).
 
-The first two alternate over `--rounds` rounds after a warm-up of each, so both see the same load
-on a shared box; the best and the median are printed, and their ratios, with the CPU each used
-(core-ms: every thread of this process, plus the daemon's for the API) and the load average. On
-a box whose cores the query keeps busy, CPU over the cores bounds the wall time: that is what
-keeps the API above DuckDB's own on two cores (README "Arrow over the wire, and how fast").
-DuckDB's own runs in the process that filled the database, whose heap is warm (a fresh process
-faults its result's pages in: 55 core-ms instead of 30); that is its fastest case.
+The first three alternate over `--rounds` rounds after a warm-up of each, so all see the same
+load on a shared box; the best and the median are printed, and their ratios, with the CPU each
+used (core-ms: every thread of this process, plus the daemon's for the API) and the load
+average. DuckDB's own runs in the process that filled the database, whose heap is warm (a fresh
+process faults its result's pages in: 55 core-ms instead of 30); that is its fastest case.
 
 Then a fresh daemon serves a 10M-row result (`range(10M)` with a string and a double column,
 about 240 MB as Arrow) that the client reads batch by batch and drops; a thread samples the
 daemon's RSS every 10 ms: its peak, against its RSS before, shows the result never sat whole in
 the daemon's memory. The same for a 10M-row table stored in the database (DuckDB's buffer pool
-caches what it read, so expect more there).
+caches what it read, so expect more there), and for the generated one read whole with
+`.arrow()` (the arena's warm part, 256 MiB of the client's shared pages, counts in the daemon's
+RSS once written; the rest is written without mapping it).
 
 Run: `make bench` or `python bench/api.py [--rows N] [--big N]`.
 """
@@ -198,6 +201,24 @@ def serve_big(home: Path, query: str) -> str:
             f"VmHWM {hwm:,.0f} MiB)")
 
 
+def serve_big_table(home: Path, query: str) -> str:
+    """`.arrow()` of `query` through a fresh daemon (its batches in the client's arena, which the
+    daemon maps up to its warm part): the daemon's RSS before and at peak, shared pages included."""
+    with connect(home) as db:
+        pid = db.client.request("ping")["pid"]
+        meter = PeakRss(pid)
+        t0 = time.perf_counter()
+        table = db.sql(query).arrow()
+        seconds = time.perf_counter() - t0
+        before, peak = meter.stop()
+        rows, size = table.num_rows, table.nbytes
+        del table
+        shutdown(db.client)
+    return (f"{rows:,} rows ({size / 2**20:,.0f} MiB as Arrow) in {seconds:.2f} s; daemon RSS "
+            f"{before:,.0f} MiB before, peak {peak:,.0f} MiB (+{peak - before:,.0f} MiB, the arena's "
+            f"shared pages it wrote included)")
+
+
 def vm_hwm(pid: int) -> float:
     """The kernel's record of the process's peak resident memory (catches what sampling misses)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -258,6 +279,7 @@ def main() -> None:
         report(args, own, (own_t, api_t, floor_t), json_ms, (load, os.getloadavg()[0]))
         print(f"10M-row result, generated : {serve_big(home, BIG_QUERY.format(n=args.big))}")
         print(f"10M-row result, stored    : {serve_big(home, STORED_BIG)}")
+        print(f"10M-row result, .arrow()  : {serve_big_table(home, BIG_QUERY.format(n=args.big))}")
 
 
 if __name__ == "__main__":

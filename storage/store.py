@@ -146,9 +146,10 @@ class Store:
         """Open (creating if needed) and migrate; `upto` stops at a schema version (tests)."""
         con = duckdb.connect(str(path) if path else ":memory:")
         con.execute("SET TimeZone = 'UTC'")
-        # Ingest commits a window (up to 8 MiB of samples, 32 MiB of events) at a time; at DuckDB's default 16 MB threshold it
-        # checkpoints every other window and rewrites the growing row groups each time, which at
-        # paper scale cost a third of the file (bench/scale.py: 314 vs 236 MB at --fraction 0.1).
+        # Ingest commits a window (up to 8 MiB of samples, 32 MiB of events) at a time; at
+        # DuckDB's default 16 MB threshold it checkpointed every other window and rewrote the
+        # growing row groups each time, which at paper scale cost a third of the file
+        # (bench/scale.py: 314 vs 236 MB at --fraction 0.1).
         con.execute("SET checkpoint_threshold = '256MB'")
         migrate(con, upto)
         return cls(con, Path(path) if path else None)

@@ -21,6 +21,7 @@ cannot open the file (another host through `ssh -L`), `arrow()` reads from the s
 from __future__ import annotations
 
 import bisect
+import collections
 import contextlib
 import mmap
 import os
@@ -41,7 +42,9 @@ MIN_EXTENT = 64 << 10
 class ClientArena:
     """This process's arena for one daemon connection (see the module)."""
 
-    def __init__(self, capacity: int = CAPACITY, warm: int = WARM) -> None:
+    def __init__(self, capacity: int | None = None, warm: int | None = None) -> None:
+        capacity = CAPACITY if capacity is None else capacity
+        warm = WARM if warm is None else warm
         self.path = os.path.join(SHM, f"tix-arena-{os.getpid()}-{secrets.token_hex(8)}")
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
@@ -55,6 +58,9 @@ class ClientArena:
         self.capacity, self.warm = capacity, warm
         self.whole = pa.py_buffer(self.map)
         self.free: list[tuple[int, int]] = [(0, capacity)]  # (start, end), sorted, merged
+        self.released: collections.deque[tuple[int, int]] = collections.deque()
+        """Regions whose buffers are gone, freed at the next grant or claim: a buffer may die in
+        any thread, or in a garbage collection while the free list is being changed."""
         self.lock = threading.Lock()
 
     def unlink(self) -> None:
@@ -67,11 +73,19 @@ class ClientArena:
         """The free extents the daemon may write this request's batches into, lowest first (the
         warm pages are reused first)."""
         with self.lock:
+            self._free_released()
             return [[start, end - start] for start, end in self.free if end - start >= MIN_EXTENT][:256]
+
+    def extents(self) -> list[tuple[int, int]]:
+        """The free (start, end) extents now."""
+        with self.lock:
+            self._free_released()
+            return list(self.free)
 
     def claim(self, offset: int, length: int) -> pa.Buffer:
         """The region the daemon wrote, as an Arrow buffer that gives it back once unreferenced."""
         with self.lock:
+            self._free_released()
             i = bisect.bisect_right(self.free, (offset, self.capacity + 1)) - 1
             if i < 0 or not (self.free[i][0] <= offset and offset + length <= self.free[i][1]):
                 raise ValueError(f"the daemon wrote outside the granted extents: {offset}+{length}")
@@ -81,9 +95,14 @@ class ClientArena:
         return pa.foreign_buffer(self.whole.address + offset, length, base=_Region(self, offset, length))
 
     def release(self, offset: int, length: int) -> None:
-        """A region's buffers are gone: free it, merged with its neighbours; what lies past `warm`
-        goes back to the system."""
-        with self.lock:
+        """A region's buffers are gone (any thread): it is freed at the next grant or claim."""
+        self.released.append((offset, length))
+
+    def _free_released(self) -> None:
+        """Free the released regions, each merged with its neighbours; what lies past `warm` goes
+        back to the system. Under the lock."""
+        while self.released:
+            offset, length = self.released.popleft()
             start, end = offset, offset + length
             i = bisect.bisect_left(self.free, (start, end))
             if i > 0 and self.free[i - 1][1] == start:
@@ -109,8 +128,7 @@ class _Region:
         self.arena, self.offset, self.length = arena, offset, length
 
     def __del__(self) -> None:
-        with contextlib.suppress(Exception):  # at interpreter exit nothing is left to free
-            self.arena.release(self.offset, self.length)
+        self.arena.release(self.offset, self.length)
 
 
 def open_arena() -> ClientArena | None:

@@ -10,20 +10,25 @@ object per cell; a million rows become a million dicts. This op answers with Arr
               {"id": 7, "ok": true, "result": {"rows": N, "batches": K}}\\n   (the trailer)
 
 A query that fails after its first rows were sent ends its stream early and says why in the
-trailer ({"ok": false, "error": ..., "code": "query_error"}).
+trailer ({"ok": false, "error": ..., "code": "query_error"}). With an arena (after `arena_attach`,
+args "arena": [[offset, length], ...], the extents free for this request) the header says
+"arena": true and the IPC stream comes as frames: a line {"at": [offset, length]} for messages
+written into the arena, or {"inline": length} and then the bytes; then the trailer.
 
-Why the socket and not an Arrow file in the workspace that the client memory-maps: what a
-result costs is CPU, and both ways cost about the same. Measured on this 2-core box for 2M rows
-x 3 columns (51 MiB), core-ms for the transfer alone: the socket copies each batch into the
-kernel and out again (17-20 core-ms: two copies into memory that is already mapped); a memfd
-(the file the client maps, passed with SCM_RIGHTS) is written once, but into fresh shared-memory
-pages, and mapped (MAP_POPULATE) and freed per batch (18 + 4 core-ms); a pipe fed with vmsplice
-(the daemon's pages, copied once by the reader) 14 core-ms, but the daemon must keep every batch
-alive and unchanged until the client has read it, which nothing tells it. An O_TMPFILE on disk
-was no better than the memfd. The socket needs no disk or RAM for a 10 GB result, leaves
-nothing to clean up when a client dies mid-read, holds back a slow reader (the daemon keeps a
-few batches, never the result), hands batches over as they come (`Result.reader()`), and works
-through a forwarded socket (`ssh -L`), where a file or a passed descriptor would not.
+Both the socket and memory the client maps, each where it is the better one. The socket carries
+every stream `Result.reader()` reads batch by batch, and everything where the daemon cannot open
+the client's arena (another host through `ssh -L`, no /dev/shm, TIX_ARENA=0): it needs no RAM
+for a 10 GB result, leaves nothing behind when a client dies mid-read, holds back a slow reader
+(the daemon keeps a few batches, never the result) and hands batches over as they come. But it
+copies each batch twice (into the kernel, out of it): for 2M rows x 3 columns (51 MiB) on this
+2-core box, the daemon's streaming code through a socketpair inside one process, with no daemon
+at all (bench/api.py, "the socket floor"), took 1.9-2.4x DuckDB's own `to_arrow_table()`. So a
+whole result (`Result.arrow()`) goes into the client's shared-memory arena where it can
+(engine/daemon/arena.py, engine/client/arena.py): the batch is copied once, into pages written
+before, and the client reads it in place (1.43-1.50x, median). Measured first and rejected: a
+memfd per result (fresh pages to fault in and free: 22 core-ms against 17-20 for the socket), a
+pipe fed with vmsplice (14 core-ms, but the daemon must keep each batch until the client has
+read it, which nothing tells it), an O_TMPFILE on disk.
 
 Why threads that write to the socket themselves: the daemon is one asyncio loop that also
 ingests and schedules. The first version handed each batch to the loop (`writer.writelines`,
