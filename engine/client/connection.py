@@ -106,7 +106,9 @@ class Client:
         self.close()
 
     def close(self) -> None:
+        """Close the connection; the arena's memory goes once no table points into it."""
         self.sock.close()
+        self.arena = None
 
     def request(self, op: str, **args: Any) -> Any:
         """Send one request and return its result; raises RequestFailed with the daemon's reason."""
@@ -245,12 +247,30 @@ class Client:
             self.sock.settimeout(self.timeout)
 
 
-class _FrameReader:
+class _ArrowSource:
+    """What pyarrow's IPC reader needs of a Python file: sized reads, no seeking, nothing to close."""
+
+    closed = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+    @staticmethod
+    def sized(size: int) -> None:
+        if size < 0:
+            raise ValueError("an Arrow stream is read in sized pieces")
+
+
+class _FrameReader(_ArrowSource):
     """A read-only file over an arena-framed result (Client._placed): each read is a slice of the
     current frame, an arena region or inline bytes, without a copy (a read across two frames,
     which whole IPC messages never need, is joined). Empty once the trailer line has come."""
-
-    closed = False
 
     def __init__(self, client: Client, arena: Any, request_id: int) -> None:
         self.client, self.arena, self.request_id = client, arena, request_id
@@ -259,15 +279,8 @@ class _FrameReader:
         self.done = False
         self.trailer: dict[str, Any] = {}
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
     def read(self, size: int = -1) -> Any:
-        if size < 0:
-            raise ValueError("an Arrow stream is read in sized pieces")
+        self.sized(size)
         pieces = []
         while size > 0:
             if self.frame is None or self.pos >= self.frame.size:
@@ -296,29 +309,17 @@ class _FrameReader:
         self.pos = 0
         return True
 
-    def close(self) -> None:
-        pass
 
-
-class _SocketReader:
+class _SocketReader(_ArrowSource):
     """A read-only file over the client's socket for pyarrow's IPC reader: what `_read` already
     buffered first, then exactly the bytes asked for, received straight into an Arrow buffer (a
     batch's body is one allocation and no copy), and nothing beyond the stream's end marker."""
 
-    closed = False
-
     def __init__(self, client: Client) -> None:
         self.client = client
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
     def read(self, size: int = -1) -> Any:
-        if size < 0:
-            raise ValueError("an Arrow stream is read in sized pieces")
+        self.sized(size)
         buffered = self.client.buffer
         if len(buffered) >= size:
             data = bytes(buffered[:size])
@@ -337,9 +338,6 @@ class _SocketReader:
                 raise DaemonUnavailable("the daemon closed the connection in the middle of a result")
             got += n
         return out
-
-    def close(self) -> None:
-        pass
 
 
 def daemon_running(ws: Workspace) -> bool:

@@ -49,6 +49,8 @@ def test_arrow_reads_the_batches_in_place_and_reuses_the_region(ws: Workspace) -
         assert sorted(b.address for c in again.columns for ch in c.chunks for b in ch.buffers() if b) == offsets
         socket_only = db.sql(ROWS).reader().read_all()  # reader() stays on the socket
         assert not inside(socket_only, arena) and same(socket_only, again)
+    assert db.client.arena is None  # closed: the arena lives on only through `again`
+    assert inside(again, arena) and same(again, socket_only)
 
 
 def test_every_type_comes_through_the_arena_as_over_the_socket(ws: Workspace,
