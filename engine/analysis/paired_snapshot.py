@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,7 @@ def save(path: Path, data: PairedData, db_stamp: list[str]) -> None:
             "shape": [[list(m) for m in models], benches, [[e, b, g] for (e, b), g in groups.items()]],
             "boot_seed": boot_seed}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with tmp.open("wb") as f:
         np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
     os.replace(tmp, path)
