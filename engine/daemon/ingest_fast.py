@@ -249,16 +249,18 @@ def _metrics_duckdb(body: bytes, starts: np.ndarray, run_id: str) -> tuple[pa.Ta
         return _empty("metrics"), np.empty(0, np.int64)
     finally:
         con.unregister("lines")
+    if [f.name for f in parsed.schema.field("v").type] != names:  # a name DuckDB's struct changed
+        return _empty("metrics"), np.empty(0, np.int64)  # (a NUL in it): the Python path
     return _metric_rows(parsed, names, run_id), parsed["i"].to_numpy()
 
 
 def _metric_rows(parsed: pa.Table, names: list[str], run_id: str) -> pa.Table:
-    """One row per (line, name) present in the line's values."""
+    """One row per (line, name) present in the line's values; `names` are the struct's fields."""
     values = parsed["v"].combine_chunks()
     times = _timestamps(parsed["t"])  # once for the window: a line's names share its time
     parts = []
-    for name in names:
-        column = values.field(name)
+    for k, name in enumerate(names):  # by position: a name may hold what a lookup by name trips on
+        column = values.field(k)
         present = pc.is_valid(column)
         n = pc.sum(present).as_py() or 0
         if n:  # pa.repeat, not a Python list of n strings (that took a third of the window's time)

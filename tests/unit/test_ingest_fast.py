@@ -237,3 +237,25 @@ def test_a_samples_window_pyarrow_reads_whole_stores_what_python_stores(
     assert [r[-1] for r in rows] == [{k: v for k, v in s.items() if k not in ingest._SAMPLE_FIELDS} or None
                                      for s in SAMPLE_WINDOW]
     assert rows[2][4] is None and rows[2][9] is None  # INT_MIN and 2**40 do not fit: as Python's _int32
+
+
+def test_metric_names_with_control_characters_are_stored_as_written(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name with NUL and ESC (a trainer logging a key it read from data) in a window pyarrow
+    refuses: DuckDB's struct changes such a name, which made the window's ingest raise a KeyError;
+    it now takes the Python path."""
+    run = tmp_path / "a"
+    run.mkdir()
+    odd = "loss\x00\x1b[2J\x07"
+    lines = [json.dumps({"type": "metric", "t": 1.7e9, "step": s, "values": {odd: s / 4, "lr": 1}})
+             for s in range(50)]
+    (run / "events.jsonl").write_text("\n".join([*lines[:25], "{bad", *lines[25:]]) + "\n")  # not pyarrow's
+    body = (run / "events.jsonl").read_bytes()
+    assert ingest_fast._metrics_arrow(body, ingest_fast.line_starts(body)) is None  # DuckDB's path
+    stores = [Store.open(None), Store.open(None)]
+    ingest_until_drained(stores[0], "r", run)
+    python_path(monkeypatch)
+    ingest_until_drained(stores[1], "r", run)
+    fast, slow = (dump(s) for s in stores)
+    assert fast == slow
+    assert {r[2] for r in fast["metrics"]} == {odd, "lr"} and len(fast["metrics"]) == 100
