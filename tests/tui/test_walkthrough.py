@@ -278,3 +278,29 @@ def test_a_column_wider_than_the_grid_shows_what_fits() -> None:
             assert "eeee" in row and row.endswith(MORE_RIGHT), row
 
     asyncio.run(main())
+
+
+def test_the_runs_table_never_cuts_a_column_below_80_columns() -> None:
+    """At 60 columns the progress column ran one cell past the pane (`100%` read `100`, the table
+    scrolls sideways below 80); between 61 and 79 the ETA, GPU or time column was cut the same way.
+    Now the progress column narrows its bar to end at the edge, and a column the edge would cut
+    shows as `›`."""
+    running = {"id": "train-0000000042", "experiment": "tiny-lab", "name": "rl", "kind": "train",
+               "state": "running", "progress": 0.42, "created_at": "2025-03-14 11:59:00",
+               "started_at": "2025-03-14 11:59:00", "gpus": "0"}
+
+    async def main() -> None:
+        app = RunsHost([*DEMO_RUNS, running])
+        async with app.run_test(size=(60, 18)) as pilot:
+            for width in (60, 64, 70, 75, 79):
+                await pilot.resize_terminal(width, 18)
+                await pilot.pause(0.2)
+                rows = [line for line in screen_text(app).splitlines() if line.startswith(" train-0000000042")]
+                assert rows and " 42%" in rows[0], (width, rows)
+                table = [line.rstrip(" ▁▂▃▄▅▆▇█▉▊▋▌▍▎▏") for line in screen_text(app).splitlines()[3:9]]
+                for line in table:  # the last cell shown is whole, or the marker of one that is not
+                    assert not re.search(r"\d[a-z]?$", line) or re.search(r"(\d+%|\d+s|\b\d+)$", line), line
+                if 60 < width < 79:  # at 79 every column fits
+                    assert all(line.endswith("›") for line in table if line), (width, table)
+
+    asyncio.run(main())

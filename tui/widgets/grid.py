@@ -10,18 +10,21 @@ the rest is (scroll with the arrow keys).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from rich.segment import Segment
 from textual.message import Message
 from textual.strip import Strip
+from textual.widgets import DataTable
 
 from tui.widgets.literal import LiteralTable
 
 MORE_RIGHT, MORE_LEFT = "›", "‹"
 
 
-class WholeColumnTable(LiteralTable):
-    """A LiteralTable whose edge columns are shown whole or not at all (see the module docstring)."""
+class WholeColumns(DataTable[Any]):
+    """A DataTable whose edge columns are shown whole or not at all (see the module docstring);
+    mixed into a table class before its DataTable base."""
 
     def render_line(self, y: int) -> Strip:
         strip = super().render_line(y)
@@ -52,6 +55,10 @@ class WholeColumnTable(LiteralTable):
             edges.append((x, x + width))
             x += width
         return edges
+
+
+class WholeColumnTable(WholeColumns, LiteralTable):
+    """A LiteralTable whose edge columns are shown whole or not at all."""
 
 
 def edge_cuts(edges: list[tuple[int, int]], x1: int, x2: int) -> tuple[int | None, int | None]:

@@ -33,6 +33,7 @@ from tui.format import (
     state_cell,
     visible,
 )
+from tui.widgets.grid import WholeColumns
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,26 @@ def layout(width: int, nodes: bool = False, need: int = 0) -> list[tuple[Column,
             spare -= take
             if widths[c.key] >= most[c.key]:
                 growers.remove(c)
+    fit_to_edge(cols, widths, holder, width - 1)
     return [(c, widths[c.key]) for c in cols]
+
+
+PROGRESS_MIN = 6
+"""The narrowest progress cell: a one-cell bar, a space and `100%`."""
+
+
+def fit_to_edge(cols: list[Column], widths: dict[str, int], holder: str, view: int) -> None:
+    """Narrow `holder` (progress or result) to end at the view's right edge when the edge would
+    cut it: a narrower bar, or a shorter whole form of the result (result_cell), instead of
+    `100%` shown as `100` (60 columns). The columns after it stay beyond the edge."""
+    start = 0
+    for c in cols:
+        if c.key == holder:
+            room = view - start - 1  # its leading space
+            if PROGRESS_MIN <= room < widths[holder]:
+                widths[holder] = room
+            return
+        start += widths[c.key] + 1
 
 
 def make_room(widths: dict[str, int], holder: str, want: int, spare: int) -> int:
@@ -153,8 +173,9 @@ def _cell(run: dict[str, Any], key: str, width: int, now: float) -> str | Text:
     return str(run.get(key) or "")
 
 
-class RunsTable(DataTable[Text]):
-    """DataTable of runs keyed by run id; `show` lays out, `update_run` patches one row."""
+class RunsTable(WholeColumns, DataTable[Text]):
+    """DataTable of runs keyed by run id; `show` lays out, `update_run` patches one row. Below 80
+    columns it scrolls sideways, and a column the edge would cut shows as `›` (WholeColumns)."""
 
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("enter", "select_cursor", "open", show=True),
