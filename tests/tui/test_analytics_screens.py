@@ -225,13 +225,13 @@ def test_shift_screen_draws_the_recorded_results(lab: Workspace) -> None:
         await pilot.press("t")
         tokens = screen.query_one("#shift-tokens", DataTable)
         assert [row_text(tokens, i) for i in range(tokens.row_count)] == [
-            ["1", "' tok00'", "10", "2.00"], ["2", "' tok01'", "9", "3.00"], ["3", "' tok02'", "8", "4.00"]]
+            ["1", "10", "2.00", "' tok00'"], ["2", "9", "3.00", "' tok01'"], ["3", "8", "4.00", "' tok02'"]]
         await pilot.press("g")  # the group's most-shifted tokens
         assert [row_text(tokens, i) for i in range(tokens.row_count)] == [
-            ["1", "' grp00'", "20", "5.00"], ["2", "' grp01'", "19", "6.00"]]
+            ["1", "20", "5.00", "' grp00'"], ["2", "19", "6.00", "' grp01'"]]
         await pilot.press("g")
         screen.query_one("#shift-benchmark", Select).value = "spell"
-        await until(pilot, lambda: tokens.row_count == 3 and "tok40" in row_text(tokens, 0)[1])
+        await until(pilot, lambda: tokens.row_count == 3 and "tok40" in row_text(tokens, 0)[3])
 
     drive(lab, ShiftScreen, scenario)
 

@@ -36,7 +36,7 @@ from tui.widgets.charts import Bar, ChartView, bars_text, trajectory_text
 from tui.widgets.chrome import Chrome
 from tui.widgets.footer import FitFooter
 from tui.widgets.grid import WholeColumnTable
-from tui.widgets.literal import LiteralTable, literal_options
+from tui.widgets.literal import literal_options
 
 TI_FORMATS = [ExportFormat("csv", "CSV", "csv"), ExportFormat("md", "Markdown", "md"),
               ExportFormat("latex", "LaTeX (booktabs)", "tex")]
@@ -631,7 +631,7 @@ class ShiftScreen(ResultsScreen):
             with TabPane("ranks", id="ranks"):
                 yield ChartView("no token shift", id="plot-ranks")
             with TabPane("tokens", id="tokens"):
-                yield LiteralTable(id="shift-tokens", cursor_type="row", zebra_stripes=True)
+                yield WholeColumnTable(id="shift-tokens", cursor_type="row", zebra_stripes=True)
         yield Static("", id="shift-note")
         yield FitFooter()
 
@@ -796,12 +796,13 @@ class ShiftScreen(ResultsScreen):
         scope, shown = self.shown_tokens()
         table = self.query_one("#shift-tokens", DataTable)
         table.clear(columns=True)
-        table.add_columns("rank", f"token ({scope}; g: {'benchmark' if self.group_tokens else 'group'})",
-                          "count", "mean base rank")
+        # The numbers first: a long token (a repr of whatever the model emitted) is cut at the
+        # pane's edge, and they would have gone with it.
+        table.add_columns("rank", "count", "mean base rank",
+                          f"token ({scope}; g: {'benchmark' if self.group_tokens else 'group'})")
         for t in shown:
-            table.add_row(Text(str(t["rank"]), justify="right"), repr(t["token"]),
-                          Text(str(t["count"]), justify="right"),
-                          Text(number(t["mean_base_rank"], 2), justify="right"))
+            table.add_row(Text(str(t["rank"]), justify="right"), Text(str(t["count"]), justify="right"),
+                          Text(number(t["mean_base_rank"], 2), justify="right"), repr(t["token"]))
 
     def shown_tokens(self) -> tuple[str, list[dict[str, Any]]]:
         """The tokens tab's scope and rows: the selected benchmark's, or (`g`) its whole group's
