@@ -16,6 +16,7 @@ The file holds numbers and one JSON string: numpy reads it without pickle.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -35,7 +36,7 @@ FORMAT = 1
 """Bumped when what is saved changes: a snapshot of another format is ignored."""
 ROW_ARRAYS = ("segment", "stratum", "item", "model_score", "base_score", "binary_rows")
 SEGMENT_ARRAYS = ("binary", "q", "gained", "lost", "mcnemar_p", "keys")
-PAIRED_ARRAYS = ("n", "delta", "se", "ci_low", "ci_high", "p")
+PAIRED_ARRAYS = tuple(f.name for f in dataclasses.fields(stats.Paired))
 STAMP_SQL = "SELECT signature, computed_at::VARCHAR FROM paired_stats_source"
 
 
@@ -59,9 +60,13 @@ def save(path: Path, data: PairedData, db_stamp: list[str]) -> None:
             "boot_seed": boot_seed}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with tmp.open("wb") as f:
-        np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
-    os.replace(tmp, path)
+    try:
+        with tmp.open("wb") as f:
+            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk: no half-written file stays behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _replicate_arrays(data: PairedData) -> dict[str, Any]:
@@ -93,8 +98,10 @@ def read(path: Path, db_stamp: list[str] | None) -> PairedData | None:
             if meta.get("format") != FORMAT or meta.get("stamp") != db_stamp:
                 return None
             data = _data(meta, {k: z[k] for k in z.files if k != "meta"})
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        log.warning("ignoring the paired snapshot %s: %s", path, exc)
+    except Exception as exc:  # noqa: BLE001 - truncated (BadZipFile, EOFError), damaged, foreign
+        log.warning("ignoring the paired snapshot %s (the items are read again): %s: %s", path,
+                    type(exc).__name__, exc)
+        path.unlink(missing_ok=True)
         return None
     log.info("paired items: %d items read from %s in %.2f s", len(data.segment), path.name,
              time.perf_counter() - started)

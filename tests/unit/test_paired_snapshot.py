@@ -80,11 +80,13 @@ def test_a_snapshot_of_another_database_state_is_ignored(tmp_path, caplog) -> No
     assert_same(cache.current(other.con.cursor()), full_read(other))
     assert cache.saved is None  # nothing was taken from the file
 
-    path.write_bytes(b"not a zip")
-    with caplog.at_level(logging.WARNING, logger="tix.paired"):
-        damaged = PairedCache(snapshot=path).current(store.con.cursor())
-    assert_same(damaged, full_read(store))
-    assert "ignoring the paired snapshot" in caplog.text
+    saved_cache(store, path)
+    for damage in (b"not a zip", path.read_bytes()[: path.stat().st_size // 2]):  # a save cut short
+        path.write_bytes(damage)
+        with caplog.at_level(logging.WARNING, logger="tix.paired"):
+            damaged = PairedCache(snapshot=path).current(store.con.cursor())
+        assert_same(damaged, full_read(store))
+        assert "ignoring the paired snapshot" in caplog.text and not path.exists()  # not read again
 
 
 def test_a_snapshot_of_another_format_is_ignored(tmp_path, monkeypatch) -> None:
