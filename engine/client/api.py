@@ -10,13 +10,14 @@
 While any run goes on, the daemon holds DuckDB's lock on `tix.duckdb`, so a notebook cannot open
 the file; it asks the daemon instead, like `tix sql`. Queries are read-only and refused exactly
 as `tix sql` refuses them (RequestFailed with the same one line). Results travel as Arrow IPC
-record batches over the daemon's socket (engine/daemon/arrow_stream.py says why not a file), so
-DuckDB's types arrive intact (DECIMAL, TIMESTAMP, DATE, LIST, STRUCT, NULL, NaN) and a large result
-streams in batches: `.reader()` hands them over one at a time. A 2M-row result arrives in about
-1.7x the time of DuckDB's own in-process `to_arrow_table()` on an idle 2-core box: the same
-conversion plus two copies through the socket, all CPU (bench/api.py; README "Arrow over the
-wire"). Each query runs on its own snapshot in a daemon thread, so notebooks read while workers
-run and ingest writes, and many clients read at once.
+record batches, so DuckDB's types arrive intact (DECIMAL, TIMESTAMP, DATE, LIST, STRUCT, NULL, NaN):
+`.arrow()` and the frames built on it read them in place from shared memory the daemon wrote them
+to (engine/client/arena.py); `.reader()` receives them one at a time over the socket, for a
+result bigger than memory (engine/daemon/arrow_stream.py says why both). A 2M-row
+`.arrow()` takes 1.4-1.6x the time of DuckDB's own in-process `to_arrow_table()` on an idle
+2-core box: the same conversion plus one copy (bench/api.py; README "Arrow over the wire").
+Each query runs on its own snapshot in a daemon thread, so notebooks read while workers run and
+ingest writes, and many clients read at once.
 
 A `Result` runs its query each time it is read (as a DuckDB relation does): `db.runs()` is cheap
 to make, and reading it again shows the runs as they are now.

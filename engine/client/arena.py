@@ -95,12 +95,19 @@ class ClientArena:
         return pa.foreign_buffer(self.whole.address + offset, length, base=_Region(self, offset, length))
 
     def release(self, offset: int, length: int) -> None:
-        """A region's buffers are gone (any thread): it is freed at the next grant or claim."""
+        """A region's buffers are gone (any thread): freed now, or at the next grant or claim when
+        the free list is being changed (by another thread, or by this one in a garbage collection
+        that ran inside a locked section)."""
         self.released.append((offset, length))
+        if self.lock.acquire(blocking=False):
+            try:
+                self._free_released()
+            finally:
+                self.lock.release()
 
     def _free_released(self) -> None:
-        """Free the released regions, each merged with its neighbours; what lies past `warm` goes
-        back to the system. Under the lock."""
+        """Free the released regions, each merged with its neighbours; the pages of a region past
+        `warm` go back to the system. Under the lock."""
         while self.released:
             offset, length = self.released.popleft()
             start, end = offset, offset + length
@@ -111,9 +118,10 @@ class ClientArena:
             if i < len(self.free) and self.free[i][0] == end:
                 end = self.free.pop(i)[1]
             self.free.insert(i, (start, end))
-            self._return(max(start, self.warm), end)
+            self._return(max(offset, self.warm), offset + length)
 
     def _return(self, start: int, end: int) -> None:
+        """Give back the whole pages of [start, end) (its partial end pages may hold a neighbour)."""
         page = mmap.PAGESIZE
         low, high = -(-start // page) * page, end // page * page
         if high > low:

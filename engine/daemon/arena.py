@@ -20,6 +20,7 @@ batch that does not fit, or an arena that cannot be attached (another host throu
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import stat
@@ -58,11 +59,14 @@ class Arena:
         if self.map is not None and offset + length <= self.warm:
             if not self._allocate(offset, length):
                 return False
-            view = memoryview(self.map)
-            for part in parts:
-                data = memoryview(part).cast("B")
-                view[offset:offset + data.nbytes] = data
-                offset += data.nbytes
+            try:
+                with memoryview(self.map) as view:
+                    for part in parts:
+                        data = memoryview(part).cast("B")
+                        view[offset:offset + data.nbytes] = data
+                        offset += data.nbytes
+            except ValueError:  # the connection closed meanwhile (the daemon stops): nothing to write to
+                return False
             return True
         try:
             return os.pwritev(self.fd, [memoryview(p).cast("B") for p in parts], offset) == length
@@ -81,8 +85,11 @@ class Arena:
         return True
 
     def close(self) -> None:
+        """Unmap and close (a write still in flight, when the daemon stops, keeps the mapping
+        until it ends)."""
         if self.map is not None:
-            self.map.close()
+            with contextlib.suppress(BufferError):
+                self.map.close()
             self.map = None
         if self.fd >= 0:
             os.close(self.fd)

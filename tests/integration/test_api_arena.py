@@ -44,7 +44,7 @@ def test_arrow_reads_the_batches_in_place_and_reuses_the_region(ws: Workspace) -
         offsets = sorted(b.address for c in first.columns for ch in c.chunks for b in ch.buffers() if b)
         del first
         gc.collect()
-        assert arena.extents() == [(0, arena.capacity)]  # ... until it is gone
+        assert arena.free == [(0, arena.capacity)]  # ... until it is gone (freed then, not later)
         again = db.sql(ROWS).arrow()
         assert sorted(b.address for c in again.columns for ch in c.chunks for b in ch.buffers() if b) == offsets
         socket_only = db.sql(ROWS).reader().read_all()  # reader() stays on the socket
