@@ -127,7 +127,7 @@ class ArrowStream:
 
     def open(self) -> None:
         """Refuse anything `tix sql` refuses, then start the query in a read-only snapshot."""
-        _checked_read_only(self.cursor, self.query, self.params)
+        check_read_only(self.cursor, self.query, self.params)
         self.cursor.execute("SET TimeZone = 'UTC'")
         self.cursor.execute("BEGIN TRANSACTION")
         relation = self.cursor.sql(self.query, params=self.params or None)
@@ -163,22 +163,6 @@ class ArrowStream:
             self.cursor.execute("ROLLBACK")
         with contextlib.suppress(duckdb.Error):
             self.cursor.close()
-
-
-_READ_ONLY: dict[tuple[str, str], None] = {}
-"""Queries (with their parameters) check_read_only passed: a notebook runs the same query again,
-and the check plans it (0.6 ms of a 2M-row result's 25). Whether a statement writes depends on
-its text and parameters only."""
-
-
-def _checked_read_only(cursor: duckdb.DuckDBPyConnection, query: str, params: Sequence[Any]) -> None:
-    key = (query, repr(list(params)))
-    if key in _READ_ONLY:
-        return
-    check_read_only(cursor, query, params)
-    if len(_READ_ONLY) >= 256:
-        _READ_ONLY.pop(next(iter(_READ_ONLY)))
-    _READ_ONLY[key] = None
 
 
 def one_line(message: str) -> str:
@@ -303,12 +287,10 @@ class _Prefetch:
 
     def produce(self, stream: ArrowStream) -> None:
         try:
-            while (parts := stream.next_parts()) is not None:
+            for parts in _Serial(stream):
                 if not self.put(parts):
                     return
             self.put(None)
-        except (duckdb.Error, pa.ArrowException, OSError) as exc:  # DuckDB's error through Arrow's
-            self.put(QueryFailed(str(exc)))  # C stream arrives as a plain OSError
         except BaseException as exc:  # noqa: BLE001 - handed to the sender, which re-raises it
             self.put(exc)
 
@@ -342,8 +324,8 @@ class _Serial:
         while True:
             try:
                 parts = self.stream.next_parts()
-            except (duckdb.Error, pa.ArrowException, OSError) as exc:
-                raise QueryFailed(str(exc)) from None
+            except (duckdb.Error, pa.ArrowException, OSError) as exc:  # DuckDB's error through Arrow's
+                raise QueryFailed(str(exc)) from None  # C stream arrives as a plain OSError
             if parts is None:
                 return
             yield parts
