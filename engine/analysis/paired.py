@@ -361,9 +361,9 @@ def update(cur: Cursor, previous: PairedData, signature: str, changed: list[str]
              "base_score": np.asarray(arrays["x"], dtype=float)[rows],
              "binary": np.asarray(arrays["binary"], dtype=bool)[rows]}
     order = _row_order(fresh["stratum"], fresh["segment"], fresh["item"])
-    merged = _merge_segments(previous, {k: v[order] for k, v in fresh.items()}, redone)
+    merged, rows = _merge_segments(previous, {k: v[order] for k, v in fresh.items()}, redone)
     data = _compute(signature, previous.segments, merged["segment"], merged["stratum"], merged["item"],
-                    merged["model_score"], merged["base_score"], merged["binary"], (previous, redone))
+                    merged["model_score"], merged["base_score"], merged["binary"], (previous, redone, rows))
     data.shape, data.keys = previous.shape, previous.keys
     stale = set(strata[redone].tolist())
     with previous._lock:
@@ -373,9 +373,10 @@ def update(cur: Cursor, previous: PairedData, signature: str, changed: list[str]
 
 
 def _merge_segments(previous: PairedData, fresh: dict[str, np.ndarray], redone: np.ndarray
-                    ) -> dict[str, np.ndarray]:
+                    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """previous's rows with the `redone` segments' rows taken from `fresh`, in the same order (by
-    stratum, segment, item): each segment's rows are one contiguous block in both."""
+    stratum, segment, item): each segment's rows are one contiguous block in both. Also where the
+    redone segments' rows are in the result."""
     old = {"segment": previous.segment, "stratum": previous.stratum, "item": previous.item,
            "model_score": previous.model_score, "base_score": previous.base_score,
            "binary": previous.binary_rows}
@@ -384,19 +385,23 @@ def _merge_segments(previous: PairedData, fresh: dict[str, np.ndarray], redone: 
         out = {k: v.copy() if k in ("model_score", "base_score", "binary") else v for k, v in old.items()}
         for k in ("model_score", "base_score", "binary"):
             out[k][same] = fresh[k]
-        return out
+        return out, same
     count = len(previous.segments)
     is_redone = np.zeros(count, bool)
     is_redone[redone] = True
     old_start, old_count = _blocks(previous.segment, count)
     new_start, new_count = _blocks(fresh["segment"], count)
     size = previous.segment.size  # fresh rows come after the old ones in the gather below
-    ranges = []
+    ranges, placed, at = [], [], 0
     for s in sorted(range(count), key=lambda s: (previous.segments[s].stratum, s)):
         low, n = (size + new_start[s], new_count[s]) if is_redone[s] else (old_start[s], old_count[s])
         ranges.append(np.arange(low, low + n))
+        if is_redone[s]:
+            placed.append(np.arange(at, at + n))
+        at += n
     take = np.concatenate(ranges) if ranges else np.empty(0, np.int64)
-    return {k: np.concatenate([v, fresh[k]])[take] for k, v in old.items()}
+    rows = np.concatenate(placed) if placed else np.empty(0, np.int64)
+    return {k: np.concatenate([v, fresh[k]])[take] for k, v in old.items()}, rows
 
 
 def _same_rows(previous: PairedData, fresh: dict[str, np.ndarray], redone: np.ndarray) -> np.ndarray | None:
@@ -452,12 +457,13 @@ def _first(codes: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
 
 def _compute(signature: str, segments: list[Segment], seg: np.ndarray, stratum: np.ndarray, item: np.ndarray,
              y: np.ndarray, x: np.ndarray, binary_rows: np.ndarray,
-             reuse: tuple[PairedData, np.ndarray] | None = None) -> PairedData:
-    """The statistics of every segment. With `reuse` = (previous, redone segments), only the redone
-    segments' rows are read and every other segment keeps previous's numbers (each segment's sums
-    run over its own rows in the same order, so the numbers are the same as computing them all)."""
+             reuse: tuple[PairedData, np.ndarray, np.ndarray] | None = None) -> PairedData:
+    """The statistics of every segment. With `reuse` = (previous, redone segments, their rows in
+    the arrays, ascending), only the redone segments' rows are read and every other segment keeps
+    previous's numbers (each segment's sums run over its own rows in the same order, so the
+    numbers are the same as computing them all)."""
     count = len(segments)
-    rows = slice(None) if reuse is None else np.flatnonzero(np.isin(seg, reuse[1]))
+    rows = slice(None) if reuse is None else reuse[2]
     s, ys, xs, b = seg[rows], y[rows], x[rows], binary_rows[rows]
     paired = stats.paired_deltas(ys - xs, s, count)
     binary = np.bincount(s, weights=~b, minlength=count) == 0

@@ -21,7 +21,6 @@ between "+27 points, p = 2e-5" and "+1 point, p = 0.86" being told apart at all.
 
 from __future__ import annotations
 
-import functools
 import math
 import statistics
 import zlib
@@ -126,7 +125,6 @@ def t_pdf(t: np.ndarray | float, df: np.ndarray | float) -> np.ndarray:
     return np.exp(log_norm - (df + 1) / 2 * np.log1p(t * t / df))
 
 
-@functools.lru_cache(maxsize=4096)
 def t_quantile(prob: float, df: float) -> float:
     """The `prob` quantile of Student's t with `df` degrees of freedom (see `t_quantiles`)."""
     if not 0.0 < prob < 1.0 or not df > 0:
@@ -188,14 +186,15 @@ def t_critical(df: np.ndarray, level: float = LEVEL) -> np.ndarray:
     usable = df >= 1
     values, where = np.unique(df[usable], return_inverse=True)
     prob = (1.0 + level) / 2.0
-    new = [v for v in values.tolist() if (prob, v) not in _CRITICAL]
+    known = {v: _CRITICAL.get((prob, v)) for v in values.tolist()}  # a local copy: another thread
+    new = [v for v, t in known.items() if t is None]  # may clear the cache meanwhile
     if new:
         if len(_CRITICAL) > 100_000:
             _CRITICAL.clear()
-        solved = t_quantiles(prob, np.array(new)).tolist()
-        _CRITICAL.update(zip(((prob, v) for v in new), solved, strict=True))
+        known.update(zip(new, t_quantiles(prob, np.array(new)).tolist(), strict=True))
+        _CRITICAL.update(((prob, v), known[v]) for v in new)
     if values.size:
-        out[usable] = np.array([_CRITICAL[(prob, v)] for v in values.tolist()])[where]
+        out[usable] = np.array([known[v] for v in values.tolist()])[where]
     return out
 
 
