@@ -133,6 +133,15 @@ def python_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ingest.IngestBatch, "extend", lambda self, table, data: None)
 
 
+def both_paths(run: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, list[tuple]], dict[str, list[tuple]]]:
+    """The run stored by ingest as it is, then by the Python path alone: both stores' tables."""
+    stores = [Store.open(None), Store.open(None)]
+    ingest_until_drained(stores[0], "r", run)
+    python_path(monkeypatch)
+    ingest_until_drained(stores[1], "r", run)
+    return dump(stores[0]), dump(stores[1])
+
+
 #: Lines pyarrow parses as one window (each field keeps one JSON type), with every case its
 #: result could differ from Python's `json` in: nulls, booleans, strings, nesting, odd times.
 ARROW_WINDOW = [
@@ -195,11 +204,7 @@ def test_one_odd_line_among_valid_ones(tmp_path: Path, monkeypatch: pytest.Monke
     path.write_bytes(text.encode("utf-8", "surrogateescape"))
     body = path.read_bytes()[: path.read_bytes().rindex(b"\n") + 1]
     assert ingest_fast._metrics_arrow(body, ingest_fast.line_starts(body)) is None
-    stores = [Store.open(None), Store.open(None)]
-    ingest_until_drained(stores[0], "r", run)
-    python_path(monkeypatch)
-    ingest_until_drained(stores[1], "r", run)
-    fast, slow = (dump(s) for s in stores)
+    fast, slow = both_paths(run, monkeypatch)
     assert fast == slow
     assert len(fast["metrics"]) == 600 + rows
     assert fast["ingest_offsets"][0][2:] == (len(body), bad)
@@ -252,10 +257,6 @@ def test_metric_names_with_control_characters_are_stored_as_written(tmp_path: Pa
     (run / "events.jsonl").write_text("\n".join([*lines[:25], "{bad", *lines[25:]]) + "\n")  # not pyarrow's
     body = (run / "events.jsonl").read_bytes()
     assert ingest_fast._metrics_arrow(body, ingest_fast.line_starts(body)) is None  # DuckDB's path
-    stores = [Store.open(None), Store.open(None)]
-    ingest_until_drained(stores[0], "r", run)
-    python_path(monkeypatch)
-    ingest_until_drained(stores[1], "r", run)
-    fast, slow = (dump(s) for s in stores)
+    fast, slow = both_paths(run, monkeypatch)
     assert fast == slow
     assert {r[2] for r in fast["metrics"]} == {odd, "lr"} and len(fast["metrics"]) == 100
