@@ -450,10 +450,6 @@ class SQLScreen(Screen[None]):
         grid.clear(columns=True)
         grid.add_columns(*[self.header(i, name) for i, name in enumerate(result["columns"])])
         grid.add_rows(grid_rows(result))
-        # DataTable measures new rows' widths when its queue next runs empty, prompted only if it
-        # was empty at add_rows: once in four full test runs under load the grid kept its header
-        # widths for 15 s. Prompt it again after the next refresh.
-        self.call_after_refresh(grid.check_idle)
         if grid.row_count:
             row, column = self._cursor_after
             grid.move_cursor(row=min(row, grid.row_count - 1), column=min(column, len(result["columns"]) - 1))
