@@ -448,8 +448,14 @@ class SQLScreen(Screen[None]):
         self.query_one("#sql-error", Static).add_class("-empty")
         grid = self.grid
         grid.clear(columns=True)
-        grid.add_columns(*[self.header(i, name) for i, name in enumerate(result["columns"])])
-        grid.add_rows(grid_rows(result))
+        rows = grid_rows(result)
+        # Each column as wide as its widest cell, set here: DataTable measures auto-width columns
+        # only on a later idle pass, which under load left a page at its header widths for 15 s
+        # (twice in six full test runs).
+        for i, name in enumerate(result["columns"]):
+            label = self.header(i, name)
+            grid.add_column(label, width=max([label.cell_len, *(row[i].cell_len for row in rows)]))
+        grid.add_rows(rows)
         if grid.row_count:
             row, column = self._cursor_after
             grid.move_cursor(row=min(row, grid.row_count - 1), column=min(column, len(result["columns"]) - 1))
